@@ -1,0 +1,146 @@
+"""Reading the definitions shipped in deploy/: call files, the scheme catalogue, dossier files.
+
+YAML is read with the base loader: every scalar arrives as text, so a date like 2026-02-31 reaches
+the domain's validation as written (PyYAML's own date parsing would crash on it or hide it).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+from pydantic import ValidationError
+
+from domain.calls import Call, parse_call
+from domain.dossier import DossierContent
+from domain.errors import CallDefinitionError, InvalidCommand
+from domain.schemes import Scheme, parse_schemes
+
+ROOT = Path(__file__).resolve().parent.parent
+CALLS_DIR = ROOT / "deploy" / "calls"
+SCHEMES_FILE = ROOT / "deploy" / "schemes.yaml"
+
+
+def read_yaml(path: Path) -> Any:
+    """Parse a YAML file, every scalar as text.
+
+    Raises:
+        CallDefinitionError: the file is missing or is not YAML (with the line when known).
+    """
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise CallDefinitionError(
+            str(path), "(fichier)", str(path), f"lecture impossible ({exc.strerror})",
+            "Vérifiez le chemin du fichier.",
+        ) from None  # fmt: skip
+    try:
+        return yaml.load(text, Loader=yaml.BaseLoader)  # noqa: S506 - BaseLoader builds no objects
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f"ligne {mark.line + 1}, colonne {mark.column + 1}" if mark else "(fichier)"
+        problem = getattr(exc, "problem", None) or "YAML illisible"
+        raise CallDefinitionError(
+            str(path), where, "(syntaxe)", f"YAML invalide : {problem}",
+            "Corrigez la syntaxe (un « : » dans un texte impose des guillemets autour du texte).",
+        ) from None  # fmt: skip
+
+
+def load_call(path: Path) -> Call:
+    """Load and validate one call file; raises `CallDefinitionError`, never half-loads."""
+    return parse_call(read_yaml(path), _shown(path))
+
+
+@dataclass
+class CallSet:
+    """The calls that loaded, and the files refused with their error."""
+
+    calls: list[Call] = field(default_factory=list)
+    refused: list[CallDefinitionError] = field(default_factory=list)
+    files: dict[str, str] = field(default_factory=dict)  # call id -> file it came from
+
+    def get(self, call_id: str) -> Call | None:
+        """The loaded call of that id."""
+        return next((c for c in self.calls if c.id == call_id), None)
+
+
+def call_files(paths: Sequence[Path] = ()) -> list[Path]:
+    """The YAML files named, or found in the folders named (default: deploy/calls)."""
+    found: list[Path] = []
+    for path in paths or (CALLS_DIR,):
+        if path.is_dir():
+            found.extend(sorted([*path.glob("*.yaml"), *path.glob("*.yml")]))
+        else:
+            found.append(path)
+    return found
+
+
+def load_calls(paths: Iterable[Path] = ()) -> CallSet:
+    """Load every call file; each valid file loads, each invalid one is listed as refused."""
+    result = CallSet()
+    seen: dict[str, str] = {}
+    for path in call_files(tuple(paths)):
+        try:
+            call = load_call(path)
+        except CallDefinitionError as exc:
+            result.refused.append(exc)
+            continue
+        if call.id in seen:
+            result.refused.append(CallDefinitionError(
+                _shown(path), "id", call.id, f"identifiant déjà pris par {seen[call.id]}",
+                "Chaque appel a son propre identifiant.",
+            ))  # fmt: skip
+            continue
+        seen[call.id] = result.files[call.id] = _shown(path)
+        result.calls.append(call)
+    return result
+
+
+def load_schemes(path: Path = SCHEMES_FILE) -> tuple[Scheme, ...]:
+    """Load the financing-scheme catalogue."""
+    return parse_schemes(read_yaml(path), _shown(path))
+
+
+@dataclass(frozen=True)
+class DossierFile:
+    """A dossier as a holder prepares it in a file: which call and phase, a reference, content."""
+
+    call: str
+    phase: str
+    reference: str
+    content: DossierContent
+
+
+def load_dossier(path: Path) -> DossierFile:
+    """Read a dossier file (see deploy/examples/).
+
+    Raises:
+        InvalidCommand: the file is unreadable or malformed, with the field's path.
+    """
+    try:
+        data = read_yaml(path)
+    except CallDefinitionError as exc:
+        raise InvalidCommand(exc.message) from None
+    if not isinstance(data, dict):
+        raise InvalidCommand(f"{_shown(path)} : un dossier est un dictionnaire YAML.")
+    missing = [k for k in ("call", "phase", "reference", "content") if k not in data]
+    if missing:
+        raise InvalidCommand(f"{_shown(path)} : champs absents : {', '.join(missing)}.")
+    try:
+        content = DossierContent.model_validate(data["content"])
+    except ValidationError as exc:
+        err = exc.errors(include_url=False)[0]
+        where = ".".join(str(p) for p in ("content", *err["loc"]))
+        raise InvalidCommand(f"{_shown(path)} : {where} : {err['msg']}.") from None
+    return DossierFile(call=str(data["call"]), phase=str(data["phase"]),
+                       reference=str(data["reference"]), content=content)  # fmt: skip
+
+
+def _shown(path: Path) -> str:
+    try:
+        return str(path.resolve().relative_to(Path.cwd()))
+    except ValueError:
+        return str(path)

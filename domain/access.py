@@ -1,0 +1,66 @@
+"""Who acts: roles, actors, and which role may take which command."""
+
+from __future__ import annotations
+
+from enum import StrEnum
+from typing import Annotated
+
+from pydantic import Field
+
+from domain.errors import InvalidCommand
+from domain.record import Record
+
+
+class Role(StrEnum):
+    """The kinds of people (and the one machine) that act on dossiers."""
+
+    HOLDER = "holder"  # porteur de projet
+    STAFF = "staff"  # chargé de mission
+    REVIEWER = "reviewer"  # expert
+    COMMITTEE = "committee"  # comité de décision
+    AUDITOR = "auditor"  # contrôle interne, auditeurs des fonds européens
+    SYSTEM = "system"  # échéances automatiques
+
+    @property
+    def label(self) -> str:
+        """French label."""
+        return ROLE_LABELS[self]
+
+
+ROLE_LABELS: dict[Role, str] = {
+    Role.HOLDER: "porteur",
+    Role.STAFF: "chargé de mission",
+    Role.REVIEWER: "expert",
+    Role.COMMITTEE: "comité",
+    Role.AUDITOR: "auditeur",
+    Role.SYSTEM: "système (échéances)",
+}
+
+
+class Actor(Record):
+    """A person (or the system) acting in a role, written `role:name` on the command line."""
+
+    role: Role
+    name: Annotated[str, Field(min_length=1, max_length=120, pattern=r"^[^\s:][^:]*$")]
+
+    @classmethod
+    def parse(cls, text: str) -> Actor:
+        """Parse `ROLE:NAME`, e.g. `staff:amelie`.
+
+        Raises:
+            InvalidCommand: the text is not of that form or names an unknown role.
+        """
+        role, sep, name = text.partition(":")
+        roles = ", ".join(r.value for r in Role)
+        if not sep or not name.strip():
+            raise InvalidCommand(f"« {text} » : écrivez ROLE:NOM, par exemple staff:amelie ({roles}).")
+        try:
+            return cls(role=Role(role.strip()), name=name.strip())
+        except ValueError:
+            raise InvalidCommand(f"« {role} » n’est pas un rôle connu (rôles : {roles}).") from None
+
+    def __str__(self) -> str:
+        return f"{self.role.value}:{self.name}"
+
+
+SYSTEM = Actor(role=Role.SYSTEM, name="echeances")

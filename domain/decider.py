@@ -1,0 +1,615 @@
+"""The rule set: `decide` turns a command into events or refuses it; `evolve` folds an event into
+the state; `replay` rebuilds a state from its events. Pure: time arrives as an argument."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable
+from datetime import datetime
+from typing import Any
+
+from domain.access import ROLE_LABELS, Actor, Role
+from domain.calendar import require_aware, show, to_utc
+from domain.calls import Call, Phase
+from domain.deadlines import report_count, report_due
+from domain.dossier import (
+    FILING_STEPS,
+    LIFECYCLE,
+    STATUS_LABELS,
+    Acknowledge,
+    Assignment,
+    AssignReviewers,
+    Close,
+    Command,
+    ComplementOverdue,
+    ComplementProvided,
+    ComplementRequested,
+    DeadlineExtended,
+    DeadlineKind,
+    Decision,
+    DecisionTaken,
+    DeclareComplete,
+    DeclareInterests,
+    DossierAcknowledged,
+    DossierClosed,
+    DossierContent,
+    DossierDeclaredComplete,
+    DossierOriented,
+    DossierState,
+    DossierSubmitted,
+    DossierWithdrawn,
+    DraftExpired,
+    DraftStarted,
+    DraftUpdated,
+    EscalateComplement,
+    EscalateReview,
+    Event,
+    ExpireDraft,
+    ExtendDeadline,
+    FileReport,
+    Filing,
+    FilingRecorded,
+    FilingStatus,
+    FlagLateReport,
+    FollowUpKind,
+    FollowUpRecorded,
+    InterestsDeclared,
+    Orient,
+    ProvideComplement,
+    RecordFiling,
+    RecordFollowUp,
+    Report,
+    ReportFiled,
+    ReportLate,
+    RequestComplement,
+    Review,
+    ReviewerRecused,
+    ReviewersAssigned,
+    ReviewOverdue,
+    ReviewSubmitted,
+    StartDraft,
+    Status,
+    Submit,
+    SubmitReview,
+    TakeDecision,
+    UpdateDraft,
+    Withdraw,
+    dossier_id,
+)  # fmt: skip
+from domain.errors import (
+    IncompleteDossier,
+    InvalidCommand,
+    InvalidTransition,
+    NoFittingScheme,
+    NotAllowed,
+    NotEligible,
+    PhaseClosed,
+)  # fmt: skip
+from domain.schemes import recommend
+
+# Who may give each command. The auditor gives none: auditors read.
+PERMISSIONS: dict[str, Role] = {
+    "start-draft": Role.HOLDER,
+    "update-draft": Role.HOLDER,
+    "submit": Role.HOLDER,
+    "withdraw": Role.HOLDER,
+    "provide-complement": Role.HOLDER,
+    "file-report": Role.HOLDER,
+    "acknowledge": Role.STAFF,
+    "request-complement": Role.STAFF,
+    "declare-complete": Role.STAFF,
+    "assign-reviewers": Role.STAFF,
+    "orient": Role.STAFF,
+    "record-filing": Role.STAFF,
+    "record-follow-up": Role.STAFF,
+    "close": Role.STAFF,
+    "extend-deadline": Role.STAFF,
+    "declare-interests": Role.REVIEWER,
+    "submit-review": Role.REVIEWER,
+    "decide": Role.COMMITTEE,
+    "expire-draft": Role.SYSTEM,
+    "escalate-complement": Role.SYSTEM,
+    "escalate-review": Role.SYSTEM,
+    "flag-late-report": Role.SYSTEM,
+}
+
+# The statuses in which each command may be given.
+_OPEN_AFTER_SUBMISSION = frozenset(
+    {Status.SUBMITTED, Status.ACKNOWLEDGED, Status.COMPLEMENT_REQUESTED, Status.COMPLETE,
+     Status.UNDER_REVIEW, Status.RETAINED, Status.ORIENTED, Status.FOLLOW_UP}
+)  # fmt: skip
+ACCEPTED_IN: dict[str, frozenset[Status]] = {
+    "start-draft": frozenset({Status.NEW}),
+    "update-draft": frozenset({Status.DRAFT}),
+    "submit": frozenset({Status.DRAFT}),
+    "withdraw": _OPEN_AFTER_SUBMISSION | {Status.DRAFT},
+    "provide-complement": frozenset({Status.COMPLEMENT_REQUESTED}),
+    "file-report": frozenset({Status.FOLLOW_UP}),
+    "acknowledge": frozenset({Status.SUBMITTED}),
+    "request-complement": frozenset({Status.SUBMITTED, Status.ACKNOWLEDGED}),
+    "declare-complete": frozenset({Status.ACKNOWLEDGED}),
+    "assign-reviewers": frozenset({Status.COMPLETE, Status.UNDER_REVIEW}),
+    "orient": frozenset({Status.RETAINED}),
+    "record-filing": frozenset({Status.ORIENTED, Status.FOLLOW_UP}),
+    "record-follow-up": frozenset({Status.RETAINED, Status.ORIENTED, Status.FOLLOW_UP}),
+    "close": _OPEN_AFTER_SUBMISSION,
+    "extend-deadline": _OPEN_AFTER_SUBMISSION | {Status.DRAFT},
+    "declare-interests": frozenset({Status.UNDER_REVIEW}),
+    "submit-review": frozenset({Status.UNDER_REVIEW}),
+    "decide": frozenset({Status.UNDER_REVIEW}),
+    "expire-draft": frozenset({Status.DRAFT}),
+    "escalate-complement": frozenset({Status.COMPLEMENT_REQUESTED}),
+    "escalate-review": frozenset({Status.UNDER_REVIEW}),
+    "flag-late-report": frozenset({Status.FOLLOW_UP}),
+}
+
+_HOLDER_OWNS = frozenset(
+    {"update-draft", "submit", "withdraw", "provide-complement", "file-report"}
+)
+
+
+def decide(state: DossierState, command: Command, actor: Actor, now: datetime) -> list[Event]:
+    """The events `command` by `actor` at `now` produces on `state`.
+
+    Raises:
+        DomainError: a typed refusal whose message says why, in words a clerk can act on.
+            A refused command produces nothing.
+    """
+    now = to_utc(require_aware(now))
+    name = command.type
+    _authorise(state, name, actor)
+    if state.status not in ACCEPTED_IN[name]:
+        if state.status is Status.NEW:
+            raise InvalidTransition("Ce dossier n’existe pas encore : commencez par un brouillon.")
+        allowed = ", ".join(sorted(STATUS_LABELS[s] for s in ACCEPTED_IN[name]))
+        raise InvalidTransition(
+            f"« {name} » est impossible : le dossier est « {state.status.label} » "
+            f"(possible seulement s’il est : {allowed})."
+        )
+    handler: Callable[[DossierState, Any, Actor, datetime], list[Event]] = _HANDLERS[type(command)]
+    return handler(state, command, actor, now)
+
+
+def _authorise(state: DossierState, name: str, actor: Actor) -> None:
+    role = PERMISSIONS[name]
+    if actor.role is Role.AUDITOR:
+        raise NotAllowed("Un auditeur consulte les dossiers et leur historique ; il n’y agit pas.")
+    if actor.role is not role:
+        raise NotAllowed(
+            f"« {name} » est réservé au rôle {ROLE_LABELS[role]} ({role.value}) ; "
+            f"vous agissez comme {ROLE_LABELS[actor.role]} ({actor.role.value})."
+        )
+    if name in _HOLDER_OWNS and state.status is not Status.NEW and actor.name != state.holder:
+        raise NotAllowed("Ce dossier appartient à un autre porteur.")
+
+
+def _call(state: DossierState) -> Call:
+    if state.call is None:  # only a NEW state has no call, and NEW accepts start-draft only
+        raise InvalidTransition("Ce dossier n’existe pas encore : commencez par un brouillon.")
+    return state.call
+
+
+def _phase(state: DossierState) -> Phase:
+    phase = _call(state).phase(state.phase_id)
+    if phase is None:
+        raise InvalidTransition(f"La phase « {state.phase_id} » n’existe plus dans l’appel.")
+    return phase
+
+
+def _closes_at(state: DossierState) -> datetime:
+    return state.phase_closes_at or _phase(state).closes_at
+
+
+def _check_content(call: Call, phase: Phase, content: DossierContent) -> None:
+    if content.holder_type not in phase.holder_types:
+        admitted = ", ".join(t.label for t in phase.holder_types)
+        raise NotEligible(
+            f"Un porteur de type « {content.holder_type.label} » n’est pas éligible à "
+            f"« {phase.label} » (types admis : {admitted})."
+        )
+    themes = {t.id for t in call.themes}
+    if content.theme is not None and content.theme not in themes:
+        raise InvalidCommand(
+            f"Thème inconnu « {content.theme} » (thèmes de l’appel : {', '.join(sorted(themes))})."
+        )
+    unknown = sorted(set(content.sections) - {s.id for s in call.sections})
+    if unknown:
+        raise InvalidCommand(
+            f"Sections inconnues de cet appel : {', '.join(unknown)} "
+            f"(sections attendues : {', '.join(s.id for s in call.sections)})."
+        )
+
+
+def _check_open(phase: Phase, closes_at: datetime, now: datetime, what: str) -> None:
+    if now < phase.opens_at:
+        raise PhaseClosed(f"{what} impossible : « {phase.label} » n’ouvre que le {show(phase.opens_at)}.")
+    if now >= closes_at:
+        raise PhaseClosed(
+            f"{what} impossible : « {phase.label} » est close depuis le {show(closes_at)} "
+            f"(heure de Paris)."
+        )
+
+
+def _start_draft(state: DossierState, c: StartDraft, actor: Actor, now: datetime) -> list[Event]:
+    phase = c.call.phase(c.phase_id)
+    if phase is None:
+        known = ", ".join(p.id for p in c.call.phases)
+        raise InvalidCommand(f"L’appel « {c.call.id} » n’a pas de phase « {c.phase_id} » ({known}).")
+    _check_open(phase, phase.closes_at, now, "Ouvrir un brouillon")
+    _check_content(c.call, phase, c.content)
+    try:
+        ident = dossier_id(c.call.id, c.reference)
+    except ValueError as exc:
+        raise InvalidCommand(str(exc)) from None
+    return [DraftStarted(actor=actor, at=now, dossier_id=ident, call=c.call, phase_id=c.phase_id,
+                         reference=c.reference, content=c.content)]  # fmt: skip
+
+
+def _update_draft(state: DossierState, c: UpdateDraft, actor: Actor, now: datetime) -> list[Event]:
+    phase = _phase(state)
+    _check_open(phase, _closes_at(state), now, "Modifier le brouillon")
+    _check_content(_call(state), phase, c.content)
+    return [DraftUpdated(actor=actor, at=now, content=c.content)]
+
+
+def _submit(state: DossierState, c: Submit, actor: Actor, now: datetime) -> list[Event]:
+    call, phase = _call(state), _phase(state)
+    _check_open(phase, _closes_at(state), now, "Le dépôt")
+    assert state.content is not None
+    _check_content(call, phase, state.content)
+    missing = [s.label for s in call.sections if not state.content.sections.get(s.id, "").strip()]
+    if missing:
+        raise IncompleteDossier("Sections à remplir avant le dépôt : " + " ; ".join(missing) + ".")
+    if call.themes and state.content.theme is None:
+        themes = ", ".join(t.id for t in call.themes)
+        raise IncompleteDossier(f"Choisissez le thème du dossier parmi : {themes}.")
+    return [DossierSubmitted(actor=actor, at=now)]
+
+
+def _withdraw(state: DossierState, c: Withdraw, actor: Actor, now: datetime) -> list[Event]:
+    return [DossierWithdrawn(actor=actor, at=now, reason=c.reason)]
+
+
+def _provide_complement(
+    state: DossierState, c: ProvideComplement, actor: Actor, now: datetime
+) -> list[Event]:
+    if c.content is not None:
+        call = _call(state)
+        _check_content(call, _phase(state), c.content)
+        blank = [s.label for s in call.sections if not c.content.sections.get(s.id, "").strip()]
+        if blank:
+            raise IncompleteDossier("Le complément vide des sections : " + " ; ".join(blank) + ".")
+    return [ComplementProvided(actor=actor, at=now, note=c.note, content=c.content)]
+
+
+def _file_report(state: DossierState, c: FileReport, actor: Actor, now: datetime) -> list[Event]:
+    call = _call(state)
+    filed = {r.period for r in state.reports}
+    total = report_count(call)
+    expected = next((p for p in range(1, total + 1) if p not in filed), None)
+    if expected is None:
+        raise InvalidCommand(f"Les {total} rapports de suivi ont déjà été reçus.")
+    if c.period != expected:
+        raise InvalidCommand(f"Le prochain rapport attendu est celui de la période {expected}.")
+    assert state.follow_up_started_at is not None
+    due_at = report_due(call, state.follow_up_started_at, c.period)
+    return [ReportFiled(actor=actor, at=now, period=c.period, summary=c.summary, late=now > due_at)]
+
+
+def _acknowledge(state: DossierState, c: Acknowledge, actor: Actor, now: datetime) -> list[Event]:
+    return [DossierAcknowledged(actor=actor, at=now)]
+
+
+def _future(due: datetime, now: datetime, what: str) -> None:
+    if due <= now:
+        raise InvalidCommand(f"{what} ({show(due)}) doit être dans le futur (maintenant : {show(now)}).")
+
+
+def _request_complement(
+    state: DossierState, c: RequestComplement, actor: Actor, now: datetime
+) -> list[Event]:
+    _future(c.due, now, "L’échéance du complément")
+    return [ComplementRequested(actor=actor, at=now, pieces=c.pieces, due=c.due)]
+
+
+def _declare_complete(
+    state: DossierState, c: DeclareComplete, actor: Actor, now: datetime
+) -> list[Event]:
+    return [DossierDeclaredComplete(actor=actor, at=now)]
+
+
+def _assign_reviewers(
+    state: DossierState, c: AssignReviewers, actor: Actor, now: datetime
+) -> list[Event]:
+    from domain.calls import ReviewMode
+
+    phase = _phase(state)
+    if phase.review_mode is ReviewMode.APRES_CLOTURE and now < _closes_at(state):
+        raise InvalidTransition(
+            f"« {phase.label} » est étudiée après clôture : l’expertise commence après le "
+            f"{show(_closes_at(state))}."
+        )
+    _future(c.due, now, "L’échéance de l’expertise")
+    if len(set(c.reviewers)) != len(c.reviewers):
+        raise InvalidCommand("Un même expert est nommé deux fois.")
+    for reviewer in c.reviewers:
+        if state.assignment(reviewer) is not None or state.review_of(reviewer) is not None:
+            raise InvalidCommand(f"L’expert « {reviewer} » est déjà affecté à ce dossier.")
+        if reviewer in state.recused:
+            raise InvalidCommand(f"L’expert « {reviewer} » a déclaré un conflit d’intérêts.")
+    return [ReviewersAssigned(actor=actor, at=now, reviewers=c.reviewers, due=c.due)]
+
+
+def _orient(state: DossierState, c: Orient, actor: Actor, now: datetime) -> list[Event]:
+    content = state.content
+    assert content is not None
+    if content.financing_need is None:
+        raise InvalidCommand(
+            "Le dossier n’exprime aucun besoin de financement : il n’y a rien à orienter "
+            "(passez au suivi : record-follow-up --kind charter_signed)."
+        )
+    fitting = recommend(c.catalogue, content.financing_need.kinds, content.holder_type,
+                        content.region)  # fmt: skip
+    if not fitting:
+        needs = ", ".join(k.label for k in content.financing_need.kinds)
+        raise NoFittingScheme(
+            f"Aucun dispositif du catalogue ne finance « {needs} » pour un porteur de type "
+            f"« {content.holder_type.label} » en {content.region}."
+        )
+    return [DossierOriented(actor=actor, at=now, schemes=fitting)]
+
+
+def _record_filing(state: DossierState, c: RecordFiling, actor: Actor, now: datetime) -> list[Event]:
+    filing = next((f for f in state.filings if f.scheme_id == c.scheme_id), None)
+    if filing is None:
+        known = ", ".join(f.scheme_id for f in state.filings) or "aucun"
+        raise InvalidCommand(f"Le dispositif « {c.scheme_id} » n’a pas été recommandé ({known}).")
+    if c.outcome not in FILING_STEPS[filing.status]:
+        nexts = ", ".join(s.value for s in sorted(FILING_STEPS[filing.status])) or "aucune"
+        raise InvalidTransition(
+            f"{filing.scheme_name} : « {filing.status.label} » ne peut pas devenir "
+            f"« {c.outcome.label} » (suites possibles : {nexts})."
+        )
+    if c.amount_eur is not None and c.outcome is not FilingStatus.GRANTED:
+        raise InvalidCommand("Un montant ne s’inscrit qu’avec une aide accordée (granted).")
+    return [FilingRecorded(actor=actor, at=now, scheme_id=c.scheme_id, outcome=c.outcome,
+                           amount_eur=c.amount_eur, note=c.note)]  # fmt: skip
+
+
+def _record_follow_up(
+    state: DossierState, c: RecordFollowUp, actor: Actor, now: datetime
+) -> list[Event]:
+    if c.kind is FollowUpKind.CHARTER_SIGNED and state.status is Status.FOLLOW_UP:
+        raise InvalidTransition("La charte est déjà signée : le suivi est en cours.")
+    if c.kind is FollowUpKind.MEETING_ATTENDED and state.status is not Status.FOLLOW_UP:
+        raise InvalidTransition("Le suivi commence à la signature de la charte (charter_signed).")
+    return [FollowUpRecorded(actor=actor, at=now, kind=c.kind, note=c.note)]
+
+
+def _close(state: DossierState, c: Close, actor: Actor, now: datetime) -> list[Event]:
+    if not c.reason.strip():
+        raise InvalidCommand("Indiquez la raison de la clôture.")
+    return [DossierClosed(actor=actor, at=now, reason=c.reason)]
+
+
+def _extend_deadline(
+    state: DossierState, c: ExtendDeadline, actor: Actor, now: datetime
+) -> list[Event]:
+    current: datetime | None
+    if c.deadline is DeadlineKind.PHASE_CLOSING:
+        current = _closes_at(state)
+    elif c.deadline is DeadlineKind.COMPLEMENT_DUE:
+        if state.status is not Status.COMPLEMENT_REQUESTED:
+            raise InvalidTransition("Aucun complément n’est attendu sur ce dossier.")
+        current = state.complement_due
+    else:
+        if state.status is not Status.UNDER_REVIEW:
+            raise InvalidTransition("Aucune expertise n’est en cours sur ce dossier.")
+        current = state.review_due
+    _future(c.until, now, "La nouvelle échéance")
+    if current is not None and c.until <= current:
+        raise InvalidCommand(
+            f"Une prolongation repousse l’échéance : {show(c.until)} n’est pas après {show(current)}."
+        )
+    return [DeadlineExtended(actor=actor, at=now, deadline=c.deadline, until=c.until)]
+
+
+def _declare_interests(
+    state: DossierState, c: DeclareInterests, actor: Actor, now: datetime
+) -> list[Event]:
+    assignment = state.assignment(actor.name)
+    if assignment is None:
+        raise NotAllowed("Ce dossier ne vous est pas affecté.")
+    if assignment.declared:
+        raise InvalidCommand("Vous avez déjà déclaré vos intérêts pour ce dossier.")
+    if c.conflict:
+        return [ReviewerRecused(actor=actor, at=now, reviewer=actor.name, statement=c.statement)]
+    return [InterestsDeclared(actor=actor, at=now, reviewer=actor.name, statement=c.statement)]
+
+
+def _submit_review(state: DossierState, c: SubmitReview, actor: Actor, now: datetime) -> list[Event]:
+    call = _call(state)
+    assignment = state.assignment(actor.name)
+    if assignment is None:
+        raise NotAllowed("Ce dossier ne vous est pas affecté.")
+    if not assignment.declared:
+        raise NotAllowed("Déclarez d’abord l’absence de conflit d’intérêts (declare-interests).")
+    if state.review_of(actor.name) is not None:
+        raise InvalidCommand("Vous avez déjà rendu votre expertise sur ce dossier.")
+    expected = {k.id for k in call.criteria}
+    if set(c.scores) != expected:
+        missing = ", ".join(sorted(expected - set(c.scores))) or "aucun"
+        extra = ", ".join(sorted(set(c.scores) - expected)) or "aucun"
+        raise InvalidCommand(
+            f"Notez chaque critère de l’appel, et eux seuls (manquants : {missing} ; inconnus : {extra})."
+        )
+    for criterion, score in c.scores.items():
+        if not 0 <= score <= call.score_max:
+            raise InvalidCommand(
+                f"Note hors barème pour « {criterion} » : {score} (de 0 à {call.score_max})."
+            )
+    return [ReviewSubmitted(actor=actor, at=now, reviewer=actor.name, scores=c.scores,
+                            opinion=c.opinion)]  # fmt: skip
+
+
+def _take_decision(state: DossierState, c: TakeDecision, actor: Actor, now: datetime) -> list[Event]:
+    if not state.reviews:
+        raise InvalidTransition("Le comité décide sur expertise : aucune expertise n’a été rendue.")
+    return [DecisionTaken(actor=actor, at=now, retained=c.retained, reasons=c.reasons)]
+
+
+def _not_before(at: datetime | None, now: datetime, what: str) -> None:
+    if at is None or now < at:
+        shown = show(at) if at is not None else "—"
+        raise InvalidCommand(f"{what} : l’échéance ({shown}) n’est pas atteinte.")
+
+
+def _expire_draft(state: DossierState, c: ExpireDraft, actor: Actor, now: datetime) -> list[Event]:
+    _not_before(_closes_at(state), now, "Expiration du brouillon")
+    return [DraftExpired(actor=actor, at=now)]
+
+
+def _escalate_complement(
+    state: DossierState, c: EscalateComplement, actor: Actor, now: datetime
+) -> list[Event]:
+    if state.complement_overdue:
+        raise InvalidCommand("Le retard du complément est déjà signalé.")
+    _not_before(state.complement_due, now, "Relance du complément")
+    return [ComplementOverdue(actor=actor, at=now)]
+
+
+def _escalate_review(
+    state: DossierState, c: EscalateReview, actor: Actor, now: datetime
+) -> list[Event]:
+    if state.review_overdue:
+        raise InvalidCommand("Le retard de l’expertise est déjà signalé.")
+    if all(state.review_of(a.reviewer) is not None for a in state.assignments):
+        raise InvalidCommand("Toutes les expertises attendues sont rendues.")
+    _not_before(state.review_due, now, "Relance de l’expertise")
+    return [ReviewOverdue(actor=actor, at=now)]
+
+
+def _flag_late_report(
+    state: DossierState, c: FlagLateReport, actor: Actor, now: datetime
+) -> list[Event]:
+    call = _call(state)
+    if c.period > report_count(call):
+        raise InvalidCommand(f"Il n’y a que {report_count(call)} périodes de suivi.")
+    if c.period in {r.period for r in state.reports} or c.period in state.late_reports:
+        raise InvalidCommand(f"Le rapport de la période {c.period} est déjà reçu ou signalé.")
+    assert state.follow_up_started_at is not None
+    _not_before(report_due(call, state.follow_up_started_at, c.period), now, "Retard du rapport")
+    return [ReportLate(actor=actor, at=now, period=c.period)]
+
+
+_HANDLERS: dict[type[Any], Callable[[DossierState, Any, Actor, datetime], list[Event]]] = {
+    StartDraft: _start_draft, UpdateDraft: _update_draft, Submit: _submit, Withdraw: _withdraw,
+    ProvideComplement: _provide_complement, FileReport: _file_report, Acknowledge: _acknowledge,
+    RequestComplement: _request_complement, DeclareComplete: _declare_complete,
+    AssignReviewers: _assign_reviewers, Orient: _orient, RecordFiling: _record_filing,
+    RecordFollowUp: _record_follow_up, Close: _close, ExtendDeadline: _extend_deadline,
+    DeclareInterests: _declare_interests, SubmitReview: _submit_review,
+    TakeDecision: _take_decision, ExpireDraft: _expire_draft,
+    EscalateComplement: _escalate_complement, EscalateReview: _escalate_review,
+    FlagLateReport: _flag_late_report,
+}  # fmt: skip
+
+
+# --- evolve ---------------------------------------------------------------------------------
+
+
+def evolve(state: DossierState, event: Event) -> DossierState:
+    """The state after `event`. Never changes `state` in place."""
+    changes = _changes(state, event)
+    changes["version"] = state.version + 1
+    new = state.model_copy(update=changes)
+    if new.status is not state.status and new.status not in LIFECYCLE[state.status]:
+        # An event stream that breaks the lifecycle is corrupt; say so rather than fold it.
+        raise ValueError(f"transition interdite {state.status} → {new.status} ({event.type})")
+    return new
+
+
+def _changes(s: DossierState, e: Event) -> dict[str, Any]:
+    match e:
+        case DraftStarted():
+            phase = e.call.phase(e.phase_id)
+            return {"status": Status.DRAFT, "id": e.dossier_id, "call": e.call,
+                    "phase_id": e.phase_id, "reference": e.reference, "holder": e.actor.name,
+                    "content": e.content, "started_at": e.at,
+                    "phase_closes_at": phase.closes_at if phase else None}  # fmt: skip
+        case DraftUpdated():
+            return {"content": e.content}
+        case DossierSubmitted():
+            return {"status": Status.SUBMITTED, "submitted_at": e.at}
+        case DossierWithdrawn():
+            return {"status": Status.WITHDRAWN, "closed_reason": e.reason, "closed_at": e.at}
+        case ComplementProvided():
+            content = e.content if e.content is not None else s.content
+            return {"status": Status.ACKNOWLEDGED, "content": content, "complement_due": None,
+                    "complement_overdue": False, "complement_pieces": ""}  # fmt: skip
+        case ReportFiled():
+            report = Report(period=e.period, at=e.at, late=e.late)
+            return {"reports": (*s.reports, report)}
+        case DossierAcknowledged():
+            return {"status": Status.ACKNOWLEDGED}
+        case ComplementRequested():
+            return {"status": Status.COMPLEMENT_REQUESTED, "complement_pieces": e.pieces,
+                    "complement_requested_at": e.at, "complement_due": e.due,
+                    "complement_overdue": False}  # fmt: skip
+        case DossierDeclaredComplete():
+            return {"status": Status.COMPLETE}
+        case ReviewersAssigned():
+            added = tuple(Assignment(reviewer=r) for r in e.reviewers)
+            return {"status": Status.UNDER_REVIEW, "assignments": (*s.assignments, *added),
+                    "review_due": e.due, "review_assigned_at": e.at,
+                    "review_overdue": False}  # fmt: skip
+        case DossierOriented():
+            filings = tuple(Filing(scheme_id=x.id, scheme_name=x.name) for x in e.schemes)
+            return {"status": Status.ORIENTED, "filings": filings}
+        case FilingRecorded():
+            return {"filings": tuple(
+                f.model_copy(update={"status": e.outcome, "amount_eur": e.amount_eur})
+                if f.scheme_id == e.scheme_id else f
+                for f in s.filings)}  # fmt: skip
+        case FollowUpRecorded():
+            if e.kind is FollowUpKind.CHARTER_SIGNED:
+                return {"status": Status.FOLLOW_UP, "follow_up_started_at": e.at}
+            return {"meetings": (*s.meetings, e.at)}
+        case DossierClosed():
+            return {"status": Status.CLOSED, "closed_reason": e.reason, "closed_at": e.at}
+        case DeadlineExtended():
+            if e.deadline is DeadlineKind.PHASE_CLOSING:
+                return {"phase_closes_at": e.until}
+            if e.deadline is DeadlineKind.COMPLEMENT_DUE:
+                return {"complement_due": e.until, "complement_overdue": False}
+            return {"review_due": e.until, "review_overdue": False}
+        case InterestsDeclared():
+            return {"assignments": tuple(
+                a.model_copy(update={"declared": True}) if a.reviewer == e.reviewer else a
+                for a in s.assignments)}  # fmt: skip
+        case ReviewerRecused():
+            return {"assignments": tuple(a for a in s.assignments if a.reviewer != e.reviewer),
+                    "recused": (*s.recused, e.reviewer)}  # fmt: skip
+        case ReviewSubmitted():
+            review = Review(reviewer=e.reviewer, scores=e.scores, opinion=e.opinion, at=e.at)
+            return {"reviews": (*s.reviews, review)}
+        case DecisionTaken():
+            status = Status.RETAINED if e.retained else Status.NOT_RETAINED
+            decision = Decision(retained=e.retained, reasons=e.reasons, at=e.at)
+            return {"status": status, "decision": decision}
+        case DraftExpired():
+            return {"status": Status.EXPIRED, "closed_at": e.at}
+        case ComplementOverdue():
+            return {"complement_overdue": True}
+        case ReviewOverdue():
+            return {"review_overdue": True}
+        case ReportLate():
+            return {"late_reports": (*s.late_reports, e.period)}
+    raise TypeError(f"unknown event {type(e).__name__}")  # pragma: no cover
+
+
+def replay(events: Iterable[Event], state: DossierState | None = None) -> DossierState:
+    """Fold `events` over `state` (by default, a dossier that does not exist yet)."""
+    current = state if state is not None else DossierState()
+    for event in events:
+        current = evolve(current, event)
+    return current

@@ -1,0 +1,79 @@
+"""Typed refusals. Each carries a message a clerk can act on, in French."""
+
+from __future__ import annotations
+
+
+class DomainError(Exception):
+    """A command or a definition the rules refuse; `code` lets callers branch, `message` explains."""
+
+    code = "refused"
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message)
+        self.message = message
+
+
+class NotAllowed(DomainError):
+    """The actor's role, or identity, may not take this action."""
+
+    code = "not_allowed"
+
+
+class InvalidTransition(DomainError):
+    """The dossier's status does not allow this command."""
+
+    code = "invalid_transition"
+
+
+class PhaseClosed(DomainError):
+    """The phase is not open at the instant of the command."""
+
+    code = "phase_closed"
+
+
+class NotEligible(DomainError):
+    """The holder's type is not eligible for the phase."""
+
+    code = "not_eligible"
+
+
+class IncompleteDossier(DomainError):
+    """A required section or answer is missing."""
+
+    code = "incomplete_dossier"
+
+
+class InvalidCommand(DomainError):
+    """The command's own values are wrong (a due date in the past, an unknown criterion…)."""
+
+    code = "invalid_command"
+
+
+class NoFittingScheme(DomainError):
+    """Orientation found no scheme of the catalogue that fits the dossier."""
+
+    code = "no_fitting_scheme"
+
+
+class CallDefinitionError(DomainError):
+    """A call definition file is invalid; names the file, the field's path and the bad value."""
+
+    code = "invalid_call"
+
+    def __init__(self, source: str, path: str, value: object, problem: str, advice: str) -> None:
+        self.source = source
+        self.path = path
+        self.value = value
+        self.problem = problem
+        self.advice = advice
+        shown = "(absent)" if value is _MISSING else repr(value)
+        super().__init__(f"{source}: {path} = {shown} : {problem}. {advice}")
+
+
+class _Missing:
+    def __repr__(self) -> str:
+        return "(absent)"
+
+
+_MISSING = _Missing()
+MISSING: object = _MISSING
