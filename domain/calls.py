@@ -399,7 +399,8 @@ def _resolve(spec: CallFile, source: str) -> Call:
             closes_assumed = p.closes.assumed or opens_assumed
         if closes_at <= opens_at:
             raise CallDefinitionError(
-                source, f"phases[{i}].closes.date", p.closes.date or closes_at.isoformat(),
+                source, f"phases[{i}].closes.date",
+                p.closes.date.isoformat() if p.closes.date else paris_date(closes_at).isoformat(),
                 f"la phase « {p.label} » se clôt avant (ou quand) elle ouvre "
                 f"(ouverture le {paris_date(opens_at).isoformat()})",
                 "Vérifiez les deux dates de cette phase.",
