@@ -431,3 +431,26 @@ def _resolve(spec: CallFile, source: str) -> Call:
         follow_up=spec.follow_up, notes=tuple(spec.notes),
     )  # fmt: skip
 
+
+
+def extend_phase(call: Call, phase_id: str, until: datetime, now: datetime) -> Call:
+    """The call with that phase's closing moved to `until` (staff's deadline extension).
+
+    Raises:
+        InvalidCommand: unknown phase, a closing not later than the current one, or in the past.
+    """
+    from domain.calendar import show
+    from domain.errors import InvalidCommand
+
+    phase = call.phase(phase_id)
+    if phase is None:
+        known = ", ".join(p.id for p in call.phases)
+        raise InvalidCommand(f"L’appel « {call.id} » n’a pas de phase « {phase_id} » ({known}).")
+    if until <= phase.closes_at:
+        raise InvalidCommand(
+            f"Une prolongation repousse la clôture : {show(until)} n’est pas après {show(phase.closes_at)}."
+        )
+    if until <= now:
+        raise InvalidCommand(f"La nouvelle clôture ({show(until)}) doit être dans le futur.")
+    phases = tuple(p.model_copy(update={"closes_at": until}) if p.id == phase_id else p for p in call.phases)
+    return call.model_copy(update={"phases": phases})

@@ -78,7 +78,7 @@ def deadlines(state: DossierState, call: Call, now: datetime) -> list[Deadline]:
         state.status is Status.UNDER_REVIEW
         and state.review_due is not None
         and not state.review_overdue
-        and any(state.review_of(a.reviewer) is None for a in state.assignments)
+        and state.reviews_missing
     ):
         due(DeadlineKind.REVIEW_DUE, state.review_due, state.review_assigned_at, reminders=False)
     if state.status is Status.FOLLOW_UP and state.follow_up_started_at is not None:

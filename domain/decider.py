@@ -256,13 +256,18 @@ def _submit(state: DossierState, c: Submit, actor: Actor, now: datetime) -> list
     _check_open(phase, _closes_at(state), now, "Le dépôt")
     assert state.content is not None
     _check_content(call, phase, state.content)
-    missing = [s.label for s in call.sections if not state.content.sections.get(s.id, "").strip()]
+    _check_complete(call, state.content, "avant le dépôt")
+    return [DossierSubmitted(actor=actor, at=now)]
+
+
+def _check_complete(call: Call, content: DossierContent, when: str) -> None:
+    """Every section filled and, if the call has themes, a theme chosen."""
+    missing = [s.label for s in call.sections if not content.sections.get(s.id, "").strip()]
     if missing:
-        raise IncompleteDossier("Sections à remplir avant le dépôt : " + " ; ".join(missing) + ".")
-    if call.themes and state.content.theme is None:
+        raise IncompleteDossier(f"Sections à remplir {when} : " + " ; ".join(missing) + ".")
+    if call.themes and content.theme is None:
         themes = ", ".join(t.id for t in call.themes)
         raise IncompleteDossier(f"Choisissez le thème du dossier parmi : {themes}.")
-    return [DossierSubmitted(actor=actor, at=now)]
 
 
 def _withdraw(state: DossierState, c: Withdraw, actor: Actor, now: datetime) -> list[Event]:
@@ -275,9 +280,7 @@ def _provide_complement(
     if c.content is not None:
         call = _call(state)
         _check_content(call, _phase(state), c.content)
-        blank = [s.label for s in call.sections if not c.content.sections.get(s.id, "").strip()]
-        if blank:
-            raise IncompleteDossier("Le complément vide des sections : " + " ; ".join(blank) + ".")
+        _check_complete(call, c.content, "dans le complément")
     return [ComplementProvided(actor=actor, at=now, note=c.note, content=c.content)]
 
 
@@ -292,7 +295,7 @@ def _file_report(state: DossierState, c: FileReport, actor: Actor, now: datetime
         raise InvalidCommand(f"Le prochain rapport attendu est celui de la période {expected}.")
     assert state.follow_up_started_at is not None
     due_at = report_due(call, state.follow_up_started_at, c.period)
-    return [ReportFiled(actor=actor, at=now, period=c.period, summary=c.summary, late=now > due_at)]
+    return [ReportFiled(actor=actor, at=now, period=c.period, summary=c.summary, late=now >= due_at)]
 
 
 def _acknowledge(state: DossierState, c: Acknowledge, actor: Actor, now: datetime) -> list[Event]:
@@ -482,7 +485,7 @@ def _escalate_review(
 ) -> list[Event]:
     if state.review_overdue:
         raise InvalidCommand("Le retard de l’expertise est déjà signalé.")
-    if all(state.review_of(a.reviewer) is not None for a in state.assignments):
+    if not state.reviews_missing:
         raise InvalidCommand("Toutes les expertises attendues sont rendues.")
     _not_before(state.review_due, now, "Relance de l’expertise")
     return [ReviewOverdue(actor=actor, at=now)]

@@ -589,3 +589,8 @@ class DossierState(Record):
         """The review that reviewer submitted, if any."""
         return next((r for r in self.reviews if r.reviewer == reviewer), None)
 
+    @property
+    def reviews_missing(self) -> bool:
+        """No review yet (every reviewer may have recused), or an assigned reviewer still owes one."""
+        return not self.reviews or any(self.review_of(a.reviewer) is None for a in self.assignments)
+

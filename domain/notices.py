@@ -1,0 +1,131 @@
+"""Who is told what, and when: notifications as data, in French.
+
+A notice never carries the dossier's content (it may travel by mail): ids, the call's title,
+statuses, instants and what staff wrote in a request. Its `key` is unique per dossier, kind,
+recipient and due instant, so that a notice produced twice is delivered once.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from domain.calendar import show
+from domain.deadlines import Deadline
+from domain.dossier import (
+    ComplementOverdue,
+    ComplementRequested,
+    DeadlineExtended,
+    DeadlineKind,
+    DecisionTaken,
+    DossierAcknowledged,
+    DossierClosed,
+    DossierOriented,
+    DossierState,
+    DossierSubmitted,
+    DraftExpired,
+    Event,
+    ReportLate,
+    ReviewersAssigned,
+    ReviewOverdue,
+)  # fmt: skip
+from domain.record import Record
+
+STAFF_DESK = "staff:guichet"  # the call's back office as a whole, not one person
+
+
+class Notice(Record):
+    """One message to one recipient (`role:name`)."""
+
+    key: str
+    dossier_id: str
+    kind: str
+    recipient: str
+    subject: str
+    body: str
+    due: datetime | None = None
+
+
+_DEADLINE_WORDS = {
+    DeadlineKind.PHASE_CLOSING: "la clôture de la phase (dépôt du dossier)",
+    DeadlineKind.COMPLEMENT_DUE: "la remise du complément demandé",
+    DeadlineKind.REVIEW_DUE: "la remise de l’expertise",
+    DeadlineKind.REPORT_DUE: "la remise du rapport de suivi",
+}
+
+
+def _notice(state: DossierState, kind: str, recipient: str, subject: str, body: str,
+            due: datetime) -> Notice:  # fmt: skip
+    key = f"{state.id}|{kind}|{recipient}|{due.isoformat()}"
+    title = state.call.title if state.call else ""
+    text = f"{body}\n\nDossier {state.id} — appel « {title} »."
+    return Notice(key=key, dossier_id=state.id, kind=kind, recipient=recipient,
+                  subject=f"[{state.id}] {subject}", body=text, due=due)  # fmt: skip
+
+
+def notices_for(state: DossierState, event: Event) -> list[Notice]:
+    """What to tell, and to whom, once `event` has been applied (`state` is the state after it)."""
+    holder = f"holder:{state.holder}"
+    match event:
+        case DossierSubmitted():
+            return [_notice(state, "submitted", holder, "Accusé de dépôt",
+                            f"Votre dossier a bien été déposé le {show(event.at)}.", event.at)]
+        case DossierAcknowledged():
+            return [_notice(state, "acknowledged", holder, "Dossier en instruction",
+                            "Votre dossier est en cours d’instruction par les services de la Région.",
+                            event.at)]
+        case ComplementRequested():
+            return [_notice(state, "complement_requested", holder, "Complément demandé",
+                            f"Pièces demandées : {event.pieces}\nÀ fournir avant le {show(event.due)}.",
+                            event.due)]
+        case ComplementOverdue():
+            return [_notice(state, "complement_overdue", STAFF_DESK, "Complément non reçu",
+                            f"Le complément attendu avant le {show(state.complement_due or event.at)} "
+                            "n’a pas été reçu. Relancez le porteur ou clôturez le dossier.", event.at)]
+        case ReviewersAssigned():
+            return [_notice(state, "review_assigned", f"reviewer:{r}", "Dossier à expertiser",
+                            "Un dossier vous est confié. Déclarez d’abord vos intérêts (absence de "
+                            f"conflit), puis rendez votre expertise avant le {show(event.due)}.",
+                            event.due) for r in event.reviewers]
+        case ReviewOverdue():
+            return [_notice(state, "review_overdue", STAFF_DESK, "Expertise en retard",
+                            f"L’expertise attendue avant le {show(state.review_due or event.at)} "
+                            "n’est pas complète.", event.at)]
+        case DecisionTaken():
+            verdict = "retenu" if event.retained else "non retenu"
+            return [_notice(state, "decision", holder, f"Décision du comité : dossier {verdict}",
+                            f"Le comité a décidé : dossier {verdict}.\nMotifs : {event.reasons}",
+                            event.at)]
+        case DossierOriented():
+            names = "\n".join(f"- {s.name} ({s.owner})" for s in event.schemes)
+            return [_notice(state, "oriented", holder, "Orientation vers des dispositifs",
+                            f"Votre projet est orienté pour étude vers :\n{names}", event.at)]
+        case DeadlineExtended():
+            what = _DEADLINE_WORDS[event.deadline]
+            return [_notice(state, f"extended_{event.deadline.value}", holder, "Échéance prolongée",
+                            f"L’échéance de {what} est reportée au {show(event.until)}.",
+                            event.until)]
+        case DraftExpired():
+            return [_notice(state, "expired", holder, "Brouillon expiré",
+                            f"La phase est close depuis le {show(state.phase_closes_at or event.at)} ; "
+                            "votre brouillon n’a pas été déposé.", event.at)]
+        case ReportLate():
+            return [_notice(state, f"report_late_{event.period}", who, "Rapport de suivi en retard",
+                            f"Le rapport de suivi de la période {event.period} n’a pas été reçu.",
+                            event.at) for who in (holder, STAFF_DESK)]
+        case DossierClosed():
+            return [_notice(state, "closed", holder, "Dossier clos", f"Motif : {event.reason}",
+                            event.at)]
+    return []
+
+
+def reminder_notice(state: DossierState, deadline: Deadline) -> Notice:
+    """The reminder `deadline` announces, to the holder."""
+    what = _DEADLINE_WORDS[deadline.subject]
+    days = "demain" if deadline.days_before == 1 else f"dans {deadline.days_before} jours"
+    period = f" (période {deadline.period})" if deadline.period else ""
+    kind = f"reminder_{deadline.subject.value}_{deadline.days_before}d"
+    if deadline.period:
+        kind += f"_p{deadline.period}"
+    return _notice(state, kind, f"holder:{state.holder}", f"Rappel : échéance {days}",
+                   f"Rappel : l’échéance de {what}{period} tombe {days}, le {show(deadline.due)}.",
+                   deadline.due)  # fmt: skip
