@@ -4,7 +4,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: run test lint typecheck unit install clean
+.PHONY: run test lint typecheck unit install clean bench
 
 $(STAMP): pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -14,9 +14,13 @@ $(STAMP): pyproject.toml
 
 install: $(STAMP)
 
-## run: validate the shipped calls and list them (the durable stack arrives with issue 4)
+## run: the whole stack on the embedded default (Temporal dev server, PostgreSQL, worker) in .amiflow/
 run: $(STAMP)
-	$(BIN)/amiflow calls list; $(BIN)/amiflow schemes list
+	$(BIN)/amiflow up
+
+## bench: the figures of BENCHMARKS.md (prints, asserts nothing)
+bench: $(STAMP)
+	$(BIN)/python bench/run.py
 
 ## test: lint, type-check (strict on domain/), then the test suite
 test: lint typecheck unit
@@ -25,7 +29,7 @@ lint: $(STAMP)
 	$(BIN)/ruff check .
 
 typecheck: $(STAMP)
-	$(BIN)/mypy domain amiflow
+	$(BIN)/mypy domain amiflow activities workflows worker.py
 
 unit: $(STAMP)
 	$(BIN)/python -m pytest

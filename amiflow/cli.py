@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import sys
 from datetime import UTC, datetime
 from pathlib import Path
@@ -11,6 +12,7 @@ from typing import Annotated, Any
 import typer
 
 from amiflow.catalogue import CallSet, load_calls, load_schemes
+from amiflow.settings import Settings, load_settings
 from domain.calendar import PARIS
 from domain.calls import Call, Phase
 from domain.errors import CallDefinitionError, DomainError
@@ -24,8 +26,23 @@ app = typer.Typer(
 )
 calls_app = typer.Typer(help="Les appels (AMI) définis dans deploy/calls.", no_args_is_help=True)
 schemes_app = typer.Typer(help="Le catalogue des dispositifs de financement.", no_args_is_help=True)
+dossier_app = typer.Typer(help="Les dossiers, sur la pile qui tourne (amiflow up).", no_args_is_help=True)
 app.add_typer(calls_app, name="calls")
 app.add_typer(schemes_app, name="schemes")
+app.add_typer(dossier_app, name="dossier")
+
+DataDirOpt = Annotated[
+    Path | None,
+    typer.Option("--data-dir", envvar="AMIFLOW_DATA_DIR",
+                 help="Dossier de données de la pile (défaut .amiflow/)."),  # fmt: skip
+]
+AsOpt = Annotated[str, typer.Option("--as", help="Qui agit : ROLE:NOM, par exemple staff:amelie.")]
+
+
+@app.callback()
+def _root(ctx: typer.Context, data_dir: DataDirOpt = None) -> None:
+    """amiflow : le cycle de vie des dossiers des appels à manifestation d’intérêt (AMI)."""
+    ctx.obj = load_settings(data_dir)
 
 PathsArg = Annotated[
     list[Path] | None,
@@ -169,16 +186,273 @@ def schemes_list(as_json: JsonOpt = False) -> None:
                    + " ; porteurs : " + ", ".join(t.label for t in s.holder_types))  # fmt: skip
 
 
+# --- the running stack ---------------------------------------------------------------------
+
+
+@app.command("up")
+def up_command(
+    ctx: typer.Context,
+    workers: Annotated[int, typer.Option(help="Nombre de workers à lancer.", min=1, max=16)] = 1,
+) -> None:
+    """Démarre tout (Temporal, PostgreSQL, worker) dans le dossier de données ; Ctrl-C arrête tout."""
+    from amiflow.logs import configure
+    from amiflow.stack import up
+
+    configure()
+    raise typer.Exit(up(ctx.obj, workers=workers, echo=typer.echo))
+
+
+@app.command("status")
+def status_command(ctx: typer.Context, as_json: JsonOpt = False) -> None:
+    """Ce qui tourne dans le dossier de données : adresses et processus."""
+    from amiflow.stack import status
+
+    info = status(ctx.obj)
+    if as_json:
+        typer.echo(json.dumps(info, ensure_ascii=False, indent=2))
+    elif not info["running"]:
+        typer.echo(f"Rien ne tourne dans {info['data_dir']} (amiflow up pour démarrer).")
+    else:
+        typer.echo(f"Temporal      {info['temporal_address']}\nInterface web {info['ui_url']}\n"
+                   f"PostgreSQL    {info['database_url']}\n"
+                   f"Workers       {', '.join(map(str, info['worker_pids']))}")  # fmt: skip
+    if not info["running"]:
+        raise typer.Exit(1)
+
+
+def _connected(settings: Settings, work: Any) -> Any:
+    """Run `work(client, engine)` against the stack of `settings`."""
+    import asyncio
+
+    from amiflow.db import create_engine
+    from amiflow.temporal import connect
+
+    if not settings.database_url:
+        raise DomainError(
+            f"Aucune pile dans {settings.data_dir} : lancez `make run` (ou amiflow up), "
+            "ou donnez AMIFLOW_TEMPORAL_ADDRESS et AMIFLOW_DATABASE_URL."
+        )
+
+    async def run() -> Any:
+        try:
+            client = await connect(settings.temporal_address, settings.namespace)
+        except RuntimeError as exc:
+            raise DomainError(f"Temporal injoignable à {settings.temporal_address} ({exc}).") from None
+        engine = create_engine(settings.database_url, pool_size=2)
+        try:
+            return await work(client, engine)
+        finally:
+            await engine.dispose()
+
+    return asyncio.run(run())
+
+
+def _actor(text: str) -> Any:
+    from domain.access import Actor
+
+    return Actor.parse(text)
+
+
+@dossier_app.command("submit")
+def dossier_submit(
+    ctx: typer.Context,
+    call: Annotated[str, typer.Option("--call", help="Identifiant de l’appel.")],
+    file: Annotated[Path, typer.Option("--file", help="Le dossier (YAML, voir deploy/examples/).")],
+    actor: AsOpt,
+) -> None:
+    """Crée et dépose un dossier ; un second dépôt de la même référence retrouve le même dossier.
+
+    La dernière ligne affichée est l’identifiant du dossier.
+    """
+    from amiflow import dossiers
+    from amiflow.catalogue import load_dossier
+
+    who = _actor(actor)
+    prepared = load_dossier(file)
+    if prepared.call != call:
+        raise DomainError(f"{file} est un dossier pour l’appel « {prepared.call} », pas « {call} ».")
+    settings: Settings = ctx.obj
+    result = _connected(settings, lambda client, _: dossiers.submit(
+        client, settings.task_queue, file, who, datetime.now(UTC)))  # fmt: skip
+    typer.echo(f"Dossier {result.status.label} ({result.status.value}), version {result.version}.")
+    typer.echo(result.dossier_id)
+
+
+@dossier_app.command(
+    "do", context_settings={"allow_extra_args": True, "ignore_unknown_options": True}
+)
+def dossier_do(
+    ctx: typer.Context,
+    dossier_id: Annotated[str, typer.Argument(help="Identifiant du dossier.")],
+    command: Annotated[str, typer.Argument(help="La commande, par exemple acknowledge, withdraw, "
+                                                "request-complement.")],  # fmt: skip
+    actor: AsOpt,
+    as_json: JsonOpt = False,
+) -> None:
+    """Donne une commande au dossier : `amiflow dossier do ID request-complement --pieces "Kbis"
+    --due 2026-07-01 --as staff:amelie`. Une date seule vaut 00:00 (heure de Paris) ce jour-là."""
+    from amiflow import dossiers
+
+    options = _options(ctx.args)
+    order = dossiers.build_command(command, options)
+    who = _actor(actor)
+    result = _connected(ctx.obj, lambda client, _: dossiers.send(client, dossier_id, order, who))
+    if as_json:
+        typer.echo(result.model_dump_json(indent=2))
+        return
+    typer.echo(f"{result.dossier_id} : {result.status.label} ({result.status.value}), "
+               f"version {result.version} — {', '.join(result.events)}")  # fmt: skip
+
+
+def _options(args: list[str]) -> dict[str, str]:
+    options: dict[str, str] = {}
+    rest = list(args)
+    while rest:
+        key = rest.pop(0)
+        if not key.startswith("--") or len(key) < 3:
+            raise DomainError(f"Argument inattendu « {key} » : écrivez --option valeur.")
+        name, eq, value = key[2:].partition("=")
+        if not eq:
+            if not rest or rest[0].startswith("--"):
+                raise DomainError(f"--{name} attend une valeur.")
+            value = rest.pop(0)
+        options[name] = value
+    return options
+
+
+def _deadline_json(d: Any) -> dict[str, Any]:
+    return {"kind": d.kind.value, "subject": d.subject.value, "at": paris(d.at), "at_utc": utc(d.at),
+            "due": paris(d.due), "days_before": d.days_before, "period": d.period,
+            "overdue": d.overdue}  # fmt: skip
+
+
+@dossier_app.command("show")
+def dossier_show(
+    ctx: typer.Context,
+    dossier_id: Annotated[str, typer.Argument(help="Identifiant du dossier.")],
+    as_json: JsonOpt = False,
+) -> None:
+    """L’état du dossier et les échéances qu’il attend."""
+    from amiflow import dossiers
+    from domain.deadlines import deadlines
+
+    state = _connected(ctx.obj, lambda client, engine: dossiers.state(client, engine, dossier_id))
+    waiting = deadlines(state, state.call, datetime.now(UTC)) if state.call else []
+    if as_json:
+        doc = {
+            "dossier_id": state.id, "call_id": state.call.id if state.call else None,
+            "phase_id": state.phase_id, "holder": state.holder, "status": state.status.value,
+            "status_label": state.status.label, "version": state.version,
+            "submitted_at": paris(state.submitted_at) if state.submitted_at else None,
+            "phase_closes_at": paris(state.phase_closes_at) if state.phase_closes_at else None,
+            "deadlines": [_deadline_json(d) for d in waiting],
+            "state": state.model_dump(mode="json", exclude={"call"}),
+        }  # fmt: skip
+        typer.echo(json.dumps(doc, ensure_ascii=False, indent=2))
+        return
+    typer.echo(f"{state.id} — {state.status.label} (version {state.version})")
+    if state.call:
+        typer.echo(f"  appel   : {state.call.title}")
+        if state.phase_closes_at:
+            typer.echo(f"  phase   : {state.phase_id} — clôture {paris(state.phase_closes_at)}")
+    typer.echo(f"  porteur : {state.holder}" + (f" ({state.content.holder_name})" if state.content else ""))
+    if state.submitted_at:
+        typer.echo(f"  déposé  : {paris(state.submitted_at)}")
+    for d in waiting:
+        what = f"rappel J-{d.days_before} de {d.subject.value}" if d.days_before else d.kind.value
+        late = " (échue)" if d.overdue else ""
+        typer.echo(f"  attend  : {paris(d.at)}  {what}{late}")
+
+
+@dossier_app.command("history")
+def dossier_history(
+    ctx: typer.Context,
+    dossier_id: Annotated[str, typer.Argument(help="Identifiant du dossier.")],
+    as_json: JsonOpt = False,
+) -> None:
+    """L’historique du dossier tel que le journal le garde : qui, quoi, quand (heure de Paris)."""
+    from amiflow import dossiers
+
+    events = _connected(ctx.obj, lambda _, engine: dossiers.history(engine, dossier_id))
+    if as_json:
+        doc = {"dossier_id": dossier_id, "events": [
+            {"seq": i, "type": e.type, "actor": str(e.actor), "at": paris(e.at), "at_utc": utc(e.at),
+             "event": e.model_dump(mode="json", exclude={"call"})}
+            for i, e in enumerate(events, start=1)]}  # fmt: skip
+        typer.echo(json.dumps(doc, ensure_ascii=False, indent=2))
+        return
+    for i, e in enumerate(events, start=1):
+        typer.echo(f"{i:>4}  {paris(e.at)}  {str(e.actor):<24} {e.type}")
+
+
+@dossier_app.command("list")
+def dossier_list(
+    ctx: typer.Context,
+    call: Annotated[str | None, typer.Option("--call", help="Seulement cet appel.")] = None,
+    status: Annotated[str | None, typer.Option("--status", help="Seulement ce statut (submitted…).")] = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """La liste des dossiers : statut, phase, prochaine échéance."""
+    from amiflow import dossiers
+    from domain.dossier import Status
+
+    if status is not None and status not in {s.value for s in Status}:
+        raise DomainError(f"Statut inconnu « {status} » ({', '.join(s.value for s in Status)}).")
+    rows = _connected(ctx.obj, lambda _, engine: dossiers.listing(engine, call, status))
+    if as_json:
+        out = [{**{k: (paris(v) if isinstance(v, datetime) else v) for k, v in r.items()},
+                "status_label": Status(r["status"]).label} for r in rows]  # fmt: skip
+        typer.echo(json.dumps({"dossiers": out}, ensure_ascii=False, indent=2))
+        return
+    for r in rows:
+        nxt = f"{paris(r['next_deadline'])} {r['next_deadline_kind']}" if r["next_deadline"] else "—"
+        typer.echo(f"{r['dossier_id']:<48} {Status(r['status']).label:<28} {r['phase_id']:<16} {nxt}")
+    if not rows:
+        typer.echo("Aucun dossier.")
+
+
+@calls_app.command("extend")
+def calls_extend(
+    ctx: typer.Context,
+    call: Annotated[str, typer.Argument(help="Identifiant de l’appel.")],
+    phase: Annotated[str, typer.Argument(help="Identifiant de la phase.")],
+    until: Annotated[str, typer.Option("--until", help="Nouvelle clôture : 00:00 (Paris) ce jour-là.")],
+    actor: AsOpt,
+) -> None:
+    """Prolonge une phase ; chaque dossier ouvert de la phase suit la nouvelle date (porteur prévenu)."""
+    from amiflow import dossiers
+
+    when = dossiers.parse_instant(until)
+    who = _actor(actor)
+    result = _connected(ctx.obj, lambda client, _: dossiers.extend(client, call, phase, when, who))
+    typer.echo(f"{call} / {phase} : clôture au {paris(result.closes_at)} ; "
+               f"{len(result.dossiers)} dossier(s) ouvert(s) prévenu(s).")  # fmt: skip
+
+
 def main() -> None:
     """Entry point: a refusal prints its reason on stderr and exits 1, without a traceback.
 
-    Usage errors are click's: message on stderr, exit 2.
+    Usage errors are click's: message on stderr, exit 2. The process ends with `os._exit` once
+    output is flushed: the Temporal client's runtime can abort during interpreter finalisation
+    (STACK.md), which must not turn a done command into a crash.
     """
+    code: int | str | None = 0
     try:
         app()
+    except SystemExit as exc:
+        code = exc.code
     except DomainError as exc:
         typer.echo(f"amiflow : {exc.message}", err=True)
-        sys.exit(1)
+        code = 1
+    except KeyboardInterrupt:
+        typer.echo("Interrompu.", err=True)
+        code = 1
+    if isinstance(code, str):
+        typer.echo(code, err=True)
+        code = 1
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(code or 0)
 
 
 if __name__ == "__main__":

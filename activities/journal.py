@@ -1,0 +1,105 @@
+"""The journal: one activity appends a dossier's new events and updates the projections in the
+same transaction. Idempotent: a retry after a crash never writes an event twice nor leaves a gap."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+from pydantic import TypeAdapter
+from sqlalchemy import and_, func, select, update
+from sqlalchemy.dialects.postgresql import insert
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
+from temporalio import activity
+from temporalio.exceptions import ApplicationError
+
+from activities.contracts import APPEND, OPEN_DOSSIERS, AppendEvents, OpenDossiers
+from activities.schema import call_counts, dossiers, events
+from amiflow.logs import logger
+from domain.dossier import Event, Status
+
+EVENT = TypeAdapter(Event)
+
+
+class JournalActivities:
+    """Side effects on the journal database. Built once per worker with its engine."""
+
+    def __init__(self, engine: AsyncEngine) -> None:
+        self.engine = engine
+
+    @activity.defn(name=APPEND)
+    async def append(self, batch: AppendEvents) -> int:
+        """Append the batch and update the projections; returns how many events were written
+        (0 when a previous attempt already committed them)."""
+        last_seq = batch.first_seq + len(batch.events) - 1
+        async with self.engine.begin() as conn:
+            # Serialise writers of one dossier (a retry can overlap a slow first attempt).
+            await conn.execute(select(func.pg_advisory_xact_lock(func.hashtext(batch.dossier_id))))
+            last = select(func.coalesce(func.max(events.c.seq), 0))
+            stored = int(await conn.scalar(last.where(events.c.dossier_id == batch.dossier_id)) or 0)
+            if stored >= last_seq:
+                return 0
+            if stored != batch.first_seq - 1:
+                raise ApplicationError(
+                    f"journal de {batch.dossier_id} : dernier événement {stored}, lot à partir de "
+                    f"{batch.first_seq} — un trou ou un doublon serait créé",
+                    type="JournalGap",
+                    non_retryable=True,
+                )
+            rows = [
+                {
+                    "dossier_id": batch.dossier_id,
+                    "seq": batch.first_seq + i,
+                    "type": e.type,
+                    "actor": str(e.actor),
+                    "occurred_at": e.at,
+                    "workflow_id": batch.workflow_id,
+                    "payload": EVENT.dump_python(e, mode="json"),
+                }
+                for i, e in enumerate(batch.events)
+            ]
+            await conn.execute(events.insert(), rows)
+            await self._project(conn, batch)
+        logger(dossier_id=batch.dossier_id, workflow_id=batch.workflow_id).info(
+            "journal.appended", first_seq=batch.first_seq, count=len(rows), status=batch.status.value
+        )
+        return len(rows)
+
+    async def _project(self, conn: AsyncConnection, batch: AppendEvents) -> None:
+        previous = await conn.scalar(
+            select(dossiers.c.status).where(dossiers.c.dossier_id == batch.dossier_id).with_for_update()
+        )
+        values = {
+            "call_id": batch.call_id, "phase_id": batch.phase_id, "holder": batch.holder,
+            "status": batch.status.value, "version": batch.version,
+            "next_deadline": batch.next_deadline, "next_deadline_kind": batch.next_deadline_kind,
+            "submitted_at": batch.submitted_at, "updated_at": datetime.now(UTC),
+        }  # fmt: skip
+        upsert = insert(dossiers).values(dossier_id=batch.dossier_id, **values)
+        await conn.execute(upsert.on_conflict_do_update(index_elements=["dossier_id"], set_=values))
+        if previous == batch.status.value:
+            return
+        if previous is not None:
+            await conn.execute(
+                update(call_counts)
+                .where(and_(call_counts.c.call_id == batch.call_id, call_counts.c.status == previous))
+                .values(count=call_counts.c.count - 1)
+            )
+        bump = insert(call_counts).values(call_id=batch.call_id, status=batch.status.value, count=1)
+        await conn.execute(
+            bump.on_conflict_do_update(
+                index_elements=["call_id", "status"], set_={"count": call_counts.c.count + 1}
+            )
+        )
+
+    @activity.defn(name=OPEN_DOSSIERS)
+    async def open_dossiers(self, query: OpenDossiers) -> list[str]:
+        """Ids of the dossiers of that phase that are still open."""
+        closed = [s.value for s in Status if not s.is_open]
+        async with self.engine.connect() as conn:
+            result = await conn.execute(
+                select(dossiers.c.dossier_id)
+                .where(dossiers.c.call_id == query.call_id, dossiers.c.phase_id == query.phase_id,
+                       dossiers.c.status.not_in(closed))  # fmt: skip
+                .order_by(dossiers.c.dossier_id)
+            )
+            return [row[0] for row in result]

@@ -1,0 +1,102 @@
+"""Notifications: an outbox in PostgreSQL, delivered exactly once per key.
+
+Delivery goes to a mail-drop folder (one file per notice) and the log by default, to SMTP when
+`AMIFLOW_SMTP_HOST` is set. The outbox row is locked while delivering; a mail-drop file is created
+exclusively, so a retry after a crash between writing it and committing finds it and does not
+write a second one.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import os
+import smtplib
+from datetime import UTC, datetime
+from email.message import EmailMessage
+from pathlib import Path
+
+from sqlalchemy import select, update
+from sqlalchemy.dialects.postgresql import insert
+from sqlalchemy.ext.asyncio import AsyncEngine
+from temporalio import activity
+
+from activities.contracts import SEND, SendNotices
+from activities.schema import outbox
+from amiflow.logs import logger
+from domain.notices import Notice
+
+
+class NotificationActivities:
+    """The outbox and its delivery. Built once per worker."""
+
+    def __init__(self, engine: AsyncEngine, mail_dir: Path, smtp_host: str = "") -> None:
+        self.engine = engine
+        self.mail_dir = mail_dir
+        self.smtp_host = smtp_host
+
+    @activity.defn(name=SEND)
+    async def send(self, request: SendNotices) -> int:
+        """Record and deliver each notice once; returns how many were delivered by this call."""
+        delivered = 0
+        for notice in request.notices:
+            async with self.engine.begin() as conn:
+                await conn.execute(
+                    insert(outbox)
+                    .values(key=notice.key, dossier_id=notice.dossier_id, kind=notice.kind,
+                            recipient=notice.recipient, subject=notice.subject, body=notice.body,
+                            due=notice.due)  # fmt: skip
+                    .on_conflict_do_nothing(index_elements=["key"])
+                )
+                done = await conn.scalar(
+                    select(outbox.c.delivered_at).where(outbox.c.key == notice.key).with_for_update()
+                )
+                if done is not None:
+                    continue
+                channel = await self._deliver(notice)
+                await conn.execute(
+                    update(outbox).where(outbox.c.key == notice.key)
+                    .values(delivered_at=datetime.now(UTC), channel=channel)
+                )
+                delivered += 1
+            logger(dossier_id=notice.dossier_id).info(
+                "notification.delivered", kind=notice.kind, recipient=notice.recipient, channel=channel
+            )
+        return delivered
+
+    async def _deliver(self, notice: Notice) -> str:
+        if self.smtp_host:
+            await asyncio.to_thread(self._smtp, notice)
+            return "smtp"
+        self._drop(notice)
+        return "maildrop"
+
+    def _drop(self, notice: Notice) -> None:
+        self.mail_dir.mkdir(parents=True, exist_ok=True)
+        name = hashlib.sha256(notice.key.encode()).hexdigest()[:32] + ".eml"
+        final = self.mail_dir / name
+        if final.exists():
+            return
+        tmp = self.mail_dir / f".{name}.{os.getpid()}.tmp"
+        tmp.write_bytes(self._message(notice).as_bytes())
+        try:
+            os.link(tmp, final)  # fails if another attempt already delivered it
+        except FileExistsError:
+            pass
+        finally:
+            tmp.unlink(missing_ok=True)
+
+    def _smtp(self, notice: Notice) -> None:
+        host, _, port = self.smtp_host.partition(":")
+        with smtplib.SMTP(host, int(port or 25), timeout=30) as smtp:
+            smtp.send_message(self._message(notice))
+
+    @staticmethod
+    def _message(notice: Notice) -> EmailMessage:
+        message = EmailMessage()
+        message["To"] = notice.recipient
+        message["From"] = "amiflow"
+        message["Subject"] = notice.subject
+        message["X-Amiflow-Key"] = notice.key
+        message.set_content(notice.body)
+        return message

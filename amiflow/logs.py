@@ -1,0 +1,45 @@
+"""Logging: structlog, key-value in development, JSON in production; ids, never content."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import MutableMapping
+from typing import Any
+
+import structlog
+
+# Fields that may carry what a holder wrote: dropped from every log line, whoever passes them.
+CONTENT_FIELDS = frozenset(
+    {"content", "sections", "body", "summary", "opinion", "reasons", "note", "pieces", "statement",
+     "payload", "events", "command", "holder_name", "partners", "financing_need"}
+)  # fmt: skip
+
+
+def drop_content(_: Any, __: str, event_dict: MutableMapping[str, Any]) -> MutableMapping[str, Any]:
+    """structlog processor: removes content fields so that logs carry ids, statuses and actors."""
+    for name in CONTENT_FIELDS.intersection(event_dict):
+        event_dict[name] = "[retiré]"
+    return event_dict
+
+
+def configure(fmt: str = "console", level: int = logging.INFO) -> None:
+    """Configure structlog once per process; `fmt` is "json" or "console"."""
+    renderer: Any = (
+        structlog.processors.JSONRenderer() if fmt == "json" else structlog.dev.ConsoleRenderer(colors=False)
+    )
+    structlog.configure(
+        processors=[
+            structlog.contextvars.merge_contextvars,
+            structlog.processors.add_log_level,
+            structlog.processors.TimeStamper(fmt="iso", utc=True),
+            drop_content,
+            renderer,
+        ],
+        wrapper_class=structlog.make_filtering_bound_logger(level),
+        cache_logger_on_first_use=True,
+    )
+
+
+def logger(**bound: Any) -> Any:
+    """A logger bound to ids (dossier_id, workflow_id, actor…)."""
+    return structlog.get_logger("amiflow").bind(**bound)

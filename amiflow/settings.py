@@ -1,0 +1,70 @@
+"""Where the stack is: one place reads the environment.
+
+`AMIFLOW_DATA_DIR` (default `.amiflow/`) names a local stack started by `amiflow up`; its
+`stack.json` says where its Temporal server and database listen. `AMIFLOW_TEMPORAL_ADDRESS`,
+`AMIFLOW_NAMESPACE`, `AMIFLOW_DATABASE_URL` and `AMIFLOW_TASK_QUEUE` point at any other deployment
+and take precedence.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import dataclass, replace
+from pathlib import Path
+
+DEFAULT_DATA_DIR = Path(".amiflow")
+DEFAULT_TASK_QUEUE = "amiflow-dossiers"
+DEFAULT_NAMESPACE = "default"
+
+
+@dataclass(frozen=True)
+class Settings:
+    """How to reach Temporal and the database, and where local files live."""
+
+    data_dir: Path
+    temporal_address: str = "127.0.0.1:7233"
+    namespace: str = DEFAULT_NAMESPACE
+    database_url: str = ""
+    task_queue: str = DEFAULT_TASK_QUEUE
+    maildrop: Path | None = None
+    smtp_host: str = ""
+    log_format: str = "console"  # "json" in production
+
+    @property
+    def stack_file(self) -> Path:
+        """The file `amiflow up` writes to say what runs in this data directory."""
+        return self.data_dir / "stack.json"
+
+    @property
+    def mail_dir(self) -> Path:
+        """Where notifications are dropped as files when no SMTP server is configured."""
+        return self.maildrop or self.data_dir / "maildrop"
+
+
+def load_settings(data_dir: Path | str | None = None) -> Settings:
+    """Settings from the data directory's stack file, then the environment (which wins)."""
+    env = os.environ
+    base = Path(data_dir or env.get("AMIFLOW_DATA_DIR") or DEFAULT_DATA_DIR)
+    settings = Settings(data_dir=base)
+    stack = settings.stack_file
+    if stack.exists():
+        info = json.loads(stack.read_text(encoding="utf-8"))
+        settings = replace(
+            settings,
+            temporal_address=info.get("temporal_address", settings.temporal_address),
+            namespace=info.get("namespace", settings.namespace),
+            database_url=info.get("database_url", settings.database_url),
+            task_queue=info.get("task_queue", settings.task_queue),
+        )
+    maildrop = env.get("AMIFLOW_MAILDROP")
+    return replace(
+        settings,
+        temporal_address=env.get("AMIFLOW_TEMPORAL_ADDRESS", settings.temporal_address),
+        namespace=env.get("AMIFLOW_NAMESPACE", settings.namespace),
+        database_url=env.get("AMIFLOW_DATABASE_URL", settings.database_url),
+        task_queue=env.get("AMIFLOW_TASK_QUEUE", settings.task_queue),
+        maildrop=Path(maildrop) if maildrop else None,
+        smtp_host=env.get("AMIFLOW_SMTP_HOST", ""),
+        log_format=env.get("AMIFLOW_LOG_FORMAT", settings.log_format),
+    )

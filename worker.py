@@ -1,0 +1,62 @@
+"""The amiflow worker: runs the dossier and call workflows and their activities.
+
+Configuration from the environment (see amiflow/settings.py): AMIFLOW_TEMPORAL_ADDRESS,
+AMIFLOW_NAMESPACE, AMIFLOW_DATABASE_URL, AMIFLOW_TASK_QUEUE (or AMIFLOW_DATA_DIR of a local stack).
+Several workers on the same task queue share the load. SIGTERM or SIGINT stops it gracefully:
+running activities finish, then it exits.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+
+from activities.journal import JournalActivities
+from activities.notifications import NotificationActivities
+from amiflow.db import create_engine
+from amiflow.logs import configure, logger
+from amiflow.settings import Settings, load_settings
+from amiflow.temporal import build_worker, connect
+
+
+async def run_worker(settings: Settings, stop: asyncio.Event | None = None) -> None:
+    """Run until `stop` is set (or SIGTERM/SIGINT when none is given)."""
+    if not settings.database_url:
+        raise SystemExit("amiflow worker : AMIFLOW_DATABASE_URL manquant (ou lancez `amiflow up`).")
+    stop = stop or _stop_on_signals()
+    engine = create_engine(settings.database_url)
+    client = await connect(settings.temporal_address, settings.namespace)
+    journal = JournalActivities(engine)
+    notifications = NotificationActivities(engine, settings.mail_dir, settings.smtp_host)
+    worker = build_worker(
+        client, settings.task_queue,
+        [journal.append, journal.open_dossiers, notifications.send],
+    )  # fmt: skip
+    log = logger(task_queue=settings.task_queue, pid=os.getpid())
+    log.info("worker.started", temporal=settings.temporal_address)
+    async with worker:
+        await stop.wait()
+        log.info("worker.stopping")
+    await engine.dispose()
+    log.info("worker.stopped")
+
+
+def _stop_on_signals() -> asyncio.Event:
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop.set)
+    return stop
+
+
+def main() -> None:
+    """Entry point: `python worker.py`."""
+    settings = load_settings()
+    configure(settings.log_format)
+    asyncio.run(run_worker(settings))
+    os._exit(0)  # see STACK.md: the Temporal runtime can abort at interpreter exit after work is done
+
+
+if __name__ == "__main__":
+    main()

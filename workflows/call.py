@@ -1,0 +1,136 @@
+"""CallWorkflow: one per call. Holds the call's definition as it stands (with staff's deadline
+extensions), tells staff when a phase opens and closes, and carries an extension to every open
+dossier of the phase."""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+
+from pydantic import BaseModel
+from temporalio import workflow
+from temporalio.exceptions import ApplicationError
+
+from activities.contracts import OPEN_DOSSIERS, SEND, OpenDossiers, SendNotices
+from domain import Actor, Call, Role
+from domain.calendar import show
+from domain.calls import extend_phase
+from domain.errors import DomainError, NotAllowed
+from domain.notices import STAFF_DESK, Notice
+from workflows.dossier import JOURNAL_RETRY, PhaseExtended, refusal
+
+
+class CallInput(BaseModel):
+    """The call as loaded from its file, or as it stood when continuing."""
+
+    call: Call
+    announced: list[str] = []
+
+
+class ExtendPhase(BaseModel):
+    """Staff: the phase closes later."""
+
+    phase_id: str
+    until: datetime
+    actor: Actor
+
+
+class ExtensionResult(BaseModel):
+    """Which dossiers were told of the new closing."""
+
+    phase_id: str
+    closes_at: datetime
+    dossiers: list[str]
+
+
+def call_workflow_id(call_id: str) -> str:
+    """The id of a call's workflow."""
+    return f"call:{call_id}"
+
+
+@workflow.defn
+class CallWorkflow:
+    """The life of one call."""
+
+    def __init__(self) -> None:
+        self.call: Call | None = None
+        self.changed = False
+        self.announced: set[str] = set()
+
+    @workflow.run
+    async def run(self, start: CallInput) -> None:
+        """Announce each opening and closing at its instant, and stay to carry extensions."""
+        self.call = start.call
+        self.announced = set(start.announced)
+        while True:
+            upcoming = self._moments()
+            self.changed = False
+            timeout = max(upcoming[0][0] - workflow.now(), timedelta(0)) if upcoming else None
+            try:
+                await workflow.wait_condition(lambda: self.changed, timeout=timeout)
+            except TimeoutError:
+                await self._announce(*upcoming[0])
+            if workflow.info().is_continue_as_new_suggested():
+                await workflow.wait_condition(workflow.all_handlers_finished)
+                workflow.continue_as_new(CallInput(call=self.call, announced=sorted(self.announced)))
+
+    async def _announce(self, at: datetime, key: str, text: str) -> None:
+        assert self.call is not None
+        self.announced.add(key)
+        notice = Notice(key=f"{key}|{STAFF_DESK}", dossier_id=call_workflow_id(self.call.id),
+                        kind=key.split("|")[1], recipient=STAFF_DESK,
+                        subject=f"[{self.call.id}] {text}", body=text, due=at)  # fmt: skip
+        await workflow.execute_activity(SEND, SendNotices(notices=[notice]),
+                                        start_to_close_timeout=timedelta(seconds=60),
+                                        retry_policy=JOURNAL_RETRY)  # fmt: skip
+
+    def _moments(self) -> list[tuple[datetime, str, str]]:
+        assert self.call is not None
+        out = []
+        for p in self.call.phases:
+            out.append((p.opens_at, f"{self.call.id}|phase_opened|{p.id}|{p.opens_at.isoformat()}",
+                        f"Ouverture de « {p.label} » ({show(p.opens_at)})"))  # fmt: skip
+            out.append((p.closes_at, f"{self.call.id}|phase_closed|{p.id}|{p.closes_at.isoformat()}",
+                        f"Clôture de « {p.label} » ({show(p.closes_at)})"))  # fmt: skip
+        now = workflow.now()
+        return sorted(m for m in out if m[1] not in self.announced and m[0] > now - timedelta(seconds=1))
+
+    @workflow.query
+    def definition(self) -> Call:
+        """The call as it stands, extensions included: what new dossiers run under."""
+        assert self.call is not None
+        return self.call
+
+    @workflow.update
+    async def extend(self, request: ExtendPhase) -> ExtensionResult:
+        """Move a phase's closing later and tell every open dossier of the phase."""
+        try:
+            self.call = self._extended(request)
+        except DomainError as exc:
+            raise refusal(exc) from None
+        self.changed = True
+        ids: list[str] = await workflow.execute_activity(
+            OPEN_DOSSIERS, OpenDossiers(call_id=self.call.id, phase_id=request.phase_id),
+            start_to_close_timeout=timedelta(seconds=30), retry_policy=JOURNAL_RETRY,
+            result_type=list[str],
+        )  # fmt: skip
+        signal = PhaseExtended(until=request.until, actor=request.actor)
+        for dossier_id in ids:
+            try:
+                await workflow.get_external_workflow_handle(dossier_id).signal("phase_extended", signal)
+            except ApplicationError:  # the dossier's workflow ended meanwhile
+                workflow.logger.info("dossier %s no longer running", dossier_id)
+        return ExtensionResult(phase_id=request.phase_id, closes_at=request.until, dossiers=ids)
+
+    @extend.validator
+    def validate_extend(self, request: ExtendPhase) -> None:
+        """Only staff extend, and only later."""
+        try:
+            self._extended(request)
+        except DomainError as exc:
+            raise refusal(exc) from None
+
+    def _extended(self, request: ExtendPhase) -> Call:
+        assert self.call is not None
+        if request.actor.role is not Role.STAFF:
+            raise NotAllowed("Prolonger une phase est réservé aux chargés de mission (staff).")
+        return extend_phase(self.call, request.phase_id, request.until, workflow.now())
