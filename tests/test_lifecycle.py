@@ -1,4 +1,7 @@
-"""Whole lifecycles on the real dev server and PostgreSQL, through the CLI's code path."""
+"""Whole lifecycles of each shipped call on the real dev server and PostgreSQL, through the CLI's
+code path (amiflow.dossiers). The ressourceries and CREC calls' real dates are past (today is after
+5 June 2026 and 7 September 2018) and a workflow's clock only moves forward from the real now: those
+two run on copies of their files with the same structure and the dates moved to the coming year."""
 
 from __future__ import annotations
 
@@ -9,7 +12,7 @@ from sqlalchemy import text
 
 from amiflow.catalogue import CALLS_DIR, load_call
 from amiflow.dossiers import build_command, history, send, start_calls, submit
-from domain import Actor
+from domain import Actor, Call
 from domain.dossier import Status
 from tests.conftest import Stack
 
@@ -20,33 +23,103 @@ RITA = Actor.parse("reviewer:rita")
 COMMITTEE = Actor.parse("committee:cora")
 
 
-async def test_pmcb_full_lifecycle(stack: Stack) -> None:
-    call = load_call(CALLS_DIR / "hdf-pmcb-reemploi.yaml")
+def moved(tmp_path: Path, name: str, replacements: dict[str, str]) -> Path:
+    """A copy of a shipped call file with some dates rewritten."""
+    source = (CALLS_DIR / name).read_text()
+    for old, new in replacements.items():
+        assert old in source, old
+        source = source.replace(old, new)
+    path = tmp_path / name
+    path.write_text(source)
+    return path
+
+
+async def drive(stack: Stack, call: Call, example: Path, criteria: str, *, after_closing: bool) -> str:
+    """Submit the example, then take it to the end of its follow-up; returns the dossier id."""
     with stack.env.with_time_skipping_disabled():
         await start_calls(stack.client, stack.task_queue, [call])
-        result = await submit(stack.client, stack.task_queue, EXAMPLES / "hdf-pmcb-reemploi.yaml", HOLDER,
-                              datetime.now(UTC))  # fmt: skip
+        result = await submit(stack.client, stack.task_queue, example, HOLDER, datetime.now(UTC))
     ident = result.dossier_id
     assert result.status is Status.SUBMITTED
-    due = (datetime.now(UTC) + timedelta(days=40)).date().isoformat()
-    steps = [
-        (STAFF, "acknowledge", {}),
-        (STAFF, "declare-complete", {}),
-        (STAFF, "assign-reviewers", {"reviewers": "rita", "due": due}),
-        (RITA, "declare-interests", {"conflict": "false"}),
-        (RITA, "submit-review", {"scores": "solutions=4,court_terme=3,impact_socio_economique=5",
-                                 "opinion": "Consortium solide."}),
-        (COMMITTEE, "decide", {"retained": "true", "reasons": "Projet structurant."}),
-        (STAFF, "orient", {}),
-        (STAFF, "record-filing", {"scheme-id": "fratri", "outcome": "filed"}),
-        (STAFF, "record-follow-up", {"kind": "charter_signed"}),
-    ]  # fmt: skip
-    for actor, name, options in steps:
-        await send(stack.client, ident, build_command(name, options), actor)
+    handle = stack.client.get_workflow_handle(ident)
+
+    async def do(actor: Actor, name: str, **options: str) -> Status:
+        return (await send(stack.client, ident, build_command(name, options), actor)).status
+
+    assert await do(STAFF, "acknowledge") is Status.ACKNOWLEDGED
+    due = (datetime.now(UTC) + timedelta(days=30)).date().isoformat()
+    assert await do(STAFF, "request-complement", pieces="Budget détaillé", due=due) is Status.COMPLEMENT_REQUESTED
+    assert await do(HOLDER, "provide-complement", note="Budget joint") is Status.ACKNOWLEDGED
+    assert await do(STAFF, "declare-complete") is Status.COMPLETE
+    if after_closing:  # reviewed once the phase or session has closed
+        closes = call.phases[-1].closes_at if len(call.phases) > 1 else call.phases[0].closes_at
+        await stack.env.fast_forward(handle, closes - await stack.env.get_current_time(handle) + timedelta(hours=1))
+    now = await stack.env.get_current_time(handle)
+    review_due = (now + timedelta(days=20)).date().isoformat()
+    assert await do(STAFF, "assign-reviewers", reviewers="rita", due=review_due) is Status.UNDER_REVIEW
+    await do(RITA, "declare-interests", conflict="false")
+    await do(RITA, "submit-review", scores=criteria, opinion="Projet solide et utile au territoire.")
+    assert await do(COMMITTEE, "decide", retained="true", reasons="Retenu à l’unanimité.") is Status.RETAINED
+    assert await do(STAFF, "orient") is Status.ORIENTED
+    state = await handle.query("current")
+    scheme = state["filings"][0]["scheme_id"]
+    await do(STAFF, "record-filing", **{"scheme-id": scheme, "outcome": "filed"})
+    await do(STAFF, "record-filing", **{"scheme-id": scheme, "outcome": "granted", "amount-eur": "150000"})
+    assert await do(STAFF, "record-follow-up", kind="charter_signed") is Status.FOLLOW_UP
+    await do(HOLDER, "file-report", period="1", summary="Premier trimestre conforme.")
+    await do(STAFF, "record-follow-up", kind="meeting_attended")
+    assert await do(STAFF, "close", reason="Suivi achevé.") is Status.CLOSED
+    assert await handle.result() is not None  # a closed dossier's workflow ends
+    return ident
+
+
+async def check_journal(stack: Stack, ident: str) -> list[str]:
     journal = await history(stack.engine, ident)
-    assert [e.type for e in journal][-3:] == ["oriented", "filing_recorded", "follow_up_recorded"]
     async with stack.engine.connect() as conn:
-        seqs = [r[0] for r in await conn.execute(text("select seq from events order by seq"))]
-        status = (await conn.execute(text("select status from dossiers"))).scalar()
+        seqs = [r[0] for r in await conn.execute(
+            text("select seq from events where dossier_id = :d order by seq"), {"d": ident})]  # fmt: skip
+        status = (await conn.execute(text("select status from dossiers where dossier_id = :d"),
+                                     {"d": ident})).scalar()  # fmt: skip
+        counts = dict((await conn.execute(text("select status, count from call_counts"))).all())
     assert seqs == list(range(1, len(journal) + 1))
-    assert status == "follow_up"
+    assert status == "closed"
+    assert counts.get("closed") == 1 and sum(counts.values()) == 1
+    return [e.type for e in journal]
+
+
+EXPECTED = [
+    "draft_started", "submitted", "acknowledged", "complement_requested", "complement_provided",
+    "declared_complete", "reviewers_assigned", "interests_declared", "review_submitted",
+    "decision_taken", "oriented", "filing_recorded", "filing_recorded", "follow_up_recorded",
+    "report_filed", "follow_up_recorded", "closed",
+]  # fmt: skip
+
+
+async def test_pmcb_full_lifecycle(stack: Stack) -> None:
+    call = load_call(CALLS_DIR / "hdf-pmcb-reemploi.yaml")
+    ident = await drive(stack, call, EXAMPLES / "hdf-pmcb-reemploi.yaml",
+                        "solutions=4,court_terme=3,impact_socio_economique=5", after_closing=False)  # fmt: skip
+    assert await check_journal(stack, ident) == EXPECTED
+    assert len(list(stack.mail_dir.iterdir())) >= 6  # acknowledgements, decision, orientation…
+
+
+async def test_ressourceries_phase_2_full_lifecycle(stack: Stack, tmp_path: Path) -> None:
+    path = moved(tmp_path, "hdf-ressourceries.yaml", {
+        "date: 2026-02-31": "date: 2026-11-01", "date: 2026-06-05": "date: 2027-06-05",
+    })  # fmt: skip
+    call = load_call(path)
+    assert call.phases[1].closes_at.isoformat() == "2027-06-04T22:00:00+00:00"
+    ident = await drive(stack, call, EXAMPLES / "hdf-ressourceries.yaml",
+                        "solutions=5,court_terme=4,impact_socio_economique=4", after_closing=True)  # fmt: skip
+    types = await check_journal(stack, ident)
+    assert types == EXPECTED
+
+
+async def test_crec_session_full_lifecycle(stack: Stack, tmp_path: Path) -> None:
+    path = moved(tmp_path, "normandie-crec-2018.yaml", {
+        "date: 2018-04-19": "date: 2026-11-01", "date: 2018-09-08": "date: 2027-09-08",
+    })  # fmt: skip
+    call = load_call(path)
+    ident = await drive(stack, call, EXAMPLES / "normandie-crec-2018.yaml",
+                        "strategie=4,emergence=4,mise_en_oeuvre=3", after_closing=True)  # fmt: skip
+    assert await check_journal(stack, ident) == EXPECTED
