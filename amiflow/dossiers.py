@@ -30,7 +30,7 @@ from amiflow.catalogue import load_dossier, load_schemes
 from domain import Actor, Call, DossierState, decide, dossier_id, replay
 from domain.calendar import PARIS, start_of_day
 from domain.dossier import Command, Event, StartDraft, Submit
-from domain.errors import DomainError, InvalidCommand, NotAllowed
+from domain.errors import DomainError, InvalidCommand
 from workflows.call import CallWorkflow, ExtendPhase, ExtensionResult, call_workflow_id
 from workflows.dossier import CommandRequest, CommandResult, DossierInput, DossierWorkflow
 
@@ -228,12 +228,6 @@ async def listing(engine: AsyncEngine, call_id: str | None = None,
         query = query.where(dossiers.c.status == status)
     async with engine.connect() as conn:
         return [dict(row._mapping) for row in await conn.execute(query)]
-
-
-def require_role(actor: Actor, roles: Sequence[str], what: str) -> None:
-    """Refuse early when the CLI knows the role cannot act (the workflow checks again)."""
-    if actor.role.value not in roles:
-        raise NotAllowed(f"{what} : réservé aux rôles {', '.join(roles)}.")
 
 
 async def start_calls(client: Client, task_queue: str, calls: Sequence[Call]) -> list[str]:

@@ -8,7 +8,7 @@ from datetime import datetime, timedelta
 
 from pydantic import BaseModel
 from temporalio import workflow
-from temporalio.exceptions import ApplicationError
+from temporalio.exceptions import FailureError
 
 from activities.contracts import OPEN_DOSSIERS, SEND, OpenDossiers, SendNotices
 from domain import Actor, Call, Role
@@ -117,7 +117,7 @@ class CallWorkflow:
         for dossier_id in ids:
             try:
                 await workflow.get_external_workflow_handle(dossier_id).signal("phase_extended", signal)
-            except ApplicationError:  # the dossier's workflow ended meanwhile
+            except FailureError:  # the dossier’s workflow ended meanwhile
                 workflow.logger.info("dossier %s no longer running", dossier_id)
         return ExtensionResult(phase_id=request.phase_id, closes_at=request.until, dossiers=ids)
 

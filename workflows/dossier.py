@@ -16,7 +16,7 @@ from temporalio.common import RetryPolicy
 from temporalio.exceptions import ApplicationError
 
 from activities.contracts import APPEND, SEND, AppendEvents, SendNotices
-from domain import SYSTEM, Actor, DossierState, deadlines, decide, replay
+from domain import SYSTEM, Actor, DossierState, Event, deadlines, decide, replay
 from domain.deadlines import Deadline
 from domain.dossier import (
     Command,
@@ -150,7 +150,7 @@ class DossierWorkflow:
         if notices:
             await self._notify(notices)
 
-    async def _apply(self, events: list) -> None:  # type: ignore[type-arg]
+    async def _apply(self, events: list[Event]) -> None:
         """Journal the events, then fold them and send what they notify."""
         if not events:
             return
