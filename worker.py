@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import os
 import signal
+from datetime import timedelta
 
 from activities.journal import JournalActivities
 from activities.notifications import NotificationActivities
@@ -18,6 +19,9 @@ from amiflow.db import create_engine
 from amiflow.logs import configure, logger
 from amiflow.settings import Settings, load_settings
 from amiflow.temporal import build_worker, connect
+
+# On SIGTERM, running activities get this long to finish (longer than any start-to-close timeout).
+SHUTDOWN_GRACE = timedelta(seconds=30)
 
 
 async def run_worker(settings: Settings, stop: asyncio.Event | None = None) -> None:
@@ -32,6 +36,7 @@ async def run_worker(settings: Settings, stop: asyncio.Event | None = None) -> N
     worker = build_worker(
         client, settings.task_queue,
         [journal.append, journal.open_dossiers, notifications.send],
+        graceful_shutdown_timeout=SHUTDOWN_GRACE,
     )  # fmt: skip
     log = logger(task_queue=settings.task_queue, pid=os.getpid())
     log.info("worker.started", temporal=settings.temporal_address)

@@ -168,7 +168,7 @@ class DossierWorkflow:
                 next_deadline_kind=upcoming[0].kind.value if upcoming else None,
                 submitted_at=after.submitted_at,
             ),  # fmt: skip
-            start_to_close_timeout=timedelta(seconds=30),
+            start_to_close_timeout=timedelta(seconds=10),  # a batch takes milliseconds; bounds recovery
             retry_policy=JOURNAL_RETRY,
         )
         notices: list[Notice] = []
@@ -185,7 +185,7 @@ class DossierWorkflow:
         await workflow.execute_activity(
             SEND,
             SendNotices(notices=notices),
-            start_to_close_timeout=timedelta(seconds=60),
+            start_to_close_timeout=timedelta(seconds=20),
             retry_policy=JOURNAL_RETRY,
         )
 
