@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import os
+import re
 import smtplib
 from datetime import UTC, datetime
 from email.message import EmailMessage
@@ -94,8 +95,12 @@ class NotificationActivities:
     @staticmethod
     def _message(notice: Notice) -> EmailMessage:
         message = EmailMessage()
-        message["To"] = notice.recipient
-        message["From"] = "amiflow"
+        # Recipients are actors (`holder:acme`); mapping them to mail addresses needs a directory
+        # amiflow does not have yet, so the address is a placeholder and the actor travels in a header.
+        local = re.sub(r"[^A-Za-z0-9._-]+", "-", notice.recipient.replace(":", "."))
+        message["To"] = f'"{notice.recipient}" <{local}@destinataires.invalid>'
+        message["X-Amiflow-Recipient"] = notice.recipient
+        message["From"] = "amiflow <amiflow@localhost>"
         message["Subject"] = notice.subject
         message["X-Amiflow-Key"] = notice.key
         message.set_content(notice.body)

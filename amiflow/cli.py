@@ -296,7 +296,7 @@ def dossier_do(
     options = _options(ctx.args)
     order = dossiers.build_command(command, options)
     who = _actor(actor)
-    result = _connected(ctx.obj, lambda client, _: dossiers.send(client, dossier_id, order, who))
+    result = _connected(ctx.obj, lambda client, engine: dossiers.send(client, dossier_id, order, who, engine))
     if as_json:
         typer.echo(result.model_dump_json(indent=2))
         return

@@ -8,7 +8,7 @@ command writes nothing.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from datetime import datetime
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, get_args
 
@@ -150,8 +150,13 @@ async def submit(client: Client, task_queue: str, file: Path, actor: Actor,
     return await send(client, ident, Submit(), actor)
 
 
-async def send(client: Client, ident: str, command: Command, actor: Actor) -> CommandResult:
-    """Give a command to a running dossier."""
+async def send(client: Client, ident: str, command: Command, actor: Actor,
+               engine: AsyncEngine | None = None) -> CommandResult:  # fmt: skip
+    """Give a command to a running dossier.
+
+    A dossier whose workflow has ended (closed, withdrawn, expired…) is read back from the journal
+    when `engine` is given, so the refusal says why in the rules' words.
+    """
     handle = client.get_workflow_handle(ident)
     try:
         return await handle.execute_update(DossierWorkflow.command,
@@ -159,9 +164,16 @@ async def send(client: Client, ident: str, command: Command, actor: Actor) -> Co
     except WorkflowUpdateFailedError as exc:
         raise _refused(exc) from None
     except RPCError as exc:
-        if exc.status is RPCStatusCode.NOT_FOUND:
-            raise InvalidCommand(f"Dossier inconnu ou terminé : « {ident} ».") from None
-        raise
+        if exc.status is not RPCStatusCode.NOT_FOUND:
+            raise
+    if engine is not None:
+        try:
+            final = replay(await history(engine, ident))
+        except InvalidCommand:
+            final = None
+        if final is not None:
+            decide(final, command, actor, datetime.now(UTC))  # raises the rules' refusal
+    raise InvalidCommand(f"Dossier inconnu ou terminé : « {ident} ».")
 
 
 async def extend(client: Client, call_id: str, phase_id: str, until: datetime,

@@ -161,8 +161,11 @@ def decide(state: DossierState, command: Command, actor: Actor, now: datetime) -
         if state.status is Status.NEW:
             raise InvalidTransition("Ce dossier n’existe pas encore : commencez par un brouillon.")
         allowed = ", ".join(sorted(STATUS_LABELS[s] for s in ACCEPTED_IN[name]))
+        why = ""
+        if state.status is Status.EXPIRED and state.phase_closes_at is not None:
+            why = f" : la phase est close depuis le {show(state.phase_closes_at)} (heure de Paris)"
         raise InvalidTransition(
-            f"« {name} » est impossible : le dossier est « {state.status.label} » "
+            f"« {name} » est impossible : le dossier est « {state.status.label} »{why} "
             f"(possible seulement s’il est : {allowed})."
         )
     handler: Callable[[DossierState, Any, Actor, datetime], list[Event]] = _HANDLERS[type(command)]

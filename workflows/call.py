@@ -4,6 +4,7 @@ dossier of the phase."""
 
 from __future__ import annotations
 
+import asyncio
 from datetime import datetime, timedelta
 
 from pydantic import BaseModel
@@ -114,11 +115,14 @@ class CallWorkflow:
             result_type=list[str],
         )  # fmt: skip
         signal = PhaseExtended(until=request.until, actor=request.actor)
-        for dossier_id in ids:
+
+        async def tell(dossier_id: str) -> None:
             try:
                 await workflow.get_external_workflow_handle(dossier_id).signal("phase_extended", signal)
             except FailureError:  # the dossier’s workflow ended meanwhile
                 workflow.logger.info("dossier %s no longer running", dossier_id)
+
+        await asyncio.gather(*(tell(i) for i in ids))  # all signals in one workflow task
         return ExtensionResult(phase_id=request.phase_id, closes_at=request.until, dossiers=ids)
 
     @extend.validator
