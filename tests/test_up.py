@@ -1,0 +1,93 @@
+"""`amiflow up` as `make run` starts it: everything in the data directory, addresses printed,
+SIGTERM stops every process within seconds, and a second `up` on the same directory resumes."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+EXAMPLE = ROOT / "deploy" / "examples" / "hdf-pmcb-reemploi.yaml"
+
+
+def amiflow(data: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("AMIFLOW_")}
+    return subprocess.run([sys.executable, "-m", "amiflow.cli", "--data-dir", str(data), *args], cwd=ROOT,
+                          env=env, capture_output=True, text=True, timeout=120, check=False)  # fmt: skip
+
+
+def start(data: Path) -> subprocess.Popen[str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("AMIFLOW_")}
+    process = subprocess.Popen([sys.executable, "-m", "amiflow.cli", "--data-dir", str(data), "up"], cwd=ROOT,
+                               env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)  # fmt: skip
+    deadline = time.monotonic() + 90
+    while time.monotonic() < deadline:
+        status = amiflow(data, "status", "--json")
+        if status.returncode == 0:
+            return process
+        assert process.poll() is None, process.stdout.read() if process.stdout else ""
+        time.sleep(0.5)
+    process.kill()
+    raise AssertionError("amiflow up did not become ready")
+
+
+def alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    return not Path(f"/proc/{pid}/stat").read_text().split()[2] == "Z"
+
+
+def stop(process: subprocess.Popen[str]) -> tuple[float, str]:
+    began = time.monotonic()
+    process.send_signal(signal.SIGTERM)
+    out, _ = process.communicate(timeout=60)
+    return time.monotonic() - began, out
+
+
+@pytest.mark.timeout(300)
+def test_up_runs_everything_stops_on_sigterm_and_resumes(tmp_path: Path) -> None:
+    data = tmp_path / "stack"
+    process = start(data)
+    try:
+        info = json.loads(amiflow(data, "status", "--json").stdout)
+        for key in ("temporal_address", "ui_url", "database_url", "worker_pids"):
+            assert info[key], key
+        assert (data / "temporal.db").exists() and (data / "pgdata").is_dir()
+        assert info["calls"] == ["hdf-pmcb-reemploi", "normandie-crec-2018"]
+        assert "hdf-ressourceries.yaml" in info["refused_calls"][0]["file"]
+        submitted = amiflow(data, "dossier", "submit", "--call", "hdf-pmcb-reemploi", "--file", str(EXAMPLE),
+                            "--as", "holder:acme")  # fmt: skip
+        assert submitted.returncode == 0, submitted.stderr
+        ident = submitted.stdout.strip().splitlines()[-1]
+        asked = amiflow(data, "dossier", "do", ident, "request-complement", "--pieces", "Kbis", "--due",
+                        "2027-01-15", "--as", "staff:amelie")  # fmt: skip
+        assert asked.returncode == 0, asked.stderr
+        pids = [info["temporal_pid"], info["postgres_pid"], *info["worker_pids"]]
+    finally:
+        seconds, out = stop(process)
+    assert "Ctrl-C" in out and "tout est arrêté" in out
+    assert seconds < 30
+    assert not [pid for pid in pids if alive(pid)]
+    assert amiflow(data, "status").returncode == 1
+
+    process = start(data)
+    try:
+        shown = json.loads(amiflow(data, "dossier", "show", ident, "--json").stdout)
+        assert shown["status"] == "complement_requested"
+        assert shown["deadlines"][-1]["at"] == "2027-01-15T00:00+01:00"
+        answered = amiflow(data, "dossier", "do", ident, "provide-complement", "--note", "Kbis joint",
+                           "--as", "holder:acme")  # fmt: skip
+        assert answered.returncode == 0, answered.stderr
+        history = json.loads(amiflow(data, "dossier", "history", ident, "--json").stdout)["events"]
+        assert [e["seq"] for e in history] == [1, 2, 3, 4]
+    finally:
+        stop(process)
