@@ -579,7 +579,7 @@ def _changes(s: DossierState, e: Event) -> dict[str, Any]:
         case FollowUpRecorded():
             if e.kind is FollowUpKind.CHARTER_SIGNED:
                 return {"status": Status.FOLLOW_UP, "follow_up_started_at": e.at}
-            return {"meetings": (*s.meetings, e.at)}
+            return {"meetings_attended": s.meetings_attended + 1, "last_meeting_at": e.at}
         case DossierClosed():
             return {"status": Status.CLOSED, "closed_reason": e.reason, "closed_at": e.at}
         case DeadlineExtended():

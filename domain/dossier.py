@@ -577,7 +577,8 @@ class DossierState(Record):
     follow_up_started_at: datetime | None = None
     reports: tuple[Report, ...] = ()
     late_reports: tuple[int, ...] = ()
-    meetings: tuple[datetime, ...] = ()
+    meetings_attended: int = 0
+    last_meeting_at: datetime | None = None
     closed_reason: str = ""
     closed_at: datetime | None = None
 

@@ -499,7 +499,7 @@ class DossierMachine(RuleBasedStateMachine):
             assert s.follow_up_started_at is not None
             assert s.decision is not None and s.decision.retained
         if s.follow_up_started_at is None:
-            assert not s.reports and not s.late_reports and not s.meetings
+            assert not s.reports and not s.late_reports and not s.meetings_attended
         if s.status is Status.COMPLEMENT_REQUESTED:
             assert s.complement_due is not None
         if s.status is Status.UNDER_REVIEW:

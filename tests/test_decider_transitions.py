@@ -766,7 +766,8 @@ def test_charter_signed_starts_the_follow_up(status: Status) -> None:
                   InvalidTransition)  # fmt: skip
     assert "déjà signée" in exc.message
     met = accepted(following, RecordFollowUp(kind=FollowUpKind.MEETING_ATTENDED), STAFF, NOW)
-    assert met.meetings == (to_utc(NOW),) and met.status is Status.FOLLOW_UP
+    assert met.meetings_attended == 1 and met.last_meeting_at == to_utc(NOW)
+    assert met.status is Status.FOLLOW_UP
 
 
 def test_reports_come_in_order_and_late_ones_are_marked() -> None:
