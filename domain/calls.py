@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from datetime import date, datetime
 from enum import StrEnum
-from typing import Annotated, Any
+from typing import Annotated, Any, TypeVar
 
 from pydantic import BeforeValidator, Field, ValidationError, model_validator
 from pydantic_core import PydanticCustomError
@@ -111,32 +111,24 @@ _MONTHS = (
 )  # fmt: skip
 
 CalendarDate = Annotated[date, BeforeValidator(_calendar_date)]
+E = TypeVar("E", bound=StrEnum)
 
 
-def _holder_type(value: object) -> HolderType:
-    try:
-        return HolderType(str(value))
-    except ValueError:
-        raise PydanticCustomError(
-            "holder_type",
-            "type de porteur inconnu",
-            {"advice": "Types admis : " + ", ".join(t.value for t in HolderType) + "."},
-        ) from None
+def one_of(enum: type[E], problem: str, admitted: str) -> BeforeValidator:
+    """A validator that accepts a value of `enum` and otherwise says which values are admitted."""
+
+    def check(value: object) -> E:
+        try:
+            return enum(str(value))
+        except ValueError:
+            values = ", ".join(member.value for member in enum)
+            raise PydanticCustomError("one_of", problem, {"advice": f"{admitted} : {values}."}) from None
+
+    return BeforeValidator(check)
 
 
-def _review_mode(value: object) -> ReviewMode:
-    try:
-        return ReviewMode(str(value))
-    except ValueError:
-        raise PydanticCustomError(
-            "review_mode",
-            "mode d’étude inconnu",
-            {"advice": "Modes admis : " + ", ".join(m.value for m in ReviewMode) + "."},
-        ) from None
-
-
-KnownHolderType = Annotated[HolderType, BeforeValidator(_holder_type)]
-KnownReviewMode = Annotated[ReviewMode, BeforeValidator(_review_mode)]
+KnownHolderType = Annotated[HolderType, one_of(HolderType, "type de porteur inconnu", "Types admis")]
+KnownReviewMode = Annotated[ReviewMode, one_of(ReviewMode, "mode d’étude inconnu", "Modes admis")]
 Identifier = Annotated[str, Field(pattern=r"^[a-z0-9][a-z0-9_-]*$", max_length=64)]
 Text = Annotated[str, Field(min_length=1)]
 

@@ -8,10 +8,9 @@ from collections.abc import Iterable, Mapping
 from enum import StrEnum
 from typing import Annotated, Any
 
-from pydantic import BaseModel, BeforeValidator, Field, ValidationError
-from pydantic_core import PydanticCustomError
+from pydantic import BaseModel, Field, ValidationError
 
-from domain.calls import Identifier, KnownHolderType, Text, definition_error
+from domain.calls import Identifier, KnownHolderType, Text, definition_error, one_of
 from domain.errors import CallDefinitionError
 from domain.record import Record
 
@@ -37,18 +36,7 @@ class NeedKind(StrEnum):
         }[self]
 
 
-def _need_kind(value: object) -> NeedKind:
-    try:
-        return NeedKind(str(value))
-    except ValueError:
-        raise PydanticCustomError(
-            "need_kind",
-            "type de besoin inconnu",
-            {"advice": "Types admis : " + ", ".join(k.value for k in NeedKind) + "."},
-        ) from None
-
-
-KnownNeedKind = Annotated[NeedKind, BeforeValidator(_need_kind)]
+KnownNeedKind = Annotated[NeedKind, one_of(NeedKind, "type de besoin inconnu", "Types admis")]
 
 
 class Scheme(Record):
