@@ -17,15 +17,18 @@ from workflows.dossier import DossierWorkflow
 
 WORKFLOWS = [DossierWorkflow, CallWorkflow]
 
-# Deadlines are Paris civil time: the sandbox must let ZoneInfo be built. The tz database is input
-# data read once per process, as deterministic as the code itself.
+# The sandbox stays on for the workflows' own code. Passed through (imported once per process, not
+# once per workflow run): ZoneInfo, since deadlines are Paris civil time and the tz database is input
+# data as deterministic as the code; pydantic; and `domain` with the activity contracts — pure by
+# construction (no I/O, no clock: time arrives as an argument) — whose pydantic models otherwise cost
+# a re-import per dossier started (a 1,000-dossier deadline storm: 31 s → 8 s; BENCHMARKS.md).
 SANDBOX = SandboxedWorkflowRunner(
     restrictions=dataclasses.replace(
         SandboxRestrictions.default,
         invalid_module_members=SandboxRestrictions.invalid_module_members_default.with_child_unrestricted(
             "zoneinfo", "ZoneInfo"
         ),
-    ).with_passthrough_modules("zoneinfo", "pydantic", "pydantic_core")
+    ).with_passthrough_modules("zoneinfo", "pydantic", "pydantic_core", "domain", "activities.contracts")
 )
 
 

@@ -24,6 +24,7 @@ from temporalio.worker import Worker
 from activities.journal import JournalActivities
 from activities.notifications import NotificationActivities
 from amiflow.db import create_engine, migrate
+from amiflow.stack import DEV_SERVER_TUNING
 from amiflow.temporal import build_worker
 
 TEMPORAL = Path(sys.executable).parent / "temporal"
@@ -34,7 +35,7 @@ DEV_SERVER_ARGS = [
     "--dynamic-config-value", "frontend.WorkflowTimeSkippingEnabled=true",
     "--dynamic-config-value", 'history.timerProcessorMaxTimeShift="50ms"',
     "--dynamic-config-value", "limit.historyCount.suggestContinueAsNew=300",
-    "--sqlite-pragma", "journal_mode=wal", "--sqlite-pragma", "synchronous=normal",
+    *DEV_SERVER_TUNING,
 ]  # fmt: skip
 NAMESPACES = [f"test-{i:02d}" for i in range(80)]
 for _namespace in NAMESPACES:
