@@ -11,7 +11,7 @@ activities and a second worker running a bare workflow — measures, and tears i
 5. a deadline storm: many drafts whose phase closes at the same instant;
 6. journal replay speed (domain.replay), and loading + validating the events from PostgreSQL.
 
-Usage: .venv/bin/python bench/run.py [--quick] [--json PATH] [--keep] [--passthrough]
+Usage: .venv/bin/python bench/run.py [--quick] [--json PATH] [--keep] [--dynamic-config KEY=VALUE]
        [--transitions N] [--storm N] [--events N]
 """
 
@@ -52,7 +52,6 @@ from temporalio.client import Client, WithStartWorkflowOperation
 from temporalio.common import WorkflowIDConflictPolicy
 from temporalio.runtime import LogForwardingConfig, LoggingConfig, Runtime, TelemetryConfig, TelemetryFilter
 from temporalio.worker import Worker
-from temporalio.worker.workflow_sandbox import SandboxedWorkflowRunner
 
 from activities.contracts import AppendEvents
 from activities.journal import JournalActivities
@@ -63,7 +62,7 @@ from amiflow.db import create_engine, migrate
 from amiflow.dossiers import build_command, send, start_calls, submit
 from amiflow.logs import configure
 from amiflow.stack import DEV_SERVER_TUNING
-from amiflow.temporal import SANDBOX, WORKFLOWS, build_worker, connect
+from amiflow.temporal import SANDBOX, build_worker, connect
 from domain import Actor, Call, DossierState, decide, dossier_id, replay
 from domain.dossier import (
     Acknowledge,
@@ -324,10 +323,9 @@ class Cpu:
 class Stack:
     """Temporal dev server + embedded PostgreSQL + workers, in `tmp`."""
 
-    def __init__(self, tmp: Path, cpu: Cpu, passthrough: bool = False, dynamic: tuple[str, ...] = ()) -> None:
+    def __init__(self, tmp: Path, cpu: Cpu, dynamic: tuple[str, ...] = ()) -> None:
         self.tmp = tmp
         self.cpu = cpu
-        self.passthrough = passthrough
         self.dynamic = dynamic
         self.task_queue = f"bench-{uuid.uuid4().hex[:8]}"
         self.bare_queue = f"bench-bare-{uuid.uuid4().hex[:8]}"
@@ -402,19 +400,7 @@ class Stack:
         journal = JournalActivities(self.engine)
         notifications = NotificationActivities(self.engine, self.tmp / "maildrop")
         activities = [journal.append, journal.open_dossiers, notifications.send]
-        if self.passthrough:  # experiment (--passthrough): amiflow's own pure modules not re-imported per run
-            runner = SandboxedWorkflowRunner(
-                restrictions=SANDBOX.restrictions.with_passthrough_modules("domain", "activities.contracts")
-            )
-            worker = Worker(
-                self.client,
-                task_queue=self.task_queue,
-                workflows=WORKFLOWS,
-                activities=activities,
-                workflow_runner=runner,
-            )
-        else:
-            worker = build_worker(self.client, self.task_queue, activities)
+        worker = build_worker(self.client, self.task_queue, activities)
         from bench.bare import BareWorkflow
 
         bare = Worker(
@@ -1347,7 +1333,6 @@ async def bench(args: argparse.Namespace) -> int:
     cpu = Cpu()
     report: dict[str, Any] = {
         "mode": ("quick" if args.quick else "full")
-        + (" (experiment: --passthrough)" if args.passthrough else "")
         + "".join(f" (experiment: --dynamic-config {kv})" for kv in args.dynamic_config),
         "started_at": datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC"),
         "machine": machine(),
@@ -1355,7 +1340,7 @@ async def bench(args: argparse.Namespace) -> int:
         "cpu": {},
         "errors": {},
     }
-    stack = Stack(tmp, cpu, passthrough=args.passthrough, dynamic=tuple(args.dynamic_config))
+    stack = Stack(tmp, cpu, dynamic=tuple(args.dynamic_config))
 
     async def measure(name: str, key: str, work: Awaitable[dict[str, Any]]) -> dict[str, Any] | None:
         start = cpu.snapshot()
@@ -1408,12 +1393,6 @@ def main() -> None:
     parser.add_argument("--transitions", type=int, help="N of the sequential steps (default 300, quick 30)")
     parser.add_argument("--storm", type=int, help="drafts of the deadline storm (default 1000, quick 100)")
     parser.add_argument("--events", type=int, help="events of the replay step (default 100000, quick 10000)")
-    parser.add_argument(
-        "--passthrough",
-        action="store_true",
-        help="experiment: run amiflow's workflows with domain/ and activities.contracts passed "
-        "through the sandbox (not amiflow's configuration)",
-    )
     parser.add_argument(
         "--dynamic-config",
         action="append",
