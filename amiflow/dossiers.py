@@ -29,7 +29,7 @@ from activities.schema import dossiers, events
 from amiflow.catalogue import load_dossier, load_schemes
 from domain import Actor, Call, DossierState, decide, dossier_id, replay
 from domain.calendar import PARIS, start_of_day
-from domain.dossier import Command, Event, StartDraft, Submit
+from domain.dossier import Command, Event, StartDraft, Status, Submit
 from domain.errors import DomainError, InvalidCommand
 from workflows.call import CallWorkflow, ExtendPhase, ExtensionResult, call_workflow_id
 from workflows.dossier import CommandRequest, CommandResult, DossierInput, DossierWorkflow
@@ -130,7 +130,7 @@ async def submit(client: Client, task_queue: str, file: Path, actor: Actor,
     handle = client.get_workflow_handle(ident)
     if await _exists(handle):
         state = await handle.query(DossierWorkflow.current)
-        if state.status.value != "draft":
+        if state.status is not Status.DRAFT:
             return CommandResult(dossier_id=ident, status=state.status, version=state.version, events=[])
         return await send(client, ident, Submit(), actor)
     # Same rules, same instant: refuse here rather than start a workflow that would refuse.

@@ -15,6 +15,7 @@ from typing import Annotated, Any, TypeVar
 from pydantic import BeforeValidator, Field, ValidationError, model_validator
 from pydantic_core import PydanticCustomError
 
+from domain.access import Actor, Role
 from domain.calendar import add_years, paris_date, start_of_day
 from domain.errors import MISSING, CallDefinitionError
 from domain.record import Record
@@ -425,14 +426,18 @@ def _resolve(spec: CallFile, source: str) -> Call:
 
 
 
-def extend_phase(call: Call, phase_id: str, until: datetime, now: datetime) -> Call:
+def extend_phase(call: Call, phase_id: str, until: datetime, actor: Actor, now: datetime) -> Call:
     """The call with that phase's closing moved to `until` (staff's deadline extension).
 
     Raises:
+        NotAllowed: the actor is not staff.
         InvalidCommand: unknown phase, a closing not later than the current one, or in the past.
     """
     from domain.calendar import show
-    from domain.errors import InvalidCommand
+    from domain.errors import InvalidCommand, NotAllowed
+
+    if actor.role is not Role.STAFF:
+        raise NotAllowed("Prolonger une phase est réservé aux chargés de mission (staff).")
 
     phase = call.phase(phase_id)
     if phase is None:

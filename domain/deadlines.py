@@ -6,7 +6,15 @@ from datetime import datetime
 
 from domain.calendar import add_months, days_before, paris_date, start_of_day
 from domain.calls import Call
-from domain.dossier import DeadlineKind, DossierState, Status
+from domain.dossier import (
+    DeadlineKind,
+    DossierState,
+    EscalateComplement,
+    EscalateReview,
+    ExpireDraft,
+    FlagLateReport,
+    Status,
+)  # fmt: skip
 from domain.record import Record
 
 
@@ -90,3 +98,16 @@ def deadlines(state: DossierState, call: Call, now: datetime) -> list[Deadline]:
                 due(DeadlineKind.REPORT_DUE, at, previous, period=period)
             previous = at
     return sorted(out, key=lambda d: (d.at, d.kind.value, d.period))
+
+
+def consequence(deadline: Deadline) -> ExpireDraft | EscalateComplement | EscalateReview | FlagLateReport | None:
+    """The system command a due deadline calls for (None for a reminder, which only notifies)."""
+    if deadline.kind is DeadlineKind.PHASE_CLOSING:
+        return ExpireDraft()
+    if deadline.kind is DeadlineKind.COMPLEMENT_DUE:
+        return EscalateComplement()
+    if deadline.kind is DeadlineKind.REVIEW_DUE:
+        return EscalateReview()
+    if deadline.kind is DeadlineKind.REPORT_DUE:
+        return FlagLateReport(period=deadline.period)
+    return None

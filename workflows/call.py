@@ -12,10 +12,10 @@ from temporalio import workflow
 from temporalio.exceptions import FailureError
 
 from activities.contracts import OPEN_DOSSIERS, SEND, OpenDossiers, SendNotices
-from domain import Actor, Call, Role
+from domain import Actor, Call
 from domain.calendar import show
 from domain.calls import extend_phase
-from domain.errors import DomainError, NotAllowed
+from domain.errors import DomainError
 from domain.notices import STAFF_DESK, Notice
 from workflows.dossier import JOURNAL_RETRY, PhaseExtended, refusal
 
@@ -135,6 +135,4 @@ class CallWorkflow:
 
     def _extended(self, request: ExtendPhase) -> Call:
         assert self.call is not None
-        if request.actor.role is not Role.STAFF:
-            raise NotAllowed("Prolonger une phase est réservé aux chargés de mission (staff).")
-        return extend_phase(self.call, request.phase_id, request.until, workflow.now())
+        return extend_phase(self.call, request.phase_id, request.until, request.actor, workflow.now())

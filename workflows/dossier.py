@@ -17,15 +17,11 @@ from temporalio.exceptions import ApplicationError
 
 from activities.contracts import APPEND, SEND, AppendEvents, SendNotices
 from domain import SYSTEM, Actor, DossierState, Event, deadlines, decide, replay
-from domain.deadlines import Deadline
+from domain.deadlines import Deadline, consequence
 from domain.dossier import (
     Command,
     DeadlineKind,
-    EscalateComplement,
-    EscalateReview,
-    ExpireDraft,
     ExtendDeadline,
-    FlagLateReport,
     Status,
 )  # fmt: skip
 from domain.errors import DomainError
@@ -132,15 +128,9 @@ class DossierWorkflow:
                 if key not in latest_reminder or d.days_before < latest_reminder[key].days_before:
                     latest_reminder[key] = d
                 continue
-            command: ExpireDraft | EscalateComplement | EscalateReview | FlagLateReport
-            if d.kind is DeadlineKind.PHASE_CLOSING:
-                command = ExpireDraft()
-            elif d.kind is DeadlineKind.COMPLEMENT_DUE:
-                command = EscalateComplement()
-            elif d.kind is DeadlineKind.REVIEW_DUE:
-                command = EscalateReview()
-            else:
-                command = FlagLateReport(period=d.period)
+            command = consequence(d)
+            if command is None:
+                continue
             try:
                 await self._apply(decide(self.state, command, SYSTEM, workflow.now()))
             except DomainError as exc:
