@@ -16,8 +16,8 @@ from pydantic import BeforeValidator, Field, ValidationError, model_validator
 from pydantic_core import PydanticCustomError
 
 from domain.access import Actor, Role
-from domain.calendar import add_years, paris_date, start_of_day
-from domain.errors import MISSING, CallDefinitionError
+from domain.calendar import add_years, paris_date, show, start_of_day
+from domain.errors import MISSING, CallDefinitionError, InvalidCommand, NotAllowed
 from domain.record import Record
 
 
@@ -433,9 +433,6 @@ def extend_phase(call: Call, phase_id: str, until: datetime, actor: Actor, now: 
         NotAllowed: the actor is not staff.
         InvalidCommand: unknown phase, a closing not later than the current one, or in the past.
     """
-    from domain.calendar import show
-    from domain.errors import InvalidCommand, NotAllowed
-
     if actor.role is not Role.STAFF:
         raise NotAllowed("Prolonger une phase est réservé aux chargés de mission (staff).")
 

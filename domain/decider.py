@@ -9,7 +9,7 @@ from typing import Any
 
 from domain.access import ROLE_LABELS, Actor, Role
 from domain.calendar import require_aware, show, to_utc
-from domain.calls import Call, Phase
+from domain.calls import Call, Phase, ReviewMode
 from domain.deadlines import report_count, report_due
 from domain.dossier import (
     FILING_STEPS,
@@ -326,8 +326,6 @@ def _declare_complete(
 def _assign_reviewers(
     state: DossierState, c: AssignReviewers, actor: Actor, now: datetime
 ) -> list[Event]:
-    from domain.calls import ReviewMode
-
     phase = _phase(state)
     if phase.review_mode is ReviewMode.APRES_CLOTURE and now < _closes_at(state):
         raise InvalidTransition(
