@@ -226,6 +226,9 @@ class CallFile(Record):
     ]
     follow_up: FollowUpRule
     notes: list[Text] = []
+    # The staff members (names, as in `staff:NAME`) in charge of the call, who read its dossiers.
+    # Empty: every staff member of the Region reads them.
+    staff: list[Annotated[str, Field(pattern=r"^[^\s:][^:]*$")]] = []
 
 
 class Phase(Record):
@@ -265,6 +268,7 @@ class Call(Record):
     reminder_days: tuple[int, ...]
     follow_up: FollowUpRule
     notes: tuple[str, ...]
+    staff: tuple[str, ...] = ()
 
     def phase(self, phase_id: str) -> Phase | None:
         """The phase of that id, if the call has one."""
@@ -421,7 +425,7 @@ def _resolve(spec: CallFile, source: str) -> Call:
         phases=tuple(phases), themes=tuple(spec.themes), sections=tuple(spec.sections),
         criteria=tuple(spec.criteria), score_max=spec.score_max,
         reminder_days=tuple(sorted(set(spec.reminder_days), reverse=True)),
-        follow_up=spec.follow_up, notes=tuple(spec.notes),
+        follow_up=spec.follow_up, notes=tuple(spec.notes), staff=tuple(spec.staff),
     )  # fmt: skip
 
 

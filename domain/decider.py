@@ -18,6 +18,8 @@ from domain.dossier import (
     Acknowledge,
     Assignment,
     AssignReviewers,
+    AttachDocument,
+    ClearanceGranted,
     Close,
     Command,
     ComplementOverdue,
@@ -29,6 +31,7 @@ from domain.dossier import (
     DecisionTaken,
     DeclareComplete,
     DeclareInterests,
+    DocumentAttached,
     DossierAcknowledged,
     DossierClosed,
     DossierContent,
@@ -52,6 +55,7 @@ from domain.dossier import (
     FlagLateReport,
     FollowUpKind,
     FollowUpRecorded,
+    GrantClearance,
     InterestsDeclared,
     Orient,
     ProvideComplement,
@@ -110,6 +114,8 @@ PERMISSIONS: dict[str, Role] = {
     "escalate-complement": Role.SYSTEM,
     "escalate-review": Role.SYSTEM,
     "flag-late-report": Role.SYSTEM,
+    "attach-document": Role.HOLDER,
+    "grant-clearance": Role.STAFF,
 }
 
 # The statuses in which each command may be given.
@@ -140,10 +146,13 @@ ACCEPTED_IN: dict[str, frozenset[Status]] = {
     "escalate-complement": frozenset({Status.COMPLEMENT_REQUESTED}),
     "escalate-review": frozenset({Status.UNDER_REVIEW}),
     "flag-late-report": frozenset({Status.FOLLOW_UP}),
+    "attach-document": _OPEN_AFTER_SUBMISSION | {Status.DRAFT},
+    # Audits come years after the end: a clearance is given whatever the status.
+    "grant-clearance": frozenset(Status) - {Status.NEW},
 }
 
 _HOLDER_OWNS = frozenset(
-    {"update-draft", "submit", "withdraw", "provide-complement", "file-report"}
+    {"update-draft", "submit", "withdraw", "provide-complement", "file-report", "attach-document"}
 )
 
 
@@ -505,6 +514,22 @@ def _flag_late_report(
     return [ReportLate(actor=actor, at=now, period=c.period)]
 
 
+def _attach_document(
+    state: DossierState, c: AttachDocument, actor: Actor, now: datetime
+) -> list[Event]:
+    if state.document(c.document.id) is not None:
+        raise InvalidCommand(f"Le document {c.document.id} est déjà joint à ce dossier.")
+    return [DocumentAttached(actor=actor, at=now, document=c.document)]
+
+
+def _grant_clearance(
+    state: DossierState, c: GrantClearance, actor: Actor, now: datetime
+) -> list[Event]:
+    if c.auditor in state.clearances:
+        raise InvalidCommand(f"L’auditeur « {c.auditor} » a déjà l’habilitation pour ce dossier.")
+    return [ClearanceGranted(actor=actor, at=now, auditor=c.auditor, reason=c.reason)]
+
+
 _HANDLERS: dict[type[Any], Callable[[DossierState, Any, Actor, datetime], list[Event]]] = {
     StartDraft: _start_draft, UpdateDraft: _update_draft, Submit: _submit, Withdraw: _withdraw,
     ProvideComplement: _provide_complement, FileReport: _file_report, Acknowledge: _acknowledge,
@@ -514,7 +539,8 @@ _HANDLERS: dict[type[Any], Callable[[DossierState, Any, Actor, datetime], list[E
     DeclareInterests: _declare_interests, SubmitReview: _submit_review,
     TakeDecision: _take_decision, ExpireDraft: _expire_draft,
     EscalateComplement: _escalate_complement, EscalateReview: _escalate_review,
-    FlagLateReport: _flag_late_report,
+    FlagLateReport: _flag_late_report, AttachDocument: _attach_document,
+    GrantClearance: _grant_clearance,
 }  # fmt: skip
 
 
@@ -608,6 +634,10 @@ def _changes(s: DossierState, e: Event) -> dict[str, Any]:
             return {"review_overdue": True}
         case ReportLate():
             return {"late_reports": (*s.late_reports, e.period)}
+        case DocumentAttached():
+            return {"documents": (*s.documents, e.document)}
+        case ClearanceGranted():
+            return {"clearances": (*s.clearances, e.auditor)}
     raise TypeError(f"unknown event {type(e).__name__}")  # pragma: no cover
 
 

@@ -346,12 +346,39 @@ class FlagLateReport(Record):
     period: Annotated[int, Field(ge=1)]
 
 
+class DocumentRef(Record):
+    """A file attached to a dossier as events and workflows carry it: never its bytes. The name is
+    the holder's and may be confidential; it travels sealed with the rest of the event."""
+
+    id: Annotated[str, Field(pattern=r"^doc-[0-9a-f]{16}$")]
+    name: Annotated[str, Field(min_length=1, max_length=255)]
+    sha256: Annotated[str, Field(pattern=r"^[0-9a-f]{64}$")]
+    size: Annotated[int, Field(ge=0)]
+    media_type: Annotated[str, Field(min_length=1)]
+
+
+class AttachDocument(Record):
+    """Holder: attach a file (already stored, encrypted, in the vault) to the dossier."""
+
+    type: Literal["attach-document"] = "attach-document"
+    document: DocumentRef
+
+
+class GrantClearance(Record):
+    """Staff: let an auditor read the dossier's content, for a stated reason."""
+
+    type: Literal["grant-clearance"] = "grant-clearance"
+    auditor: Annotated[str, Field(min_length=1)]
+    reason: Annotated[str, Field(min_length=1)]
+
+
 Command = Annotated[
     StartDraft | UpdateDraft | Submit | Withdraw | ProvideComplement | FileReport
     | Acknowledge | RequestComplement | DeclareComplete | AssignReviewers | Orient
     | RecordFiling | RecordFollowUp | Close | ExtendDeadline
     | DeclareInterests | SubmitReview | TakeDecision
-    | ExpireDraft | EscalateComplement | EscalateReview | FlagLateReport,
+    | ExpireDraft | EscalateComplement | EscalateReview | FlagLateReport
+    | AttachDocument | GrantClearance,
     Field(discriminator="type"),
 ]  # fmt: skip
 
@@ -494,12 +521,24 @@ class ReportLate(EventBase):
     period: int
 
 
+class DocumentAttached(EventBase):
+    type: Literal["document_attached"] = "document_attached"
+    document: DocumentRef
+
+
+class ClearanceGranted(EventBase):
+    type: Literal["clearance_granted"] = "clearance_granted"
+    auditor: str
+    reason: str
+
+
 Event = Annotated[
     DraftStarted | DraftUpdated | DossierSubmitted | DossierWithdrawn | ComplementProvided
     | ReportFiled | DossierAcknowledged | ComplementRequested | DossierDeclaredComplete
     | ReviewersAssigned | DossierOriented | FilingRecorded | FollowUpRecorded | DossierClosed
     | DeadlineExtended | InterestsDeclared | ReviewerRecused | ReviewSubmitted | DecisionTaken
-    | DraftExpired | ComplementOverdue | ReviewOverdue | ReportLate,
+    | DraftExpired | ComplementOverdue | ReviewOverdue | ReportLate
+    | DocumentAttached | ClearanceGranted,
     Field(discriminator="type"),
 ]  # fmt: skip
 
@@ -581,6 +620,12 @@ class DossierState(Record):
     last_meeting_at: datetime | None = None
     closed_reason: str = ""
     closed_at: datetime | None = None
+    documents: tuple[DocumentRef, ...] = ()
+    clearances: tuple[str, ...] = ()  # auditors whom staff let read the content
+
+    def document(self, document_id: str) -> DocumentRef | None:
+        """The attached document of that id, if any."""
+        return next((d for d in self.documents if d.id == document_id), None)
 
     def assignment(self, reviewer: str) -> Assignment | None:
         """The reviewer's current assignment, if any."""

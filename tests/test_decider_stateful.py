@@ -33,11 +33,13 @@ from domain.dossier import (
     LIFECYCLE,
     Acknowledge,
     AssignReviewers,
+    AttachDocument,
     Close,
     Command,
     DeadlineKind,
     DeclareComplete,
     DeclareInterests,
+    DocumentRef,
     DossierContent,
     DossierState,
     DossierSubmitted,
@@ -50,6 +52,7 @@ from domain.dossier import (
     FilingStatus,
     FlagLateReport,
     FollowUpKind,
+    GrantClearance,
     Orient,
     ProvideComplement,
     RecordFiling,
@@ -89,6 +92,7 @@ BY_ROLE: dict[Role, list[Actor]] = {
 
 # Which role produces each kind of event: an independent reading of PERMISSIONS.
 EVENT_ROLES: dict[str, Role] = {
+    "document_attached": Role.HOLDER, "clearance_granted": Role.STAFF,
     **dict.fromkeys(["draft_started", "draft_updated", "submitted", "withdrawn", "complement_provided",
                      "report_filed"], Role.HOLDER),
     **dict.fromkeys(["acknowledged", "complement_requested", "declared_complete", "reviewers_assigned",
@@ -305,7 +309,7 @@ class DossierMachine(RuleBasedStateMachine):
                 return Actor(role=Role.REVIEWER, name=data.draw(st.sampled_from(names), label="reviewer"))
         return data.draw(st.sampled_from(BY_ROLE[role]), label="actor")
 
-    def _command(self, name: str, data: st.DataObject, happy: bool) -> Command:
+    def _command(self, name: str, data: st.DataObject, happy: bool) -> Command:  # noqa: PLR0915
         """Arguments for `name`: the usual, valid ones when `happy`; otherwise mostly those, and
         sometimes wrong ones (due in the past, blank section, unknown criterion...)."""
         s, now, call = self.state, self.now, self.call
@@ -372,6 +376,14 @@ class DossierMachine(RuleBasedStateMachine):
             case "decide":
                 retained = pick("retained", st.sampled_from([True, True, True, False]), st.just(False))
                 return TakeDecision(retained=retained, reasons="Délibération du comité")
+            case "attach-document":
+                n = len(self.state.documents)
+                ident = pick("document", st.just(f"doc-{n:016x}"), st.just("doc-0000000000000000"))
+                return AttachDocument(document=DocumentRef(id=ident, name=f"piece-{n}.pdf", sha256="0" * 64,
+                                                           size=n, media_type="application/pdf"))
+            case "grant-clearance":
+                auditor = pick("auditor", st.just(f"auditeur-{len(self.state.clearances)}"), st.just("auditeur-0"))
+                return GrantClearance(auditor=auditor, reason="Contrôle d’opération")
             case "flag-late-report":
                 first = next((p for p in range(1, total + 1)
                               if p not in filed and p not in s.late_reports), total + 1)  # fmt: skip

@@ -1,0 +1,121 @@
+"""Need-to-know: who may read what of a dossier. Reading is a permission like writing; every
+reader (CLI, codec server, later the API) asks here before it shows anything, and records the
+answer in the read log, granted or refused."""
+
+from __future__ import annotations
+
+from enum import StrEnum
+
+from domain.access import Actor, Role
+from domain.dossier import DossierContent, DossierState
+from domain.errors import NotAllowed
+from domain.record import Record
+
+
+class Reading(StrEnum):
+    """What of a dossier is read."""
+
+    CONTENT = "content"  # what the holder wrote and attached
+    REVIEWS = "reviews"  # the reviewers' scores and opinions
+    SUMMARY = "summary"  # holder, territory, theme and financing need: what the committee reads
+    HISTORY = "history"  # statuses, instants, actors: metadata, no content
+
+    @property
+    def label(self) -> str:
+        """French label."""
+        return READING_LABELS[self]
+
+
+READING_LABELS: dict[Reading, str] = {
+    Reading.CONTENT: "contenu du dossier",
+    Reading.REVIEWS: "expertises",
+    Reading.SUMMARY: "synthèse",
+    Reading.HISTORY: "historique",
+}
+
+
+class ReadDecision(Record):
+    """The answer to a reading request, with the reason written in the read log."""
+
+    granted: bool
+    reason: str
+
+
+def may_read(state: DossierState, actor: Actor, what: Reading) -> ReadDecision:
+    """Whether `actor` may read `what` of the dossier, and why (in French, for the read log).
+
+    The holder reads their own dossier; staff the dossiers of their calls; a reviewer only the
+    dossiers assigned to them, once declared free of conflict of interest; the committee the
+    reviews and the summary; an auditor the history, and the content only with a clearance.
+    """
+    match actor.role:
+        case Role.HOLDER:
+            if actor.name != state.holder:
+                return _no("ce dossier appartient à un autre porteur")
+            if what is Reading.REVIEWS:
+                return _no("les expertises ne sont pas communiquées au porteur")
+            return _yes("porteur du dossier")
+        case Role.STAFF:
+            staff = state.call.staff if state.call is not None else ()
+            if staff and actor.name not in staff:
+                return _no("chargé de mission d’un autre appel")
+            return _yes("chargé de mission de l’appel")
+        case Role.REVIEWER:
+            assignment = state.assignment(actor.name)
+            if assignment is None:
+                return _no("expert non affecté à ce dossier")
+            if not assignment.declared:
+                return _no("expert affecté, mais l’absence de conflit d’intérêts n’est pas encore déclarée")
+            if what is Reading.REVIEWS:
+                return _no("un expert ne lit pas les expertises des autres")
+            return _yes("expert affecté, sans conflit d’intérêts déclaré")
+        case Role.COMMITTEE:
+            if what is Reading.CONTENT:
+                return _no("le comité lit les expertises et la synthèse, pas le dossier complet")
+            return _yes("comité de décision")
+        case Role.AUDITOR:
+            if what is Reading.HISTORY:
+                return _yes("auditeur : historique et métadonnées")
+            if actor.name in state.clearances:
+                return _yes("auditeur habilité par un chargé de mission")
+            return _no("auditeur sans habilitation au contenu de ce dossier (demandez-la à un chargé de mission)")
+    return _no("les échéances automatiques ne lisent pas les dossiers")
+
+
+def require_read(state: DossierState, actor: Actor, what: Reading) -> ReadDecision:
+    """`may_read`, raising the refusal.
+
+    Raises:
+        NotAllowed: with the reason, when the read is refused.
+    """
+    decision = may_read(state, actor, what)
+    if not decision.granted:
+        raise NotAllowed(f"Lecture refusée ({what.label} de {state.id}) : {decision.reason}.")
+    return decision
+
+
+def visible(state: DossierState, actor: Actor) -> DossierState:
+    """The state as `actor` may see it: what they may not read is removed, metadata is kept."""
+    hidden: dict[str, object] = {}
+    if not may_read(state, actor, Reading.CONTENT).granted:
+        hidden |= {"documents": (), "complement_pieces": "", "closed_reason": "", "reports": (),
+                   "content": summary(state) if may_read(state, actor, Reading.SUMMARY).granted else None}
+    if not may_read(state, actor, Reading.REVIEWS).granted:
+        hidden["reviews"] = ()
+    return state.model_copy(update=hidden) if hidden else state
+
+
+def summary(state: DossierState) -> DossierContent | None:
+    """What the committee reads of the content: who, where, which theme, what financing need;
+    not the sections, partners or documents."""
+    if state.content is None:
+        return None
+    return state.content.model_copy(update={"sections": {}, "partners": ()})
+
+
+def _yes(reason: str) -> ReadDecision:
+    return ReadDecision(granted=True, reason=reason)
+
+
+def _no(reason: str) -> ReadDecision:
+    return ReadDecision(granted=False, reason=reason)
