@@ -16,6 +16,7 @@ from datetime import timedelta
 from activities.journal import JournalActivities
 from activities.notifications import NotificationActivities
 from amiflow.db import create_engine
+from amiflow.keys import DossierKeys, Keyring
 from amiflow.logs import configure, logger
 from amiflow.settings import Settings, load_settings
 from amiflow.temporal import build_worker, connect
@@ -29,10 +30,12 @@ async def run_worker(settings: Settings, stop: asyncio.Event | None = None) -> N
     if not settings.database_url:
         raise SystemExit("amiflow worker : AMIFLOW_DATABASE_URL manquant (ou lancez `amiflow up`).")
     stop = stop or _stop_on_signals()
+    keyring = Keyring.open(settings.data_dir)  # never created here: `amiflow up` (or a person) does
     engine = create_engine(settings.database_url)
-    client = await connect(settings.temporal_address, settings.namespace)
-    journal = JournalActivities(engine)
-    notifications = NotificationActivities(engine, settings.mail_dir, settings.smtp_host)
+    keys = DossierKeys(keyring, engine)
+    client = await connect(settings.temporal_address, keys, settings.namespace)
+    journal = JournalActivities(engine, keys)
+    notifications = NotificationActivities(engine, keys, settings.mail_dir, settings.smtp_host)
     worker = build_worker(
         client, settings.task_queue,
         [journal.append, journal.open_dossiers, notifications.send],

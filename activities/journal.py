@@ -4,6 +4,7 @@ same transaction. Idempotent: a retry after a crash never writes an event twice 
 from __future__ import annotations
 
 from datetime import UTC, datetime
+from typing import Any
 
 from pydantic import TypeAdapter
 from sqlalchemy import and_, func, select, update
@@ -14,17 +15,44 @@ from temporalio.exceptions import ApplicationError
 
 from activities.contracts import APPEND, OPEN_DOSSIERS, AppendEvents, OpenDossiers
 from activities.schema import call_counts, dossiers, events
+from amiflow.keys import DossierKeys, seal, unseal
 from amiflow.logs import logger
 from domain.dossier import Event, Status
 
 EVENT = TypeAdapter(Event)
 
 
+async def seal_event(keys: DossierKeys, dossier_id: str, seq: int, event: Event) -> tuple[str, bytes]:
+    """The event as the journal stores it: sealed with the dossier's data key, bound to its place
+    (dossier, seq) so that a row copied elsewhere does not open."""
+    key_id, key = await keys.current(dossier_id)
+    return key_id, seal(key, EVENT.dump_json(event), _aad(dossier_id, seq))
+
+
+async def open_event(keys: DossierKeys, row: Any) -> Event:
+    """An event back from a journal row (`dossier_id`, `seq`, `key_id`, `sealed`, `payload`).
+
+    Raises:
+        KeyProblem: the dossier's key is missing or destroyed, or the row was altered.
+    """
+    if row.sealed is None:  # written before encryption (migration 0002)
+        return EVENT.validate_python(row.payload)
+    key = await keys.get(row.dossier_id, row.key_id)
+    plain = unseal(key, bytes(row.sealed), _aad(row.dossier_id, row.seq),
+                   f"événement {row.seq} du dossier {row.dossier_id}")  # fmt: skip
+    return EVENT.validate_json(plain)
+
+
+def _aad(dossier_id: str, seq: int) -> bytes:
+    return f"amiflow:event:{dossier_id}:{seq}".encode()
+
+
 class JournalActivities:
     """Side effects on the journal database. Built once per worker with its engine."""
 
-    def __init__(self, engine: AsyncEngine) -> None:
+    def __init__(self, engine: AsyncEngine, keys: DossierKeys) -> None:
         self.engine = engine
+        self.keys = keys
 
     @activity.defn(name=APPEND)
     async def append(self, batch: AppendEvents) -> int:
@@ -45,18 +73,13 @@ class JournalActivities:
                     type="JournalGap",
                     non_retryable=True,
                 )
-            rows = [
-                {
-                    "dossier_id": batch.dossier_id,
-                    "seq": batch.first_seq + i,
-                    "type": e.type,
-                    "actor": str(e.actor),
-                    "occurred_at": e.at,
-                    "workflow_id": batch.workflow_id,
-                    "payload": EVENT.dump_python(e, mode="json"),
-                }
-                for i, e in enumerate(batch.events)
-            ]
+            rows = []
+            for i, e in enumerate(batch.events):
+                seq = batch.first_seq + i
+                key_id, sealed = await seal_event(self.keys, batch.dossier_id, seq, e)
+                rows.append({"dossier_id": batch.dossier_id, "seq": seq, "type": e.type, "actor": str(e.actor),
+                             "occurred_at": e.at, "workflow_id": batch.workflow_id, "key_id": key_id,
+                             "sealed": sealed})  # fmt: skip
             await conn.execute(events.insert(), rows)
             await self._project(conn, batch)
         logger(dossier_id=batch.dossier_id, workflow_id=batch.workflow_id).info(

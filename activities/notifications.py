@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
+import json
 import os
 import re
 import smtplib
@@ -24,6 +25,7 @@ from temporalio import activity
 
 from activities.contracts import SEND, SendNotices
 from activities.schema import outbox
+from amiflow.keys import DossierKeys, seal
 from amiflow.logs import logger
 from domain.notices import Notice
 
@@ -31,8 +33,9 @@ from domain.notices import Notice
 class NotificationActivities:
     """The outbox and its delivery. Built once per worker."""
 
-    def __init__(self, engine: AsyncEngine, mail_dir: Path, smtp_host: str = "") -> None:
+    def __init__(self, engine: AsyncEngine, keys: DossierKeys, mail_dir: Path, smtp_host: str = "") -> None:
         self.engine = engine
+        self.keys = keys
         self.mail_dir = mail_dir
         self.smtp_host = smtp_host
 
@@ -41,11 +44,14 @@ class NotificationActivities:
         """Record and deliver each notice once; returns how many were delivered by this call."""
         delivered = 0
         for notice in request.notices:
+            key_id, key = await self.keys.current(notice.dossier_id)
+            text = json.dumps({"subject": notice.subject, "body": notice.body}).encode()
+            sealed = seal(key, text, f"amiflow:outbox:{notice.key}".encode())
             async with self.engine.begin() as conn:
                 await conn.execute(
                     insert(outbox)
                     .values(key=notice.key, dossier_id=notice.dossier_id, kind=notice.kind,
-                            recipient=notice.recipient, subject=notice.subject, body=notice.body,
+                            recipient=notice.recipient, key_id=key_id, sealed=sealed,
                             due=notice.due)  # fmt: skip
                     .on_conflict_do_nothing(index_elements=["key"])
                 )

@@ -7,10 +7,12 @@ from __future__ import annotations
 
 from sqlalchemy import (
     BigInteger,
+    Boolean,
     Column,
     DateTime,
     Identity,
     Integer,
+    LargeBinary,
     MetaData,
     PrimaryKeyConstraint,
     Table,
@@ -33,8 +35,37 @@ events = Table(
     Column("occurred_at", DateTime(timezone=True), nullable=False),
     Column("recorded_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
     Column("workflow_id", Text, nullable=False),
-    Column("payload", JSONB, nullable=False),
+    # The event, sealed with the dossier's data key `key_id` (AES-256-GCM, bound to dossier and seq).
+    # `payload` holds clear JSON only for rows written before encryption (migration 0002).
+    Column("payload", JSONB),
+    Column("key_id", Text),
+    Column("sealed", LargeBinary),
     UniqueConstraint("dossier_id", "seq", name="events_dossier_seq"),
+)
+
+dossier_keys = Table(
+    "dossier_keys",
+    metadata,
+    Column("dossier_id", Text, nullable=False),
+    Column("key_id", Text, nullable=False),  # the master key that wraps it
+    Column("wrapped", LargeBinary, nullable=False),
+    Column("created_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
+    Column("destroyed_at", DateTime(timezone=True)),
+    PrimaryKeyConstraint("dossier_id", "key_id"),
+)
+
+# The read log: every read of confidential content, granted or refused.
+reads = Table(
+    "reads",
+    metadata,
+    Column("id", BigInteger, Identity(), primary_key=True),
+    Column("dossier_id", Text, nullable=False, index=True),
+    Column("at", DateTime(timezone=True), nullable=False),
+    Column("actor", Text, nullable=False),
+    Column("what", Text, nullable=False),  # content, reviews, summary, history, document:<id>
+    Column("via", Text, nullable=False),  # cli, codec
+    Column("granted", Boolean, nullable=False),
+    Column("reason", Text, nullable=False),
 )
 
 dossiers = Table(
@@ -68,8 +99,12 @@ outbox = Table(
     Column("dossier_id", Text, nullable=False),
     Column("kind", Text, nullable=False),
     Column("recipient", Text, nullable=False),
-    Column("subject", Text, nullable=False),
-    Column("body", Text, nullable=False),
+    # Subject and body sealed with the dossier's key (`key_id`, `sealed`); clear only in rows written
+    # before encryption (migration 0002). Delivered mail is clear by nature: it reaches its reader.
+    Column("subject", Text),
+    Column("body", Text),
+    Column("key_id", Text),
+    Column("sealed", LargeBinary),
     Column("due", DateTime(timezone=True)),
     Column("created_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
     Column("delivered_at", DateTime(timezone=True)),

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import sys
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Annotated, Any
@@ -30,6 +31,10 @@ dossier_app = typer.Typer(help="Les dossiers, sur la pile qui tourne (amiflow up
 app.add_typer(calls_app, name="calls")
 app.add_typer(schemes_app, name="schemes")
 app.add_typer(dossier_app, name="dossier")
+keys_app = typer.Typer(help="Les clés de chiffrement du dossier de données.", no_args_is_help=True)
+codec_app = typer.Typer(help="Le serveur de décodage pour l’interface web de Temporal.", no_args_is_help=True)
+app.add_typer(keys_app, name="keys")
+app.add_typer(codec_app, name="codec")
 
 DataDirOpt = Annotated[
     Path | None,
@@ -220,27 +225,42 @@ def status_command(ctx: typer.Context, as_json: JsonOpt = False) -> None:
         raise typer.Exit(1)
 
 
+@dataclass
+class Connected:
+    """What a command talks to: Temporal, the journal, the keys and the vault of one stack."""
+
+    settings: Settings
+    client: Any
+    engine: Any
+    keys: Any
+    vault: Any
+
+
 def _connected(settings: Settings, work: Any) -> Any:
-    """Run `work(client, engine)` against the stack of `settings`."""
+    """Run `work(Connected)` against the stack of `settings`."""
     import asyncio
 
     from amiflow.db import create_engine
+    from amiflow.keys import DossierKeys, Keyring
     from amiflow.temporal import connect
+    from amiflow.vault import Vault
 
     if not settings.database_url:
         raise DomainError(
             f"Aucune pile dans {settings.data_dir} : lancez `make run` (ou amiflow up), "
             "ou donnez AMIFLOW_TEMPORAL_ADDRESS et AMIFLOW_DATABASE_URL."
         )
+    keyring = Keyring.open(settings.data_dir)
 
     async def run() -> Any:
-        try:
-            client = await connect(settings.temporal_address, settings.namespace)
-        except RuntimeError as exc:
-            raise DomainError(f"Temporal injoignable à {settings.temporal_address} ({exc}).") from None
         engine = create_engine(settings.database_url, pool_size=2)
+        keys = DossierKeys(keyring, engine)
         try:
-            return await work(client, engine)
+            try:
+                client = await connect(settings.temporal_address, keys, settings.namespace)
+            except RuntimeError as exc:
+                raise DomainError(f"Temporal injoignable à {settings.temporal_address} ({exc}).") from None
+            return await work(Connected(settings, client, engine, keys, Vault(settings.vault_dir, keys)))
         finally:
             await engine.dispose()
 
@@ -272,8 +292,8 @@ def dossier_submit(
     if prepared.call != call:
         raise DomainError(f"{file} est un dossier pour l’appel « {prepared.call} », pas « {call} ».")
     settings: Settings = ctx.obj
-    result = _connected(settings, lambda client, _: dossiers.submit(
-        client, settings.task_queue, file, who, datetime.now(UTC)))  # fmt: skip
+    result = _connected(settings, lambda c: dossiers.submit(
+        c.client, settings.task_queue, file, who, datetime.now(UTC)))  # fmt: skip
     typer.echo(f"Dossier {result.status.label} ({result.status.value}), version {result.version}.")
     typer.echo(result.dossier_id)
 
@@ -296,7 +316,8 @@ def dossier_do(
     options = _options(ctx.args)
     order = dossiers.build_command(command, options)
     who = _actor(actor)
-    result = _connected(ctx.obj, lambda client, engine: dossiers.send(client, dossier_id, order, who, engine))
+    result = _connected(ctx.obj, lambda c: dossiers.send(c.client, dossier_id, order, who, c.engine, c.keys,
+                                                         c.settings.task_queue))
     if as_json:
         typer.echo(result.model_dump_json(indent=2))
         return
@@ -330,13 +351,30 @@ def _deadline_json(d: Any) -> dict[str, Any]:
 def dossier_show(
     ctx: typer.Context,
     dossier_id: Annotated[str, typer.Argument(help="Identifiant du dossier.")],
+    actor: AsOpt,
     as_json: JsonOpt = False,
 ) -> None:
-    """L’état du dossier et les échéances qu’il attend."""
-    from amiflow import dossiers
-    from domain.deadlines import deadlines
+    """L’état du dossier et les échéances qu’il attend, tel que la personne peut le lire.
 
-    state = _connected(ctx.obj, lambda client, engine: dossiers.state(client, engine, dossier_id))
+    Le contenu n’est montré qu’à qui a le droit d’en connaître ; chaque lecture, accordée ou refusée,
+    est inscrite au journal des lectures (amiflow dossier history).
+    """
+    from amiflow import dossiers
+    from amiflow.reads import authorise
+    from domain.deadlines import deadlines
+    from domain.reading import Reading, may_read, visible
+
+    who = _actor(actor)
+
+    async def read(c: Connected) -> Any:
+        state = await dossiers.state(c.client, c.engine, c.keys, dossier_id)
+        decision = await authorise(c.engine, state, who, Reading.CONTENT, "cli", datetime.now(UTC))
+        return state, decision
+
+    state, decision = _connected(ctx.obj, read)
+    if not decision.granted and not may_read(state, who, Reading.HISTORY).granted:
+        raise DomainError(f"Lecture refusée ({dossier_id}) : {decision.reason}.")
+    seen = visible(state, who)
     waiting = deadlines(state, state.call, datetime.now(UTC)) if state.call else []
     if as_json:
         doc = {
@@ -346,7 +384,8 @@ def dossier_show(
             "submitted_at": paris(state.submitted_at) if state.submitted_at else None,
             "phase_closes_at": paris(state.phase_closes_at) if state.phase_closes_at else None,
             "deadlines": [_deadline_json(d) for d in waiting],
-            "state": state.model_dump(mode="json", exclude={"call"}),
+            "content_granted": decision.granted, "reason": decision.reason,
+            "state": seen.model_dump(mode="json", exclude={"call"}),
         }  # fmt: skip
         typer.echo(json.dumps(doc, ensure_ascii=False, indent=2))
         return
@@ -355,34 +394,114 @@ def dossier_show(
         typer.echo(f"  appel   : {state.call.title}")
         if state.phase_closes_at:
             typer.echo(f"  phase   : {state.phase_id} — clôture {paris(state.phase_closes_at)}")
-    typer.echo(f"  porteur : {state.holder}" + (f" ({state.content.holder_name})" if state.content else ""))
+    typer.echo(f"  porteur : {state.holder}" + (f" ({seen.content.holder_name})" if seen.content else ""))
     if state.submitted_at:
         typer.echo(f"  déposé  : {paris(state.submitted_at)}")
     for d in waiting:
         what = f"rappel J-{d.days_before} de {d.subject.value}" if d.days_before else d.kind.value
         late = " (échue)" if d.overdue else ""
         typer.echo(f"  attend  : {paris(d.at)}  {what}{late}")
+    if not decision.granted:
+        typer.echo(f"  contenu : non communiqué ({decision.reason})")
+        return
+    if seen.content:
+        for section, text in seen.content.sections.items():
+            typer.echo(f"  [{section}] {text}")
+    for doc_ref in seen.documents:
+        typer.echo(f"  document: {doc_ref.id}  {doc_ref.name}  {doc_ref.size} o  sha256 {doc_ref.sha256[:16]}…")
 
 
 @dossier_app.command("history")
 def dossier_history(
     ctx: typer.Context,
     dossier_id: Annotated[str, typer.Argument(help="Identifiant du dossier.")],
+    actor: AsOpt,
     as_json: JsonOpt = False,
 ) -> None:
-    """L’historique du dossier tel que le journal le garde : qui, quoi, quand (heure de Paris)."""
-    from amiflow import dossiers
+    """L’historique du dossier : qui a fait quoi et quand (heure de Paris), lectures comprises.
 
-    events = _connected(ctx.obj, lambda _, engine: dossiers.history(engine, dossier_id))
+    Les métadonnées (statuts, instants, acteurs) sont lisibles par qui peut lire l’historique ; le
+    contenu des événements (--json) seulement par qui peut lire le contenu.
+    """
+    from amiflow import dossiers
+    from amiflow.reads import authorise, read_log
+    from domain import replay
+    from domain.reading import Reading, may_read
+
+    who = _actor(actor)
+
+    async def read(c: Connected) -> Any:
+        events = await dossiers.history(c.engine, c.keys, dossier_id)
+        state = replay(events)
+        if not may_read(state, who, Reading.HISTORY).granted:
+            await authorise(c.engine, state, who, Reading.HISTORY, "cli", datetime.now(UTC))
+            return events, state, None, []
+        decision = None
+        if as_json:  # event bodies are content
+            decision = await authorise(c.engine, state, who, Reading.CONTENT, "cli", datetime.now(UTC))
+        return events, state, decision, await read_log(c.engine, dossier_id)
+
+    events, state, decision, log = _connected(ctx.obj, read)
+    allowed = may_read(state, who, Reading.HISTORY)
+    if not allowed.granted:
+        raise DomainError(f"Lecture refusée (historique de {dossier_id}) : {allowed.reason}.")
     if as_json:
-        doc = {"dossier_id": dossier_id, "events": [
+        bodies = decision is not None and decision.granted
+        doc = {"dossier_id": dossier_id, "content_granted": bodies, "events": [
             {"seq": i, "type": e.type, "actor": str(e.actor), "at": paris(e.at), "at_utc": utc(e.at),
-             "event": e.model_dump(mode="json", exclude={"call"})}
-            for i, e in enumerate(events, start=1)]}  # fmt: skip
+             **({"event": e.model_dump(mode="json", exclude={"call"})} if bodies else {})}
+            for i, e in enumerate(events, start=1)],
+            "reads": [{"at": paris(r["at"]), "at_utc": utc(r["at"]), "actor": r["actor"], "what": r["what"],
+                       "via": r["via"], "granted": r["granted"], "reason": r["reason"]} for r in log]}  # fmt: skip
         typer.echo(json.dumps(doc, ensure_ascii=False, indent=2))
         return
-    for i, e in enumerate(events, start=1):
-        typer.echo(f"{i:>4}  {paris(e.at)}  {str(e.actor):<24} {e.type}")
+    lines = [(e.at, f"{i:>4}  {paris(e.at)}  {str(e.actor):<24} {e.type}") for i, e in enumerate(events, start=1)]
+    lines += [(r["at"], f"   ·  {paris(r['at'])}  {r['actor']:<24} lecture {r['what']} "
+                        f"({r['via']}) {'accordée' if r['granted'] else 'REFUSÉE'} — {r['reason']}") for r in log]
+    for _, line in sorted(lines, key=lambda x: x[0]):
+        typer.echo(line)
+
+
+@dossier_app.command("attach")
+def dossier_attach(
+    ctx: typer.Context,
+    dossier_id: Annotated[str, typer.Argument(help="Identifiant du dossier.")],
+    file: Annotated[Path, typer.Argument(help="Le fichier à joindre.", exists=True, dir_okay=False)],
+    actor: AsOpt,
+    as_json: JsonOpt = False,
+) -> None:
+    """Joint un fichier au dossier : il est chiffré dans le coffre ; le journal garde son empreinte.
+
+    La dernière ligne affichée est l’identifiant du document.
+    """
+    from amiflow import dossiers
+
+    who = _actor(actor)
+    ref, result = _connected(ctx.obj, lambda c: dossiers.attach(c.client, c.engine, c.vault, dossier_id, file, who))
+    if as_json:
+        typer.echo(json.dumps({"dossier_id": result.dossier_id, "version": result.version,
+                               "document": ref.model_dump(mode="json")}, ensure_ascii=False, indent=2))  # fmt: skip
+        return
+    typer.echo(f"{ref.name} joint à {result.dossier_id} : {ref.size} octets, {ref.media_type}, sha256 {ref.sha256}")
+    typer.echo(ref.id)
+
+
+@dossier_app.command("document")
+def dossier_document(
+    ctx: typer.Context,
+    dossier_id: Annotated[str, typer.Argument(help="Identifiant du dossier.")],
+    document_id: Annotated[str, typer.Argument(help="Identifiant du document (doc-…).")],
+    out: Annotated[Path, typer.Option("--out", help="Où écrire le fichier.")],
+    actor: AsOpt,
+) -> None:
+    """Extrait un document du coffre, après vérification du droit d’en connaître et de son empreinte."""
+    from amiflow import dossiers
+
+    who = _actor(actor)
+    ref, data = _connected(ctx.obj, lambda c: dossiers.document(c.client, c.engine, c.vault, dossier_id,
+                                                               document_id, who, datetime.now(UTC)))
+    out.write_bytes(data)
+    typer.echo(f"{ref.name} → {out} ({ref.size} octets, sha256 vérifié)")
 
 
 @dossier_app.command("list")
@@ -398,7 +517,7 @@ def dossier_list(
 
     if status is not None and status not in {s.value for s in Status}:
         raise DomainError(f"Statut inconnu « {status} » ({', '.join(s.value for s in Status)}).")
-    rows = _connected(ctx.obj, lambda _, engine: dossiers.listing(engine, call, status))
+    rows = _connected(ctx.obj, lambda c: dossiers.listing(c.engine, call, status))
     if as_json:
         out = [{**{k: (paris(v) if isinstance(v, datetime) else v) for k, v in r.items()},
                 "status_label": Status(r["status"]).label} for r in rows]  # fmt: skip
@@ -424,9 +543,67 @@ def calls_extend(
 
     when = dossiers.parse_instant(until)
     who = _actor(actor)
-    result = _connected(ctx.obj, lambda client, _: dossiers.extend(client, call, phase, when, who))
+    result = _connected(ctx.obj, lambda c: dossiers.extend(c.client, call, phase, when, who))
     typer.echo(f"{call} / {phase} : clôture au {paris(result.closes_at)} ; "
                f"{len(result.dossiers)} dossier(s) ouvert(s) prévenu(s).")  # fmt: skip
+
+
+@keys_app.command("list")
+def keys_list(ctx: typer.Context, as_json: JsonOpt = False) -> None:
+    """Les identifiants des clés maîtresses et la clé active (jamais les clés elles-mêmes)."""
+    from amiflow.keys import Keyring
+
+    keyring = Keyring.open(ctx.obj.data_dir)
+    if as_json:
+        typer.echo(json.dumps({"keyring": str(keyring.path), "active": keyring.active,
+                               "keys": sorted(keyring.keys)}, indent=2))  # fmt: skip
+        return
+    for key_id in sorted(keyring.keys):
+        typer.echo(f"{key_id}{'  (active)' if key_id == keyring.active else ''}")
+
+
+@keys_app.command("rotate")
+def keys_rotate(ctx: typer.Context) -> None:
+    """Crée une nouvelle clé maîtresse et l’active : les nouvelles données l’utilisent, les
+    anciennes restent lisibles. Les workers la prennent d’eux-mêmes. Sauvegardez le trousseau."""
+    from amiflow.keys import Keyring
+
+    keyring = Keyring.open(ctx.obj.data_dir)
+    new = keyring.rotate()
+    typer.echo(f"Clé active : {new} (clés : {', '.join(sorted(keyring.keys))}) — trousseau {keyring.path}")
+
+
+@keys_app.command("init")
+def keys_init(ctx: typer.Context) -> None:
+    """Crée le premier trousseau d’un dossier de données créé avant le chiffrement. Refusé s’il en
+    existe déjà un. À ne jamais utiliser pour remplacer un trousseau perdu : restaurez-le."""
+    from amiflow.keys import KEYRING, KeyProblem, Keyring
+
+    if (ctx.obj.data_dir / KEYRING).exists():
+        raise KeyProblem(f"Un trousseau existe déjà : {ctx.obj.data_dir / KEYRING}.")
+    keyring = Keyring.open(ctx.obj.data_dir, create=True, in_use=True)
+    typer.echo(f"Trousseau créé : {keyring.path} (clé {keyring.active}). Sauvegardez-le hors de la machine.")
+
+
+@codec_app.command("token")
+def codec_token(
+    ctx: typer.Context,
+    actor: AsOpt,
+    days: Annotated[int, typer.Option("--days", min=1, max=365, help="Durée de validité.")] = 1,
+) -> None:
+    """Un jeton pour le serveur de décodage : il ne décode que ce que cette personne peut lire, et
+    chaque décodage est inscrit au journal des lectures. La dernière ligne est le jeton."""
+    from amiflow.codec_server import TOKENS, Tokens
+    from amiflow.stack import read_stack
+
+    who = _actor(actor)
+    token = Tokens(ctx.obj.data_dir / TOKENS).issue(who, days, datetime.now(UTC))
+    info = read_stack(ctx.obj) or {}
+    endpoint = info.get("codec_url", "http://127.0.0.1:8234")
+    typer.echo(f"Jeton de {who} valable {days} jour(s).")
+    typer.echo(f"  interface web : Codec Server → {endpoint}/t/{token}")
+    typer.echo(f"  temporal CLI  : --codec-endpoint {endpoint} --codec-auth 'Bearer {token}'")
+    typer.echo(token)
 
 
 def main() -> None:
@@ -436,6 +613,11 @@ def main() -> None:
     output is flushed: the Temporal client's runtime can abort during interpreter finalisation
     (STACK.md), which must not turn a done command into a crash.
     """
+    import logging
+
+    from amiflow.logs import configure
+
+    configure(os.environ.get("AMIFLOW_LOG_FORMAT", "console"), logging.WARNING)  # a command's output is its own
     code: int | str | None = 0
     try:
         app()
@@ -444,6 +626,7 @@ def main() -> None:
     except DomainError as exc:
         typer.echo(f"amiflow : {exc.message}", err=True)
         code = 1
+
     except KeyboardInterrupt:
         typer.echo("Interrompu.", err=True)
         code = 1

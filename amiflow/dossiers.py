@@ -25,12 +25,17 @@ from temporalio.common import WorkflowIDConflictPolicy
 from temporalio.exceptions import ApplicationError
 from temporalio.service import RPCError, RPCStatusCode
 
+from activities.journal import open_event
 from activities.schema import dossiers, events
 from amiflow.catalogue import load_dossier, load_schemes
+from amiflow.keys import DossierKeys
+from amiflow.reads import authorise
+from amiflow.vault import Vault
 from domain import Actor, Call, DossierState, decide, dossier_id, replay
 from domain.calendar import PARIS, start_of_day
-from domain.dossier import Command, Event, StartDraft, Status, Submit
-from domain.errors import DomainError, InvalidCommand
+from domain.dossier import AttachDocument, Command, DocumentRef, Event, StartDraft, Status, Submit
+from domain.errors import DomainError, InvalidCommand, NotAllowed
+from domain.reading import Reading
 from workflows.call import CallWorkflow, ExtendPhase, ExtensionResult, call_workflow_id
 from workflows.dossier import CommandRequest, CommandResult, DossierInput, DossierWorkflow
 
@@ -151,11 +156,14 @@ async def submit(client: Client, task_queue: str, file: Path, actor: Actor,
 
 
 async def send(client: Client, ident: str, command: Command, actor: Actor,
-               engine: AsyncEngine | None = None) -> CommandResult:  # fmt: skip
+               engine: AsyncEngine | None = None, keys: DossierKeys | None = None,
+               task_queue: str = "") -> CommandResult:  # fmt: skip
     """Give a command to a running dossier.
 
     A dossier whose workflow has ended (closed, withdrawn, expired…) is read back from the journal
-    when `engine` is given, so the refusal says why in the rules' words.
+    when `engine` and `keys` are given: the rules then either refuse, in their words, or accept a
+    command that records a fact on a final dossier (an auditor's clearance), which a new run of the
+    dossier's workflow, started from the journal's state, journals before it ends again.
     """
     handle = client.get_workflow_handle(ident)
     try:
@@ -166,14 +174,30 @@ async def send(client: Client, ident: str, command: Command, actor: Actor,
     except RPCError as exc:
         if exc.status is not RPCStatusCode.NOT_FOUND:
             raise
-    if engine is not None:
+    if engine is not None and keys is not None:
         try:
-            final = replay(await history(engine, ident))
+            final = replay(await history(engine, keys, ident))
         except InvalidCommand:
             final = None
         if final is not None:
             decide(final, command, actor, datetime.now(UTC))  # raises the rules' refusal
+            return await _resume(client, task_queue, final, command, actor)
     raise InvalidCommand(f"Dossier inconnu ou terminé : « {ident} ».")
+
+
+async def _resume(client: Client, task_queue: str, final: DossierState, command: Command,
+                  actor: Actor) -> CommandResult:  # fmt: skip
+    operation = WithStartWorkflowOperation(
+        DossierWorkflow.run, DossierInput(dossier_id=final.id, state=final), id=final.id, task_queue=task_queue,
+        id_conflict_policy=WorkflowIDConflictPolicy.USE_EXISTING,
+    )  # fmt: skip
+    try:
+        return await client.execute_update_with_start_workflow(
+            DossierWorkflow.command, CommandRequest(command=command, actor=actor),
+            start_workflow_operation=operation,
+        )  # fmt: skip
+    except WorkflowUpdateFailedError as exc:
+        raise _refused(exc) from None
 
 
 async def extend(client: Client, call_id: str, phase_id: str, until: datetime,
@@ -209,25 +233,52 @@ def _refused(exc: WorkflowUpdateFailedError) -> DomainError:
     return Refused(str(cause or exc), "refused")
 
 
-async def history(engine: AsyncEngine, ident: str) -> list[Event]:
-    """The dossier's events from the journal, in order."""
+async def history(engine: AsyncEngine, keys: DossierKeys, ident: str) -> list[Event]:
+    """The dossier's events from the journal, in order, opened with the dossier's key."""
     async with engine.connect() as conn:
-        rows = await conn.execute(
-            select(events.c.payload).where(events.c.dossier_id == ident).order_by(events.c.seq)
-        )
-        found = [EVENT.validate_python(row[0]) for row in rows]
-    if not found:
+        rows = (await conn.execute(
+            select(events.c.dossier_id, events.c.seq, events.c.key_id, events.c.sealed, events.c.payload)
+            .where(events.c.dossier_id == ident).order_by(events.c.seq)
+        )).all()  # fmt: skip
+    if not rows:
         raise InvalidCommand(f"Dossier inconnu « {ident} ».")
-    return found
+    return [await open_event(keys, row) for row in rows]
 
 
-async def state(client: Client, engine: AsyncEngine, ident: str) -> DossierState:
+async def state(client: Client, engine: AsyncEngine, keys: DossierKeys, ident: str) -> DossierState:
     """The dossier's state: from its workflow while it runs, else replayed from the journal."""
     handle = client.get_workflow_handle(ident)
     try:
         return await handle.query(DossierWorkflow.current)
     except RPCError:
-        return replay(await history(engine, ident))
+        return replay(await history(engine, keys, ident))
+
+
+async def attach(client: Client, engine: AsyncEngine, vault: Vault, ident: str, file: Path,
+                 actor: Actor) -> tuple[DocumentRef, CommandResult]:  # fmt: skip
+    """Seal a file into the vault and attach it to the dossier; a refused attachment leaves no file."""
+    ref = await vault.store(ident, file)
+    try:
+        result = await send(client, ident, AttachDocument(document=ref), actor, engine, vault.keys)
+    except BaseException:
+        vault.discard(ident, ref)
+        raise
+    return ref, result
+
+
+async def document(client: Client, engine: AsyncEngine, vault: Vault, ident: str, document_id: str,
+                   actor: Actor, now: datetime) -> tuple[DocumentRef, bytes]:  # fmt: skip
+    """A document's bytes for `actor`, if the rules let them read the dossier's content; the read,
+    granted or refused, is in the read log before anything is returned."""
+    current = await state(client, engine, vault.keys, ident)
+    ref = current.document(document_id)
+    if ref is None:
+        known = ", ".join(d.id for d in current.documents) or "aucun"
+        raise InvalidCommand(f"Le dossier {ident} n’a pas de document « {document_id} » (documents : {known}).")
+    decision = await authorise(engine, current, actor, Reading.CONTENT, "cli", now, f"document:{ref.id}")
+    if not decision.granted:
+        raise NotAllowed(f"Lecture refusée ({ref.id} de {ident}) : {decision.reason}.")
+    return ref, await vault.fetch(ident, ref)
 
 
 async def listing(engine: AsyncEngine, call_id: str | None = None,

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import sys
 from collections.abc import MutableMapping
 from typing import Any
 
@@ -11,7 +12,8 @@ import structlog
 # Fields that may carry what a holder wrote: dropped from every log line, whoever passes them.
 CONTENT_FIELDS = frozenset(
     {"content", "sections", "body", "summary", "opinion", "reasons", "note", "pieces", "statement",
-     "payload", "events", "command", "holder_name", "partners", "financing_need"}
+     "payload", "events", "command", "holder_name", "partners", "financing_need", "description",
+     "territory", "name", "filename", "document", "data", "text"}
 )  # fmt: skip
 
 
@@ -23,7 +25,8 @@ def drop_content(_: Any, __: str, event_dict: MutableMapping[str, Any]) -> Mutab
 
 
 def configure(fmt: str = "console", level: int = logging.INFO) -> None:
-    """Configure structlog once per process; `fmt` is "json" or "console"."""
+    """Configure structlog for the process; `fmt` is "json" or "console". Lines go to stderr, so
+    that a command's output (`--json`) stays clean."""
     renderer: Any = (
         structlog.processors.JSONRenderer() if fmt == "json" else structlog.dev.ConsoleRenderer(colors=False)
     )
@@ -36,10 +39,14 @@ def configure(fmt: str = "console", level: int = logging.INFO) -> None:
             renderer,
         ],
         wrapper_class=structlog.make_filtering_bound_logger(level),
+        logger_factory=structlog.PrintLoggerFactory(sys.stderr),
         cache_logger_on_first_use=True,
     )
 
 
 def logger(**bound: Any) -> Any:
-    """A logger bound to ids (dossier_id, workflow_id, actor…)."""
+    """A logger bound to ids (dossier_id, workflow_id, actor…); configures the defaults first if the
+    process has not, so that no line ever leaves without the content filter."""
+    if not structlog.is_configured():
+        configure()
     return structlog.get_logger("amiflow").bind(**bound)

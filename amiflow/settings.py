@@ -37,6 +37,11 @@ class Settings:
         return self.data_dir / "stack.json"
 
     @property
+    def vault_dir(self) -> Path:
+        """Where attached documents are kept, sealed (AMIFLOW_VAULT_DIR to share it between machines)."""
+        return Path(os.environ.get("AMIFLOW_VAULT_DIR") or self.data_dir / "vault")
+
+    @property
     def mail_dir(self) -> Path:
         """Where notifications are dropped as files when no SMTP server is configured."""
         return self.maildrop or self.data_dir / "maildrop"

@@ -116,6 +116,8 @@ def status(settings: Settings) -> dict[str, Any]:
         "temporal_pid": info.get("temporal_pid") if _alive(info.get("temporal_pid")) else None,
         "postgres_pid": info.get("postgres_pid") if _alive(info.get("postgres_pid")) else None,
         "worker_pids": workers,
+        "codec_url": info.get("codec_url"),
+        "codec_pid": info.get("codec_pid") if _alive(info.get("codec_pid")) else None,
         "started_at": info.get("started_at"),
         "calls": info.get("calls", []),
         "refused_calls": info.get("refused_calls", []),
@@ -127,6 +129,7 @@ def _stale(settings: Settings) -> None:
     info = read_stack(settings)
     for pid in info.get("worker_pids", []):
         _stop(pid, grace=5)
+    _stop(info.get("codec_pid"), grace=5)
     _stop(info.get("temporal_pid"), grace=5)
 
 
@@ -166,7 +169,7 @@ def up(settings: Settings, workers: int = 1, echo: Any = print) -> int:
             _stop_postgres(data)
             info = read_stack(settings)
             if info:
-                info.update(worker_pids=[], temporal_pid=None, postgres_pid=None,
+                info.update(worker_pids=[], temporal_pid=None, postgres_pid=None, codec_pid=None,
                             stopped_at=datetime.now(UTC).isoformat())  # fmt: skip
                 settings.stack_file.write_text(json.dumps(info, indent=2))
             echo("amiflow : tout est arrêté.")
@@ -194,15 +197,19 @@ def _run(settings: Settings, data: Path, workers: int, processes: list[subproces
          stop: dict[str, bool], echo: Any) -> int:  # fmt: skip
     from amiflow.catalogue import load_calls
     from amiflow.db import migrate
+    from amiflow.keys import Keyring
 
     echo(f"amiflow : démarrage dans {data}")
+    keyring = Keyring.open(data, create=True)  # before anything is written: a lost keyring is an error
     database_url, pg_pid = _start_postgres(data)
     migrate(database_url)
-    port, ui_port = _free_port(7233), _free_port(8233)
+    port, ui_port, codec_port = _free_port(7233), _free_port(8233), _free_port(8234)
+    codec_url = f"http://127.0.0.1:{codec_port}"
     log = data / "logs" / "temporal.log"
+    # The UI asks the codec server to decode; without a person's token it gets 401 and shows ciphertext.
     temporal = subprocess.Popen(
         [str(TEMPORAL_BIN), "server", "start-dev", "--db-filename", str(data / "temporal.db"),
-         "--ip", "127.0.0.1", "--port", str(port), "--ui-port", str(ui_port),
+         "--ip", "127.0.0.1", "--port", str(port), "--ui-port", str(ui_port), "--ui-codec-endpoint", codec_url,
          "--ui-disable-news-fetch", "--log-level", "warn", *DEV_SERVER_TUNING],
         stdout=log.open("ab"), stderr=subprocess.STDOUT, start_new_session=True,
     )  # fmt: skip
@@ -210,11 +217,18 @@ def _run(settings: Settings, data: Path, workers: int, processes: list[subproces
     _wait_port(port, temporal, "le serveur Temporal", log)
     address = f"127.0.0.1:{port}"
     found = load_calls()
-    asyncio.run(_start_calls(address, settings, found.calls))
+    asyncio.run(_start_calls(address, database_url, keyring, settings, found.calls))
     env = {**os.environ, "AMIFLOW_TEMPORAL_ADDRESS": address, "AMIFLOW_DATABASE_URL": database_url,
            "AMIFLOW_NAMESPACE": settings.namespace or DEFAULT_NAMESPACE,
            "AMIFLOW_TASK_QUEUE": settings.task_queue or DEFAULT_TASK_QUEUE,
-           "AMIFLOW_MAILDROP": str(settings.mail_dir.resolve())}  # fmt: skip
+           "AMIFLOW_MAILDROP": str(settings.mail_dir.resolve()), "AMIFLOW_KEYRING": str(keyring.path),
+           "AMIFLOW_DATA_DIR": str(data), "AMIFLOW_VAULT_DIR": str(settings.vault_dir.resolve())}  # fmt: skip
+    clog = data / "logs" / "codec-server.log"
+    codec_env = {**env, "AMIFLOW_CODEC_PORT": str(codec_port), "AMIFLOW_UI_ORIGIN": f"http://127.0.0.1:{ui_port},"
+                 f"http://localhost:{ui_port}"}  # fmt: skip
+    codec = subprocess.Popen([sys.executable, "-m", "amiflow.codec_server"], env=codec_env, cwd=ROOT,
+                             stdout=clog.open("ab"), stderr=subprocess.STDOUT, start_new_session=True)  # fmt: skip
+    processes.append(codec)
     for i in range(workers):
         wlog = data / "logs" / f"worker-{i + 1}.log"
         processes.append(subprocess.Popen([sys.executable, str(ROOT / "worker.py")], env=env,
@@ -224,7 +238,8 @@ def _run(settings: Settings, data: Path, workers: int, processes: list[subproces
         "temporal_address": address, "namespace": settings.namespace, "task_queue": settings.task_queue,
         "ui_url": f"http://127.0.0.1:{ui_port}", "database_url": database_url,
         "temporal_pid": temporal.pid, "postgres_pid": pg_pid,
-        "worker_pids": [p.pid for p in processes[1:]], "started_at": datetime.now(UTC).isoformat(),
+        "worker_pids": [p.pid for p in processes[2:]], "started_at": datetime.now(UTC).isoformat(),
+        "codec_url": codec_url, "codec_pid": codec.pid,
         "calls": [c.id for c in found.calls],
         "refused_calls": [{"file": e.source, "error": e.message} for e in found.refused],
     }  # fmt: skip
@@ -232,7 +247,8 @@ def _run(settings: Settings, data: Path, workers: int, processes: list[subproces
     echo(f"Temporal      {address} (espace de noms {settings.namespace})")
     echo(f"Interface web http://127.0.0.1:{ui_port}")
     echo(f"PostgreSQL    {database_url}")
-    echo(f"Workers       {', '.join(str(p.pid) for p in processes[1:])} (file {settings.task_queue})")
+    echo(f"Décodage      {codec_url} (jeton : amiflow codec token --as ROLE:NOM)")
+    echo(f"Workers       {', '.join(str(p.pid) for p in processes[2:])} (file {settings.task_queue})")
     echo(f"Appels        {', '.join(c.id for c in found.calls) or 'aucun'}")
     for error in found.refused:
         echo(f"Appel refusé  {error.message}")
@@ -248,9 +264,15 @@ def _run(settings: Settings, data: Path, workers: int, processes: list[subproces
     return 0
 
 
-async def _start_calls(address: str, settings: Settings, calls: list[Any]) -> None:
+async def _start_calls(address: str, database_url: str, keyring: Any, settings: Settings, calls: list[Any]) -> None:
+    from amiflow.db import create_engine
     from amiflow.dossiers import start_calls
+    from amiflow.keys import DossierKeys
     from amiflow.temporal import connect
 
-    client = await connect(address, settings.namespace)
-    await start_calls(client, settings.task_queue, calls)
+    engine = create_engine(database_url, pool_size=1)
+    try:
+        client = await connect(address, DossierKeys(keyring, engine), settings.namespace)
+        await start_calls(client, settings.task_queue, calls)
+    finally:
+        await engine.dispose()

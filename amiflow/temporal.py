@@ -8,10 +8,11 @@ from collections.abc import Sequence
 from typing import Any
 
 from temporalio.client import Client
-from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.worker import Worker
 from temporalio.worker.workflow_sandbox import SandboxedWorkflowRunner, SandboxRestrictions
 
+from amiflow.codec import data_converter
+from amiflow.keys import DossierKeys
 from workflows.call import CallWorkflow
 from workflows.dossier import DossierWorkflow
 
@@ -32,9 +33,9 @@ SANDBOX = SandboxedWorkflowRunner(
 )
 
 
-async def connect(address: str, namespace: str = "default") -> Client:
-    """A client with the pydantic data converter."""
-    return await Client.connect(address, namespace=namespace, data_converter=pydantic_data_converter)
+async def connect(address: str, keys: DossierKeys, namespace: str = "default") -> Client:
+    """A client whose payloads are pydantic JSON sealed by amiflow's codec."""
+    return await Client.connect(address, namespace=namespace, data_converter=data_converter(keys))
 
 
 def build_worker(client: Client, task_queue: str, activities: Sequence[Any], **options: Any) -> Worker:

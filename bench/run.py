@@ -60,6 +60,7 @@ from activities.schema import events as events_table
 from amiflow.catalogue import CALLS_DIR, load_call, load_dossier, load_schemes
 from amiflow.db import create_engine, migrate
 from amiflow.dossiers import build_command, send, start_calls, submit
+from amiflow.keys import DossierKeys, Keyring
 from amiflow.logs import configure
 from amiflow.stack import DEV_SERVER_TUNING
 from amiflow.temporal import SANDBOX, build_worker, connect
@@ -333,6 +334,7 @@ class Stack:
         self.pg: Any = None
         self.url = ""
         self.engine: AsyncEngine | None = None
+        self.keys: Any = None
         self.client: Client | None = None
         self.workers = contextlib.AsyncExitStack()
         self.postgres_version = "?"
@@ -354,6 +356,8 @@ class Stack:
         await admin.close()
         self.url = admin_uri.replace("/postgres?", "/amiflow_bench?")
         await asyncio.to_thread(migrate, self.url)
+        self.engine = create_engine(self.url)
+        self.keys = DossierKeys(Keyring.open(self.tmp / "data", create=True), self.engine)
 
         port, ui_port = free_port(), free_port()
         log = (self.tmp / "temporal.log").open("ab")
@@ -389,16 +393,15 @@ class Stack:
                     f"the Temporal dev server exited at start (see {self.tmp / 'temporal.log'})"
                 )
             try:
-                self.client = await connect(address)
+                self.client = await connect(address, self.keys)
                 break
             except RuntimeError:
                 if time.monotonic() > deadline:
                     raise
                 await asyncio.sleep(0.2)
 
-        self.engine = create_engine(self.url)
-        journal = JournalActivities(self.engine)
-        notifications = NotificationActivities(self.engine, self.tmp / "maildrop")
+        journal = JournalActivities(self.engine, self.keys)
+        notifications = NotificationActivities(self.engine, self.keys, self.tmp / "maildrop")
         activities = [journal.append, journal.open_dossiers, notifications.send]
         worker = build_worker(self.client, self.task_queue, activities)
         from bench.bare import BareWorkflow
@@ -661,7 +664,7 @@ async def step_direct(stack: Stack, sizes: Sizes) -> dict[str, Any]:
 
     # The journal activity (SQLAlchemy, advisory lock, max(seq), projection upsert), without Temporal.
     assert stack.engine is not None
-    journal = JournalActivities(stack.engine)
+    journal = JournalActivities(stack.engine, stack.keys)
     jid = dossier_id("hdf-pmcb-reemploi", "bench journal")
     seq = 0
 

@@ -23,9 +23,12 @@ from temporalio.worker import Worker
 
 from activities.journal import JournalActivities
 from activities.notifications import NotificationActivities
+from amiflow.codec import data_converter
 from amiflow.db import create_engine, migrate
+from amiflow.keys import DossierKeys, Keyring
 from amiflow.stack import DEV_SERVER_TUNING
 from amiflow.temporal import build_worker
+from amiflow.vault import Vault
 
 TEMPORAL = Path(sys.executable).parent / "temporal"
 
@@ -91,6 +94,9 @@ class Stack:
     database_url: str
     mail_dir: Path
     worker: Worker
+    keys: DossierKeys
+    vault: Vault
+    data_dir: Path
 
 
 _free_namespaces = list(NAMESPACES)
@@ -100,16 +106,19 @@ _free_namespaces = list(NAMESPACES)
 async def stack(temporal: WorkflowEnvironment, database: str, tmp_path: Path) -> AsyncIterator[Stack]:
     """A worker on a namespace and task queue of the test's own, with the real activities."""
     namespace = _free_namespaces.pop(0)
-    client = await Client.connect(temporal.client.service_client.config.target_host, namespace=namespace,
-                                  data_converter=pydantic_data_converter)  # fmt: skip
-    skipper = TimeSkipper(client, config=TimeSkippingConfig(enabled=False, max_session_skip_count=5000))
+    data_dir = tmp_path / "data"
     engine = create_engine(database)
+    keys = DossierKeys(Keyring.open(data_dir, create=True), engine)
+    client = await Client.connect(temporal.client.service_client.config.target_host, namespace=namespace,
+                                  data_converter=data_converter(keys))  # fmt: skip
+    skipper = TimeSkipper(client, config=TimeSkippingConfig(enabled=False, max_session_skip_count=5000))
     mail_dir = tmp_path / "maildrop"
-    journal = JournalActivities(engine)
-    notifications = NotificationActivities(engine, mail_dir)
+    journal = JournalActivities(engine, keys)
+    notifications = NotificationActivities(engine, keys, mail_dir)
     task_queue = f"tq-{uuid.uuid4()}"
     activities = [journal.append, journal.open_dossiers, notifications.send]
     worker = build_worker(skipper.client, task_queue, activities)
     async with worker:
-        yield Stack(skipper, skipper.client, namespace, task_queue, engine, database, mail_dir, worker)
+        yield Stack(skipper, skipper.client, namespace, task_queue, engine, database, mail_dir, worker, keys,
+                    Vault(data_dir / "vault", keys), data_dir)  # fmt: skip
     await engine.dispose()

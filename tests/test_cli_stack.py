@@ -78,12 +78,12 @@ async def test_submit_do_show_history_list(cli: Run, stack: Stack) -> None:
     code, out, err = await cli("dossier", "do", PMCB_ID, "request-complement", "--pieces", "Kbis",
                                "--due", due, "--as", "staff:amelie")  # fmt: skip
     assert code == 0, err
-    code, out, _ = await cli("dossier", "show", PMCB_ID, "--json")
+    code, out, _ = await cli("dossier", "show", PMCB_ID, "--json", "--as", "staff:amelie")
     shown = json.loads(out)
     assert shown["status"] == "complement_requested"
     assert [d["kind"] for d in shown["deadlines"]][-1] == "complement_due"
     assert shown["deadlines"][-1]["at"] == f"{due}T00:00+01:00"
-    code, out, _ = await cli("dossier", "history", PMCB_ID, "--json")
+    code, out, _ = await cli("dossier", "history", PMCB_ID, "--json", "--as", "staff:amelie")
     assert [e["type"] for e in json.loads(out)["events"]] == [
         "draft_started", "submitted", "acknowledged", "complement_requested"]
     code, out, _ = await cli("dossier", "list", "--call", "hdf-pmcb-reemploi", "--json")

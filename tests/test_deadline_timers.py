@@ -51,6 +51,7 @@ from temporalio.service import RPCError
 from temporalio.testing import WorkflowEnvironment
 
 from activities.contracts import APPEND, SEND, AppendEvents, SendNotices
+from activities.journal import open_event
 from activities.schema import dossiers, events, outbox
 from amiflow.catalogue import CALLS_DIR, load_call, load_dossier
 from amiflow.dossiers import build_command, call_definition, extend, listing, send, start_calls, submit
@@ -226,12 +227,15 @@ def paris_days_before(instant: datetime, days: int) -> datetime:
     return wall.replace(tzinfo=PARIS).astimezone(UTC)
 
 
-async def journal(engine: AsyncEngine, ident: str) -> list[dict[str, Any]]:
-    """The dossier's events as journaled: seq, type, occurred_at, payload."""
-    query = (select(events.c.seq, events.c.type, events.c.occurred_at, events.c.payload)
+async def journal(stack: Stack, ident: str) -> list[dict[str, Any]]:
+    """The dossier's events as journaled: seq, type, occurred_at, and the event opened with its key."""
+    query = (select(events.c.dossier_id, events.c.seq, events.c.type, events.c.occurred_at, events.c.key_id,
+                    events.c.sealed, events.c.payload)
              .where(events.c.dossier_id == ident).order_by(events.c.seq))  # fmt: skip
-    async with engine.connect() as conn:
-        return [dict(row._mapping) for row in await conn.execute(query)]
+    async with stack.engine.connect() as conn:
+        rows = (await conn.execute(query)).all()
+    return [{"seq": r.seq, "type": r.type, "occurred_at": r.occurred_at,
+             "payload": (await open_event(stack.keys, r)).model_dump(mode="json")} for r in rows]  # fmt: skip
 
 
 async def notices(engine: AsyncEngine, ident: str) -> list[dict[str, Any]]:
@@ -374,7 +378,7 @@ async def test_phase_2_reminds_expires_drafts_and_accepts_a_submission_one_secon
     await ff_all(env, drafts, CLOSING + SECOND)
 
     async def expired() -> list[dict[str, Any]]:
-        rows = await journal(engine, forgotten.id)
+        rows = await journal(stack, forgotten.id)
         assert [r["type"] for r in rows] == ["draft_started", "draft_expired"]
         return rows
 
@@ -386,7 +390,7 @@ async def test_phase_2_reminds_expires_drafts_and_accepts_a_submission_one_secon
                                                                last_second.id: "submitted"}  # fmt: skip
     assert (await forgotten.describe()).status is WorkflowExecutionStatus.COMPLETED
 
-    kept = await journal(engine, last_second.id)
+    kept = await journal(stack, last_second.id)
     assert [r["type"] for r in kept] == ["draft_started", "submitted"]
     assert CLOSING - SECOND <= kept[1]["occurred_at"] < CLOSING
     assert (await current(last_second)).status is Status.SUBMITTED
@@ -519,7 +523,7 @@ async def test_complement_overdue_reminds_then_escalates_once(stack: Stack, star
     base = Counter(["submitted", "acknowledged", "complement_requested"])
     await ff_to(env, handle, due - SECOND)
     await eventually(kinds_are, engine, ident, base + reminders)
-    assert "complement_overdue" not in [r["type"] for r in await journal(engine, ident)]
+    assert "complement_overdue" not in [r["type"] for r in await journal(stack, ident)]
 
     await ff_to(env, handle, due + SECOND)
     overdue = base + reminders + Counter(["complement_overdue"])
@@ -527,7 +531,7 @@ async def test_complement_overdue_reminds_then_escalates_once(stack: Stack, star
     # Nothing more happens later: the escalation is journaled and notified once.
     await ff_to(env, handle, due + timedelta(days=10))
     await kinds_are(engine, ident, overdue)
-    rows = await journal(engine, ident)
+    rows = await journal(stack, ident)
     escalations = [r for r in rows if r["type"] == "complement_overdue"]
     assert len(escalations) == 1
     assert_at(escalations[0]["occurred_at"], due, "complement_overdue")
@@ -549,7 +553,7 @@ async def test_complement_overdue_reminds_then_escalates_once(stack: Stack, star
     answer = ProvideComplement(note="Pièces jointes, avec nos excuses pour le retard.")
     assert (await send(client, ident, answer, HOLDER)).status is Status.ACKNOWLEDGED
     assert (await projection(engine, ident))["status"] == "acknowledged"
-    assert_no_gap(await journal(engine, ident))
+    assert_no_gap(await journal(stack, ident))
 
 
 # --- 4. review due: escalation -------------------------------------------------------------------
@@ -576,7 +580,7 @@ async def test_review_overdue_escalates_once_to_the_desk(stack: Stack, started: 
     await ff_to(env, handle, due + timedelta(days=10))
     await kinds_are(engine, ident, base + Counter(["review_overdue"]))
 
-    rows = await journal(engine, ident)
+    rows = await journal(stack, ident)
     escalations = [r for r in rows if r["type"] == "review_overdue"]
     assert len(escalations) == 1
     assert_at(escalations[0]["occurred_at"], due, "review_overdue")
@@ -645,7 +649,7 @@ async def test_three_years_of_quarterly_reports_across_continue_as_new(
         report = FileReport(period=period, summary=f"Avancement du trimestre {period}.")
         result = await send(client, ident, report, HOLDER)
         assert result.events == ["report_filed"]
-        filed = [r for r in await journal(engine, ident) if r["type"] == "report_filed"]
+        filed = [r for r in await journal(stack, ident) if r["type"] == "report_filed"]
         assert (filed[-1]["payload"]["period"], filed[-1]["payload"]["late"]) == (period, late)
 
     for period in range(1, 13):
@@ -659,7 +663,7 @@ async def test_three_years_of_quarterly_reports_across_continue_as_new(
     late_periods = sorted([*CAUGHT_UP, *NEVER])
 
     async def flagged() -> list[dict[str, Any]]:
-        rows = [r for r in await journal(engine, ident) if r["type"] == "report_late"]
+        rows = [r for r in await journal(stack, ident) if r["type"] == "report_late"]
         assert [r["payload"]["period"] for r in rows] == late_periods
         return rows
 
@@ -683,7 +687,7 @@ async def test_three_years_of_quarterly_reports_across_continue_as_new(
         for who in ("holder:acme", STAFF_DESK):
             assert by_kind[(f"report_late_{period}", who)] == (1 if late else 0), (period, who)
     assert_delivered_once(sent, stack.mail_dir)
-    assert_no_gap(await journal(engine, ident))
+    assert_no_gap(await journal(stack, ident))
 
     # Reminder instants and continue-as-new, from the histories of every run.
     steps, runs = await trail(client, ident)
@@ -723,14 +727,14 @@ async def test_submission_one_second_after_the_closing_is_refused_and_writes_not
     await ff_to(env, draft, CLOSING + SECOND)
     await eventually(kinds_are, engine, draft.id,
                      Counter([*(f"reminder_phase_closing_{d}d" for d in REMINDERS), "expired"]))  # fmt: skip
-    before = (await journal(engine, draft.id), await notices(engine, draft.id),
+    before = (await journal(stack, draft.id), await notices(engine, draft.id),
               await projection(engine, draft.id), mail_keys(stack.mail_dir))  # fmt: skip
     run = (await draft.describe()).run_id
 
     with pytest.raises(DomainError) as refused:
-        await send(stack.client, draft.id, Submit(), holder, stack.engine)
+        await send(stack.client, draft.id, Submit(), holder, stack.engine, stack.keys)
 
-    after = (await journal(engine, draft.id), await notices(engine, draft.id),
+    after = (await journal(stack, draft.id), await notices(engine, draft.id),
              await projection(engine, draft.id), mail_keys(stack.mail_dir))  # fmt: skip
     assert after == before, "a refused submission wrote something"
     description = await draft.describe()

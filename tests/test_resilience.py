@@ -35,6 +35,7 @@ from temporalio.client import Client
 from amiflow.catalogue import CALLS_DIR, load_call
 from amiflow.db import create_engine, migrate
 from amiflow.dossiers import Refused, build_command, send, start_calls, submit
+from amiflow.keys import DossierKeys, Keyring
 from amiflow.temporal import connect
 from domain import Actor, DossierState, dossier_id
 from domain.dossier import DeadlineKind
@@ -108,12 +109,18 @@ async def eventually(check: Callable[[], Awaitable[Any]], timeout: float, what: 
         await asyncio.sleep(interval)
 
 
+def make_keys(data_dir: Path, database_url: str) -> DossierKeys:
+    """The keyring the worker subprocesses will read (their AMIFLOW_DATA_DIR), and this process's keys."""
+    return DossierKeys(Keyring.open(data_dir, create=True), create_engine(database_url, pool_size=2))
+
+
 class DevServer:
     """A Temporal dev server process on a SQLite file, on free ports; restartable on the same file."""
 
-    def __init__(self, workdir: Path) -> None:
+    def __init__(self, workdir: Path, keys: DossierKeys) -> None:
         workdir.mkdir(parents=True, exist_ok=True)
         self.workdir = workdir
+        self.keys = keys
         self.db = workdir / "temporal.db"
         self.port = free_port()
         self.ui_port = free_port()
@@ -140,7 +147,7 @@ class DevServer:
 
         async def ready() -> Client:
             assert proc.poll() is None, f"temporal server exited with {proc.returncode}"
-            return await connect(self.address)
+            return await connect(self.address, self.keys)
 
         return await eventually(ready, 60, "Temporal dev server accepting clients")
 
@@ -426,7 +433,7 @@ async def check_every_lifecycle_done(client: Client, engine: AsyncEngine, maildr
 async def test_worker_sigkill_during_20_concurrent_lifecycles(
     database: str, tmp_path: Path, processes: list[Any]
 ) -> None:
-    server = DevServer(tmp_path / "temporal")
+    server = DevServer(tmp_path / "temporal", make_keys(tmp_path / "workers" / "data", database))
     processes.append(server)
     client = await server.start()
     workers = Workers(tmp_path / "workers", server.address, database, f"tq-kill-{uuid.uuid4().hex[:8]}")
@@ -492,7 +499,7 @@ async def test_worker_sigkill_during_20_concurrent_lifecycles(
 async def test_open_dossiers_resume_after_temporal_server_restart(
     database: str, tmp_path: Path, processes: list[Any]
 ) -> None:
-    server = DevServer(tmp_path / "temporal")
+    server = DevServer(tmp_path / "temporal", make_keys(tmp_path / "workers" / "data", database))
     processes.append(server)
     client = await server.start()
     workers = Workers(tmp_path / "workers", server.address, database, f"tq-restart-{uuid.uuid4().hex[:8]}")
@@ -570,7 +577,7 @@ async def test_commands_wait_for_postgres_and_are_journaled_once(
     await admin.close()
     url = own_postgres.uri("amiflow")
     engine = await migrated_engine(url)
-    server = DevServer(tmp_path / "temporal")
+    server = DevServer(tmp_path / "temporal", make_keys(tmp_path / "workers" / "data", url))
     processes.append(server)
     client = await server.start()
     workers = Workers(tmp_path / "workers", server.address, url, f"tq-pg-{uuid.uuid4().hex[:8]}")
@@ -631,7 +638,7 @@ async def test_sigterm_lets_a_running_journal_write_finish(
     """worker.py: "SIGTERM or SIGINT stops it gracefully: running activities finish, then it exits". A journal
     write is held inside the append activity (the test holds the dossier's advisory lock), the worker gets
     SIGTERM, the lock is released a second later: the write must complete before the worker exits."""
-    server = DevServer(tmp_path / "temporal")
+    server = DevServer(tmp_path / "temporal", make_keys(tmp_path / "workers" / "data", database))
     processes.append(server)
     client = await server.start()
     workers = Workers(tmp_path / "workers", server.address, database, f"tq-term-{uuid.uuid4().hex[:8]}")

@@ -71,7 +71,9 @@ def test_up_runs_everything_stops_on_sigterm_and_resumes(tmp_path: Path) -> None
         asked = amiflow(data, "dossier", "do", ident, "request-complement", "--pieces", "Kbis", "--due",
                         "2027-01-15", "--as", "staff:amelie")  # fmt: skip
         assert asked.returncode == 0, asked.stderr
-        pids = [info["temporal_pid"], info["postgres_pid"], *info["worker_pids"]]
+        pids = [info["temporal_pid"], info["postgres_pid"], info["codec_pid"], *info["worker_pids"]]
+        keyring = data / "keys" / "keyring.json"
+        assert keyring.stat().st_mode & 0o777 == 0o600  # generated on first start, for this directory only
     finally:
         seconds, out = stop(process)
     assert "Ctrl-C" in out and "tout est arrêté" in out
@@ -81,13 +83,21 @@ def test_up_runs_everything_stops_on_sigterm_and_resumes(tmp_path: Path) -> None
 
     process = start(data)
     try:
-        shown = json.loads(amiflow(data, "dossier", "show", ident, "--json").stdout)
+        shown = json.loads(amiflow(data, "dossier", "show", ident, "--json", "--as", "staff:amelie").stdout)
         assert shown["status"] == "complement_requested"
         assert shown["deadlines"][-1]["at"] == "2027-01-15T00:00+01:00"
         answered = amiflow(data, "dossier", "do", ident, "provide-complement", "--note", "Kbis joint",
                            "--as", "holder:acme")  # fmt: skip
         assert answered.returncode == 0, answered.stderr
-        history = json.loads(amiflow(data, "dossier", "history", ident, "--json").stdout)["events"]
-        assert [e["seq"] for e in history] == [1, 2, 3, 4]
+        history = amiflow(data, "dossier", "history", ident, "--json", "--as", "staff:amelie").stdout
+        assert [e["seq"] for e in json.loads(history)["events"]] == [1, 2, 3, 4]
     finally:
         stop(process)
+
+    # The keyring lost: a clear error, never a silent new key that would leave the journal unreadable.
+    keyring.rename(tmp_path / "keyring.saved")
+    refused = subprocess.run([sys.executable, "-m", "amiflow.cli", "--data-dir", str(data), "up"], cwd=ROOT,
+                             capture_output=True, text=True, timeout=120, check=False)  # fmt: skip
+    assert refused.returncode == 1 and "Trousseau de clés introuvable" in refused.stderr, refused.stderr
+    assert "restaurez" in refused.stderr and not keyring.exists()
+    assert amiflow(data, "keys", "list").returncode == 1

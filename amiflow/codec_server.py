@@ -1,0 +1,219 @@
+"""The codec server: decodes amiflow's sealed payloads for the Temporal Web UI and CLI, for a person
+whose token grants the dossier the payloads belong to, and records every decode in the read log.
+
+Protocol (Temporal's remote codec): `POST {endpoint}/decode` (and `/encode`) with
+`{"payloads": [...]}` in protobuf JSON. The token travels as `Authorization: Bearer TOKEN` (the
+`temporal` CLI's `--codec-auth`) or in the endpoint's path, `/t/TOKEN/decode`, for the Web UI whose
+codec endpoint a person sets in their browser. No token or an unknown one: 401. A token whose person
+may not read a dossier of the request: 403, with the reason, and the refusal in the read log.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import json
+import os
+import secrets
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+from aiohttp import web
+from google.protobuf import json_format
+from sqlalchemy.ext.asyncio import AsyncEngine
+from temporalio.api.common.v1 import Payload, Payloads
+
+from amiflow.codec import EnvelopeCodec, dossier_of
+from amiflow.keys import DossierKeys, KeyProblem
+from amiflow.reads import record
+from domain import Actor, replay
+from domain.dossier import DossierState
+from domain.errors import DomainError
+from domain.reading import Reading, may_read
+
+TOKENS = Path("keys") / "codec-tokens.json"
+ALLOWED_HEADERS = "Content-Type, X-Namespace, Authorization"
+
+
+@dataclass
+class Tokens:
+    """Codec tokens: only their SHA-256 is stored (file mode 0600), with the person and an expiry."""
+
+    path: Path
+
+    def issue(self, actor: Actor, days: int, now: datetime) -> str:
+        """A new token for `actor`, valid `days` days; returned once, never stored in clear."""
+        token = secrets.token_urlsafe(32)
+        entries = self._read()
+        entries[_digest(token)] = {"actor": str(actor), "expires": (now + timedelta(days=days)).isoformat()}
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        fd = os.open(self.path.with_suffix(".tmp"), os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(fd, "w", encoding="utf-8") as out:
+            json.dump(entries, out, indent=1)
+        os.replace(self.path.with_suffix(".tmp"), self.path)
+        return token
+
+    def actor(self, token: str, now: datetime) -> Actor | None:
+        """The person a valid, unexpired token stands for."""
+        entry = self._read().get(_digest(token))
+        if entry is None or datetime.fromisoformat(entry["expires"]) <= now:
+            return None
+        return Actor.parse(entry["actor"])
+
+    def _read(self) -> dict[str, dict[str, str]]:
+        if not self.path.exists():
+            return {}
+        data: dict[str, dict[str, str]] = json.loads(self.path.read_text(encoding="utf-8"))
+        return data
+
+
+def _digest(token: str) -> str:
+    return hashlib.sha256(token.encode()).hexdigest()
+
+
+class CodecServer:
+    """The aiohttp application and what it needs: the keys, the journal (to decide need-to-know on
+    the dossier's state) and the tokens."""
+
+    def __init__(self, keys: DossierKeys, engine: AsyncEngine, tokens: Tokens, origins: tuple[str, ...] = ()) -> None:
+        self.keys = keys
+        self.engine = engine
+        self.tokens = tokens
+        self.origins = origins
+        self.codec = EnvelopeCodec(keys)
+
+    def app(self) -> web.Application:
+        """Routes: /decode, /encode, and the same under /t/{token}/."""
+        app = web.Application(middlewares=[self._cors], client_max_size=8 * 1024 * 1024)
+        for prefix in ("", "/t/{token}"):
+            app.router.add_post(prefix + "/decode", self.decode)
+            app.router.add_post(prefix + "/encode", self.encode)
+            app.router.add_route("OPTIONS", prefix + "/{op:(de|en)code}", self.preflight)
+        return app
+
+    @web.middleware
+    async def _cors(self, request: web.Request, handler: Any) -> web.StreamResponse:
+        try:
+            response: web.StreamResponse = await handler(request)
+        except web.HTTPException as exc:
+            response = exc
+        origin = request.headers.get("Origin", "")
+        if origin and (origin in self.origins or not self.origins):
+            response.headers["Access-Control-Allow-Origin"] = origin
+            response.headers["Access-Control-Allow-Credentials"] = "true"
+            response.headers["Access-Control-Allow-Headers"] = ALLOWED_HEADERS
+            response.headers["Access-Control-Allow-Methods"] = "POST, OPTIONS"
+            response.headers["Vary"] = "Origin"
+        return response
+
+    async def preflight(self, request: web.Request) -> web.Response:
+        """CORS preflight of the browser."""
+        return web.Response(status=204)
+
+    def _who(self, request: web.Request) -> Actor:
+        token = request.match_info.get("token") or ""
+        header = request.headers.get("Authorization", "")
+        if not token and header.lower().startswith("bearer "):
+            token = header[7:].strip()
+        actor = self.tokens.actor(token, datetime.now(UTC)) if token else None
+        if actor is None:
+            raise _error(web.HTTPUnauthorized, "jeton absent, inconnu ou expiré (amiflow codec token --as …)")
+        return actor
+
+    async def decode(self, request: web.Request) -> web.Response:
+        """Open the payloads if the person may read every dossier they belong to."""
+        actor = self._who(request)
+        payloads = await _payloads(request)
+        now = datetime.now(UTC)
+        for dossier in sorted({d for p in payloads if (d := dossier_of(p))}):
+            state = await self._state(dossier)
+            decision = may_read(state, actor, Reading.CONTENT)
+            await record(self.engine, dossier, actor, Reading.CONTENT.value, "codec", decision, now)
+            if not decision.granted:
+                raise _error(web.HTTPForbidden, f"lecture refusée ({dossier}) : {decision.reason}")
+        try:
+            opened = [await self.codec.open(p) for p in payloads]
+        except KeyProblem as exc:
+            raise _error(web.HTTPUnprocessableEntity, exc.message) from None
+        return _answer(opened)
+
+    async def encode(self, request: web.Request) -> web.Response:
+        """Seal payloads (the UI's own inputs, e.g. a signal) with the active master key."""
+        self._who(request)
+        return _answer(await self.codec.encode(await _payloads(request)))
+
+    async def _state(self, dossier: str) -> DossierState:
+        from amiflow.dossiers import history
+
+        try:
+            return replay(await history(self.engine, self.keys, dossier))
+        except DomainError:
+            return DossierState(id=dossier)  # not journaled yet: only staff of any call may read it
+
+
+def _error(kind: type[web.HTTPException], message: str) -> web.HTTPException:
+    return kind(text=json.dumps({"error": message}, ensure_ascii=False), content_type="application/json")
+
+
+async def _payloads(request: web.Request) -> list[Payload]:
+    try:
+        body = await request.json()
+        parsed = json_format.ParseDict(body, Payloads())
+    except (ValueError, json_format.ParseError) as exc:
+        raise _error(web.HTTPBadRequest, f"corps JSON attendu : {{\"payloads\": [...]}} ({exc})") from None
+    return list(parsed.payloads)
+
+
+def _answer(payloads: list[Payload]) -> web.Response:
+    body = json_format.MessageToDict(Payloads(payloads=payloads))
+    return web.json_response({"payloads": body.get("payloads", [])})
+
+
+async def serve(keys: DossierKeys, engine: AsyncEngine, tokens: Tokens, host: str, port: int,
+                origins: tuple[str, ...], stop: asyncio.Event) -> None:  # fmt: skip
+    """Run the codec server until `stop` is set."""
+    runner = web.AppRunner(CodecServer(keys, engine, tokens, origins).app(), access_log=None)
+    await runner.setup()
+    await web.TCPSite(runner, host, port).start()
+    try:
+        await stop.wait()
+    finally:
+        await runner.cleanup()
+
+
+def main() -> None:
+    """Entry point for `amiflow up`: `python -m amiflow.codec_server` with the stack's environment
+    (AMIFLOW_DATABASE_URL, AMIFLOW_KEYRING, AMIFLOW_CODEC_PORT, AMIFLOW_UI_ORIGIN)."""
+    import signal
+
+    from amiflow.db import create_engine
+    from amiflow.keys import Keyring
+    from amiflow.logs import configure
+    from amiflow.settings import load_settings
+
+    settings = load_settings()
+    configure(settings.log_format)
+    keyring = Keyring.open(settings.data_dir)
+    port = int(os.environ.get("AMIFLOW_CODEC_PORT", "8234"))
+    origins = tuple(o for o in os.environ.get("AMIFLOW_UI_ORIGIN", "").split(",") if o)
+
+    async def run() -> None:
+        engine = create_engine(settings.database_url, pool_size=2)
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(sig, stop.set)
+        try:
+            await serve(DossierKeys(keyring, engine), engine, Tokens(settings.data_dir / TOKENS), "127.0.0.1",
+                        port, origins, stop)  # fmt: skip
+        finally:
+            await engine.dispose()
+
+    asyncio.run(run())
+    os._exit(0)
+
+
+if __name__ == "__main__":
+    main()
