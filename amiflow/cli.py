@@ -107,6 +107,7 @@ def _call_json(call: Call, file: str) -> dict[str, Any]:
             "assumption": call.follow_up.assumed,
         },
         "confidentiality": call.confidentiality,
+        "staff": list(call.staff),
     }
 
 

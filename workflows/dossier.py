@@ -73,19 +73,19 @@ def refusal(error: DomainError) -> ApplicationError:
 class DossierWorkflow:
     """The life of one dossier."""
 
-    def __init__(self) -> None:
-        self.state = DossierState()
-        self.dossier_id = ""
+    @workflow.init
+    def __init__(self, start: DossierInput) -> None:
+        # The input is read here, not in `run`, so that an Update delivered with the start (a
+        # command on a dossier resumed from the journal) is validated against the real state.
+        self.state = start.state or DossierState()
+        self.dossier_id = start.dossier_id
         self.lock = asyncio.Lock()
         self.changed = False
-        self.done: set[str] = set()
+        self.done: set[str] = set(start.done)
 
     @workflow.run
     async def run(self, start: DossierInput) -> DossierState:
         """Wait for commands and deadlines until the dossier reaches a final status."""
-        self.dossier_id = start.dossier_id
-        self.state = start.state or DossierState()
-        self.done = set(start.done)
         while True:
             pending = self._pending()
             if self.state.status is not Status.NEW and not self.state.status.is_open and not pending:
