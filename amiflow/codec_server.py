@@ -31,7 +31,7 @@ from amiflow.reads import record
 from domain import Actor, replay
 from domain.dossier import DossierState
 from domain.errors import DomainError
-from domain.reading import Reading, may_read
+from domain.reading import ReadDecision, Reading, may_read
 
 TOKENS = Path("keys") / "codec-tokens.json"
 ALLOWED_HEADERS = "Content-Type, X-Namespace, Authorization"
@@ -95,18 +95,23 @@ class CodecServer:
 
     @web.middleware
     async def _cors(self, request: web.Request, handler: Any) -> web.StreamResponse:
+        """The browser reads answers, refusals included, only with these headers."""
         try:
             response: web.StreamResponse = await handler(request)
         except web.HTTPException as exc:
-            response = exc
+            self._allow(request, exc.headers)
+            raise
+        self._allow(request, response.headers)
+        return response
+
+    def _allow(self, request: web.Request, headers: Any) -> None:
         origin = request.headers.get("Origin", "")
         if origin and (origin in self.origins or not self.origins):
-            response.headers["Access-Control-Allow-Origin"] = origin
-            response.headers["Access-Control-Allow-Credentials"] = "true"
-            response.headers["Access-Control-Allow-Headers"] = ALLOWED_HEADERS
-            response.headers["Access-Control-Allow-Methods"] = "POST, OPTIONS"
-            response.headers["Vary"] = "Origin"
-        return response
+            headers["Access-Control-Allow-Origin"] = origin
+            headers["Access-Control-Allow-Credentials"] = "true"
+            headers["Access-Control-Allow-Headers"] = ALLOWED_HEADERS
+            headers["Access-Control-Allow-Methods"] = "POST, OPTIONS"
+            headers["Vary"] = "Origin"
 
     async def preflight(self, request: web.Request) -> web.Response:
         """CORS preflight of the browser."""
@@ -127,12 +132,18 @@ class CodecServer:
         actor = self._who(request)
         payloads = await _payloads(request)
         now = datetime.now(UTC)
-        for dossier in sorted({d for p in payloads if (d := dossier_of(p))}):
-            state = await self._state(dossier)
-            decision = may_read(state, actor, Reading.CONTENT)
+        dossiers = sorted({d for p in payloads if (d := dossier_of(p))})
+        decisions = {d: may_read(await self._state(d), actor, Reading.CONTENT) for d in dossiers}
+        refused = [d for d in dossiers if not decisions[d].granted]
+        for dossier in dossiers:  # a request is decoded whole or not at all, and logged as such
+            decision = decisions[dossier]
+            if refused and decision.granted:
+                decision = ReadDecision(granted=False, reason=f"non décodé : la même requête portait sur "
+                                                              f"{refused[0]}, refusé")  # fmt: skip
             await record(self.engine, dossier, actor, Reading.CONTENT.value, "codec", decision, now)
-            if not decision.granted:
-                raise _error(web.HTTPForbidden, f"lecture refusée ({dossier}) : {decision.reason}")
+        if refused:
+            first = refused[0]
+            raise _error(web.HTTPForbidden, f"lecture refusée ({first}) : {decisions[first].reason}")
         try:
             opened = [await self.codec.open(p) for p in payloads]
         except KeyProblem as exc:
@@ -160,8 +171,10 @@ def _error(kind: type[web.HTTPException], message: str) -> web.HTTPException:
 async def _payloads(request: web.Request) -> list[Payload]:
     try:
         body = await request.json()
+        if not isinstance(body, dict):
+            raise ValueError("un objet JSON est attendu")
         parsed = json_format.ParseDict(body, Payloads())
-    except (ValueError, json_format.ParseError) as exc:
+    except (ValueError, TypeError, json_format.ParseError) as exc:
         raise _error(web.HTTPBadRequest, f"corps JSON attendu : {{\"payloads\": [...]}} ({exc})") from None
     return list(parsed.payloads)
 
