@@ -1,0 +1,108 @@
+"""The Temporal Web UI that `make run` starts, seen by a real browser (headless Chromium from Debian,
+driven over the DevTools protocol): without a token it shows ciphertext; with a person's token set in
+its codec settings it shows the dossier decoded, and the decode is in the dossier's read log.
+
+Skipped where Chromium is not installed (`apt-get install chromium`; `.ci/run` installs it)."""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import json
+import shutil
+import subprocess
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+import pytest
+
+from tests.test_resilience import free_port
+from tests.test_up import EXAMPLE, amiflow, start, stop
+
+CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
+pytestmark = pytest.mark.skipif(not Path(CHROMIUM).exists(), reason="Chromium absent (apt-get install chromium)")
+
+
+async def page_text(url: str, profile: Path, local_storage: dict[str, str] | None = None) -> str:
+    """The text a browser shows at `url`, after setting the UI origin's localStorage if asked."""
+    port = free_port()
+    browser = subprocess.Popen(
+        [CHROMIUM, "--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
+         "--disable-component-update", f"--remote-debugging-port={port}", f"--user-data-dir={profile}",
+         "about:blank"],
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+    )  # fmt: skip
+    try:
+        async with aiohttp.ClientSession() as http:
+            targets: list[dict[str, Any]] = []
+            for _ in range(100):
+                try:
+                    async with http.get(f"http://127.0.0.1:{port}/json") as r:
+                        targets = await r.json()
+                    break
+                except aiohttp.ClientError:
+                    await asyncio.sleep(0.2)
+            target = next(t for t in targets if t["type"] == "page")
+            async with http.ws_connect(target["webSocketDebuggerUrl"], max_msg_size=0) as ws:
+                counter = 0
+
+                async def call(method: str, **params: Any) -> dict[str, Any]:
+                    nonlocal counter
+                    counter += 1
+                    await ws.send_json({"id": counter, "method": method, "params": params})
+                    while True:
+                        message = json.loads((await ws.receive()).data)
+                        if message.get("id") == counter:
+                            return message
+
+                await call("Page.enable")
+                if local_storage:
+                    await call("Page.navigate", url=url)
+                    await asyncio.sleep(3)
+                    for key, value in local_storage.items():
+                        await call("Runtime.evaluate", expression=f"localStorage.setItem({key!r}, {value!r})")
+                await call("Page.navigate", url=url)
+                text = ""
+                for _ in range(40):  # the page renders, then asks the codec server
+                    await asyncio.sleep(0.5)
+                    answer = await call("Runtime.evaluate", expression="document.body.innerText")
+                    text = answer["result"]["result"].get("value", "")
+                    if "Input" in text and ("dossier_id" in text or "Codec Server could not connect" in text):
+                        await asyncio.sleep(1)
+                        answer = await call("Runtime.evaluate", expression="document.body.innerText")
+                        return str(answer["result"]["result"].get("value", ""))
+                return text
+    finally:
+        browser.terminate()
+        browser.wait(10)
+
+
+@pytest.mark.timeout(240)
+def test_the_web_ui_shows_ciphertext_without_a_token_and_the_dossier_with_one(tmp_path: Path) -> None:
+    data = tmp_path / "stack"
+    process = start(data)
+    try:
+        info = json.loads(amiflow(data, "status", "--json").stdout)
+        submitted = amiflow(data, "dossier", "submit", "--call", "hdf-pmcb-reemploi", "--file", str(EXAMPLE),
+                            "--as", "holder:acme")  # fmt: skip
+        assert submitted.returncode == 0, submitted.stderr
+        ident = submitted.stdout.strip().splitlines()[-1]
+        url = f"{info['ui_url']}/namespaces/default/workflows/{ident}"
+        decoded = f'"dossier_id": "{ident}"'
+
+        blind = asyncio.run(page_text(url, tmp_path / "profile-blind"))
+        assert "Codec Server could not connect" in blind and decoded not in blind
+        sealed = blind.split("Input", 1)[1].split("Result", 1)[0].strip().strip('"')
+        assert ident.encode() not in base64.b64decode(sealed)  # what the UI shows is ciphertext
+
+        token = amiflow(data, "codec", "token", "--as", "staff:amelie").stdout.strip().splitlines()[-1]
+        settings = {"endpoint": json.dumps(f"{info['codec_url']}/t/{token}"),
+                    "overrideRemoteCodecConfiguration": "true"}  # fmt: skip
+        seen = asyncio.run(page_text(url, tmp_path / "profile-amelie", settings))
+        assert decoded in seen and "Codec Server could not connect" not in seen
+
+        history = json.loads(amiflow(data, "dossier", "history", ident, "--as", "auditor:odile", "--json").stdout)
+        assert any(r["via"] == "codec" and r["actor"] == "staff:amelie" and r["granted"] for r in history["reads"])
+    finally:
+        stop(process)
