@@ -5,6 +5,7 @@ payload, a journal row and a vault file — each a clear error, never a silent w
 from __future__ import annotations
 
 import asyncio
+import base64
 import logging
 import shutil
 from datetime import UTC, datetime, timedelta
@@ -164,3 +165,24 @@ async def test_altered_ciphertext_is_a_clear_error_everywhere(stack: Stack, tmp_
     path.write_bytes(MAGIC + key_id.encode() + b"\n" + seal(key, b"autre contenu", vault_aad(ident, ref.id)))
     with pytest.raises(Tampered, match="empreinte SHA-256"):
         await stack.vault.fetch(ident, ref)
+
+
+def test_keys_commands(tmp_path: Path) -> None:
+    """`amiflow keys …`: ids only, never the keys; rotate adds one; init refuses to replace a keyring."""
+    import json
+    import subprocess
+    import sys
+
+    def amiflow(*args: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run([sys.executable, "-m", "amiflow.cli", "--data-dir", str(tmp_path / "data"), *args],
+                              capture_output=True, text=True, timeout=60, check=False)  # fmt: skip
+
+    assert amiflow("keys", "list").returncode == 1  # no keyring yet, and `list` never makes one
+    assert amiflow("keys", "init").returncode == 0
+    assert amiflow("keys", "init").returncode == 1  # never over an existing keyring
+    rotated = amiflow("keys", "rotate")
+    assert rotated.returncode == 0 and "Clé active : k2" in rotated.stdout
+    listed = json.loads(amiflow("keys", "list", "--json").stdout)
+    assert listed["active"] == "k2" and listed["keys"] == ["k1", "k2"]
+    secret = Keyring.open(tmp_path / "data").key("k2")
+    assert base64.b64encode(secret).decode() not in rotated.stdout + amiflow("keys", "list", "--json").stdout
