@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 import sys
 from collections.abc import MutableMapping
-from typing import Any
+from typing import Any, TextIO, cast
 
 import structlog
 
@@ -13,15 +13,25 @@ import structlog
 CONTENT_FIELDS = frozenset(
     {"content", "sections", "body", "summary", "opinion", "reasons", "note", "pieces", "statement",
      "payload", "events", "command", "holder_name", "partners", "financing_need", "description",
-     "territory", "name", "filename", "document", "data", "text"}
+     "territory", "name", "filename", "document", "documents", "data", "text", "reason", "scores",
+     "reference", "state"}
 )  # fmt: skip
 
 
 def drop_content(_: Any, __: str, event_dict: MutableMapping[str, Any]) -> MutableMapping[str, Any]:
-    """structlog processor: removes content fields so that logs carry ids, statuses and actors."""
-    for name in CONTENT_FIELDS.intersection(event_dict):
-        event_dict[name] = "[retiré]"
+    """structlog processor: removes content fields, at any depth, so that logs carry ids, statuses
+    and actors."""
+    for key, value in event_dict.items():
+        event_dict[key] = "[retiré]" if key in CONTENT_FIELDS else _scrub(value)
     return event_dict
+
+
+def _scrub(value: Any) -> Any:
+    if isinstance(value, dict):
+        return {k: "[retiré]" if k in CONTENT_FIELDS else _scrub(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_scrub(v) for v in value]
+    return value
 
 
 def configure(fmt: str = "console", level: int = logging.INFO) -> None:
@@ -39,7 +49,7 @@ def configure(fmt: str = "console", level: int = logging.INFO) -> None:
             renderer,
         ],
         wrapper_class=structlog.make_filtering_bound_logger(level),
-        logger_factory=structlog.PrintLoggerFactory(_Stderr()),
+        logger_factory=structlog.PrintLoggerFactory(cast(TextIO, _Stderr())),
         cache_logger_on_first_use=True,
     )
 

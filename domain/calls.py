@@ -439,6 +439,8 @@ def extend_phase(call: Call, phase_id: str, until: datetime, actor: Actor, now: 
     """
     if actor.role is not Role.STAFF:
         raise NotAllowed("Prolonger une phase est réservé aux chargés de mission (staff).")
+    if call.staff and actor.name not in call.staff:
+        raise NotAllowed(f"Vous n’êtes pas chargé de mission de l’appel « {call.id} » ({', '.join(call.staff)}).")
 
     phase = call.phase(phase_id)
     if phase is None:

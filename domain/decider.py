@@ -192,6 +192,10 @@ def _authorise(state: DossierState, name: str, actor: Actor) -> None:
         )
     if name in _HOLDER_OWNS and state.status is not Status.NEW and actor.name != state.holder:
         raise NotAllowed("Ce dossier appartient à un autre porteur.")
+    staff = state.call.staff if state.call is not None else ()
+    if actor.role is Role.STAFF and staff and actor.name not in staff:
+        # Acting on a dossier is reserved to those who may read it: the call's staff.
+        raise NotAllowed(f"Vous n’êtes pas chargé de mission de cet appel ({', '.join(staff)}).")
 
 
 def _call(state: DossierState) -> Call:

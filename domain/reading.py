@@ -102,6 +102,8 @@ def visible(state: DossierState, actor: Actor) -> DossierState:
                    "content": summary(state) if may_read(state, actor, Reading.SUMMARY).granted else None}
     if not may_read(state, actor, Reading.REVIEWS).granted:
         hidden["reviews"] = ()
+        if actor.role is Role.HOLDER:  # reviewers stay anonymous to the holder
+            hidden |= {"assignments": (), "recused": ()}
     return state.model_copy(update=hidden) if hidden else state
 
 
