@@ -446,6 +446,10 @@ async def test_worker_sigkill_during_20_concurrent_lifecycles(
         dossiers = write_dossiers(tmp_path / "dossiers", 20, "kill")
         retries: list[str] = []
         tq = workers.task_queue
+        # One journal write is held in flight (its dossier's lock taken here) so the kill surely interrupts
+        # an activity; the others run freely.
+        locker = await asyncpg.connect(database)
+        await locker.execute("select pg_advisory_lock(hashtext($1))", dossiers[0][1])
         tasks = [asyncio.create_task(lifecycle(client, tq, f, i, retries)) for f, i in dossiers]
 
         async def journaled() -> bool:
@@ -460,6 +464,7 @@ async def test_worker_sigkill_during_20_concurrent_lifecycles(
         in_flight = sum(not t.done() for t in tasks)
         accepted_at_kill = {ident: await open_updates(client, ident) for _, ident in dossiers}
         await workers.start()
+        await locker.close()  # the held write may now complete, on the new worker
         try:
             await asyncio.wait_for(asyncio.gather(*tasks), 200)
         except BaseException:
