@@ -14,8 +14,9 @@ from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
 from activities.contracts import APPEND, OPEN_DOSSIERS, AppendEvents, OpenDossiers
-from activities.schema import call_counts, dossiers, events
+from activities.schema import call_counts, dossiers, events, journal_head
 from amiflow.keys import DossierKeys, seal, unseal
+from amiflow.ledger import GENESIS, event_entry, link
 from amiflow.logs import logger
 from domain.dossier import Event, Status
 
@@ -47,6 +48,20 @@ def _aad(dossier_id: str, seq: int) -> bytes:
     return f"amiflow:event:{dossier_id}:{seq}".encode()
 
 
+async def chain(conn: AsyncConnection, hashes: list[bytes]) -> list[tuple[int, bytes]]:
+    """Place entries (by their hash) at the end of the global chain, in this transaction: their
+    (`gseq`, `ghash`). The head row is locked until commit, so the chain has one order."""
+    head = (await conn.execute(select(journal_head.c.gseq, journal_head.c.ghash)
+                               .where(journal_head.c.id == 1).with_for_update())).one()  # fmt: skip
+    gseq, ghash = int(head.gseq), bytes(head.ghash)
+    placed = []
+    for entry in hashes:
+        gseq, ghash = gseq + 1, link(ghash, entry)
+        placed.append((gseq, ghash))
+    await conn.execute(update(journal_head).where(journal_head.c.id == 1).values(gseq=gseq, ghash=ghash))
+    return placed
+
+
 class JournalActivities:
     """Side effects on the journal database. Built once per worker with its engine."""
 
@@ -73,13 +88,21 @@ class JournalActivities:
                     type="JournalGap",
                     non_retryable=True,
                 )
-            rows = []
+            before = await conn.scalar(select(events.c.hash).where(events.c.dossier_id == batch.dossier_id,
+                                                                   events.c.seq == stored))  # fmt: skip
+            previous = bytes(before) if before is not None else GENESIS
+            rows: list[dict[str, Any]] = []
             for i, e in enumerate(batch.events):
                 seq = batch.first_seq + i
                 key_id, sealed = await seal_event(self.keys, batch.dossier_id, seq, e)
-                rows.append({"dossier_id": batch.dossier_id, "seq": seq, "type": e.type, "actor": str(e.actor),
-                             "occurred_at": e.at, "workflow_id": batch.workflow_id, "key_id": key_id,
-                             "sealed": sealed})  # fmt: skip
+                row: dict[str, Any] = {
+                    "dossier_id": batch.dossier_id, "seq": seq, "type": e.type, "actor": str(e.actor),
+                    "occurred_at": e.at, "workflow_id": batch.workflow_id, "key_id": key_id, "sealed": sealed,
+                }  # fmt: skip
+                previous = row["hash"] = link(previous, event_entry(row))
+                rows.append(row)
+            for row, (gseq, ghash) in zip(rows, await chain(conn, [r["hash"] for r in rows]), strict=True):
+                row |= {"gseq": gseq, "ghash": ghash}
             await conn.execute(events.insert(), rows)
             await self._project(conn, batch)
         logger(dossier_id=batch.dossier_id, workflow_id=batch.workflow_id).info(

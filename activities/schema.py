@@ -9,6 +9,7 @@ from sqlalchemy import (
     BigInteger,
     Boolean,
     Column,
+    Date,
     DateTime,
     Identity,
     Integer,
@@ -40,6 +41,10 @@ events = Table(
     Column("payload", JSONB),
     Column("key_id", Text),
     Column("sealed", LargeBinary),
+    # The chains (amiflow/ledger.py): per dossier (`hash`) and over every entry (`gseq`, `ghash`).
+    Column("hash", LargeBinary),
+    Column("gseq", BigInteger, unique=True),
+    Column("ghash", LargeBinary),
     UniqueConstraint("dossier_id", "seq", name="events_dossier_seq"),
 )
 
@@ -66,6 +71,29 @@ reads = Table(
     Column("via", Text, nullable=False),  # cli, codec
     Column("granted", Boolean, nullable=False),
     Column("reason", Text, nullable=False),
+    Column("recorded_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
+    Column("hash", LargeBinary),
+    Column("gseq", BigInteger, unique=True),
+    Column("ghash", LargeBinary),
+)
+
+# The head of the global chain: one row, locked by each append so the chain has one order.
+journal_head = Table(
+    "journal_head",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("gseq", BigInteger, nullable=False),
+    Column("ghash", LargeBinary, nullable=False),
+)
+
+# Daily anchors: the global head at the end of each day (Paris), to be exported and kept elsewhere.
+anchors = Table(
+    "anchors",
+    metadata,
+    Column("day", Date, primary_key=True),
+    Column("gseq", BigInteger, nullable=False),
+    Column("ghash", LargeBinary, nullable=False),
+    Column("created_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
 )
 
 dossiers = Table(

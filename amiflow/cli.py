@@ -33,6 +33,8 @@ app.add_typer(schemes_app, name="schemes")
 app.add_typer(dossier_app, name="dossier")
 keys_app = typer.Typer(help="Les clés de chiffrement du dossier de données.", no_args_is_help=True)
 codec_app = typer.Typer(help="Le serveur de décodage pour l’interface web de Temporal.", no_args_is_help=True)
+audit_app = typer.Typer(help="Pour les auditeurs : vérifier le journal, l’exporter, le rejouer.", no_args_is_help=True)
+app.add_typer(audit_app, name="audit")
 app.add_typer(keys_app, name="keys")
 app.add_typer(codec_app, name="codec")
 
@@ -605,6 +607,94 @@ def codec_token(
     typer.echo(f"  interface web : Codec Server → {endpoint}/t/{token}")
     typer.echo(f"  temporal CLI  : --codec-endpoint {endpoint} --codec-auth 'Bearer {token}'")
     typer.echo(token)
+
+
+def _breaks_out(breaks: list[Any], checked: str, as_json: bool) -> None:
+    from dataclasses import asdict
+
+    if as_json:
+        typer.echo(json.dumps({"ok": not breaks, "checked": checked, "breaks": [asdict(b) for b in breaks]},
+                              ensure_ascii=False, indent=2))  # fmt: skip
+    else:
+        for b in breaks:
+            where = f"{b.dossier_id or '—'} n° {b.seq if b.seq is not None else '—'} (position {b.gseq or '—'})"
+            typer.echo(f"RUPTURE  {b.kind:<15} {where} : {b.detail}")
+        typer.echo(f"{'Intègre' if not breaks else 'Journal altéré'} : {checked}.")
+    if breaks:
+        raise typer.Exit(1)
+
+
+@audit_app.command("verify")
+def audit_verify(
+    ctx: typer.Context,
+    dossier: Annotated[str | None, typer.Option("--dossier", help="Seulement ce dossier.")] = None,
+    bundle: Annotated[Path | None, typer.Option("--bundle", help="Vérifier un bundle exporté, sans base.")] = None,
+    anchors_file: Annotated[Path | None, typer.Option("--anchors", help="Ancres conservées ailleurs (JSONL).")] = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Recalcule les chaînes d’empreintes et nomme la première rupture (dossier, n° d’événement) ;
+    code de sortie 1 si quelque chose a été modifié, supprimé, inséré ou déplacé."""
+    from amiflow import audit, ledger
+
+    external = audit.read_anchors(anchors_file) if anchors_file else None
+    if bundle is not None:
+        if not (bundle / "events.jsonl").exists():
+            raise DomainError(f"{bundle} n’est pas un bundle amiflow (events.jsonl manquant).")
+        parts = ledger.read_bundle(bundle)
+        breaks = ledger.verify(parts["events"], parts["reads"], parts["anchors"] + (external or []),
+                               chain=parts["chain"], whole=False)  # fmt: skip
+        _breaks_out(breaks, f"bundle {bundle}, {len(parts['events'])} événement(s)", as_json)
+        return
+    breaks = _connected(ctx.obj, lambda c: audit.verify_journal(c.engine, dossier, external))
+    _breaks_out(breaks, f"dossier {dossier}" if dossier else "tout le journal", as_json)
+
+
+@audit_app.command("anchor")
+def audit_anchor(
+    ctx: typer.Context,
+    out: Annotated[Path | None, typer.Option("--out", help="Écrire les ancres dans ce fichier (JSONL).")] = None,
+) -> None:
+    """Ancre chaque journée achevée (tête de la chaîne globale, heure de Paris) et écrit les ancres :
+    à conserver hors de la machine (une fois par jour, par exemple par cron)."""
+    from amiflow import audit
+
+    today = datetime.now(PARIS).date()
+    marks = _connected(ctx.obj, lambda c: audit.anchor(c.engine, today))
+    lines = "".join(json.dumps(a) + "\n" for a in marks)
+    if out is not None:
+        out.write_text(lines, encoding="utf-8")
+        typer.echo(f"{len(marks)} ancre(s) écrite(s) dans {out}.")
+    else:
+        typer.echo(lines, nl=False)
+
+
+@audit_app.command("export")
+def audit_export(
+    ctx: typer.Context,
+    dossier_id: Annotated[str, typer.Argument(help="Identifiant du dossier.")],
+    out: Annotated[Path, typer.Option("--out", help="Dossier à créer pour le bundle.")],
+    as_json: JsonOpt = False,
+) -> None:
+    """Exporte un bundle autonome du dossier (événements tels que stockés, lectures, chaîne, ancres,
+    historique Temporal s’il est conservé, vérificateur, README) ; il se vérifie sans base :
+    `python OUT/verify.py OUT`."""
+    from amiflow import audit
+
+    async def run(c: Connected) -> Any:
+        history = None
+        try:
+            history = (await c.client.get_workflow_handle(dossier_id).fetch_history()).to_json()
+        except Exception:  # the workflow's history is gone once Temporal's retention has passed
+            history = None
+        return await audit.export(c.engine, dossier_id, out, datetime.now(PARIS).date(), history)
+
+    summary = _connected(ctx.obj, run)
+    if as_json:
+        typer.echo(json.dumps(summary, ensure_ascii=False, indent=2))
+        return
+    typer.echo(f"Bundle de {dossier_id} : {summary['events']} événement(s), {summary['reads']} lecture(s), "
+               f"{summary['anchors']} ancre(s){', historique Temporal' if summary['temporal_history'] else ''} "
+               f"→ {out}\nVérifier : python {out}/verify.py {out}")  # fmt: skip
 
 
 def main() -> None:

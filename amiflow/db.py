@@ -17,6 +17,17 @@ def async_url(url: str) -> str:
     raise ValueError(f"URL PostgreSQL attendue, reçu : {url!r}")
 
 
+APP_ROLE = "amiflow_app"  # created by migration 0003: reads and appends the journal, never changes it
+
+
+def app_url(url: str) -> str:
+    """The same database, as the application's role (the embedded server trusts local connections;
+    in production give the role a password and put it in AMIFLOW_DATABASE_URL)."""
+    from sqlalchemy.engine import make_url
+
+    return make_url(url).set(username=APP_ROLE, password=None).render_as_string(hide_password=False)
+
+
 def create_engine(url: str, pool_size: int = 10) -> AsyncEngine:
     """An async engine on asyncpg; connections are checked before use so a restarted server is
     reconnected to instead of failing the next transaction."""

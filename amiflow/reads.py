@@ -9,7 +9,9 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from activities.journal import chain
 from activities.schema import reads
+from amiflow.ledger import GENESIS, link, read_entry
 from amiflow.logs import logger
 from domain.access import Actor
 from domain.dossier import DossierState
@@ -18,10 +20,13 @@ from domain.reading import ReadDecision, Reading, may_read
 
 async def record(engine: AsyncEngine, dossier_id: str, actor: Actor, what: str, via: str,
                  decision: ReadDecision, at: datetime) -> None:  # fmt: skip
-    """Write one entry of the read log."""
+    """Write one entry of the read log, chained like the journal's events."""
+    row: dict[str, Any] = {"dossier_id": dossier_id, "at": at, "actor": str(actor), "what": what, "via": via,
+           "granted": decision.granted, "reason": decision.reason}  # fmt: skip
+    row["hash"] = link(GENESIS, read_entry(row))
     async with engine.begin() as conn:
-        await conn.execute(reads.insert().values(dossier_id=dossier_id, at=at, actor=str(actor), what=what,
-                                                 via=via, granted=decision.granted, reason=decision.reason))
+        [(gseq, ghash)] = await chain(conn, [row["hash"]])
+        await conn.execute(reads.insert().values(**row, gseq=gseq, ghash=ghash))
     logger(dossier_id=dossier_id, actor=str(actor)).info("read", what=what, via=via, granted=decision.granted)
 
 

@@ -196,13 +196,14 @@ def _stop_postgres(data: Path) -> None:
 def _run(settings: Settings, data: Path, workers: int, processes: list[subprocess.Popen[bytes]],
          stop: dict[str, bool], echo: Any) -> int:  # fmt: skip
     from amiflow.catalogue import load_calls
-    from amiflow.db import migrate
+    from amiflow.db import app_url, migrate
     from amiflow.keys import Keyring
 
     echo(f"amiflow : démarrage dans {data}")
     keyring = Keyring.open(data, create=True)  # before anything is written: a lost keyring is an error
-    database_url, pg_pid = _start_postgres(data)
-    migrate(database_url)
+    owner_url, pg_pid = _start_postgres(data)
+    migrate(owner_url)
+    database_url = app_url(owner_url)  # everything else runs as the role that cannot rewrite the journal
     port, ui_port, codec_port = _free_port(7233), _free_port(8233), _free_port(8234)
     codec_url = f"http://127.0.0.1:{codec_port}"
     log = data / "logs" / "temporal.log"

@@ -24,7 +24,7 @@ from temporalio.worker import Worker
 from activities.journal import JournalActivities
 from activities.notifications import NotificationActivities
 from amiflow.codec import data_converter
-from amiflow.db import create_engine, migrate
+from amiflow.db import app_url, create_engine, migrate
 from amiflow.keys import DossierKeys, Keyring
 from amiflow.stack import DEV_SERVER_TUNING
 from amiflow.temporal import build_worker
@@ -103,6 +103,7 @@ class Stack:
     keys: DossierKeys
     vault: Vault
     data_dir: Path
+    owner_url: str  # the database owner's URL: what an attacker with the server's rights would use
 
 
 _free_namespaces = list(NAMESPACES)
@@ -113,7 +114,7 @@ async def stack(temporal: WorkflowEnvironment, database: str, tmp_path: Path) ->
     """A worker on a namespace and task queue of the test's own, with the real activities."""
     namespace = _free_namespaces.pop(0)
     data_dir = tmp_path / "data"
-    engine = create_engine(database)
+    engine = create_engine(app_url(database))  # the application's role, as in production
     keys = DossierKeys(Keyring.open(data_dir, create=True), engine)
     client = await Client.connect(temporal.client.service_client.config.target_host, namespace=namespace,
                                   data_converter=data_converter(keys))  # fmt: skip
@@ -125,6 +126,6 @@ async def stack(temporal: WorkflowEnvironment, database: str, tmp_path: Path) ->
     activities = [journal.append, journal.open_dossiers, notifications.send]
     worker = build_worker(skipper.client, task_queue, activities)
     async with worker:
-        yield Stack(skipper, skipper.client, namespace, task_queue, engine, database, mail_dir, worker, keys,
-                    Vault(data_dir / "vault", keys), data_dir)  # fmt: skip
+        yield Stack(skipper, skipper.client, namespace, task_queue, engine, app_url(database), mail_dir, worker, keys,
+                    Vault(data_dir / "vault", keys), data_dir, database)  # fmt: skip
     await engine.dispose()

@@ -29,6 +29,7 @@ from activities.notifications import NotificationActivities
 from activities.schema import dossier_keys, events, outbox
 from amiflow.catalogue import CALLS_DIR, load_call
 from amiflow.codec import data_converter
+from amiflow.db import app_url
 from amiflow.dossiers import build_command, history, send, start_calls, state, submit
 from amiflow.temporal import build_worker
 from domain import Actor, DossierState, replay
@@ -88,7 +89,7 @@ async def test_a_canary_dossier_leaves_no_clear_trace(  # noqa: PLR0915 (one lif
     notifications = NotificationActivities(keys.engine, keys, tmp_path / "maildrop")
     worker = build_worker(client, task_queue, [journal.append, journal.open_dossiers, notifications.send])
     env = {**os.environ, "AMIFLOW_DATA_DIR": str(data_dir), "AMIFLOW_TEMPORAL_ADDRESS": server.address,
-           "AMIFLOW_DATABASE_URL": database, "AMIFLOW_TASK_QUEUE": task_queue,
+           "AMIFLOW_DATABASE_URL": app_url(database), "AMIFLOW_TASK_QUEUE": task_queue,
            "AMIFLOW_NAMESPACE": "default"}  # fmt: skip
 
     async def cli(*args: str) -> tuple[int, str, str]:

@@ -11,8 +11,9 @@ import shutil
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
+import asyncpg
 import pytest
-from sqlalchemy import select, update
+from sqlalchemy import select
 from temporalio.api.common.v1 import Payload
 from temporalio.client import Client
 
@@ -139,11 +140,12 @@ async def test_altered_ciphertext_is_a_clear_error_everywhere(stack: Stack, tmp_
     assert (await codec.decode([sealed]))[0].data == b'"secret"'
 
     # A journal row changed in place (by someone with the database's rights): named, not misread.
-    async with stack.engine.begin() as conn:
-        row = (await conn.execute(select(events.c.id, events.c.sealed)
-                                  .where(events.c.dossier_id == ident, events.c.seq == 2))).one()  # fmt: skip
-        flipped = bytes(row.sealed[:20]) + bytes([row.sealed[20] ^ 1]) + bytes(row.sealed[21:])
-        await conn.execute(update(events).where(events.c.id == row.id).values(sealed=flipped))
+    owner = await asyncpg.connect(stack.owner_url)
+    await owner.execute("set session_replication_role = replica")  # the append-only trigger off, as an attacker
+    sealed_bytes = await owner.fetchval("select sealed from events where dossier_id = $1 and seq = 2", ident)
+    flipped = sealed_bytes[:20] + bytes([sealed_bytes[20] ^ 1]) + sealed_bytes[21:]
+    await owner.execute("update events set sealed = $1 where dossier_id = $2 and seq = 2", flipped, ident)
+    await owner.close()
     with pytest.raises(Tampered, match=f"événement 2 du dossier {ident}"):
         await history(stack.engine, stack.keys, ident)
 

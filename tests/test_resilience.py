@@ -33,7 +33,7 @@ from temporalio.api.enums.v1 import EventType
 from temporalio.client import Client
 
 from amiflow.catalogue import CALLS_DIR, load_call
-from amiflow.db import create_engine, migrate
+from amiflow.db import app_url, create_engine, migrate
 from amiflow.dossiers import Refused, build_command, send, start_calls, submit
 from amiflow.keys import DossierKeys, Keyring
 from amiflow.temporal import connect
@@ -111,7 +111,7 @@ async def eventually(check: Callable[[], Awaitable[Any]], timeout: float, what: 
 
 def make_keys(data_dir: Path, database_url: str) -> DossierKeys:
     """The keyring the worker subprocesses will read (their AMIFLOW_DATA_DIR), and this process's keys."""
-    return DossierKeys(Keyring.open(data_dir, create=True), create_engine(database_url, pool_size=2))
+    return DossierKeys(Keyring.open(data_dir, create=True), create_engine(app_url(database_url), pool_size=2))
 
 
 class DevServer:
@@ -173,7 +173,7 @@ class Workers:
             "AMIFLOW_DATA_DIR": str(workdir / "data"),
             "AMIFLOW_TEMPORAL_ADDRESS": temporal_address,
             "AMIFLOW_NAMESPACE": "default",
-            "AMIFLOW_DATABASE_URL": database_url,
+            "AMIFLOW_DATABASE_URL": app_url(database_url),
             "AMIFLOW_TASK_QUEUE": task_queue,
             "AMIFLOW_MAILDROP": str(self.maildrop),
             "PYTHONUNBUFFERED": "1",

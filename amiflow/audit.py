@@ -1,0 +1,181 @@
+"""What auditors run against the journal: verification of the chains, daily anchors, self-contained
+bundles. The rules of the chains are in `amiflow/ledger.py` (standard library only, so that a bundle
+verifies itself); this module reads and writes the database around them."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from datetime import UTC, date, datetime, time, timedelta
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import func, select
+from sqlalchemy.dialects.postgresql import insert
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from activities.schema import anchors, dossiers, events, reads
+from amiflow import ledger
+from domain.calendar import PARIS
+
+EVENT_COLUMNS = [events.c.dossier_id, events.c.seq, events.c.type, events.c.actor, events.c.occurred_at,
+                 events.c.key_id, events.c.sealed, events.c.payload, events.c.hash, events.c.gseq,
+                 events.c.ghash]  # fmt: skip
+READ_COLUMNS = [reads.c.dossier_id, reads.c.at, reads.c.actor, reads.c.what, reads.c.via, reads.c.granted,
+                reads.c.reason, reads.c.hash, reads.c.gseq, reads.c.ghash]  # fmt: skip
+
+
+async def verify_journal(engine: AsyncEngine, dossier_id: str | None = None,
+                         external_anchors: list[dict[str, Any]] | None = None) -> list[ledger.Break]:  # fmt: skip
+    """Every broken link of the journal (or of one dossier and its places in the global chain),
+    checked also against the anchors in the database and, if given, those kept elsewhere."""
+    async with engine.connect() as conn:
+        if dossier_id is None:
+            found = [dict(r._mapping) for r in await conn.execute(select(*EVENT_COLUMNS))]
+            read_rows = [dict(r._mapping) for r in await conn.execute(select(*READ_COLUMNS))]
+            listed = {r[0]: int(r[1]) for r in await conn.execute(select(dossiers.c.dossier_id, dossiers.c.version))}
+            chain: list[dict[str, Any]] = []
+        else:
+            found = [dict(r._mapping) for r in await conn.execute(
+                select(*EVENT_COLUMNS).where(events.c.dossier_id == dossier_id))]  # fmt: skip
+            read_rows = [dict(r._mapping) for r in await conn.execute(
+                select(*READ_COLUMNS).where(reads.c.dossier_id == dossier_id))]  # fmt: skip
+            one = select(dossiers.c.dossier_id, dossiers.c.version).where(dossiers.c.dossier_id == dossier_id)
+            listed = {r[0]: int(r[1]) for r in await conn.execute(one)}
+            places = [int(r["gseq"]) - 1 for r in found + read_rows if r["gseq"] is not None]
+            chain = await _links(conn, places)
+        stored = [dict(r._mapping) for r in await conn.execute(select(anchors.c.day, anchors.c.gseq,
+                                                                      anchors.c.ghash))]  # fmt: skip
+    marks = [{**a, "day": str(a["day"])} for a in stored] + list(external_anchors or [])
+    return ledger.verify(found, read_rows, marks, listed, chain, whole=dossier_id is None)
+
+
+async def _links(conn: Any, places: list[int]) -> list[dict[str, Any]]:
+    """(gseq, hash, ghash) of the entries at those places of the global chain, whoever they belong to."""
+    wanted = sorted({p for p in places if p > 0})
+    if not wanted:
+        return []
+    out = []
+    for table in (events, reads):
+        rows = await conn.execute(select(table.c.gseq, table.c.hash, table.c.ghash).where(table.c.gseq.in_(wanted)))
+        out += [dict(r._mapping) for r in rows]
+    return out
+
+
+async def anchor(engine: AsyncEngine, today: date) -> list[dict[str, Any]]:
+    """Record the anchor of every finished day (Paris) not anchored yet — the global head at the end of
+    that day — and return every anchor, oldest first, ready to be written to a file kept elsewhere."""
+    async with engine.begin() as conn:
+        last = await conn.scalar(select(func.max(anchors.c.day)))
+        first_entry = await conn.scalar(select(func.min(events.c.recorded_at)))
+        if first_entry is not None:
+            day = (last + timedelta(days=1)) if last else first_entry.astimezone(PARIS).date()
+            while day < today:
+                end = datetime.combine(day + timedelta(days=1), time(0), PARIS).astimezone(UTC)
+                head = None
+                for table, column in ((events, events.c.recorded_at), (reads, reads.c.recorded_at)):
+                    row = (await conn.execute(select(table.c.gseq, table.c.ghash).where(column < end)
+                                              .order_by(table.c.gseq.desc()).limit(1))).first()  # fmt: skip
+                    if row is not None and (head is None or row.gseq > head.gseq):
+                        head = row
+                if head is not None:
+                    await conn.execute(insert(anchors).values(day=day, gseq=head.gseq, ghash=head.ghash)
+                                       .on_conflict_do_nothing())  # fmt: skip
+                day += timedelta(days=1)
+        rows = await conn.execute(select(anchors.c.day, anchors.c.gseq, anchors.c.ghash).order_by(anchors.c.day))
+        return [{"day": str(r.day), "gseq": int(r.gseq), "ghash": bytes(r.ghash).hex()} for r in rows]
+
+
+def read_anchors(path: Path) -> list[dict[str, Any]]:
+    """Anchors from a JSON-lines file (as `amiflow audit anchor --out` writes them)."""
+    return [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
+
+
+def _event_json(row: dict[str, Any]) -> dict[str, Any]:
+    """A stored event as a bundle keeps it: the very values the hashes were computed over."""
+    return {"dossier_id": row["dossier_id"], "seq": row["seq"], "type": row["type"], "actor": row["actor"],
+            "occurred_at": ledger.instant_text(row["occurred_at"]), "key_id": row["key_id"],
+            "sealed": ledger.b64_text(row["sealed"]), "payload": ledger.json_text(row["payload"]),
+            "hash": bytes(row["hash"]).hex(), "gseq": row["gseq"], "ghash": bytes(row["ghash"]).hex()}  # fmt: skip
+
+
+def _read_json(row: dict[str, Any]) -> dict[str, Any]:
+    return {"dossier_id": row["dossier_id"], "at": ledger.instant_text(row["at"]), "actor": row["actor"],
+            "what": row["what"], "via": row["via"], "granted": row["granted"], "reason": row["reason"],
+            "hash": bytes(row["hash"]).hex(), "gseq": row["gseq"], "ghash": bytes(row["ghash"]).hex()}  # fmt: skip
+
+
+async def export(engine: AsyncEngine, dossier_id: str, out: Path, today: date,
+                 temporal_history: str | None = None) -> dict[str, Any]:  # fmt: skip
+    """Write a self-contained bundle of one dossier into the folder `out`: its events and reads as
+    stored, the global chain from its first entry to the latest anchor after its last, the anchors,
+    the Temporal history while retained, a verifier and a README. Returns a summary."""
+    marks = await anchor(engine, today)
+    async with engine.connect() as conn:
+        found = [dict(r._mapping) for r in await conn.execute(
+            select(*EVENT_COLUMNS).where(events.c.dossier_id == dossier_id).order_by(events.c.seq))]  # fmt: skip
+        read_rows = [dict(r._mapping) for r in await conn.execute(
+            select(*READ_COLUMNS).where(reads.c.dossier_id == dossier_id).order_by(reads.c.gseq))]  # fmt: skip
+        if not found:
+            from domain.errors import InvalidCommand
+
+            raise InvalidCommand(f"Dossier inconnu du journal « {dossier_id} ».")
+        places = [int(r["gseq"]) for r in found + read_rows]
+        low, high = min(places) - 1, max(places)
+        later = [a["gseq"] for a in marks if a["gseq"] >= high]
+        top = min(later) if later else high
+        chain = []
+        for table in (events, reads):
+            rows = await conn.execute(select(table.c.gseq, table.c.hash, table.c.ghash)
+                                      .where(table.c.gseq >= max(low, 1), table.c.gseq <= top))  # fmt: skip
+            chain += [{"gseq": int(r.gseq), "hash": bytes(r.hash).hex(), "ghash": bytes(r.ghash).hex()} for r in rows]
+    if out.exists():
+        from domain.errors import InvalidCommand
+
+        raise InvalidCommand(f"{out} existe déjà : choisissez un autre dossier de sortie.")
+    out.mkdir(parents=True)
+    _lines(out / "events.jsonl", [_event_json(r) for r in found])
+    _lines(out / "reads.jsonl", [_read_json(r) for r in read_rows])
+    _lines(out / "chain.jsonl", sorted(chain, key=lambda r: r["gseq"]))
+    _lines(out / "anchors.jsonl", marks)
+    if temporal_history is not None:
+        (out / "temporal-history.json").write_text(temporal_history, encoding="utf-8")
+    shutil.copyfile(Path(ledger.__file__), out / "verify.py")
+    (out / "README.md").write_text(BUNDLE_README.format(dossier=dossier_id, events=len(found), reads=len(read_rows),
+                                                        today=today.isoformat()), encoding="utf-8")  # fmt: skip
+    return {"dossier_id": dossier_id, "out": str(out), "events": len(found), "reads": len(read_rows),
+            "chain": len(chain), "anchors": len(marks), "temporal_history": temporal_history is not None}  # fmt: skip
+
+
+def _lines(path: Path, rows: list[dict[str, Any]]) -> None:
+    path.write_text("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows), encoding="utf-8")
+
+
+BUNDLE_README = """# Dossier {dossier} — bundle d’audit amiflow (exporté le {today})
+
+Ce dossier se vérifie seul, sans base de données ni amiflow : Python 3.11 suffit.
+
+    python verify.py .
+
+Code de sortie 0 : chaque maillon tient. 1 : la première rupture est nommée (dossier, numéro d’événement,
+position dans la chaîne globale, nature : modifié, supprimé, inséré, déplacé).
+
+Contenu :
+- `events.jsonl` — les {events} événements du dossier tels qu’ils sont stockés : colonnes en clair (type,
+  acteur, instant UTC), contenu chiffré (`sealed`, base64, clé `key_id`), empreinte `hash` chaînée à
+  l’événement précédent, position `gseq` et empreinte `ghash` dans la chaîne globale ;
+- `reads.jsonl` — les {reads} lectures du contenu (accordées ou refusées) : qui, quoi, quand, pourquoi ;
+- `chain.jsonl` — les empreintes de la chaîne globale depuis le premier événement du dossier jusqu’à
+  l’ancre suivant le dernier (empreintes seules : rien du contenu des autres dossiers) ;
+- `anchors.jsonl` — les ancres quotidiennes (tête de la chaîne globale en fin de journée) ; comparez-les
+  à la copie conservée ailleurs : une ancre différente signifie un journal réécrit ;
+- `temporal-history.json` — l’historique Temporal du workflow s’il était encore conservé (charges chiffrées) ;
+- `verify.py` — le vérificateur (bibliothèque standard seulement ; c’est le module `amiflow/ledger.py`).
+
+Règle des empreintes : `hash = SHA-256(hash précédent du dossier ‖ octets canoniques de l’événement)`,
+`ghash = SHA-256(ghash précédent ‖ hash)`. Les octets canoniques sont calculés sur ce qui est stocké (le
+chiffré), si bien que la destruction de la clé d’un dossier en fin de conservation laisse la chaîne
+vérifiable.
+
+The same in English: run `python verify.py .`; exit 0 means every link holds, 1 names the first broken one.
+"""

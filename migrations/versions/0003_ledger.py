@@ -1,0 +1,107 @@
+"""The ledger: hash chains over the journal, daily anchors, append-only events and reads.
+
+- `events.hash` chains each dossier's events; `gseq`/`ghash` chain every entry (events and reads)
+  in one global order whose head is `journal_head` (see amiflow/ledger.py). Rows already there are
+  chained here, in the order they were written.
+- A trigger refuses UPDATE, DELETE and TRUNCATE on `events` and `reads`, for every role.
+- The application's role `amiflow_app` (created if missing, without password: set one in production)
+  may read and insert the journal, never change it.
+
+Revision ID: 0003
+Revises: 0002
+"""
+
+import sqlalchemy as sa
+from alembic import op
+
+revision = "0003"
+down_revision = "0002"
+branch_labels = None
+depends_on = None
+
+APP_ROLE = "amiflow_app"
+
+
+def upgrade() -> None:
+    from amiflow.ledger import GENESIS, event_entry, link, read_entry
+
+    for table in ("events", "reads"):
+        op.add_column(table, sa.Column("hash", sa.LargeBinary()))
+        op.add_column(table, sa.Column("gseq", sa.BigInteger(), unique=True))
+        op.add_column(table, sa.Column("ghash", sa.LargeBinary()))
+    op.add_column("reads", sa.Column("recorded_at", sa.DateTime(timezone=True), nullable=False,
+                                     server_default=sa.func.now()))  # fmt: skip
+    op.create_table(
+        "journal_head",
+        sa.Column("id", sa.Integer(), primary_key=True),
+        sa.Column("gseq", sa.BigInteger(), nullable=False),
+        sa.Column("ghash", sa.LargeBinary(), nullable=False),
+    )
+    op.create_table(
+        "anchors",
+        sa.Column("day", sa.Date(), primary_key=True),
+        sa.Column("gseq", sa.BigInteger(), nullable=False),
+        sa.Column("ghash", sa.LargeBinary(), nullable=False),
+        sa.Column("created_at", sa.DateTime(timezone=True), nullable=False, server_default=sa.func.now()),
+    )
+    conn = op.get_bind()
+    # Chain what is already there: events by dossier and seq, everything globally in writing order.
+    events = conn.execute(sa.text("select id, dossier_id, seq, type, actor, occurred_at, key_id, sealed, payload, "
+                                  "recorded_at from events order by dossier_id, seq")).mappings().all()
+    reads = conn.execute(sa.text("select id, dossier_id, at, actor, what, via, granted, reason, recorded_at "
+                                 "from reads order by id")).mappings().all()
+    hashes: dict[tuple[str, int], bytes] = {}
+    previous: dict[str, bytes] = {}
+    for row in events:
+        hashes[("events", row["id"])] = previous[row["dossier_id"]] = link(previous.get(row["dossier_id"], GENESIS),
+                                                                            event_entry(row))
+    for row in reads:
+        hashes[("reads", row["id"])] = link(GENESIS, read_entry(row))
+    order = sorted([(r["recorded_at"], 0, r["id"], "events") for r in events]
+                   + [(r["recorded_at"], 1, r["id"], "reads") for r in reads])  # fmt: skip
+    head, gseq = GENESIS, 0
+    for _, _, ident, table in order:
+        gseq += 1
+        head = link(head, hashes[(table, ident)])
+        conn.execute(sa.text(f"update {table} set hash = :h, gseq = :g, ghash = :gh where id = :i"),
+                     {"h": hashes[(table, ident)], "g": gseq, "gh": head, "i": ident})
+    conn.execute(sa.text("insert into journal_head (id, gseq, ghash) values (1, :g, :h)"), {"g": gseq, "h": head})
+
+    op.execute("""
+        create function amiflow_append_only() returns trigger language plpgsql as $$
+        begin
+            raise exception 'amiflow : % refusé sur % — le journal ne s’écrit qu’en ajout', tg_op, tg_table_name
+                using errcode = 'insufficient_privilege';
+        end $$""")
+    for table in ("events", "reads"):
+        op.execute(f"create trigger {table}_append_only before update or delete on {table} "
+                   "for each row execute function amiflow_append_only()")
+        op.execute(f"create trigger {table}_no_truncate before truncate on {table} "
+                   "for each statement execute function amiflow_append_only()")
+    op.execute(f"""
+        do $$ begin
+            if not exists (select from pg_roles where rolname = '{APP_ROLE}') then
+                create role {APP_ROLE} login;
+            end if;
+        end $$""")
+    op.execute(f"do $$ begin execute format('grant connect on database %I to {APP_ROLE}', current_database()); end $$")
+    op.execute(f"grant usage on schema public to {APP_ROLE}")
+    op.execute(f"grant select, insert on events, reads, anchors to {APP_ROLE}")
+    writable = "dossiers, call_counts, outbox, dossier_keys, journal_head"  # projections, keys (destroyed in place)
+    op.execute(f"grant select, insert, update on {writable} to {APP_ROLE}")
+    op.execute(f"grant select on alembic_version to {APP_ROLE}")
+    op.execute(f"grant usage, select on all sequences in schema public to {APP_ROLE}")
+
+
+def downgrade() -> None:
+    for table in ("events", "reads"):
+        op.execute(f"drop trigger {table}_append_only on {table}")
+        op.execute(f"drop trigger {table}_no_truncate on {table}")
+    op.execute("drop function amiflow_append_only()")
+    op.execute(f"revoke all on all tables in schema public from {APP_ROLE}")
+    op.drop_table("anchors")
+    op.drop_table("journal_head")
+    op.drop_column("reads", "recorded_at")
+    for table in ("events", "reads"):
+        for column in ("ghash", "gseq", "hash"):
+            op.drop_column(table, column)
