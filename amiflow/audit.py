@@ -14,9 +14,16 @@ from sqlalchemy import func, select
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from activities.contracts import AppendEvents
 from activities.schema import anchors, dossiers, events, reads
 from amiflow import ledger
+from amiflow.keys import DossierKeys
+from amiflow.vault import Vault
+from domain import Actor, decide, replay
 from domain.calendar import PARIS
+from domain.decider import retention_ends
+from domain.dossier import DestroyContent, Status
+from domain.errors import DomainError, InvalidCommand
 
 EVENT_COLUMNS = [events.c.dossier_id, events.c.seq, events.c.type, events.c.actor, events.c.occurred_at,
                  events.c.key_id, events.c.sealed, events.c.payload, events.c.hash, events.c.gseq,
@@ -117,8 +124,6 @@ async def export(engine: AsyncEngine, dossier_id: str, out: Path, today: date,
         read_rows = [dict(r._mapping) for r in await conn.execute(
             select(*READ_COLUMNS).where(reads.c.dossier_id == dossier_id).order_by(reads.c.gseq))]  # fmt: skip
         if not found:
-            from domain.errors import InvalidCommand
-
             raise InvalidCommand(f"Dossier inconnu du journal « {dossier_id} ».")
         places = [int(r["gseq"]) for r in found + read_rows]
         low, high = min(places) - 1, max(places)
@@ -130,8 +135,6 @@ async def export(engine: AsyncEngine, dossier_id: str, out: Path, today: date,
                                       .where(table.c.gseq >= max(low, 1), table.c.gseq <= top))  # fmt: skip
             chain += [{"gseq": int(r.gseq), "hash": bytes(r.hash).hex(), "ghash": bytes(r.ghash).hex()} for r in rows]
     if out.exists():
-        from domain.errors import InvalidCommand
-
         raise InvalidCommand(f"{out} existe déjà : choisissez un autre dossier de sortie.")
     out.mkdir(parents=True)
     _lines(out / "events.jsonl", [_event_json(r) for r in found])
@@ -179,3 +182,53 @@ vérifiable.
 
 The same in English: run `python verify.py .`; exit 0 means every link holds, 1 names the first broken one.
 """
+
+
+async def shred(client: Any, engine: AsyncEngine, keys: DossierKeys, vault: Vault, actor: Actor, now: datetime,
+                dry_run: bool, only: str | None = None) -> list[dict[str, Any]]:  # fmt: skip
+    """Destroy the content of every ended dossier whose retention has run out (or of `only`): the rules
+    decide (final status, no legal hold, retention over); the destruction is journaled, then the
+    dossier's keys and documents are destroyed. Its metadata and chains stay, and still verify.
+    `now` is an argument: the rules, not the clock, say when a retention ends."""
+    from activities.journal import JournalActivities
+    from amiflow.dossiers import history
+
+    async with engine.connect() as conn:
+        query = select(dossiers.c.dossier_id, dossiers.c.status).order_by(dossiers.c.dossier_id)
+        if only is not None:
+            query = query.where(dossiers.c.dossier_id == only)
+        rows = (await conn.execute(query)).all()
+    if only is not None and not rows:
+        raise InvalidCommand(f"Dossier inconnu « {only} ».")
+    report = []
+    for ident, status in rows:
+        if only is None and Status(status).is_open:
+            continue
+        entry: dict[str, Any] = {"dossier_id": ident, "status": status}
+        destroyed = await keys.destroyed(ident)
+        if destroyed is not None:
+            said = f"contenu détruit le {destroyed:%Y-%m-%d}"
+            report.append({**entry, "outcome": "already_destroyed", "reason": said})
+            continue
+        state = replay(await history(engine, keys, ident))
+        try:
+            events = decide(state, DestroyContent(), actor, now)
+        except DomainError as exc:
+            report.append({**entry, "outcome": "kept", "reason": exc.message,
+                           "retention_ends": retention_ends(state)})  # fmt: skip
+            continue
+        if dry_run:
+            report.append({**entry, "outcome": "would_destroy", "retention_ends": retention_ends(state), "reason": ""})
+            continue
+        call = state.call
+        assert call is not None
+        after = replay(events, state)
+        await JournalActivities(engine, keys).append(AppendEvents(
+            dossier_id=ident, workflow_id=ident, first_seq=state.version + 1, events=events, call_id=call.id,
+            phase_id=state.phase_id, holder=state.holder, status=after.status, version=after.version,
+            submitted_at=after.submitted_at))  # fmt: skip
+        count = await keys.destroy(ident)
+        files = vault.destroy(ident)
+        report.append({**entry, "outcome": "destroyed", "keys": count, "documents": files,
+                       "retention_ends": retention_ends(state), "reason": ""})  # fmt: skip
+    return report

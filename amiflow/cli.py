@@ -356,6 +356,8 @@ def dossier_show(
     dossier_id: Annotated[str, typer.Argument(help="Identifiant du dossier.")],
     actor: AsOpt,
     as_json: JsonOpt = False,
+    as_of: Annotated[str | None, typer.Option("--as-of", help="L’état à cet instant (AAAA-MM-JJTHH:MM, heure "
+                                                               "de Paris), rejoué depuis le journal.")] = None,
 ) -> None:
     """L’état du dossier et les échéances qu’il attend, tel que la personne peut le lire.
 
@@ -369,16 +371,22 @@ def dossier_show(
 
     who = _actor(actor)
 
+    instant = dossiers.parse_instant(as_of) if as_of else None
+
     async def read(c: Connected) -> Any:
-        state = await dossiers.state(c.client, c.engine, c.keys, dossier_id)
-        decision = await authorise(c.engine, state, who, Reading.CONTENT, "cli", datetime.now(UTC))
+        if instant is None:
+            state = await dossiers.state(c.client, c.engine, c.keys, dossier_id)
+        else:
+            state = await dossiers.state_as_of(c.engine, c.keys, dossier_id, instant)
+        what = f"content@{utc(instant)}" if instant else None
+        decision = await authorise(c.engine, state, who, Reading.CONTENT, "cli", datetime.now(UTC), what)
         return state, decision
 
     state, decision = _connected(ctx.obj, read)
     if not decision.granted and not may_read(state, who, Reading.HISTORY).granted:
         raise DomainError(f"Lecture refusée ({dossier_id}) : {decision.reason}.")
     seen = visible(state, who)
-    waiting = deadlines(state, state.call, datetime.now(UTC)) if state.call else []
+    waiting = deadlines(state, state.call, instant or datetime.now(UTC)) if state.call else []
     if as_json:
         doc = {
             "dossier_id": state.id, "call_id": state.call.id if state.call else None,
@@ -388,11 +396,13 @@ def dossier_show(
             "phase_closes_at": paris(state.phase_closes_at) if state.phase_closes_at else None,
             "deadlines": [_deadline_json(d) for d in waiting],
             "content_granted": decision.granted, "reason": decision.reason,
+            "as_of": paris(instant) if instant else None,
             "state": seen.model_dump(mode="json", exclude={"call"}),
         }  # fmt: skip
         typer.echo(json.dumps(doc, ensure_ascii=False, indent=2))
         return
-    typer.echo(f"{state.id} — {state.status.label} (version {state.version})")
+    typer.echo(f"{state.id} — {state.status.label} (version {state.version})"
+               + (f" — état au {paris(instant)}, rejoué depuis le journal" if instant else ""))
     if state.call:
         typer.echo(f"  appel   : {state.call.title}")
         if state.phase_closes_at:
@@ -454,15 +464,87 @@ def dossier_history(
             {"seq": i, "type": e.type, "actor": str(e.actor), "at": paris(e.at), "at_utc": utc(e.at),
              **({"event": e.model_dump(mode="json", exclude={"call"})} if bodies else {})}
             for i, e in enumerate(events, start=1)],
-            "reads": [{"at": paris(r["at"]), "at_utc": utc(r["at"]), "actor": r["actor"], "what": r["what"],
-                       "via": r["via"], "granted": r["granted"], "reason": r["reason"]} for r in log]}  # fmt: skip
+            "reads": [_read_json(r) for r in log]}  # fmt: skip
         typer.echo(json.dumps(doc, ensure_ascii=False, indent=2))
         return
-    lines = [(e.at, f"{i:>4}  {paris(e.at)}  {str(e.actor):<24} {e.type}") for i, e in enumerate(events, start=1)]
-    lines += [(r["at"], f"   ·  {paris(r['at'])}  {r['actor']:<24} lecture {r['what']} "
-                        f"({r['via']}) {'accordée' if r['granted'] else 'REFUSÉE'} — {r['reason']}") for r in log]
-    for _, line in sorted(lines, key=lambda x: x[0]):
-        typer.echo(line)
+    _echo_timeline(events, log)
+
+
+def _read_json(r: dict[str, Any]) -> dict[str, Any]:
+    return {"at": paris(r["at"]), "at_utc": utc(r["at"]), "actor": r["actor"], "what": r["what"], "via": r["via"],
+            "granted": r["granted"], "reason": r["reason"]}  # fmt: skip
+
+
+def _timeline(events: list[Any], log: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Events (decided, or clear journal rows) and reads, in the order they happened."""
+    entries = []
+    for i, e in enumerate(events, start=1):
+        if isinstance(e, dict):
+            entries.append({"kind": "event", "seq": e["seq"], "type": e["type"], "actor": e["actor"],
+                            "instant": e["occurred_at"]})  # fmt: skip
+        else:
+            entries.append({"kind": "event", "seq": i, "type": e.type, "actor": str(e.actor), "instant": e.at})
+    entries += [{"kind": "read", **r, "instant": r["at"]} for r in log]
+    return sorted(entries, key=lambda x: x["instant"])
+
+
+def _echo_timeline(events: list[Any], log: list[dict[str, Any]]) -> None:
+    for x in _timeline(events, log):
+        if x["kind"] == "event":
+            typer.echo(f"{x['seq']:>4}  {paris(x['instant'])}  {x['actor']:<24} {x['type']}")
+        else:
+            typer.echo(f"   ·  {paris(x['instant'])}  {x['actor']:<24} lecture {x['what']} ({x['via']}) "
+                       f"{'accordée' if x['granted'] else 'REFUSÉE'} — {x['reason']}")  # fmt: skip
+
+
+@dossier_app.command("timeline")
+def dossier_timeline(
+    ctx: typer.Context,
+    dossier_id: Annotated[str, typer.Argument(help="Identifiant du dossier.")],
+    actor: AsOpt,
+    as_json: JsonOpt = False,
+) -> None:
+    """Qui a fait quoi et quand, lectures comprises, dans l’ordre (heure de Paris) : métadonnées
+    seulement, lisibles par qui peut lire l’historique (un auditeur, sans habilitation) — même après la
+    destruction du contenu en fin de conservation."""
+    from amiflow import dossiers
+    from amiflow.keys import KeyDestroyed
+    from amiflow.reads import authorise, read_log
+    from domain import DossierState, Role, replay
+    from domain.reading import Reading, may_read
+
+    who = _actor(actor)
+
+    async def read(c: Connected) -> Any:
+        rows = await dossiers.metadata(c.engine, dossier_id)
+        try:
+            state = replay(await dossiers.history(c.engine, c.keys, dossier_id))
+        except KeyDestroyed:  # content destroyed at the end of retention: metadata for auditors only
+            state = DossierState(id=dossier_id)
+            if who.role is not Role.AUDITOR:
+                raise
+        if not may_read(state, who, Reading.HISTORY).granted:
+            await authorise(c.engine, state, who, Reading.HISTORY, "cli", datetime.now(UTC))
+            return rows, state, []
+        return rows, state, await read_log(c.engine, dossier_id)
+
+    rows, state, log = _connected(ctx.obj, read)
+    allowed = may_read(state, who, Reading.HISTORY)
+    if not allowed.granted:
+        raise DomainError(f"Lecture refusée (historique de {dossier_id}) : {allowed.reason}.")
+    events = rows
+    if as_json:
+        entries = []
+        for x in _timeline(events, log):
+            common = {"kind": x["kind"], "at": paris(x["instant"]), "at_utc": utc(x["instant"]), "actor": x["actor"]}
+            if x["kind"] == "event":
+                entries.append({**common, "seq": x["seq"], "type": x["type"]})
+            else:
+                entries.append({**common, "what": x["what"], "via": x["via"], "granted": x["granted"],
+                                "reason": x["reason"]})  # fmt: skip
+        typer.echo(json.dumps({"dossier_id": dossier_id, "entries": entries}, ensure_ascii=False, indent=2))
+        return
+    _echo_timeline(events, log)
 
 
 @dossier_app.command("attach")
@@ -695,6 +777,72 @@ def audit_export(
     typer.echo(f"Bundle de {dossier_id} : {summary['events']} événement(s), {summary['reads']} lecture(s), "
                f"{summary['anchors']} ancre(s){', historique Temporal' if summary['temporal_history'] else ''} "
                f"→ {out}\nVérifier : python {out}/verify.py {out}")  # fmt: skip
+
+
+@audit_app.command("whatif")
+def audit_whatif(
+    ctx: typer.Context,
+    call: Annotated[str, typer.Option("--call", help="Identifiant de l’appel.")],
+    rules: Annotated[Path, typer.Option("--rules", help="La définition modifiée de l’appel (YAML).", exists=True)],
+    as_json: JsonOpt = False,
+) -> None:
+    """Rejoue les dossiers d’un appel sous une définition modifiée (autre clôture, autres porteurs…)
+    et dit lesquels auraient connu une autre issue, où et pourquoi. Rien n’est écrit."""
+    from amiflow import dossiers
+    from amiflow.catalogue import load_call
+    from domain.whatif import whatif
+
+    changed = load_call(rules)
+    if changed.id != call:
+        raise DomainError(f"{rules} définit l’appel « {changed.id} », pas « {call} ».")
+
+    async def run(c: Connected) -> Any:
+        rows = await dossiers.listing(c.engine, call)
+        now = datetime.now(UTC)
+        return [whatif(await dossiers.history(c.engine, c.keys, r["dossier_id"]), changed, now).model_copy(
+            update={"dossier_id": r["dossier_id"]}) for r in rows]  # fmt: skip
+
+    results = _connected(ctx.obj, run)
+    differing = [r for r in results if r.differs]
+    if as_json:
+        typer.echo(json.dumps({"call": call, "rules": str(rules), "dossiers": len(results),
+                               "differing": [r.model_dump(mode="json") for r in differing]},
+                              ensure_ascii=False, indent=2))  # fmt: skip
+        return
+    for r in differing:
+        when = f" le {paris(r.at)}" if r.at else ""
+        typer.echo(f"{r.dossier_id} : {r.actual.label} → {r.would_be.label}{when} — {r.reason}")
+    typer.echo(f"{len(differing)} dossier(s) sur {len(results)} auraient une autre issue sous {rules}.")
+
+
+@audit_app.command("shred")
+def audit_shred(
+    ctx: typer.Context,
+    actor: AsOpt,
+    dry_run: Annotated[bool, typer.Option("--dry-run", help="Dire ce qui serait détruit, sans rien détruire.")] = False,
+    dossier: Annotated[str | None, typer.Option("--dossier", help="Seulement ce dossier.")] = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Fin de conservation : détruit les clés (donc le contenu, partout) des dossiers terminés dont la
+    durée de conservation est écoulée et qui ne sont pas sous conservation légale. Métadonnées et
+    chaînes d’empreintes restent, et se vérifient toujours."""
+    from amiflow import audit
+
+    who = _actor(actor)
+    report = _connected(ctx.obj, lambda c: audit.shred(c.client, c.engine, c.keys, c.vault, who, datetime.now(UTC),
+                                                       dry_run, dossier))  # fmt: skip
+    if as_json:
+        out = [{**r, "retention_ends": paris(r["retention_ends"]) if r.get("retention_ends") else None} for r in report]
+        typer.echo(json.dumps({"dry_run": dry_run, "dossiers": out}, ensure_ascii=False, indent=2))
+    else:
+        labels = {"destroyed": "DÉTRUIT", "would_destroy": "à détruire", "kept": "conservé",
+                  "already_destroyed": "déjà détruit"}  # fmt: skip
+        for r in report:
+            typer.echo(f"{labels[r['outcome']]:<13} {r['dossier_id']}  {r['reason']}")
+        if not report:
+            typer.echo("Aucun dossier terminé.")
+    if dossier is not None and report and report[0]["outcome"] == "kept":
+        raise typer.Exit(1)
 
 
 def main() -> None:

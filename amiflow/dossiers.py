@@ -245,6 +245,18 @@ async def history(engine: AsyncEngine, keys: DossierKeys, ident: str) -> list[Ev
     return [await open_event(keys, row) for row in rows]
 
 
+async def metadata(engine: AsyncEngine, ident: str) -> list[dict[str, Any]]:
+    """The dossier's events as the journal keeps them in clear — seq, type, actor, instant — readable
+    without any key, even after the content was destroyed."""
+    async with engine.connect() as conn:
+        rows = await conn.execute(select(events.c.seq, events.c.type, events.c.actor, events.c.occurred_at)
+                                  .where(events.c.dossier_id == ident).order_by(events.c.seq))  # fmt: skip
+        found = [dict(r._mapping) for r in rows]
+    if not found:
+        raise InvalidCommand(f"Dossier inconnu « {ident} ».")
+    return found
+
+
 async def state(client: Client, engine: AsyncEngine, keys: DossierKeys, ident: str) -> DossierState:
     """The dossier's state: from its workflow while it runs, else replayed from the journal."""
     handle = client.get_workflow_handle(ident)
@@ -252,6 +264,16 @@ async def state(client: Client, engine: AsyncEngine, keys: DossierKeys, ident: s
         return await handle.query(DossierWorkflow.current)
     except RPCError:
         return replay(await history(engine, keys, ident))
+
+
+async def state_as_of(engine: AsyncEngine, keys: DossierKeys, ident: str, instant: datetime) -> DossierState:
+    """The dossier as it stood at `instant`: the journal's events up to it, folded by the decider's own
+    `replay` (with the call snapshot those events carry)."""
+    found = [e for e in await history(engine, keys, ident) if e.at <= instant]
+    if not found:
+        raise InvalidCommand(f"Le dossier {ident} n’existait pas encore le {instant.astimezone(PARIS):%Y-%m-%d %H:%M} "
+                             "(heure de Paris).")  # fmt: skip
+    return replay(found)
 
 
 async def attach(client: Client, engine: AsyncEngine, vault: Vault, ident: str, file: Path,

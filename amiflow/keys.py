@@ -20,7 +20,7 @@ from pathlib import Path
 
 from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
-from sqlalchemy import select
+from sqlalchemy import func, select, update
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncEngine
 
@@ -231,6 +231,25 @@ class DossierKeys:
         key = unseal(self.keyring.key(key_id), wrapped, _aad(dossier_id, key_id), f"clé du dossier {dossier_id}")
         self._cache[(dossier_id, key_id)] = key
         return key
+
+    async def destroyed(self, dossier_id: str) -> datetime | None:
+        """When the dossier's keys were destroyed, if they were."""
+        async with self.engine.connect() as conn:
+            when: datetime | None = await conn.scalar(select(func.max(dossier_keys.c.destroyed_at))
+                                                      .where(dossier_keys.c.dossier_id == dossier_id))  # fmt: skip
+        return when
+
+    async def destroy(self, dossier_id: str) -> int:
+        """Destroy every data key of the dossier (end of retention): its content, wherever it is sealed
+        — Temporal, journal, outbox, vault — can no longer be opened by anyone. Returns how many keys."""
+        async with self.engine.begin() as conn:
+            result = await conn.execute(
+                update(dossier_keys)
+                .where(dossier_keys.c.dossier_id == dossier_id, dossier_keys.c.destroyed_at.is_(None))
+                .values(wrapped=b"", destroyed_at=func.now())
+            )  # fmt: skip
+        self.forget(dossier_id)
+        return int(result.rowcount or 0)
 
     def forget(self, dossier_id: str) -> None:
         """Drop this process's cached keys of a dossier (after they are destroyed)."""

@@ -58,6 +58,16 @@ class Vault:
             os.fsync(out.fileno())
         return ref
 
+    def destroy(self, dossier_id: str) -> int:
+        """Remove every sealed file of the dossier (end of retention); returns how many."""
+        folder = self.root / dossier_id
+        files = list(folder.glob("*.sealed")) if folder.exists() else []
+        for path in files:
+            path.unlink()
+        if folder.exists():
+            folder.rmdir()
+        return len(files)
+
     def discard(self, dossier_id: str, ref: DocumentRef) -> None:
         """Remove a stored file the dossier refused to attach."""
         self.path(dossier_id, ref.id).unlink(missing_ok=True)

@@ -226,6 +226,9 @@ class CallFile(Record):
     ]
     follow_up: FollowUpRule
     notes: list[Text] = []
+    # Years a dossier is kept after it ends (EU funds: years after the last payment, which staff mark by
+    # closing the dossier); then its content may be destroyed (`amiflow audit shred`).
+    retention_years: Annotated[int, Field(ge=1, le=50)] = 10
     # The staff members (names, as in `staff:NAME`) in charge of the call, who read its dossiers.
     # Empty: every staff member of the Region reads them.
     staff: list[Annotated[str, Field(pattern=r"^[^\s:][^:]*$")]] = []
@@ -269,6 +272,7 @@ class Call(Record):
     follow_up: FollowUpRule
     notes: tuple[str, ...]
     staff: tuple[str, ...] = ()
+    retention_years: int = 10
 
     def phase(self, phase_id: str) -> Phase | None:
         """The phase of that id, if the call has one."""
@@ -426,6 +430,7 @@ def _resolve(spec: CallFile, source: str) -> Call:
         criteria=tuple(spec.criteria), score_max=spec.score_max,
         reminder_days=tuple(sorted(set(spec.reminder_days), reverse=True)),
         follow_up=spec.follow_up, notes=tuple(spec.notes), staff=tuple(spec.staff),
+        retention_years=spec.retention_years,
     )  # fmt: skip
 
 

@@ -4,11 +4,11 @@ the state; `replay` rebuilds a state from its events. Pure: time arrives as an a
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 from domain.access import ROLE_LABELS, Actor, Role
-from domain.calendar import require_aware, show, to_utc
+from domain.calendar import PARIS, add_months, require_aware, show, start_of_day, to_utc
 from domain.calls import Call, Phase, ReviewMode
 from domain.deadlines import report_count, report_due
 from domain.dossier import (
@@ -25,12 +25,14 @@ from domain.dossier import (
     ComplementOverdue,
     ComplementProvided,
     ComplementRequested,
+    ContentDestroyed,
     DeadlineExtended,
     DeadlineKind,
     Decision,
     DecisionTaken,
     DeclareComplete,
     DeclareInterests,
+    DestroyContent,
     DocumentAttached,
     DossierAcknowledged,
     DossierClosed,
@@ -57,6 +59,9 @@ from domain.dossier import (
     FollowUpRecorded,
     GrantClearance,
     InterestsDeclared,
+    LegalHoldLifted,
+    LegalHoldSet,
+    LiftLegalHold,
     Orient,
     ProvideComplement,
     RecordFiling,
@@ -70,6 +75,7 @@ from domain.dossier import (
     ReviewersAssigned,
     ReviewOverdue,
     ReviewSubmitted,
+    SetLegalHold,
     StartDraft,
     Status,
     Submit,
@@ -116,6 +122,9 @@ PERMISSIONS: dict[str, Role] = {
     "flag-late-report": Role.SYSTEM,
     "attach-document": Role.HOLDER,
     "grant-clearance": Role.STAFF,
+    "set-legal-hold": Role.STAFF,
+    "lift-legal-hold": Role.STAFF,
+    "destroy-content": Role.STAFF,
 }
 
 # The statuses in which each command may be given.
@@ -149,6 +158,9 @@ ACCEPTED_IN: dict[str, frozenset[Status]] = {
     "attach-document": _OPEN_AFTER_SUBMISSION | {Status.DRAFT},
     # Audits come years after the end: a clearance is given whatever the status.
     "grant-clearance": frozenset(Status) - {Status.NEW},
+    "set-legal-hold": frozenset(Status) - {Status.NEW},
+    "lift-legal-hold": frozenset(Status) - {Status.NEW},
+    "destroy-content": frozenset(s for s in Status if not s.is_open and s is not Status.NEW),
 }
 
 _HOLDER_OWNS = frozenset(
@@ -534,6 +546,45 @@ def _grant_clearance(
     return [ClearanceGranted(actor=actor, at=now, auditor=c.auditor, reason=c.reason)]
 
 
+def _set_legal_hold(state: DossierState, c: SetLegalHold, actor: Actor, now: datetime) -> list[Event]:
+    if state.legal_hold:
+        raise InvalidCommand("Ce dossier est déjà sous conservation légale.")
+    _not_destroyed(state)
+    return [LegalHoldSet(actor=actor, at=now, reason=c.reason)]
+
+
+def _lift_legal_hold(state: DossierState, c: LiftLegalHold, actor: Actor, now: datetime) -> list[Event]:
+    if not state.legal_hold:
+        raise InvalidCommand("Ce dossier n’est pas sous conservation légale.")
+    return [LegalHoldLifted(actor=actor, at=now, reason=c.reason)]
+
+
+def retention_ends(state: DossierState) -> datetime | None:
+    """When the dossier's retention ends: `retention_years` of its call after it ended (None while open)."""
+    ended = state.ended_at
+    if ended is None or state.call is None:
+        return None
+    # Counted in whole years of Paris days: the retention ends at the start of the anniversary day.
+    return start_of_day(add_months(ended.astimezone(PARIS).date(), 12 * state.call.retention_years) + timedelta(days=1))
+
+
+def _destroy_content(state: DossierState, c: DestroyContent, actor: Actor, now: datetime) -> list[Event]:
+    _not_destroyed(state)
+    if state.legal_hold:
+        raise NotAllowed("Ce dossier est sous conservation légale : levez-la d’abord (lift-legal-hold).")
+    ends = retention_ends(state)
+    if ends is None or now < ends:
+        years = state.call.retention_years if state.call else "?"
+        raise InvalidCommand(f"La durée de conservation ({years} ans après la fin du dossier) court jusqu’au "
+                             f"{show(ends) if ends else '—'} : rien n’est détruit avant.")  # fmt: skip
+    return [ContentDestroyed(actor=actor, at=now, reason=c.reason)]
+
+
+def _not_destroyed(state: DossierState) -> None:
+    if state.content_destroyed_at is not None:
+        raise InvalidTransition(f"Le contenu de ce dossier a été détruit le {show(state.content_destroyed_at)}.")
+
+
 _HANDLERS: dict[type[Any], Callable[[DossierState, Any, Actor, datetime], list[Event]]] = {
     StartDraft: _start_draft, UpdateDraft: _update_draft, Submit: _submit, Withdraw: _withdraw,
     ProvideComplement: _provide_complement, FileReport: _file_report, Acknowledge: _acknowledge,
@@ -544,7 +595,8 @@ _HANDLERS: dict[type[Any], Callable[[DossierState, Any, Actor, datetime], list[E
     TakeDecision: _take_decision, ExpireDraft: _expire_draft,
     EscalateComplement: _escalate_complement, EscalateReview: _escalate_review,
     FlagLateReport: _flag_late_report, AttachDocument: _attach_document,
-    GrantClearance: _grant_clearance,
+    GrantClearance: _grant_clearance, SetLegalHold: _set_legal_hold, LiftLegalHold: _lift_legal_hold,
+    DestroyContent: _destroy_content,
 }  # fmt: skip
 
 
@@ -642,6 +694,12 @@ def _changes(s: DossierState, e: Event) -> dict[str, Any]:
             return {"documents": (*s.documents, e.document)}
         case ClearanceGranted():
             return {"clearances": (*s.clearances, e.auditor)}
+        case LegalHoldSet():
+            return {"legal_hold": True}
+        case LegalHoldLifted():
+            return {"legal_hold": False}
+        case ContentDestroyed():
+            return {"content_destroyed_at": e.at}
     raise TypeError(f"unknown event {type(e).__name__}")  # pragma: no cover
 
 

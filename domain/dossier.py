@@ -380,13 +380,34 @@ class GrantClearance(Record):
     reason: Annotated[str, Field(min_length=1)]
 
 
+class SetLegalHold(Record):
+    """Staff: keep the dossier whole beyond its retention (litigation, investigation, audit)."""
+
+    type: Literal["set-legal-hold"] = "set-legal-hold"
+    reason: Annotated[str, Field(min_length=1)]
+
+
+class LiftLegalHold(Record):
+    """Staff: end a legal hold."""
+
+    type: Literal["lift-legal-hold"] = "lift-legal-hold"
+    reason: Annotated[str, Field(min_length=1)]
+
+
+class DestroyContent(Record):
+    """Staff: at the end of its retention, destroy the dossier's content (its keys); metadata stays."""
+
+    type: Literal["destroy-content"] = "destroy-content"
+    reason: Annotated[str, Field(min_length=1)] = "Fin de la durée de conservation"
+
+
 Command = Annotated[
     StartDraft | UpdateDraft | Submit | Withdraw | ProvideComplement | FileReport
     | Acknowledge | RequestComplement | DeclareComplete | AssignReviewers | Orient
     | RecordFiling | RecordFollowUp | Close | ExtendDeadline
     | DeclareInterests | SubmitReview | TakeDecision
     | ExpireDraft | EscalateComplement | EscalateReview | FlagLateReport
-    | AttachDocument | GrantClearance,
+    | AttachDocument | GrantClearance | SetLegalHold | LiftLegalHold | DestroyContent,
     Field(discriminator="type"),
 ]  # fmt: skip
 
@@ -540,13 +561,28 @@ class ClearanceGranted(EventBase):
     reason: str
 
 
+class LegalHoldSet(EventBase):
+    type: Literal["legal_hold_set"] = "legal_hold_set"
+    reason: str
+
+
+class LegalHoldLifted(EventBase):
+    type: Literal["legal_hold_lifted"] = "legal_hold_lifted"
+    reason: str
+
+
+class ContentDestroyed(EventBase):
+    type: Literal["content_destroyed"] = "content_destroyed"
+    reason: str
+
+
 Event = Annotated[
     DraftStarted | DraftUpdated | DossierSubmitted | DossierWithdrawn | ComplementProvided
     | ReportFiled | DossierAcknowledged | ComplementRequested | DossierDeclaredComplete
     | ReviewersAssigned | DossierOriented | FilingRecorded | FollowUpRecorded | DossierClosed
     | DeadlineExtended | InterestsDeclared | ReviewerRecused | ReviewSubmitted | DecisionTaken
     | DraftExpired | ComplementOverdue | ReviewOverdue | ReportLate
-    | DocumentAttached | ClearanceGranted,
+    | DocumentAttached | ClearanceGranted | LegalHoldSet | LegalHoldLifted | ContentDestroyed,
     Field(discriminator="type"),
 ]  # fmt: skip
 
@@ -630,6 +666,17 @@ class DossierState(Record):
     closed_at: datetime | None = None
     documents: tuple[DocumentRef, ...] = ()
     clearances: tuple[str, ...] = ()  # auditors whom staff let read the content
+    legal_hold: bool = False
+    content_destroyed_at: datetime | None = None
+
+    @property
+    def ended_at(self) -> datetime | None:
+        """When the dossier reached its final status (its retention runs from then), if it has."""
+        if self.status.is_open or self.status is Status.NEW:
+            return None
+        if self.closed_at is not None:
+            return self.closed_at
+        return self.decision.at if self.decision is not None else None
 
     def document(self, document_id: str) -> DocumentRef | None:
         """The attached document of that id, if any."""

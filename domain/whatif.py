@@ -67,11 +67,13 @@ from domain.dossier import (
     ComplementOverdue,
     ComplementProvided,
     ComplementRequested,
+    ContentDestroyed,
     DeadlineExtended,
     DeadlineKind,
     DecisionTaken,
     DeclareComplete,
     DeclareInterests,
+    DestroyContent,
     DocumentAttached,
     DossierAcknowledged,
     DossierClosed,
@@ -94,6 +96,9 @@ from domain.dossier import (
     FollowUpRecorded,
     GrantClearance,
     InterestsDeclared,
+    LegalHoldLifted,
+    LegalHoldSet,
+    LiftLegalHold,
     Orient,
     ProvideComplement,
     RecordFiling,
@@ -105,6 +110,7 @@ from domain.dossier import (
     ReviewersAssigned,
     ReviewOverdue,
     ReviewSubmitted,
+    SetLegalHold,
     StartDraft,
     Status,
     Submit,
@@ -196,6 +202,12 @@ def command_of(event: Event, call: Call) -> Command | None:
                 return AttachDocument(document=e.document)
             case ClearanceGranted():
                 return GrantClearance(auditor=e.auditor, reason=e.reason)
+            case LegalHoldSet():
+                return SetLegalHold(reason=e.reason)
+            case LegalHoldLifted():
+                return LiftLegalHold(reason=e.reason)
+            case ContentDestroyed():
+                return DestroyContent(reason=e.reason)
     except ValidationError:
         return None
     return None  # pragma: no cover - every event type is matched above

@@ -39,6 +39,7 @@ from domain.dossier import (
     DeadlineKind,
     DeclareComplete,
     DeclareInterests,
+    DestroyContent,
     DocumentRef,
     DossierContent,
     DossierState,
@@ -53,11 +54,13 @@ from domain.dossier import (
     FlagLateReport,
     FollowUpKind,
     GrantClearance,
+    LiftLegalHold,
     Orient,
     ProvideComplement,
     RecordFiling,
     RecordFollowUp,
     RequestComplement,
+    SetLegalHold,
     StartDraft,
     Status,
     Submit,
@@ -92,7 +95,8 @@ BY_ROLE: dict[Role, list[Actor]] = {
 
 # Which role produces each kind of event: an independent reading of PERMISSIONS.
 EVENT_ROLES: dict[str, Role] = {
-    "document_attached": Role.HOLDER, "clearance_granted": Role.STAFF,
+    "document_attached": Role.HOLDER, "clearance_granted": Role.STAFF, "legal_hold_set": Role.STAFF,
+    "legal_hold_lifted": Role.STAFF, "content_destroyed": Role.STAFF,
     **dict.fromkeys(["draft_started", "draft_updated", "submitted", "withdrawn", "complement_provided",
                      "report_filed"], Role.HOLDER),
     **dict.fromkeys(["acknowledged", "complement_requested", "declared_complete", "reviewers_assigned",
@@ -381,6 +385,12 @@ class DossierMachine(RuleBasedStateMachine):
                 ident = pick("document", st.just(f"doc-{n:016x}"), st.just("doc-0000000000000000"))
                 return AttachDocument(document=DocumentRef(id=ident, name=f"piece-{n}.pdf", sha256="0" * 64,
                                                            size=n, media_type="application/pdf"))
+            case "set-legal-hold":
+                return SetLegalHold(reason="Contentieux")
+            case "lift-legal-hold":
+                return LiftLegalHold(reason="Contentieux clos")
+            case "destroy-content":
+                return DestroyContent()
             case "grant-clearance":
                 auditor = pick("auditor", st.just(f"auditeur-{len(self.state.clearances)}"), st.just("auditeur-0"))
                 return GrantClearance(auditor=auditor, reason="Contrôle d’opération")

@@ -34,6 +34,7 @@ from domain.dossier import (
     DeadlineKind,
     DeclareComplete,
     DeclareInterests,
+    DestroyContent,
     DocumentRef,
     DossierContent,
     DossierState,
@@ -49,6 +50,7 @@ from domain.dossier import (
     FlagLateReport,
     FollowUpKind,
     GrantClearance,
+    LiftLegalHold,
     Orient,
     ProvideComplement,
     RecordFiling,
@@ -56,6 +58,7 @@ from domain.dossier import (
     RequestComplement,
     ReviewerRecused,
     ReviewOverdue,
+    SetLegalHold,
     StartDraft,
     Status,
     Submit,
@@ -265,6 +268,9 @@ VALID: dict[str, Callable[[DossierState], Command]] = {
     "flag-late-report": lambda s: FlagLateReport(period=1),
     "attach-document": lambda s: AttachDocument(document=DOCUMENT),
     "grant-clearance": lambda s: GrantClearance(auditor="odile", reason="Contrôle FEDER 2027"),
+    "set-legal-hold": lambda s: SetLegalHold(reason="Contentieux en cours"),
+    "lift-legal-hold": lambda s: LiftLegalHold(reason="Contentieux clos"),
+    "destroy-content": lambda s: DestroyContent(),
 }  # fmt: skip
 
 # Where an accepted command leads; a command not listed leaves the status as it is.
@@ -285,7 +291,11 @@ DOCUMENTED_REFUSALS: dict[tuple[Status, str], tuple[type[DomainError], str]] = {
     (Status.FOLLOW_UP, "flag-late-report"): (InvalidCommand, "n’est pas atteinte"),
     (Status.UNDER_REVIEW, "submit-review"): (NotAllowed, "Déclarez d’abord"),  # rita undeclared
     (Status.UNDER_REVIEW, "decide"): (InvalidTransition, "aucune expertise"),
-}
+    # Nothing is under a legal hold to lift; no retention has run out at NOW.
+    **{(s, "lift-legal-hold"): (InvalidCommand, "pas sous conservation légale") for s in Status if s is not Status.NEW},
+    **{(s, "destroy-content"): (InvalidCommand, "durée de conservation") for s in Status
+       if not s.is_open and s is not Status.NEW},
+}  # fmt: skip
 
 
 def expected_status(status: Status, name: str) -> Status:
@@ -917,11 +927,15 @@ def test_nothing_moves_a_final_or_missing_dossier(status: Status) -> None:
             after = accepted(state, VALID[name](state), ACTORS[role], NOW)
             assert after.status is status  # recorded, and the status stays final
             continue
+        if status is not Status.NEW and (status, name) in DOCUMENTED_REFUSALS:
+            error, fragment = DOCUMENTED_REFUSALS[(status, name)]
+            assert fragment in refused(state, VALID[name](state), ACTORS[role], NOW, error).message
+            continue
         refused(state, VALID[name](state), ACTORS[role], NOW, InvalidTransition)
 
 
 # Commands that record a fact about the file rather than move it: accepted in final statuses too.
-ADMINISTRATIVE = {"grant-clearance"}
+ADMINISTRATIVE = {"grant-clearance", "set-legal-hold"}
 
 
 def test_evolve_refuses_an_event_stream_that_breaks_the_lifecycle() -> None:
