@@ -21,6 +21,7 @@ run: $(STAMP)
 ## bench: the figures of BENCHMARKS.md (prints, asserts nothing)
 bench: $(STAMP)
 	$(BIN)/python bench/run.py
+	$(BIN)/python bench/verify.py
 
 ## test: lint, type-check (strict on domain/), then the test suite
 test: lint typecheck unit
