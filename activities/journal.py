@@ -6,7 +6,7 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Any
 
-from pydantic import TypeAdapter
+from pydantic import TypeAdapter, ValidationError
 from sqlalchemy import and_, func, select, update
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
@@ -15,7 +15,7 @@ from temporalio.exceptions import ApplicationError
 
 from activities.contracts import APPEND, OPEN_DOSSIERS, AppendEvents, OpenDossiers
 from activities.schema import call_counts, dossiers, events, journal_head
-from amiflow.keys import DossierKeys, seal, unseal
+from amiflow.keys import DossierKeys, Tampered, seal, unseal
 from amiflow.ledger import GENESIS, event_entry, link
 from amiflow.logs import logger
 from domain.dossier import Event, Status
@@ -36,12 +36,14 @@ async def open_event(keys: DossierKeys, row: Any) -> Event:
     Raises:
         KeyProblem: the dossier's key is missing or destroyed, or the row was altered.
     """
-    if row.sealed is None:  # written before encryption (migration 0002)
-        return EVENT.validate_python(row.payload)
-    key = await keys.get(row.dossier_id, row.key_id)
-    plain = unseal(key, bytes(row.sealed), _aad(row.dossier_id, row.seq),
-                   f"événement {row.seq} du dossier {row.dossier_id}")  # fmt: skip
-    return EVENT.validate_json(plain)
+    what = f"événement {row.seq} du dossier {row.dossier_id}"
+    try:
+        if row.sealed is None:  # written before encryption (migration 0002)
+            return EVENT.validate_python(row.payload)
+        key = await keys.get(row.dossier_id, row.key_id)
+        return EVENT.validate_json(unseal(key, bytes(row.sealed), _aad(row.dossier_id, row.seq), what))
+    except ValidationError:
+        raise Tampered(f"{what} : ce n’est plus un événement lisible (journal altéré).") from None
 
 
 def _aad(dossier_id: str, seq: int) -> bytes:

@@ -779,6 +779,27 @@ def audit_export(
                f"→ {out}\nVérifier : python {out}/verify.py {out}")  # fmt: skip
 
 
+@audit_app.command("crosscheck")
+def audit_crosscheck(
+    ctx: typer.Context,
+    dossier_id: Annotated[str, typer.Argument(help="Identifiant du dossier.")],
+    as_json: JsonOpt = False,
+) -> None:
+    """Rejoue l’historique Temporal du dossier (tant qu’il est conservé) avec le code d’aujourd’hui et
+    compare, numéro par numéro, les événements qu’il a journalisés avec le journal ; exit 1 sur écart."""
+    from amiflow.crosscheck import crosscheck
+
+    report = _connected(ctx.obj, lambda c: crosscheck(c.client, c.engine, c.keys, dossier_id))
+    if as_json:
+        typer.echo(report.model_dump_json(indent=2))
+    else:
+        for d in report.differences:
+            typer.echo(f"ÉCART  n° {d.seq} {d.kind} : {d.detail}")
+        typer.echo(report.message)
+    if not report.ok:
+        raise typer.Exit(1)
+
+
 @audit_app.command("whatif")
 def audit_whatif(
     ctx: typer.Context,

@@ -104,3 +104,5 @@ async def test_whatif_anchor_export_and_verify(cli: Run, stack: Stack, tmp_path:
     assert code == 0 and "Intègre" in out, out + err
     code, _, err = await cli("audit", "export", PMCB_ID, "--out", str(bundle))
     assert code == 1 and "existe déjà" in err
+    code, out, err = await cli("audit", "crosscheck", PMCB_ID, "--json")
+    assert code == 0 and json.loads(out)["ok"] and json.loads(out)["journal_events"] == 3, out + err
