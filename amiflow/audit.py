@@ -49,6 +49,8 @@ async def verify_journal(engine: AsyncEngine, dossier_id: str | None = None,
                 select(*READ_COLUMNS).where(reads.c.dossier_id == dossier_id))]  # fmt: skip
             one = select(dossiers.c.dossier_id, dossiers.c.version).where(dossiers.c.dossier_id == dossier_id)
             listed = {r[0]: int(r[1]) for r in await conn.execute(one)}
+            if not found and not listed:
+                raise InvalidCommand(f"Dossier inconnu du journal « {dossier_id} ».")
             places = [int(r["gseq"]) - 1 for r in found + read_rows if r["gseq"] is not None]
             chain = await _links(conn, places)
         stored = [dict(r._mapping) for r in await conn.execute(select(anchors.c.day, anchors.c.gseq,

@@ -811,6 +811,7 @@ def audit_whatif(
     et dit lesquels auraient connu une autre issue, où et pourquoi. Rien n’est écrit."""
     from amiflow import dossiers
     from amiflow.catalogue import load_call
+    from amiflow.keys import KeyDestroyed
     from domain.whatif import whatif
 
     changed = load_call(rules)
@@ -818,22 +819,29 @@ def audit_whatif(
         raise DomainError(f"{rules} définit l’appel « {changed.id} », pas « {call} ».")
 
     async def run(c: Connected) -> Any:
-        rows = await dossiers.listing(c.engine, call)
         now = datetime.now(UTC)
-        return [whatif(await dossiers.history(c.engine, c.keys, r["dossier_id"]), changed, now).model_copy(
-            update={"dossier_id": r["dossier_id"]}) for r in rows]  # fmt: skip
+        results, destroyed = [], []
+        for r in await dossiers.listing(c.engine, call):
+            try:
+                events = await dossiers.history(c.engine, c.keys, r["dossier_id"])
+            except KeyDestroyed:  # past its retention: nothing left to replay
+                destroyed.append(r["dossier_id"])
+                continue
+            results.append(whatif(events, changed, now).model_copy(update={"dossier_id": r["dossier_id"]}))
+        return results, destroyed
 
-    results = _connected(ctx.obj, run)
+    results, destroyed = _connected(ctx.obj, run)
     differing = [r for r in results if r.differs]
     if as_json:
         typer.echo(json.dumps({"call": call, "rules": str(rules), "dossiers": len(results),
-                               "differing": [r.model_dump(mode="json") for r in differing]},
-                              ensure_ascii=False, indent=2))  # fmt: skip
+                               "differing": [r.model_dump(mode="json") for r in differing],
+                               "content_destroyed": destroyed}, ensure_ascii=False, indent=2))  # fmt: skip
         return
     for r in differing:
         when = f" le {paris(r.at)}" if r.at else ""
         typer.echo(f"{r.dossier_id} : {r.actual.label} → {r.would_be.label}{when} — {r.reason}")
-    typer.echo(f"{len(differing)} dossier(s) sur {len(results)} auraient une autre issue sous {rules}.")
+    typer.echo(f"{len(differing)} dossier(s) sur {len(results)} auraient une autre issue sous {rules}."
+               + (f" {len(destroyed)} dossier(s) au contenu détruit, non rejoué(s)." if destroyed else ""))
 
 
 @audit_app.command("shred")

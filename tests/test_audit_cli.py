@@ -96,6 +96,8 @@ async def test_whatif_anchor_export_and_verify(cli: Run, stack: Stack, tmp_path:
     assert code == 0 and json.loads(out)["ok"], out + err
     code, out, err = await cli("audit", "verify", "--dossier", PMCB_ID)
     assert code == 0 and "Intègre" in out, err
+    code, out, err = await cli("audit", "verify", "--dossier", "hdf-pmcb-reemploi.inconnu")
+    assert code == 1 and "Dossier inconnu" in err
     bundle = tmp_path / "bundle"
     code, out, err = await cli("audit", "export", PMCB_ID, "--out", str(bundle), "--json")
     assert code == 0, err
