@@ -44,6 +44,8 @@ DataDirOpt = Annotated[
                  help="Dossier de données de la pile (défaut .amiflow/)."),  # fmt: skip
 ]
 AsOpt = Annotated[str, typer.Option("--as", help="Qui agit : ROLE:NOM, par exemple staff:amelie.")]
+ReaderOpt = Annotated[str | None, typer.Option("--as", help="Qui lit : ROLE:NOM ; le contenu n’est montré qu’à qui "
+                                                           "a le droit d’en connaître (sans --as : métadonnées).")]
 
 
 @app.callback()
@@ -354,7 +356,7 @@ def _deadline_json(d: Any) -> dict[str, Any]:
 def dossier_show(
     ctx: typer.Context,
     dossier_id: Annotated[str, typer.Argument(help="Identifiant du dossier.")],
-    actor: AsOpt,
+    actor: ReaderOpt = None,
     as_json: JsonOpt = False,
     as_of: Annotated[str | None, typer.Option("--as-of", help="L’état à cet instant (AAAA-MM-JJTHH:MM, heure "
                                                                "de Paris), rejoué depuis le journal.")] = None,
@@ -366,10 +368,11 @@ def dossier_show(
     """
     from amiflow import dossiers
     from amiflow.reads import authorise
+    from domain.access import SYSTEM
     from domain.deadlines import deadlines
-    from domain.reading import Reading, may_read, visible
+    from domain.reading import ReadDecision, Reading, may_read, visible
 
-    who = _actor(actor)
+    who = _actor(actor) if actor else None
 
     instant = dossiers.parse_instant(as_of) if as_of else None
 
@@ -378,14 +381,16 @@ def dossier_show(
             state = await dossiers.state(c.client, c.engine, c.keys, dossier_id)
         else:
             state = await dossiers.state_as_of(c.engine, c.keys, dossier_id, instant)
+        if who is None:  # nobody named: the metadata `dossier list` shows anyway, nothing to log
+            return state, ReadDecision(granted=False, reason="sans --as ROLE:NOM, métadonnées seulement")
         what = f"content@{utc(instant)}" if instant else None
         decision = await authorise(c.engine, state, who, Reading.CONTENT, "cli", datetime.now(UTC), what)
         return state, decision
 
     state, decision = _connected(ctx.obj, read)
-    if not decision.granted and not may_read(state, who, Reading.HISTORY).granted:
+    if who is not None and not decision.granted and not may_read(state, who, Reading.HISTORY).granted:
         raise DomainError(f"Lecture refusée ({dossier_id}) : {decision.reason}.")
-    seen = visible(state, who)
+    seen = visible(state, who or SYSTEM)
     waiting = deadlines(state, state.call, instant or datetime.now(UTC)) if state.call else []
     if as_json:
         doc = {
@@ -428,7 +433,7 @@ def dossier_show(
 def dossier_history(
     ctx: typer.Context,
     dossier_id: Annotated[str, typer.Argument(help="Identifiant du dossier.")],
-    actor: AsOpt,
+    actor: ReaderOpt = None,
     as_json: JsonOpt = False,
 ) -> None:
     """L’historique du dossier : qui a fait quoi et quand (heure de Paris), lectures comprises.
@@ -441,11 +446,13 @@ def dossier_history(
     from domain import replay
     from domain.reading import Reading, may_read
 
-    who = _actor(actor)
+    who = _actor(actor) if actor else None
 
     async def read(c: Connected) -> Any:
         events = await dossiers.history(c.engine, c.keys, dossier_id)
         state = replay(events)
+        if who is None:  # nobody named: who did what and when, as `dossier list` shows metadata; no reads
+            return events, state, None, []
         if not may_read(state, who, Reading.HISTORY).granted:
             await authorise(c.engine, state, who, Reading.HISTORY, "cli", datetime.now(UTC))
             return events, state, None, []
@@ -455,8 +462,8 @@ def dossier_history(
         return events, state, decision, await read_log(c.engine, dossier_id)
 
     events, state, decision, log = _connected(ctx.obj, read)
-    allowed = may_read(state, who, Reading.HISTORY)
-    if not allowed.granted:
+    allowed = may_read(state, who, Reading.HISTORY) if who is not None else None
+    if allowed is not None and not allowed.granted:
         raise DomainError(f"Lecture refusée (historique de {dossier_id}) : {allowed.reason}.")
     if as_json:
         bodies = decision is not None and decision.granted

@@ -86,6 +86,14 @@ async def test_submit_do_show_history_list(cli: Run, stack: Stack) -> None:
     code, out, _ = await cli("dossier", "history", PMCB_ID, "--json", "--as", "staff:amelie")
     assert [e["type"] for e in json.loads(out)["events"]] == [
         "draft_started", "submitted", "acknowledged", "complement_requested"]
+    # Scripts written before issue 5, without --as, still get status and deadlines — metadata only.
+    code, out, err = await cli("dossier", "show", PMCB_ID, "--json")
+    anonymous = json.loads(out)
+    assert code == 0 and anonymous["status"] == "complement_requested", err
+    assert anonymous["state"]["content"] is None and not anonymous["content_granted"] and "Consortium" not in out
+    code, out, _ = await cli("dossier", "history", PMCB_ID, "--json")
+    assert code == 0 and [e["type"] for e in json.loads(out)["events"]][-1] == "complement_requested"
+    assert "event" not in json.loads(out)["events"][0] and json.loads(out)["reads"] == []
     code, out, _ = await cli("dossier", "list", "--call", "hdf-pmcb-reemploi", "--json")
     (row,) = json.loads(out)["dossiers"]
     assert row["status"] == "complement_requested" and row["next_deadline_kind"] == "complement_due"
