@@ -17,12 +17,14 @@ global head at the end of each day), exported to a file kept elsewhere, are what
 
 from __future__ import annotations
 
+import base64
 import hashlib
 import json
 import sys
 from collections import defaultdict
 from collections.abc import Iterable, Mapping
 from dataclasses import asdict, dataclass
+from datetime import UTC
 from pathlib import Path
 from typing import Any
 
@@ -182,19 +184,11 @@ def instant_text(value: Any) -> str:
     """An instant as the chain hashes it: ISO 8601 in UTC to the microsecond."""
     if isinstance(value, str):
         return value
-    return str(value.astimezone(_utc()).isoformat(timespec="microseconds"))
-
-
-def _utc() -> Any:
-    from datetime import UTC
-
-    return UTC
+    return str(value.astimezone(UTC).isoformat(timespec="microseconds"))
 
 
 def b64_text(value: Any) -> str | None:
     """Stored bytes as the chain hashes them: base64."""
-    import base64
-
     if value is None or isinstance(value, str):
         return value
     return base64.b64encode(bytes(value)).decode()
