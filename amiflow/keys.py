@@ -11,6 +11,7 @@ dossier's data keys makes its content unreadable everywhere at once (retention, 
 from __future__ import annotations
 
 import base64
+import fcntl
 import json
 import os
 import secrets
@@ -78,12 +79,28 @@ def unseal(key: bytes, blob: bytes, aad: bytes, what: str) -> bytes:
 
 @dataclass
 class Keyring:
-    """The master keys, by id; `active` seals new data. Re-read from its file when asked for an id
-    it does not know, so a rotation done by another process reaches running workers."""
+    """The master keys, by id; `active` seals new data. Follows its file: a rotation done by another
+    process (`amiflow keys rotate`) reaches running workers at their next payload."""
 
     path: Path
-    active: str
+    _active: str
     keys: dict[str, bytes] = field(repr=False)
+    _seen: int = 0  # the file's mtime (ns) when last read
+
+    @property
+    def active(self) -> str:
+        """The id of the key new data is sealed with, as the keyring file says now."""
+        self._follow()
+        return self._active
+
+    def _follow(self) -> None:
+        try:
+            mtime = self.path.stat().st_mtime_ns
+        except OSError:  # the file gone under a running process: keep the keys it has
+            return
+        if mtime != self._seen:
+            fresh = self._read(self.path)
+            self.keys, self._active, self._seen = fresh.keys, fresh._active, mtime
 
     @classmethod
     def open(cls, data_dir: Path, create: bool = False, in_use: bool = False) -> Keyring:
@@ -110,7 +127,7 @@ class Keyring:
                        "Lancez `amiflow up` pour créer la pile et son trousseau, ou indiquez-le avec "
                        "AMIFLOW_KEYRING.")
                 )  # fmt: skip
-            keyring = cls(path=path, active="k1", keys={"k1": AESGCM.generate_key(bit_length=256)})
+            keyring = cls(path=path, _active="k1", keys={"k1": AESGCM.generate_key(bit_length=256)})
             keyring._write()
             return keyring
         return cls._read(path)
@@ -129,12 +146,12 @@ class Keyring:
             raise KeyProblem(
                 f"Trousseau de clés incohérent : {path} (clé active {active} absente ou clé de taille fausse)."
             )
-        return cls(path=path, active=active, keys=keys)
+        return cls(path=path, _active=active, keys=keys, _seen=path.stat().st_mtime_ns)
 
     def _write(self) -> None:
         self.path.parent.mkdir(parents=True, exist_ok=True)
         os.chmod(self.path.parent, 0o700)
-        data = {"active": self.active, "keys": {k: base64.b64encode(v).decode() for k, v in self.keys.items()},
+        data = {"active": self._active, "keys": {k: base64.b64encode(v).decode() for k, v in self.keys.items()},
                 "written_at": datetime.now(UTC).isoformat()}  # fmt: skip
         temporary = self.path.with_suffix(".tmp")
         fd = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
@@ -143,16 +160,20 @@ class Keyring:
             out.flush()
             os.fsync(out.fileno())
         os.replace(temporary, self.path)
+        self._seen = self.path.stat().st_mtime_ns
 
     def rotate(self) -> str:
         """Add a new master key and make it the active one; returns its id. Old keys stay, so
-        everything sealed with them still opens."""
-        fresh = self._read(self.path) if self.path.exists() else self
-        number = max(int(k[1:]) for k in fresh.keys if k[1:].isdigit()) + 1
-        self.keys = {**fresh.keys, f"k{number}": AESGCM.generate_key(bit_length=256)}
-        self.active = f"k{number}"
-        self._write()
-        return self.active
+        everything sealed with them still opens. Two rotations at once are serialised (file lock), so
+        neither's key is lost."""
+        with open(self.path.with_suffix(".lock"), "a", encoding="utf-8") as lock:
+            fcntl.flock(lock, fcntl.LOCK_EX)
+            fresh = self._read(self.path) if self.path.exists() else self
+            number = max(int(k[1:]) for k in fresh.keys if k[1:].isdigit()) + 1
+            self.keys = {**fresh.keys, f"k{number}": AESGCM.generate_key(bit_length=256)}
+            self._active = f"k{number}"
+            self._write()
+        return self._active
 
     def key(self, key_id: str) -> bytes:
         """The master key of that id.
@@ -162,7 +183,7 @@ class Keyring:
         """
         if key_id not in self.keys and self.path.exists():
             fresh = self._read(self.path)
-            self.keys, self.active = fresh.keys, fresh.active
+            self.keys, self._active, self._seen = fresh.keys, fresh._active, fresh._seen
         if key_id not in self.keys:
             raise UnknownKey(
                 f"Clé maîtresse « {key_id} » absente du trousseau {self.path} (clés connues : "

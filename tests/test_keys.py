@@ -65,6 +65,17 @@ def test_keyring_is_private_refuses_a_silent_new_key_and_rotates(tmp_path: Path)
         keyring.key("k7")
 
 
+def test_a_running_process_follows_a_rotation_made_elsewhere(tmp_path: Path) -> None:
+    """A worker's keyring seals with the new key as soon as `amiflow keys rotate` (another process)
+    has written the file: new payloads use the new key without a restart."""
+    worker = Keyring.open(tmp_path, create=True)
+    assert worker.active == "k1"
+    elsewhere = Keyring.open(tmp_path)
+    assert elsewhere.rotate() == "k2" and Keyring.open(tmp_path).rotate() == "k3"  # serialised, none lost
+    assert worker.active == "k3" and sorted(worker.keys) == ["k1", "k2", "k3"]
+    assert elsewhere.active == "k3" and elsewhere.key("k2") == worker.key("k2")
+
+
 async def test_rotation_in_the_middle_of_a_lifecycle(stack: Stack) -> None:
     ident = await submitted(stack, stack.task_queue)
     await send(stack.client, ident, build_command("acknowledge", {}), STAFF)
