@@ -444,7 +444,7 @@ def dossier_history(
     from amiflow import dossiers
     from amiflow.reads import authorise, read_log
     from domain import replay
-    from domain.reading import Reading, may_read
+    from domain.reading import Reading, event_visible, may_read
 
     who = _actor(actor) if actor else None
 
@@ -466,15 +466,17 @@ def dossier_history(
     if allowed is not None and not allowed.granted:
         raise DomainError(f"Lecture refusée (historique de {dossier_id}) : {allowed.reason}.")
     if as_json:
-        bodies = decision is not None and decision.granted
+        bodies = decision is not None and decision.granted and who is not None
         doc = {"dossier_id": dossier_id, "content_granted": bodies, "events": [
-            {"seq": i, "type": e.type, "actor": str(e.actor), "at": paris(e.at), "at_utc": utc(e.at),
-             **({"event": e.model_dump(mode="json", exclude={"call"})} if bodies else {})}
+            {"seq": i, "type": e.type, "actor": _seen_actor(state, who, str(e.actor)), "at": paris(e.at),
+             "at_utc": utc(e.at),
+             **({"event": e.model_dump(mode="json", exclude={"call"})}
+                if bodies and who is not None and event_visible(state, who, e.type) else {})}
             for i, e in enumerate(events, start=1)],
-            "reads": [_read_json(r) for r in log]}  # fmt: skip
+            "reads": [{**_read_json(r), "actor": _seen_actor(state, who, r["actor"])} for r in log]}  # fmt: skip
         typer.echo(json.dumps(doc, ensure_ascii=False, indent=2))
         return
-    _echo_timeline(events, log)
+    _echo_timeline(_timeline(events, log, state, who))
 
 
 def _read_json(r: dict[str, Any]) -> dict[str, Any]:
@@ -482,8 +484,15 @@ def _read_json(r: dict[str, Any]) -> dict[str, Any]:
             "granted": r["granted"], "reason": r["reason"]}  # fmt: skip
 
 
-def _timeline(events: list[Any], log: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    """Events (decided, or clear journal rows) and reads, in the order they happened."""
+def _seen_actor(state: Any, reader: Any, actor: str) -> str:
+    from domain.reading import shown_actor
+
+    return shown_actor(state, reader, actor) if reader is not None else actor
+
+
+def _timeline(events: list[Any], log: list[dict[str, Any]], state: Any, reader: Any) -> list[dict[str, Any]]:
+    """Events (decided, or clear journal rows) and reads, in the order they happened, actors as the
+    reader may see them."""
     entries = []
     for i, e in enumerate(events, start=1):
         if isinstance(e, dict):
@@ -492,11 +501,13 @@ def _timeline(events: list[Any], log: list[dict[str, Any]]) -> list[dict[str, An
         else:
             entries.append({"kind": "event", "seq": i, "type": e.type, "actor": str(e.actor), "instant": e.at})
     entries += [{"kind": "read", **r, "instant": r["at"]} for r in log]
+    for entry in entries:
+        entry["actor"] = _seen_actor(state, reader, entry["actor"])
     return sorted(entries, key=lambda x: x["instant"])
 
 
-def _echo_timeline(events: list[Any], log: list[dict[str, Any]]) -> None:
-    for x in _timeline(events, log):
+def _echo_timeline(entries: list[dict[str, Any]]) -> None:
+    for x in entries:
         if x["kind"] == "event":
             typer.echo(f"{x['seq']:>4}  {paris(x['instant'])}  {x['actor']:<24} {x['type']}")
         else:
@@ -542,7 +553,7 @@ def dossier_timeline(
     events = rows
     if as_json:
         entries = []
-        for x in _timeline(events, log):
+        for x in _timeline(events, log, state, who):
             common = {"kind": x["kind"], "at": paris(x["instant"]), "at_utc": utc(x["instant"]), "actor": x["actor"]}
             if x["kind"] == "event":
                 entries.append({**common, "seq": x["seq"], "type": x["type"]})
@@ -551,7 +562,7 @@ def dossier_timeline(
                                 "reason": x["reason"]})  # fmt: skip
         typer.echo(json.dumps({"dossier_id": dossier_id, "entries": entries}, ensure_ascii=False, indent=2))
         return
-    _echo_timeline(events, log)
+    _echo_timeline(_timeline(events, log, state, who))
 
 
 @dossier_app.command("attach")

@@ -29,7 +29,6 @@ from amiflow.codec import EnvelopeCodec, dossier_of
 from amiflow.keys import DossierKeys, KeyProblem
 from amiflow.reads import record
 from domain import Actor, replay
-from domain.dossier import DossierState
 from domain.errors import DomainError
 from domain.reading import ReadDecision, Reading, may_read
 
@@ -133,7 +132,7 @@ class CodecServer:
         payloads = await _payloads(request)
         now = datetime.now(UTC)
         dossiers = sorted({d for p in payloads if (d := dossier_of(p))})
-        decisions = {d: may_read(await self._state(d), actor, Reading.CONTENT) for d in dossiers}
+        decisions = {d: await self._decide(d, actor) for d in dossiers}
         refused = [d for d in dossiers if not decisions[d].granted]
         for dossier in dossiers:  # a request is decoded whole or not at all, and logged as such
             decision = decisions[dossier]
@@ -155,13 +154,22 @@ class CodecServer:
         self._who(request)
         return _answer(await self.codec.encode(await _payloads(request)))
 
-    async def _state(self, dossier: str) -> DossierState:
+    async def _decide(self, dossier: str, actor: Actor) -> ReadDecision:
+        """A payload may hold anything of the dossier, reviews included (the state a query returns, a
+        review's Update): decoded only for who reads it all — the call's staff, a cleared auditor."""
         from amiflow.dossiers import history
 
         try:
-            return replay(await history(self.engine, self.keys, dossier))
-        except DomainError:
-            return DossierState(id=dossier)  # not journaled yet: only staff of any call may read it
+            state = replay(await history(self.engine, self.keys, dossier))
+        except DomainError as exc:  # not journaled yet, or unreadable: nobody's rights can be decided
+            return ReadDecision(granted=False, reason=f"dossier illisible au journal ({exc.message})")
+        content = may_read(state, actor, Reading.CONTENT)
+        if not content.granted:
+            return content
+        if not may_read(state, actor, Reading.REVIEWS).granted:
+            return ReadDecision(granted=False, reason="le décodage montre tout le dossier, expertises comprises : "
+                                                      "lisez-le avec amiflow dossier show")  # fmt: skip
+        return content
 
 
 def _error(kind: type[web.HTTPException], message: str) -> web.HTTPException:

@@ -94,17 +94,55 @@ def require_read(state: DossierState, actor: Actor, what: Reading) -> ReadDecisi
     return decision
 
 
+# What anyone who may see a dossier at all sees: where it stands and when, never what was written.
+METADATA = frozenset({
+    "status", "id", "call", "phase_id", "holder", "version", "started_at", "submitted_at", "phase_closes_at",
+    "complement_requested_at", "complement_due", "complement_overdue", "review_assigned_at", "review_due",
+    "review_overdue", "follow_up_started_at", "reports", "late_reports", "meetings_attended", "last_meeting_at",
+    "closed_at", "clearances", "legal_hold", "content_destroyed_at",
+})  # fmt: skip
+
+# Events whose bodies belong to the review, read only with `Reading.REVIEWS`.
+REVIEW_EVENTS = frozenset({"reviewers_assigned", "interests_declared", "reviewer_recused", "review_submitted",
+                           "review_overdue"})  # fmt: skip
+
+
 def visible(state: DossierState, actor: Actor) -> DossierState:
-    """The state as `actor` may see it: what they may not read is removed, metadata is kept."""
-    hidden: dict[str, object] = {}
-    if not may_read(state, actor, Reading.CONTENT).granted:
-        hidden |= {"documents": (), "complement_pieces": "", "closed_reason": "", "reports": (),
-                   "content": summary(state) if may_read(state, actor, Reading.SUMMARY).granted else None}
-    if not may_read(state, actor, Reading.REVIEWS).granted:
-        hidden["reviews"] = ()
+    """The state as `actor` may see it. Without the content, only `METADATA` (an allow-list), plus the
+    summary and the reviews for the committee; without the reviews, no reviews, and for the holder no
+    reviewer's name either."""
+    reviews = may_read(state, actor, Reading.REVIEWS).granted
+    if may_read(state, actor, Reading.CONTENT).granted:
+        seen = state
+    else:
+        kept: dict[str, object] = {name: getattr(state, name) for name in METADATA}
+        if may_read(state, actor, Reading.SUMMARY).granted:
+            kept["content"] = summary(state)
+        if state.decision is not None:
+            kept["decision"] = state.decision if reviews else state.decision.model_copy(update={"reasons": ""})
+        if reviews:
+            kept |= {"reviews": state.reviews, "assignments": state.assignments, "recused": state.recused}
+        seen = DossierState.model_validate(kept)
+    if not reviews:
+        hidden: dict[str, object] = {"reviews": ()}
         if actor.role is Role.HOLDER:  # reviewers stay anonymous to the holder
             hidden |= {"assignments": (), "recused": ()}
-    return state.model_copy(update=hidden) if hidden else state
+        seen = seen.model_copy(update=hidden)
+    return seen
+
+
+def event_visible(state: DossierState, actor: Actor, event_type: str) -> bool:
+    """Whether `actor` may read the body of an event of that type (its clear metadata aside)."""
+    if event_type in REVIEW_EVENTS:
+        return may_read(state, actor, Reading.REVIEWS).granted
+    return may_read(state, actor, Reading.CONTENT).granted
+
+
+def shown_actor(state: DossierState, reader: Actor, actor: str) -> str:
+    """An event's or a read's actor as `reader` may see it: reviewers stay anonymous to the holder."""
+    if reader.role is Role.HOLDER and actor.startswith(f"{Role.REVIEWER.value}:"):
+        return f"{Role.REVIEWER.value}:—"
+    return actor
 
 
 def summary(state: DossierState) -> DossierContent | None:

@@ -180,7 +180,12 @@ async def test_staff_decodes_with_bearer_and_in_the_path(scene: Scene) -> None:
     ]  # fmt: skip
 
 
-async def test_a_reviewer_reads_an_assigned_dossier_once_declared_free_of_conflict(scene: Scene) -> None:
+FULL_ONLY = "le décodage montre tout le dossier, expertises comprises : lisez-le avec amiflow dossier show"
+
+
+async def test_a_reviewer_never_decodes_even_once_declared(scene: Scene) -> None:
+    """A payload may carry anything of the dossier, other reviews included: reviewers read the
+    dossier through `amiflow dossier show`, not through the codec server."""
     first, second = body(await sealed(scene.stack, scene.first)), body(await sealed(scene.stack, scene.second))
     token = scene.token(RITA)
     status, answer = await scene.decode(first, token)
@@ -192,42 +197,52 @@ async def test_a_reviewer_reads_an_assigned_dossier_once_declared_free_of_confli
     assert "payloads" not in answer
     await scene.do(scene.first, RITA, "declare-interests", conflict="false")
     status, answer = await scene.decode(first, token, path=True)
-    assert status == 200 and HOLDER_NAME in opened_text(answer)
+    assert status == 403 and answer["error"] == f"lecture refusée ({scene.first}) : {FULL_ONLY}"
     status, answer = await scene.decode(second, token)
     assert status == 403
     assert answer["error"] == f"lecture refusée ({scene.second}) : expert non affecté à ce dossier"
     assert await scene.read_log() == [
         (scene.first, "reviewer:rita", False,
          "expert affecté, mais l’absence de conflit d’intérêts n’est pas encore déclarée"),
-        (scene.first, "reviewer:rita", True, "expert affecté, sans conflit d’intérêts déclaré"),
+        (scene.first, "reviewer:rita", False, FULL_ONLY),
         (scene.second, "reviewer:rita", False, "expert non affecté à ce dossier"),
     ]  # fmt: skip
 
 
-async def test_a_holder_reads_only_their_own_dossier(scene: Scene) -> None:
+async def test_holders_and_other_staff_are_refused_a_cleared_auditor_decodes(scene: Scene) -> None:
     request = body(await sealed(scene.stack, scene.first))
     status, answer = await scene.decode(request, scene.token(HOLDER))
-    assert status == 200 and SECTION in opened_text(answer)
+    assert status == 403 and answer["error"] == f"lecture refusée ({scene.first}) : {FULL_ONLY}"
     status, answer = await scene.decode(request, scene.token(OTHER), path=True)
     assert status == 403
     assert answer["error"] == f"lecture refusée ({scene.first}) : ce dossier appartient à un autre porteur"
-    assert await scene.read_log() == [
-        (scene.first, "holder:acme", True, "porteur du dossier"),
-        (scene.first, "holder:other", False, "ce dossier appartient à un autre porteur"),
+    status, _ = await scene.decode(request, scene.token(Actor.parse("staff:bruno")))
+    assert status == 403  # staff of another call
+    auditor = Actor.parse("auditor:odile")
+    status, _ = await scene.decode(request, scene.token(auditor))
+    assert status == 403
+    await scene.do(scene.first, STAFF, "grant-clearance", auditor="odile", reason="Contrôle FEDER")
+    status, answer = await scene.decode(request, scene.token(auditor))
+    assert status == 200 and SECTION in opened_text(answer)
+    assert [(d, a, g) for d, a, g, _ in await scene.read_log()] == [
+        (scene.first, "holder:acme", False), (scene.first, "holder:other", False),
+        (scene.first, "staff:bruno", False), (scene.first, "auditor:odile", False),
+        (scene.first, "auditor:odile", True),
     ]  # fmt: skip
 
 
 async def test_a_request_spanning_two_dossiers_needs_both(scene: Scene) -> None:
-    await scene.do(scene.first, RITA, "declare-interests", conflict="false")
+    await scene.do(scene.first, STAFF, "grant-clearance", auditor="odile", reason="Contrôle FEDER")
     both = await sealed(scene.stack, scene.first) + await sealed(scene.stack, scene.second)
-    status, answer = await scene.decode(body(both), scene.token(RITA))
+    status, answer = await scene.decode(body(both), scene.token(Actor.parse("auditor:odile")))
     assert status == 403 and scene.second in answer["error"] and "payloads" not in answer
     status, answer = await scene.decode(body(both), scene.token(STAFF))
     assert status == 200 and len(answer["payloads"]) == len(both)
     log = await scene.read_log()
-    assert (scene.second, "reviewer:rita", False, "expert non affecté à ce dossier") in log
+    assert (scene.second, "auditor:odile", False, "auditeur sans habilitation au contenu de ce dossier "
+            "(demandez-la à un chargé de mission)") in log  # fmt: skip
     # Decoded whole or not at all: the dossier she may read was not decoded, and the log says so.
-    (mine,) = [row for row in log if row[:2] == (scene.first, "reviewer:rita")]
+    (mine,) = [row for row in log if row[:2] == (scene.first, "auditor:odile")]
     assert mine[2] is False and scene.second in mine[3]
     assert [(d, a) for d, a, _, _ in log if a == "staff:amelie"] == sorted(
         [(scene.first, "staff:amelie"), (scene.second, "staff:amelie")]
