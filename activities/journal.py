@@ -16,7 +16,7 @@ from temporalio.exceptions import ApplicationError
 from activities.contracts import APPEND, OPEN_DOSSIERS, AppendEvents, OpenDossiers
 from activities.schema import call_counts, dossiers, events, journal_head
 from amiflow.keys import DossierKeys, Tampered, seal, unseal
-from amiflow.ledger import GENESIS, event_entry, link
+from amiflow.ledger import GENESIS, event_entry, global_link, link
 from amiflow.logs import logger
 from domain.dossier import Event, Status
 
@@ -50,15 +50,16 @@ def _aad(dossier_id: str, seq: int) -> bytes:
     return f"amiflow:event:{dossier_id}:{seq}".encode()
 
 
-async def chain(conn: AsyncConnection, hashes: list[bytes]) -> list[tuple[int, bytes]]:
-    """Place entries (by their hash) at the end of the global chain, in this transaction: their
-    (`gseq`, `ghash`). The head row is locked until commit, so the chain has one order."""
+async def chain(conn: AsyncConnection, dossier_id: str, hashes: list[bytes]) -> list[tuple[int, bytes]]:
+    """Place entries of one dossier (by their hash) at the end of the global chain, in this
+    transaction: their (`gseq`, `ghash`). The head row is locked until commit, so the chain has one
+    order."""
     head = (await conn.execute(select(journal_head.c.gseq, journal_head.c.ghash)
                                .where(journal_head.c.id == 1).with_for_update())).one()  # fmt: skip
     gseq, ghash = int(head.gseq), bytes(head.ghash)
     placed = []
     for entry in hashes:
-        gseq, ghash = gseq + 1, link(ghash, entry)
+        gseq, ghash = gseq + 1, global_link(ghash, dossier_id, entry)
         placed.append((gseq, ghash))
     await conn.execute(update(journal_head).where(journal_head.c.id == 1).values(gseq=gseq, ghash=ghash))
     return placed
@@ -76,12 +77,24 @@ class JournalActivities:
         """Append the batch and update the projections; returns how many events were written
         (0 when a previous attempt already committed them)."""
         last_seq = batch.first_seq + len(batch.events) - 1
+        await self.keys.current(batch.dossier_id)  # outside the transaction: it may need a connection of its own
         async with self.engine.begin() as conn:
             # Serialise writers of one dossier (a retry can overlap a slow first attempt).
             await conn.execute(select(func.pg_advisory_xact_lock(func.hashtext(batch.dossier_id))))
             last = select(func.coalesce(func.max(events.c.seq), 0))
             stored = int(await conn.scalar(last.where(events.c.dossier_id == batch.dossier_id)) or 0)
             if stored >= last_seq:
+                # A retry of a batch already committed writes nothing; another batch at those places
+                # (written meanwhile by someone else) must not be taken for it.
+                kept = (await conn.execute(select(events.c.type, events.c.occurred_at).where(
+                    events.c.dossier_id == batch.dossier_id, events.c.seq >= batch.first_seq,
+                    events.c.seq <= last_seq).order_by(events.c.seq))).all()  # fmt: skip
+                if [(t, at) for t, at in kept] != [(e.type, e.at) for e in batch.events]:
+                    raise ApplicationError(
+                        f"journal de {batch.dossier_id} : les événements {batch.first_seq}–{last_seq} sont déjà "
+                        "écrits, et ce ne sont pas ceux de ce lot",
+                        type="JournalConflict", non_retryable=True,
+                    )  # fmt: skip
                 return 0
             if stored != batch.first_seq - 1:
                 raise ApplicationError(
@@ -103,7 +116,8 @@ class JournalActivities:
                 }  # fmt: skip
                 previous = row["hash"] = link(previous, event_entry(row))
                 rows.append(row)
-            for row, (gseq, ghash) in zip(rows, await chain(conn, [r["hash"] for r in rows]), strict=True):
+            placed = await chain(conn, batch.dossier_id, [r["hash"] for r in rows])
+            for row, (gseq, ghash) in zip(rows, placed, strict=True):
                 row |= {"gseq": gseq, "ghash": ghash}
             await conn.execute(events.insert(), rows)
             await self._project(conn, batch)

@@ -42,9 +42,9 @@ events = Table(
     Column("key_id", Text),
     Column("sealed", LargeBinary),
     # The chains (amiflow/ledger.py): per dossier (`hash`) and over every entry (`gseq`, `ghash`).
-    Column("hash", LargeBinary),
-    Column("gseq", BigInteger, unique=True),
-    Column("ghash", LargeBinary),
+    Column("hash", LargeBinary, nullable=False),
+    Column("gseq", BigInteger, nullable=False, unique=True),
+    Column("ghash", LargeBinary, nullable=False),
     UniqueConstraint("dossier_id", "seq", name="events_dossier_seq"),
 )
 
@@ -72,9 +72,9 @@ reads = Table(
     Column("granted", Boolean, nullable=False),
     Column("reason", Text, nullable=False),
     Column("recorded_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
-    Column("hash", LargeBinary),
-    Column("gseq", BigInteger, unique=True),
-    Column("ghash", LargeBinary),
+    Column("hash", LargeBinary, nullable=False),
+    Column("gseq", BigInteger, nullable=False, unique=True),
+    Column("ghash", LargeBinary, nullable=False),
 )
 
 # The head of the global chain: one row, locked by each append so the chain has one order.

@@ -13,9 +13,10 @@ from typing import Any
 from sqlalchemy import func, select
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncEngine
+from temporalio.exceptions import ApplicationError
 
 from activities.contracts import AppendEvents
-from activities.schema import anchors, dossiers, events, reads
+from activities.schema import anchors, dossiers, events, journal_head, reads
 from amiflow import ledger
 from amiflow.keys import DossierKeys
 from amiflow.vault import Vault
@@ -34,62 +35,72 @@ READ_COLUMNS = [reads.c.dossier_id, reads.c.at, reads.c.actor, reads.c.what, rea
 
 async def verify_journal(engine: AsyncEngine, dossier_id: str | None = None,
                          external_anchors: list[dict[str, Any]] | None = None) -> list[ledger.Break]:  # fmt: skip
-    """Every broken link of the journal (or of one dossier and its places in the global chain),
-    checked also against the anchors in the database and, if given, those kept elsewhere."""
+    """Every broken link of the journal — or of one dossier and the stretch of the global chain around
+    it, up to the anchor after its last entry — checked also against the journal's head, the anchors
+    in the database and, if given, those kept elsewhere. Read in one snapshot, so that entries written
+    meanwhile are not taken for holes."""
     async with engine.connect() as conn:
+        await conn.execution_options(isolation_level="REPEATABLE READ")
+        await conn.begin()
+        stored = [dict(r._mapping) for r in await conn.execute(select(anchors.c.day, anchors.c.gseq,
+                                                                      anchors.c.ghash))]  # fmt: skip
+        marks = [{**a, "day": str(a["day"])} for a in stored] + list(external_anchors or [])
+        head = (await conn.execute(select(journal_head.c.gseq, journal_head.c.ghash))).one()
         if dossier_id is None:
             found = [dict(r._mapping) for r in await conn.execute(select(*EVENT_COLUMNS))]
             read_rows = [dict(r._mapping) for r in await conn.execute(select(*READ_COLUMNS))]
             listed = {r[0]: int(r[1]) for r in await conn.execute(select(dossiers.c.dossier_id, dossiers.c.version))}
-            chain: list[dict[str, Any]] = []
-        else:
-            found = [dict(r._mapping) for r in await conn.execute(
-                select(*EVENT_COLUMNS).where(events.c.dossier_id == dossier_id))]  # fmt: skip
-            read_rows = [dict(r._mapping) for r in await conn.execute(
-                select(*READ_COLUMNS).where(reads.c.dossier_id == dossier_id))]  # fmt: skip
-            one = select(dossiers.c.dossier_id, dossiers.c.version).where(dossiers.c.dossier_id == dossier_id)
-            listed = {r[0]: int(r[1]) for r in await conn.execute(one)}
-            if not found and not listed:
-                raise InvalidCommand(f"Dossier inconnu du journal « {dossier_id} ».")
-            places = [int(r["gseq"]) - 1 for r in found + read_rows if r["gseq"] is not None]
-            chain = await _links(conn, places)
-        stored = [dict(r._mapping) for r in await conn.execute(select(anchors.c.day, anchors.c.gseq,
-                                                                      anchors.c.ghash))]  # fmt: skip
-    marks = [{**a, "day": str(a["day"])} for a in stored] + list(external_anchors or [])
-    return ledger.verify(found, read_rows, marks, listed, chain, whole=dossier_id is None)
+            # The head is the last anchor of all: deleting the last entries leaves it pointing past them.
+            marks.append({"day": "tête du journal", "gseq": int(head.gseq), "ghash": bytes(head.ghash)})
+            return ledger.verify(found, read_rows, marks, listed)
+        found = [dict(r._mapping) for r in await conn.execute(
+            select(*EVENT_COLUMNS).where(events.c.dossier_id == dossier_id))]  # fmt: skip
+        read_rows = [dict(r._mapping) for r in await conn.execute(
+            select(*READ_COLUMNS).where(reads.c.dossier_id == dossier_id))]  # fmt: skip
+        one = select(dossiers.c.dossier_id, dossiers.c.version).where(dossiers.c.dossier_id == dossier_id)
+        listed = {r[0]: int(r[1]) for r in await conn.execute(one)}
+        if not found and not listed:
+            raise InvalidCommand(f"Dossier inconnu du journal « {dossier_id} ».")
+        places = [int(r["gseq"]) for r in found + read_rows]
+        low, high = (min(places) - 1, max(places)) if places else (0, 0)
+        later = [int(a["gseq"]) for a in marks if int(a["gseq"]) >= high]
+        top = min(later) if later else int(head.gseq)
+        chain = await _stretch(conn, max(low, 1), top)
+    return ledger.verify(found, read_rows, marks, listed, chain, whole=False, span=(max(low, 1), top))
 
 
-async def _links(conn: Any, places: list[int]) -> list[dict[str, Any]]:
-    """(gseq, hash, ghash) of the entries at those places of the global chain, whoever they belong to."""
-    wanted = sorted({p for p in places if p > 0})
-    if not wanted:
-        return []
-    out = []
+async def _stretch(conn: Any, first: int, last: int) -> list[dict[str, Any]]:
+    """(gseq, tag, hash, ghash) of every entry of the global chain from `first` to `last`, whoever it
+    belongs to (the tag is a hash of the dossier id: nothing of another dossier is read)."""
+    out: list[dict[str, Any]] = []
     for table in (events, reads):
-        rows = await conn.execute(select(table.c.gseq, table.c.hash, table.c.ghash).where(table.c.gseq.in_(wanted)))
-        out += [dict(r._mapping) for r in rows]
-    return out
+        rows = await conn.execute(select(table.c.gseq, table.c.dossier_id, table.c.hash, table.c.ghash)
+                                  .where(table.c.gseq >= first, table.c.gseq <= last))  # fmt: skip
+        out += [{"gseq": int(r.gseq), "tag": ledger.tag(r.dossier_id).hex(), "hash": bytes(r.hash).hex(),
+                 "ghash": bytes(r.ghash).hex()} for r in rows]  # fmt: skip
+    return sorted(out, key=lambda r: r["gseq"])
 
 
 async def anchor(engine: AsyncEngine, today: date) -> list[dict[str, Any]]:
     """Record the anchor of every finished day (Paris) not anchored yet — the global head at the end of
     that day — and return every anchor, oldest first, ready to be written to a file kept elsewhere."""
     async with engine.begin() as conn:
-        last = await conn.scalar(select(func.max(anchors.c.day)))
+        done = {r[0] for r in await conn.execute(select(anchors.c.day))}
         first_entry = await conn.scalar(select(func.min(events.c.recorded_at)))
         if first_entry is not None:
-            day = (last + timedelta(days=1)) if last else first_entry.astimezone(PARIS).date()
-            while day < today:
-                end = datetime.combine(day + timedelta(days=1), time(0), PARIS).astimezone(UTC)
-                head = None
-                for table, column in ((events, events.c.recorded_at), (reads, reads.c.recorded_at)):
-                    row = (await conn.execute(select(table.c.gseq, table.c.ghash).where(column < end)
-                                              .order_by(table.c.gseq.desc()).limit(1))).first()  # fmt: skip
-                    if row is not None and (head is None or row.gseq > head.gseq):
-                        head = row
-                if head is not None:
-                    await conn.execute(insert(anchors).values(day=day, gseq=head.gseq, ghash=head.ghash)
-                                       .on_conflict_do_nothing())  # fmt: skip
+            day = first_entry.astimezone(PARIS).date()
+            while day < today:  # every finished day not anchored yet, whatever else the table holds
+                if day not in done:
+                    end = datetime.combine(day + timedelta(days=1), time(0), PARIS).astimezone(UTC)
+                    head = None
+                    for table, column in ((events, events.c.recorded_at), (reads, reads.c.recorded_at)):
+                        row = (await conn.execute(select(table.c.gseq, table.c.ghash).where(column < end)
+                                                  .order_by(table.c.gseq.desc()).limit(1))).first()  # fmt: skip
+                        if row is not None and (head is None or row.gseq > head.gseq):
+                            head = row
+                    if head is not None:
+                        await conn.execute(insert(anchors).values(day=day, gseq=head.gseq, ghash=head.ghash)
+                                           .on_conflict_do_nothing())  # fmt: skip
                 day += timedelta(days=1)
         rows = await conn.execute(select(anchors.c.day, anchors.c.gseq, anchors.c.ghash).order_by(anchors.c.day))
         return [{"day": str(r.day), "gseq": int(r.gseq), "ghash": bytes(r.ghash).hex()} for r in rows]
@@ -131,11 +142,7 @@ async def export(engine: AsyncEngine, dossier_id: str, out: Path, today: date,
         low, high = min(places) - 1, max(places)
         later = [a["gseq"] for a in marks if a["gseq"] >= high]
         top = min(later) if later else high
-        chain = []
-        for table in (events, reads):
-            rows = await conn.execute(select(table.c.gseq, table.c.hash, table.c.ghash)
-                                      .where(table.c.gseq >= max(low, 1), table.c.gseq <= top))  # fmt: skip
-            chain += [{"gseq": int(r.gseq), "hash": bytes(r.hash).hex(), "ghash": bytes(r.ghash).hex()} for r in rows]
+        chain = await _stretch(conn, max(low, 1), top)
     if out.exists():
         raise InvalidCommand(f"{out} existe déjà : choisissez un autre dossier de sortie.")
     out.mkdir(parents=True)
@@ -213,6 +220,12 @@ async def shred(client: Any, engine: AsyncEngine, keys: DossierKeys, vault: Vaul
             report.append({**entry, "outcome": "already_destroyed", "reason": said})
             continue
         state = replay(await history(engine, keys, ident))
+        if state.content_destroyed_at is not None:  # journaled, then interrupted: finish the destruction
+            if not dry_run:
+                report.append({**entry, "outcome": "destroyed", "keys": await keys.destroy(ident),
+                               "documents": vault.destroy(ident), "retention_ends": retention_ends(state),
+                               "reason": "destruction achevée"})  # fmt: skip
+            continue
         try:
             events = decide(state, DestroyContent(), actor, now)
         except DomainError as exc:
@@ -225,10 +238,17 @@ async def shred(client: Any, engine: AsyncEngine, keys: DossierKeys, vault: Vaul
         call = state.call
         assert call is not None
         after = replay(events, state)
-        await JournalActivities(engine, keys).append(AppendEvents(
-            dossier_id=ident, workflow_id=ident, first_seq=state.version + 1, events=events, call_id=call.id,
-            phase_id=state.phase_id, holder=state.holder, status=after.status, version=after.version,
-            submitted_at=after.submitted_at))  # fmt: skip
+        try:
+            written = await JournalActivities(engine, keys).append(AppendEvents(
+                dossier_id=ident, workflow_id=ident, first_seq=state.version + 1, events=events, call_id=call.id,
+                phase_id=state.phase_id, holder=state.holder, status=after.status, version=after.version,
+                submitted_at=after.submitted_at))  # fmt: skip
+        except ApplicationError:
+            written = 0
+        if written != len(events):  # another event took that place first (a legal hold…): decide again later
+            report.append({**entry, "outcome": "kept", "reason": "le dossier a changé pendant la destruction : "
+                           "relancez audit shred", "retention_ends": retention_ends(state)})  # fmt: skip
+            continue
         count = await keys.destroy(ident)
         files = vault.destroy(ident)
         report.append({**entry, "outcome": "destroyed", "keys": count, "documents": files,

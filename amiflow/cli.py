@@ -740,10 +740,12 @@ def audit_verify(
     if bundle is not None:
         if not (bundle / "events.jsonl").exists():
             raise DomainError(f"{bundle} n’est pas un bundle amiflow (events.jsonl manquant).")
-        parts = ledger.read_bundle(bundle)
-        breaks = ledger.verify(parts["events"], parts["reads"], parts["anchors"] + (external or []),
-                               chain=parts["chain"], whole=False)  # fmt: skip
-        _breaks_out(breaks, f"bundle {bundle}, {len(parts['events'])} événement(s)", as_json)
+        try:
+            breaks = ledger.verify_bundle(bundle, external or [])
+        except (ValueError, KeyError, TypeError) as exc:  # a line that is not what export writes
+            raise DomainError(f"{bundle} : bundle illisible ({type(exc).__name__} : {exc}).") from None
+        events = len(ledger.read_bundle(bundle)["events"])
+        _breaks_out(breaks, f"bundle {bundle}, {events} événement(s)", as_json)
         return
     breaks = _connected(ctx.obj, lambda c: audit.verify_journal(c.engine, dossier, external))
     _breaks_out(breaks, f"dossier {dossier}" if dossier else "tout le journal", as_json)

@@ -15,6 +15,7 @@ import fcntl
 import json
 import os
 import secrets
+import time
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -196,15 +197,19 @@ class DossierKeys:
     """Per-dossier data keys: created on first use, wrapped by the active master key, cached
     unwrapped in this process."""
 
+    # An unwrapped key is used from memory this long, then its row is read again: a dossier shredded
+    # by another process stops opening everywhere within this delay.
+    FRESH_FOR = 30.0
+
     def __init__(self, keyring: Keyring, engine: AsyncEngine) -> None:
         self.keyring = keyring
         self.engine = engine
-        self._cache: dict[tuple[str, str], bytes] = {}
+        self._cache: dict[tuple[str, str], tuple[bytes, float]] = {}
 
     async def current(self, dossier_id: str) -> tuple[str, bytes]:
         """The data key new data of that dossier is sealed with, and its id (the master key's)."""
         key_id = self.keyring.active
-        cached = self._cache.get((dossier_id, key_id))
+        cached = self._cached(dossier_id, key_id)
         if cached is not None:
             return key_id, cached
         wrapped = await self._wrapped(dossier_id, key_id)
@@ -225,7 +230,7 @@ class DossierKeys:
             KeyDestroyed: the dossier's keys were destroyed (retention).
             UnknownKey: no such key, or its master key is not in the keyring.
         """
-        cached = self._cache.get((dossier_id, key_id))
+        cached = self._cached(dossier_id, key_id)
         if cached is not None:
             return cached
         wrapped = await self._wrapped(dossier_id, key_id)
@@ -250,7 +255,7 @@ class DossierKeys:
 
     def _unwrap(self, dossier_id: str, key_id: str, wrapped: bytes) -> bytes:
         key = unseal(self.keyring.key(key_id), wrapped, _aad(dossier_id, key_id), f"clé du dossier {dossier_id}")
-        self._cache[(dossier_id, key_id)] = key
+        self._cache[(dossier_id, key_id)] = (key, time.monotonic() + self.FRESH_FOR)
         return key
 
     async def destroyed(self, dossier_id: str) -> datetime | None:
@@ -271,6 +276,12 @@ class DossierKeys:
             )  # fmt: skip
         self.forget(dossier_id)
         return int(result.rowcount or 0)
+
+    def _cached(self, dossier_id: str, key_id: str) -> bytes | None:
+        entry = self._cache.get((dossier_id, key_id))
+        if entry is None or entry[1] < time.monotonic():
+            return None
+        return entry[0]
 
     def forget(self, dossier_id: str) -> None:
         """Drop this process's cached keys of a dossier (after they are destroyed)."""

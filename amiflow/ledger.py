@@ -7,7 +7,8 @@ Every stored entry — an event of a dossier, or an entry of the read log — ha
   the first) followed by the event's canonical bytes; for a read, SHA-256 of 32 zero bytes and the
   read's canonical bytes;
 - `gseq`, `ghash`: its place in one global chain over all entries, `ghash = SHA-256(previous ghash +
-  hash)`, so that removing a whole dossier, or the last entries, is detected too.
+  tag + hash)` where `tag = SHA-256(dossier id)`, so that removing a whole dossier, or the last
+  entries, is detected too, and a bundle of one dossier knows which links of the chain are its own.
 Canonical bytes are computed over what is stored — the ciphertext of an event, never its clear text —
 so destroying a dossier's key at the end of its retention leaves the chain verifiable.
 
@@ -49,6 +50,17 @@ def link(previous: bytes, entry: bytes) -> bytes:
     return hashlib.sha256(previous + entry).digest()
 
 
+def tag(dossier_id: str) -> bytes:
+    """What the global chain binds of the dossier an entry belongs to (its id, hashed)."""
+    return hashlib.sha256(dossier_id.encode()).digest()
+
+
+def global_link(previous: bytes, dossier_id: str | bytes, entry_hash: bytes) -> bytes:
+    """One link of the global chain: the previous `ghash`, the entry's dossier tag, its `hash`."""
+    marker = tag(dossier_id) if isinstance(dossier_id, str) else dossier_id
+    return link(previous, marker + entry_hash)
+
+
 @dataclass(frozen=True)
 class Break:
     """A broken link: where (dossier, seq, global position), what kind, and a sentence for a person."""
@@ -62,19 +74,21 @@ class Break:
 
 def verify(events: Iterable[Mapping[str, Any]], reads: Iterable[Mapping[str, Any]] = (),
            anchors: Iterable[Mapping[str, Any]] = (), listed: Mapping[str, int] | None = None,
-           chain: Iterable[Mapping[str, Any]] = (), whole: bool = True) -> list[Break]:  # fmt: skip
+           chain: Iterable[Mapping[str, Any]] = (), whole: bool = True,
+           span: tuple[int, int] | None = None) -> list[Break]:  # fmt: skip
     """Every broken link, first ones first.
 
     `events` and `reads` are stored rows (hashes as hex, sealed bytes as base64 or bytes); `anchors`
     (`gseq`, `ghash`) the daily heads; `listed` the dossiers the projections know, with the number of
     events they counted (so a deleted last event is named); `chain` extra
-    (`gseq`, `hash`, `ghash`) rows of other dossiers, for a bundle. With `whole`, the entries are the
-    whole journal, so a gap in the global chain is a deletion; otherwise only the links present are
-    checked.
+    (`gseq`, `tag`, `hash`, `ghash`) rows of the global chain around the dossier, for one dossier or a
+    bundle. With `whole`, the entries are the whole journal, so a gap in the global chain is a
+    deletion; otherwise `span` (first, last) is the stretch of the chain that must be there whole.
     """
     breaks: list[Break] = []
     by_dossier: dict[str, list[Mapping[str, Any]]] = defaultdict(list)
-    entries: dict[int, tuple[str, bytes, bytes, str | None, int | None]] = {}  # gseq → kind, hash, ghash, id, seq
+    chain = list(chain)
+    entries: dict[int, tuple[bytes, bytes, bytes, str | None, int | None]] = {}  # gseq → tag, hash, ghash, id, seq
     for row in events:
         by_dossier[row["dossier_id"]].append(row)
     for dossier, rows in sorted(by_dossier.items()):
@@ -95,18 +109,24 @@ def verify(events: Iterable[Mapping[str, Any]], reads: Iterable[Mapping[str, Any
                 breaks.append(Break(kind, dossier, seq, _gseq(row), _say(kind, dossier, seq)))
             previous, expected_seq = stored, max(expected_seq, seq + 1)
             if row.get("gseq") is not None:
-                entries[int(row["gseq"])] = ("event", stored, _bytes(row["ghash"]), dossier, seq)
-    for row in reads:
+                entries[int(row["gseq"])] = (tag(dossier), stored, _bytes(row["ghash"]), dossier, seq)
+    reads_seen = list(reads)
+    for row in reads_seen:
         stored = _bytes(row["hash"])
         if link(GENESIS, read_entry(row)) != stored:
             breaks.append(Break("changed", row["dossier_id"], None, _gseq(row),
                                 f"{row['dossier_id']} : une lecture du journal des lectures a été modifiée "
                                 f"(position {_gseq(row)})"))  # fmt: skip
         if row.get("gseq") is not None:
-            entries[int(row["gseq"])] = ("read", stored, _bytes(row["ghash"]), row["dossier_id"], None)
+            entries[int(row["gseq"])] = (tag(row["dossier_id"]), stored, _bytes(row["ghash"]), row["dossier_id"], None)
+    own = {tag(d) for d in by_dossier} | {tag(r["dossier_id"]) for r in reads_seen}
     for row in chain:
-        entries.setdefault(int(row["gseq"]), ("other", _bytes(row["hash"]), _bytes(row["ghash"]), None, None))
-    breaks += _global(entries, whole)
+        g = int(row["gseq"])
+        if g not in entries and _bytes(row["tag"]) in own:
+            breaks.append(Break("deleted", None, None, g, f"la chaîne globale porte à la position {g} une entrée de "
+                                "ce dossier absente des événements et des lectures : supprimée"))  # fmt: skip
+        entries.setdefault(g, (_bytes(row["tag"]), _bytes(row["hash"]), _bytes(row["ghash"]), None, None))
+    breaks += _global(entries, whole, span)
     for dossier, version in sorted((listed or {}).items()):
         kept = by_dossier.get(dossier, [])
         if not kept:
@@ -131,12 +151,18 @@ def verify(events: Iterable[Mapping[str, Any]], reads: Iterable[Mapping[str, Any
     return sorted(breaks, key=lambda b: (b.gseq if b.gseq is not None else 1 << 62, b.seq or 0))
 
 
-def _global(entries: dict[int, tuple[str, bytes, bytes, str | None, int | None]], whole: bool) -> list[Break]:
+def _global(entries: dict[int, tuple[bytes, bytes, bytes, str | None, int | None]], whole: bool,
+            span: tuple[int, int] | None = None) -> list[Break]:  # fmt: skip
     breaks: list[Break] = []
+    if span is not None:
+        missing = sorted(set(range(span[0], span[1] + 1)) - set(entries))
+        if missing:
+            breaks.append(Break("deleted", None, None, missing[0], f"positions {missing[0]}–{missing[-1]} absentes "
+                                f"de la chaîne globale autour du dossier : entrées supprimées"))  # fmt: skip
     previous: bytes | None = GENESIS if whole else None
     last = 0
     for g in sorted(entries):
-        kind, stored, ghash, dossier, seq = entries[g]
+        marker, stored, ghash, dossier, seq = entries[g]
         if g != last + 1:
             if whole:
                 after = f" (après {entries[last][3]} n° {entries[last][4]})" if last in entries else ""
@@ -144,7 +170,7 @@ def _global(entries: dict[int, tuple[str, bytes, bytes, str | None, int | None]]
                                     f"positions {last + 1}–{g - 1} absentes de la chaîne globale{after} : "
                                     f"entrées supprimées"))  # fmt: skip
             previous = None
-        if previous is not None and link(previous, stored) != ghash:
+        if previous is not None and global_link(previous, marker, stored) != ghash:
             breaks.append(Break("changed", dossier, seq, g, f"chaîne globale rompue à la position {g}"
                                 + (f" ({dossier} n° {seq})" if dossier else "")))  # fmt: skip
         previous, last = ghash, g
@@ -215,10 +241,14 @@ def read_bundle(folder: Path) -> dict[str, list[dict[str, Any]]]:
     return out
 
 
-def verify_bundle(folder: Path) -> list[Break]:
-    """Verify an exported bundle: the dossier's chain, its links in the global chain, the anchors."""
+def verify_bundle(folder: Path, extra_anchors: Iterable[Mapping[str, Any]] = ()) -> list[Break]:
+    """Verify an exported bundle: the dossier's chain, the stretch of the global chain around it
+    (whole, with its own links all present), the anchors it reaches."""
     parts = read_bundle(folder)
-    return verify(parts["events"], parts["reads"], parts["anchors"], chain=parts["chain"], whole=False)
+    places = [int(r["gseq"]) for r in parts["chain"]]
+    span = (min(places), max(places)) if places else None
+    return verify(parts["events"], parts["reads"], [*parts["anchors"], *extra_anchors], chain=parts["chain"],
+                  whole=False, span=span)  # fmt: skip
 
 
 def main(argv: list[str]) -> int:

@@ -25,7 +25,7 @@ async def record(engine: AsyncEngine, dossier_id: str, actor: Actor, what: str, 
            "granted": decision.granted, "reason": decision.reason}  # fmt: skip
     row["hash"] = link(GENESIS, read_entry(row))
     async with engine.begin() as conn:
-        [(gseq, ghash)] = await chain(conn, [row["hash"]])
+        [(gseq, ghash)] = await chain(conn, dossier_id, [row["hash"]])
         await conn.execute(reads.insert().values(**row, gseq=gseq, ghash=ghash))
     logger(dossier_id=dossier_id, actor=str(actor)).info("read", what=what, via=via, granted=decision.granted)
 

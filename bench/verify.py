@@ -44,7 +44,7 @@ def journal(events: int, dossiers: int, reads: int) -> tuple[list[dict], list[di
                "payload": None, "workflow_id": dossier}  # fmt: skip
         row["hash"] = previous[dossier] = ledger.link(previous.get(dossier, ledger.GENESIS), ledger.event_entry(row))
         gseq += 1
-        head = ledger.link(head, row["hash"])
+        head = ledger.global_link(head, dossier, row["hash"])
         row |= {"gseq": gseq, "ghash": head}
         rows.append(row)
         if i % every == every - 1 and len(read_rows) < reads:
@@ -52,7 +52,7 @@ def journal(events: int, dossiers: int, reads: int) -> tuple[list[dict], list[di
                     "via": "cli", "granted": False, "reason": "auditeur sans habilitation"}  # fmt: skip
             read["hash"] = ledger.link(ledger.GENESIS, ledger.read_entry(read))
             gseq += 1
-            head = ledger.link(head, read["hash"])
+            head = ledger.global_link(head, dossier, read["hash"])
             read |= {"gseq": gseq, "ghash": head}
             read_rows.append(read)
     return rows, read_rows
@@ -81,8 +81,8 @@ async def main(events: int, dossiers: int, reads: int) -> None:
     read_columns = ["dossier_id", "at", "actor", "what", "via", "granted", "reason", "hash", "gseq", "ghash"]
     await conn.copy_records_to_table("reads", records=[tuple(r[c] for c in read_columns) for r in read_rows],
                                      columns=read_columns)  # fmt: skip
-    await conn.execute("update journal_head set gseq = $1, ghash = $2", read_rows[-1]["gseq"] if read_rows and
-                       read_rows[-1]["gseq"] > rows[-1]["gseq"] else rows[-1]["gseq"], b"")  # fmt: skip
+    last = max([*rows, *read_rows], key=lambda r: r["gseq"])
+    await conn.execute("update journal_head set gseq = $1, ghash = $2", last["gseq"], last["ghash"])
     await conn.execute("insert into dossiers select distinct on (dossier_id) dossier_id, 'hdf-pmcb-reemploi', "
                        "'unique', 'acme', 'follow_up', max(seq) over (partition by dossier_id), null, null, null, "
                        "now() from events")  # fmt: skip

@@ -256,8 +256,9 @@ async def rechain(j: Journal) -> None:
     head = ledger.GENESIS
     sql = []
     for table, row in entries:
-        head = ledger.link(head, row["hash"])
+        head = ledger.global_link(head, row["dossier_id"], row["hash"])
         sql.append((f"update {table} set hash = $1, ghash = $2 where id = $3", row["hash"], head, row["id"]))
+    sql.append(("update journal_head set ghash = $1", head))
     await j.tamper(*sql)
 
 
@@ -288,3 +289,68 @@ async def test_an_exported_bundle_verifies_in_a_fresh_virtualenv(journal: Journa
     assert broken.returncode == 1
     first = json.loads(broken.stdout.splitlines()[0])
     assert (first["kind"], first["dossier_id"], first["seq"]) == ("changed", journal.a, 4)
+
+
+async def test_truncating_the_end_of_the_journal_is_caught_by_its_head(journal: Journal) -> None:
+    from amiflow.reads import record
+    from domain.reading import ReadDecision
+
+    await record(journal.stack.engine, journal.a, STAFF, "content", "cli",
+                 ReadDecision(granted=True, reason="chargé de mission de l’appel"), datetime.now(UTC))
+    assert await journal.breaks() == []
+    await journal.tamper(("delete from reads",))  # the very last entry of the journal
+    assert [b.kind for b in await journal.breaks()] == ["truncated"]
+
+
+async def test_one_dossier_is_verified_with_the_chain_around_it(journal: Journal) -> None:
+    """`--dossier`: the stretch of the global chain from the dossier's first entry to the head is loaded
+    whole, so a dossier rewritten with recomputed hashes, or a read of it deleted, is still caught."""
+    from amiflow.reads import record
+    from domain.reading import ReadDecision
+
+    await record(journal.stack.engine, journal.a, Actor.parse("reviewer:remi"), "content", "cli",
+                 ReadDecision(granted=False, reason="expert non affecté à ce dossier"), datetime.now(UTC))
+    assert await journal.breaks(dossier_id=journal.a) == []
+    await journal.tamper(("delete from reads where dossier_id = $1", journal.a))
+    assert any(b.kind == "deleted" for b in await journal.breaks(dossier_id=journal.a))
+
+
+async def test_a_dossier_rewritten_alone_is_caught_in_dossier_mode(journal: Journal) -> None:
+    rows = [dict(r) for r in await journal.owner.fetch(
+        "select * from events where dossier_id = $1 order by seq", journal.a)]  # fmt: skip
+    rows[1]["actor"] = "staff:faussaire"
+    previous, sql = ledger.GENESIS, []
+    for row in rows:  # the forger recomputes this dossier's hashes and its own global links only
+        row["hash"] = previous = ledger.link(previous, ledger.event_entry(row))
+        before = await journal.owner.fetchval(
+            "select ghash from (select gseq, ghash from events union all select gseq, ghash from reads) x "
+            "where gseq = $1", row["gseq"] - 1) or ledger.GENESIS  # fmt: skip
+        row["ghash"] = ledger.global_link(bytes(before), journal.a, row["hash"])
+        sql.append(("update events set actor = $1, hash = $2, ghash = $3 where id = $4", row["actor"], row["hash"],
+                    row["ghash"], row["id"]))  # fmt: skip
+    await journal.tamper(*sql)
+    assert any(b.kind == "changed" for b in await journal.breaks(dossier_id=journal.a))
+
+
+async def test_an_anchor_forged_in_the_future_does_not_stop_anchoring(journal: Journal) -> None:
+    head = await journal.owner.fetchrow("select gseq, ghash from journal_head")
+    async with journal.stack.engine.begin() as conn:  # the application's role may insert anchors
+        await conn.execute(text("insert into anchors (day, gseq, ghash) values ('2999-12-31', :g, :h)"),
+                           {"g": head["gseq"], "h": head["ghash"]})  # fmt: skip
+    marks = await audit.anchor(journal.stack.engine, datetime.now(PARIS).date() + timedelta(days=1))
+    assert {m["day"] for m in marks} >= {datetime.now(PARIS).date().isoformat(), "2999-12-31"}
+
+
+async def test_a_bundle_missing_its_own_lines_does_not_verify(journal: Journal, tmp_path: Path) -> None:
+    from amiflow.reads import record
+    from domain.reading import ReadDecision
+
+    await record(journal.stack.engine, journal.a, STAFF, "content", "cli",
+                 ReadDecision(granted=True, reason="chargé de mission de l’appel"), datetime.now(UTC))
+    for cut, name in (("events", "last event"), ("reads", "a read")):
+        bundle = tmp_path / name.replace(" ", "-")
+        await audit.export(journal.stack.engine, journal.a, bundle, date.today() + timedelta(days=1))
+        assert ledger.verify_bundle(bundle) == []
+        lines = (bundle / f"{cut}.jsonl").read_text().splitlines()
+        (bundle / f"{cut}.jsonl").write_text("\n".join(lines[:-1]) + ("\n" if lines[:-1] else ""))
+        assert [b.kind for b in ledger.verify_bundle(bundle)] == ["deleted"], name

@@ -5,6 +5,7 @@ chains still verify. An open dossier is never shredded."""
 
 from __future__ import annotations
 
+import asyncio
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -15,7 +16,7 @@ from amiflow import audit
 from amiflow.catalogue import CALLS_DIR, load_call
 from amiflow.codec import EnvelopeCodec
 from amiflow.dossiers import build_command, history, metadata, send, start_calls, submit
-from amiflow.keys import KeyDestroyed
+from amiflow.keys import DossierKeys, KeyDestroyed, Keyring
 from domain import Actor, DossierState, replay
 from domain.decider import retention_ends
 from domain.dossier import AttachDocument, Status
@@ -25,7 +26,7 @@ from tests.test_audit import reference_file
 HOLDER, STAFF = Actor.parse("holder:acme"), Actor.parse("staff:amelie")
 
 
-async def test_shredding_after_retention_and_legal_hold(stack: Stack, tmp_path: Path) -> None:
+async def test_shredding_after_retention_and_legal_hold(stack: Stack, tmp_path: Path) -> None:  # noqa: PLR0915
     with stack.env.with_time_skipping_disabled():
         await start_calls(stack.client, stack.task_queue, [load_call(CALLS_DIR / "hdf-pmcb-reemploi.yaml")])
         now = datetime.now(UTC)
@@ -68,6 +69,9 @@ async def test_shredding_after_retention_and_legal_hold(stack: Stack, tmp_path: 
     assert len(await history(stack.engine, stack.keys, closed)) == state_before.version + 2
     assert await stack.vault.fetch(closed, ref) == piece.read_bytes()
 
+    elsewhere = DossierKeys(Keyring.open(stack.data_dir), stack.engine)  # a worker's keys, warmed
+    elsewhere.FRESH_FOR = 0.5  # 30 s in production
+    await history(stack.engine, elsewhere, closed)
     done = await audit.shred(stack.client, stack.engine, stack.keys, stack.vault, STAFF, later, False)
     assert [(r["dossier_id"], r["outcome"], r["documents"]) for r in done] == [(closed, "destroyed", 1)]
     assert done[0]["keys"] >= 1
@@ -78,6 +82,10 @@ async def test_shredding_after_retention_and_legal_hold(stack: Stack, tmp_path: 
     assert not stack.vault.path(closed, ref.id).exists()
     with pytest.raises(KeyDestroyed):
         await EnvelopeCodec(stack.keys).decode([sealed_payload])
+    # Another process's cache lets go after `FRESH_FOR` seconds.
+    await asyncio.sleep(0.6)
+    with pytest.raises(KeyDestroyed):
+        await history(stack.engine, elsewhere, closed)
     # Its metadata stays, the destruction is in it, and every chain still verifies.
     rows = await metadata(stack.engine, closed)
     assert [r["type"] for r in rows][-3:] == ["legal_hold_set", "legal_hold_lifted", "content_destroyed"]

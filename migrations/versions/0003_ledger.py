@@ -23,7 +23,7 @@ APP_ROLE = "amiflow_app"
 
 
 def upgrade() -> None:
-    from amiflow.ledger import GENESIS, event_entry, link, read_entry
+    from amiflow.ledger import GENESIS, event_entry, global_link, link, read_entry
 
     for table in ("events", "reads"):
         op.add_column(table, sa.Column("hash", sa.LargeBinary()))
@@ -57,15 +57,18 @@ def upgrade() -> None:
                                                                             event_entry(row))
     for row in reads:
         hashes[("reads", row["id"])] = link(GENESIS, read_entry(row))
-    order = sorted([(r["recorded_at"], 0, r["id"], "events") for r in events]
-                   + [(r["recorded_at"], 1, r["id"], "reads") for r in reads])  # fmt: skip
+    order = sorted([(r["recorded_at"], 0, r["id"], "events", r["dossier_id"]) for r in events]
+                   + [(r["recorded_at"], 1, r["id"], "reads", r["dossier_id"]) for r in reads])  # fmt: skip
     head, gseq = GENESIS, 0
-    for _, _, ident, table in order:
+    for _, _, ident, table, dossier in order:
         gseq += 1
-        head = link(head, hashes[(table, ident)])
+        head = global_link(head, dossier, hashes[(table, ident)])
         conn.execute(sa.text(f"update {table} set hash = :h, gseq = :g, ghash = :gh where id = :i"),
                      {"h": hashes[(table, ident)], "g": gseq, "gh": head, "i": ident})
     conn.execute(sa.text("insert into journal_head (id, gseq, ghash) values (1, :g, :h)"), {"g": gseq, "h": head})
+    for table in ("events", "reads"):  # every entry is chained from now on
+        for column in ("hash", "gseq", "ghash"):
+            op.alter_column(table, column, nullable=False)
 
     op.execute("""
         create function amiflow_append_only() returns trigger language plpgsql as $$
