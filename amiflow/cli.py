@@ -241,8 +241,10 @@ class Connected:
     vault: Any
 
 
-def _connected(settings: Settings, work: Any) -> Any:
-    """Run `work(Connected)` against the stack of `settings`."""
+def _connected(settings: Settings, work: Any, temporal: str = "required") -> Any:
+    """Run `work(Connected)` against the stack of `settings`. `temporal`: "required", "optional" (the
+    client is None if Temporal does not answer) or "none" — what only reads the journal runs years
+    later, without Temporal."""
     import asyncio
 
     from amiflow.db import create_engine
@@ -261,10 +263,13 @@ def _connected(settings: Settings, work: Any) -> Any:
         engine = create_engine(settings.database_url, pool_size=2)
         keys = DossierKeys(keyring, engine)
         try:
-            try:
-                client = await connect(settings.temporal_address, keys, settings.namespace)
-            except RuntimeError as exc:
-                raise DomainError(f"Temporal injoignable à {settings.temporal_address} ({exc}).") from None
+            client = None
+            if temporal != "none":
+                try:
+                    client = await connect(settings.temporal_address, keys, settings.namespace)
+                except RuntimeError as exc:
+                    if temporal == "required":
+                        raise DomainError(f"Temporal injoignable à {settings.temporal_address} ({exc}).") from None
             return await work(Connected(settings, client, engine, keys, Vault(settings.vault_dir, keys)))
         finally:
             await engine.dispose()
@@ -377,20 +382,19 @@ def dossier_show(
     instant = dossiers.parse_instant(as_of) if as_of else None
 
     async def read(c: Connected) -> Any:
-        if instant is None:
-            state = await dossiers.state(c.client, c.engine, c.keys, dossier_id)
-        else:
-            state = await dossiers.state_as_of(c.engine, c.keys, dossier_id, instant)
+        state = await dossiers.state(c.client, c.engine, c.keys, dossier_id)
+        past = await dossiers.state_as_of(c.engine, c.keys, dossier_id, instant) if instant else state
         if who is None:  # nobody named: the metadata `dossier list` shows anyway, nothing to log
-            return state, ReadDecision(granted=False, reason="sans --as ROLE:NOM, métadonnées seulement")
+            return past, state, ReadDecision(granted=False, reason="sans --as ROLE:NOM, métadonnées seulement")
         what = f"content@{utc(instant)}" if instant else None
+        # Today's rules decide, for the past as for now: who may read the dossier reads its history.
         decision = await authorise(c.engine, state, who, Reading.CONTENT, "cli", datetime.now(UTC), what)
-        return state, decision
+        return past, state, decision
 
-    state, decision = _connected(ctx.obj, read)
-    if who is not None and not decision.granted and not may_read(state, who, Reading.HISTORY).granted:
+    state, rights, decision = _connected(ctx.obj, read)
+    if who is not None and not decision.granted and not may_read(rights, who, Reading.HISTORY).granted:
         raise DomainError(f"Lecture refusée ({dossier_id}) : {decision.reason}.")
-    seen = visible(state, who or SYSTEM)
+    seen = visible(state, who or SYSTEM, rights)
     waiting = deadlines(state, state.call, instant or datetime.now(UTC)) if state.call else []
     if as_json:
         doc = {
@@ -461,7 +465,7 @@ def dossier_history(
             decision = await authorise(c.engine, state, who, Reading.CONTENT, "cli", datetime.now(UTC))
         return events, state, decision, await read_log(c.engine, dossier_id)
 
-    events, state, decision, log = _connected(ctx.obj, read)
+    events, state, decision, log = _connected(ctx.obj, read, temporal="none")
     allowed = may_read(state, who, Reading.HISTORY) if who is not None else None
     if allowed is not None and not allowed.granted:
         raise DomainError(f"Lecture refusée (historique de {dossier_id}) : {allowed.reason}.")
@@ -546,7 +550,7 @@ def dossier_timeline(
             return rows, state, []
         return rows, state, await read_log(c.engine, dossier_id)
 
-    rows, state, log = _connected(ctx.obj, read)
+    rows, state, log = _connected(ctx.obj, read, temporal="none")
     allowed = may_read(state, who, Reading.HISTORY)
     if not allowed.granted:
         raise DomainError(f"Lecture refusée (historique de {dossier_id}) : {allowed.reason}.")
@@ -603,7 +607,9 @@ def dossier_document(
     who = _actor(actor)
     ref, data = _connected(ctx.obj, lambda c: dossiers.document(c.client, c.engine, c.vault, dossier_id,
                                                                document_id, who, datetime.now(UTC)))
-    out.write_bytes(data)
+    fd = os.open(out, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)  # a confidential piece: its reader's only
+    with os.fdopen(fd, "wb") as written:
+        written.write(data)
     typer.echo(f"{ref.name} → {out} ({ref.size} octets, sha256 vérifié)")
 
 
@@ -620,7 +626,7 @@ def dossier_list(
 
     if status is not None and status not in {s.value for s in Status}:
         raise DomainError(f"Statut inconnu « {status} » ({', '.join(s.value for s in Status)}).")
-    rows = _connected(ctx.obj, lambda c: dossiers.listing(c.engine, call, status))
+    rows = _connected(ctx.obj, lambda c: dossiers.listing(c.engine, call, status), temporal="none")
     if as_json:
         out = [{**{k: (paris(v) if isinstance(v, datetime) else v) for k, v in r.items()},
                 "status_label": Status(r["status"]).label} for r in rows]  # fmt: skip
@@ -747,7 +753,7 @@ def audit_verify(
         events = len(ledger.read_bundle(bundle)["events"])
         _breaks_out(breaks, f"bundle {bundle}, {events} événement(s)", as_json)
         return
-    breaks = _connected(ctx.obj, lambda c: audit.verify_journal(c.engine, dossier, external))
+    breaks = _connected(ctx.obj, lambda c: audit.verify_journal(c.engine, dossier, external), temporal="none")
     _breaks_out(breaks, f"dossier {dossier}" if dossier else "tout le journal", as_json)
 
 
@@ -761,7 +767,7 @@ def audit_anchor(
     from amiflow import audit
 
     today = datetime.now(PARIS).date()
-    marks = _connected(ctx.obj, lambda c: audit.anchor(c.engine, today))
+    marks = _connected(ctx.obj, lambda c: audit.anchor(c.engine, today), temporal="none")
     lines = "".join(json.dumps(a) + "\n" for a in marks)
     if out is not None:
         out.write_text(lines, encoding="utf-8")
@@ -784,13 +790,14 @@ def audit_export(
 
     async def run(c: Connected) -> Any:
         history = None
-        try:
-            history = (await c.client.get_workflow_handle(dossier_id).fetch_history()).to_json()
-        except Exception:  # the workflow's history is gone once Temporal's retention has passed
-            history = None
+        if c.client is not None:
+            try:
+                history = (await c.client.get_workflow_handle(dossier_id).fetch_history()).to_json()
+            except Exception:  # the workflow's history is gone once Temporal's retention has passed
+                history = None
         return await audit.export(c.engine, dossier_id, out, datetime.now(PARIS).date(), history)
 
-    summary = _connected(ctx.obj, run)
+    summary = _connected(ctx.obj, run, temporal="optional")
     if as_json:
         typer.echo(json.dumps(summary, ensure_ascii=False, indent=2))
         return
@@ -850,7 +857,7 @@ def audit_whatif(
             results.append(whatif(events, changed, now).model_copy(update={"dossier_id": r["dossier_id"]}))
         return results, destroyed
 
-    results, destroyed = _connected(ctx.obj, run)
+    results, destroyed = _connected(ctx.obj, run, temporal="none")
     differing = [r for r in results if r.differs]
     if as_json:
         typer.echo(json.dumps({"call": call, "rules": str(rules), "dossiers": len(results),
@@ -913,6 +920,18 @@ def main() -> None:
         code = exc.code
     except DomainError as exc:
         typer.echo(f"amiflow : {exc.message}", err=True)
+        code = 1
+    except OSError as exc:  # a file or a server out of reach: said, not a traceback
+        if getattr(exc, "filename", None):
+            typer.echo(f"amiflow : {exc.strerror or exc} ({exc.filename}).", err=True)
+        else:
+            typer.echo(f"amiflow : serveur injoignable (PostgreSQL ou Temporal ; la pile tourne-t-elle ? "
+                       f"amiflow status) : {exc.strerror or exc}.", err=True)  # fmt: skip
+        code = 1
+    except Exception as exc:
+        if not type(exc).__module__.startswith(("sqlalchemy", "asyncpg")):
+            raise
+        typer.echo(f"amiflow : base de données injoignable ou en erreur : {str(exc).splitlines()[0]}", err=True)
         code = 1
 
     except KeyboardInterrupt:

@@ -10,11 +10,12 @@ from __future__ import annotations
 import hashlib
 import mimetypes
 import os
+import re
 import secrets
 from pathlib import Path
 
 from amiflow.keys import DossierKeys, KeyProblem, Tampered, seal, unseal
-from domain.dossier import DocumentRef
+from domain.dossier import DocumentRef, is_dossier_id
 
 MAGIC = b"AMIFLOW-DOC1\n"
 MAX_SIZE = 50 * 1024 * 1024  # a dossier piece, not an archive; Temporal never sees the bytes anyway
@@ -28,7 +29,13 @@ class Vault:
         self.keys = keys
 
     def path(self, dossier_id: str, document_id: str) -> Path:
-        """Where a document's sealed file lives."""
+        """Where a document's sealed file lives.
+
+        Raises:
+            KeyProblem: an id that is not a dossier's or a document's (a path must stay in the vault).
+        """
+        if not is_dossier_id(dossier_id) or not re.fullmatch(r"doc-[0-9a-f]{16}", document_id):
+            raise KeyProblem(f"Identifiant inattendu : « {dossier_id} » / « {document_id} ».")
         return self.root / dossier_id / f"{document_id}.sealed"
 
     async def store(self, dossier_id: str, file: Path) -> DocumentRef:
@@ -47,8 +54,8 @@ class Vault:
             id=f"doc-{secrets.token_hex(8)}", name=file.name, sha256=hashlib.sha256(data).hexdigest(),
             size=len(data), media_type=mimetypes.guess_type(file.name)[0] or "application/octet-stream",
         )  # fmt: skip
+        target = self.path(dossier_id, ref.id)  # checks the id before any key is made for it
         key_id, key = await self.keys.current(dossier_id)
-        target = self.path(dossier_id, ref.id)
         target.parent.mkdir(parents=True, exist_ok=True)
         body = MAGIC + key_id.encode() + b"\n" + seal(key, data, _aad(dossier_id, ref.id))
         fd = os.open(target, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
@@ -60,7 +67,7 @@ class Vault:
 
     def destroy(self, dossier_id: str) -> int:
         """Remove every sealed file of the dossier (end of retention); returns how many."""
-        folder = self.root / dossier_id
+        folder = self.path(dossier_id, "doc-" + "0" * 16).parent
         files = list(folder.glob("*.sealed")) if folder.exists() else []
         for path in files:
             path.unlink()

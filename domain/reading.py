@@ -107,16 +107,18 @@ REVIEW_EVENTS = frozenset({"reviewers_assigned", "interests_declared", "reviewer
                            "review_overdue"})  # fmt: skip
 
 
-def visible(state: DossierState, actor: Actor) -> DossierState:
+def visible(state: DossierState, actor: Actor, rights: DossierState | None = None) -> DossierState:
     """The state as `actor` may see it. Without the content, only `METADATA` (an allow-list), plus the
     summary and the reviews for the committee; without the reviews, no reviews, and for the holder no
-    reviewer's name either."""
-    reviews = may_read(state, actor, Reading.REVIEWS).granted
-    if may_read(state, actor, Reading.CONTENT).granted:
+    reviewer's name either. `rights`: the state whose rules decide (today's, for a past state: a
+    clearance granted after the end opens the dossier's whole past)."""
+    judged = rights or state
+    reviews = may_read(judged, actor, Reading.REVIEWS).granted
+    if may_read(judged, actor, Reading.CONTENT).granted:
         seen = state
     else:
         kept: dict[str, object] = {name: getattr(state, name) for name in METADATA}
-        if may_read(state, actor, Reading.SUMMARY).granted:
+        if may_read(judged, actor, Reading.SUMMARY).granted:
             kept["content"] = summary(state)
         if state.decision is not None:
             kept["decision"] = state.decision if reviews else state.decision.model_copy(update={"reasons": ""})

@@ -49,9 +49,18 @@ async def test_state_as_of_any_instant_is_the_state_it_had(cli: Run, stack: Stac
     code, out, err = await cli("dossier", "show", PMCB_ID, "--as", "staff:amelie", "--json", "--as-of", acknowledged_at)
     assert code == 0, err
     shown = json.loads(out)
-    assert shown["status"] == "acknowledged" and shown["version"] == 3 and shown["as_of"].endswith("+01:00")
+    assert shown["status"] == "acknowledged" and shown["version"] == 3 and shown["as_of"][-6:] in ("+01:00", "+02:00")
     code, _, err = await cli("dossier", "show", PMCB_ID, "--as", "staff:amelie", "--as-of", "2020-01-01")
     assert code == 1 and "n’existait pas encore" in err
+    # Today's rules decide for the past too: an auditor cleared now reads the dossier as it stood then.
+    code, out, _ = await cli("dossier", "show", PMCB_ID, "--as", "auditor:odile", "--json", "--as-of", acknowledged_at)
+    assert code == 0 and not json.loads(out)["content_granted"] and json.loads(out)["state"]["content"] is None
+    await send(stack.client, PMCB_ID, build_command("grant-clearance", {"auditor": "odile", "reason": "FEDER"}), STAFF)
+    code, out, _ = await cli("dossier", "show", PMCB_ID, "--as", "auditor:odile", "--json", "--as-of", acknowledged_at)
+    cleared = json.loads(out)
+    assert code == 0 and cleared["content_granted"] and cleared["status"] == "acknowledged"
+    assert cleared["state"]["content"]["holder_name"].startswith("Consortium")
+    events = await history(stack.engine, stack.keys, PMCB_ID)
 
     code, out, err = await cli("dossier", "timeline", PMCB_ID, "--as", "auditor:odile", "--json")
     assert code == 0, err
