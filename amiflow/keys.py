@@ -198,7 +198,8 @@ class DossierKeys:
     unwrapped in this process."""
 
     # An unwrapped key is used from memory this long, then its row is read again: a dossier shredded
-    # by another process stops opening everywhere within this delay.
+    # by another process stops opening everywhere within this delay. While the database does not
+    # answer, a key already known keeps working (a destruction needs the database to happen at all).
     FRESH_FOR = 30.0
 
     def __init__(self, keyring: Keyring, engine: AsyncEngine) -> None:
@@ -212,7 +213,9 @@ class DossierKeys:
         cached = self._cached(dossier_id, key_id)
         if cached is not None:
             return key_id, cached
-        wrapped = await self._wrapped(dossier_id, key_id)
+        wrapped = await self._recheck(dossier_id, key_id)
+        if isinstance(wrapped, tuple):
+            return key_id, wrapped[0]
         if wrapped is None:
             fresh = AESGCM.generate_key(bit_length=256)
             row = {"dossier_id": dossier_id, "key_id": key_id,
@@ -233,10 +236,24 @@ class DossierKeys:
         cached = self._cached(dossier_id, key_id)
         if cached is not None:
             return cached
-        wrapped = await self._wrapped(dossier_id, key_id)
+        wrapped = await self._recheck(dossier_id, key_id)
+        if isinstance(wrapped, tuple):
+            return wrapped[0]
         if wrapped is None:
             raise UnknownKey(f"Aucune clé « {key_id} » pour le dossier {dossier_id}.")
         return self._unwrap(dossier_id, key_id, wrapped)
+
+    async def _recheck(self, dossier_id: str, key_id: str) -> bytes | tuple[bytes] | None:
+        """The key's row again; or, the database out of reach, the key as last known (in a 1-tuple)."""
+        try:
+            return await self._wrapped(dossier_id, key_id)
+        except KeyProblem:
+            raise
+        except Exception:
+            known = self._cache.get((dossier_id, key_id))
+            if known is None:
+                raise
+            return (known[0],)
 
     async def _wrapped(self, dossier_id: str, key_id: str) -> bytes | None:
         async with self.engine.connect() as conn:
