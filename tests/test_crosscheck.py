@@ -93,8 +93,8 @@ async def test_moved_seals_a_forged_row_and_a_gap_are_caught(stack: Stack, owner
     await owner.execute("UPDATE events SET sealed = $2 WHERE dossier_id = $1 AND seq = 6", ident, five)
     await owner.execute("DELETE FROM events WHERE dossier_id = $1 AND seq = 10", ident)
     await owner.execute(
-        "INSERT INTO events (dossier_id, seq, type, actor, occurred_at, workflow_id, payload)"
-        " SELECT dossier_id, 18, type, actor, occurred_at, workflow_id, $2::jsonb FROM events"
+        "INSERT INTO events (dossier_id, seq, type, actor, occurred_at, workflow_id, payload, hash, gseq, ghash)"
+        " SELECT dossier_id, 18, type, actor, occurred_at, workflow_id, $2::jsonb, hash, 1000000, ghash FROM events"
         " WHERE dossier_id = $1 AND seq = 17", ident, json.dumps({**closed.model_dump(mode="json"), "reason": "Bis."}),
     )  # fmt: skip
     found = await check(stack, ident)
