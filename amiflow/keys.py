@@ -35,6 +35,11 @@ KEYRING = Path("keys") / "keyring.json"
 USED_MARKERS = ("stack.json", "temporal.db", "pgdata")
 
 
+def keyring_path(data_dir: Path) -> Path:
+    """Where the keyring of a data directory is (`AMIFLOW_KEYRING` when set)."""
+    return Path(os.environ.get("AMIFLOW_KEYRING") or data_dir / KEYRING)
+
+
 class KeyProblem(DomainError):
     """A key problem a person must solve (restore a keyring, bring a key back): the message says how."""
 
@@ -115,7 +120,7 @@ class Keyring:
         Raises:
             KeyProblem: missing or unreadable keyring, with what to do.
         """
-        path = Path(os.environ.get("AMIFLOW_KEYRING") or data_dir / KEYRING)
+        path = keyring_path(data_dir)
         if not path.exists():
             used = [] if in_use else [m for m in USED_MARKERS if (data_dir / m).exists()]
             if not create or used:
@@ -156,11 +161,17 @@ class Keyring:
                 "written_at": datetime.now(UTC).isoformat()}  # fmt: skip
         temporary = self.path.with_suffix(".tmp")
         fd = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        os.fchmod(fd, 0o600)  # a leftover temporary file keeps its mode otherwise
         with os.fdopen(fd, "w", encoding="utf-8") as out:
             json.dump(data, out, indent=1)
             out.flush()
             os.fsync(out.fileno())
         os.replace(temporary, self.path)
+        folder = os.open(self.path.parent, os.O_RDONLY)
+        try:
+            os.fsync(folder)  # the rename itself survives a crash: a key that sealed data is never lost
+        finally:
+            os.close(folder)
         self._seen = self.path.stat().st_mtime_ns
 
     def rotate(self) -> str:
