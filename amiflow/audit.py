@@ -63,10 +63,16 @@ async def verify_journal(engine: AsyncEngine, dossier_id: str | None = None,
             raise InvalidCommand(f"Dossier inconnu du journal « {dossier_id} ».")
         places = [int(r["gseq"]) for r in found + read_rows]
         low, high = (min(places) - 1, max(places)) if places else (0, 0)
-        later = [int(a["gseq"]) for a in marks if int(a["gseq"]) >= high]
-        top = min(later) if later else int(head.gseq)
+        top = _stretch_end(marks, high, int(head.gseq))
         chain = await _stretch(conn, max(low, 1), top)
     return ledger.verify(found, read_rows, marks, listed, chain, whole=False, span=(max(low, 1), top))
+
+
+def _stretch_end(marks: list[dict[str, Any]], last_entry: int, otherwise: int) -> int:
+    """Where the chain around a dossier ends: the first anchor at or after its last entry, so that the
+    stretch reaches something kept elsewhere; `otherwise` when no anchor is that recent yet."""
+    later = [int(a["gseq"]) for a in marks if int(a["gseq"]) >= last_entry]
+    return min(later) if later else otherwise
 
 
 async def _stretch(conn: Any, first: int, last: int) -> list[dict[str, Any]]:
@@ -140,9 +146,7 @@ async def export(engine: AsyncEngine, dossier_id: str, out: Path, today: date,
             raise InvalidCommand(f"Dossier inconnu du journal « {dossier_id} ».")
         places = [int(r["gseq"]) for r in found + read_rows]
         low, high = min(places) - 1, max(places)
-        later = [a["gseq"] for a in marks if a["gseq"] >= high]
-        top = min(later) if later else high
-        chain = await _stretch(conn, max(low, 1), top)
+        chain = await _stretch(conn, max(low, 1), _stretch_end(marks, high, high))
     if out.exists():
         raise InvalidCommand(f"{out} existe déjà : choisissez un autre dossier de sortie.")
     out.mkdir(parents=True)

@@ -26,11 +26,11 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from temporalio.api.common.v1 import Payload, Payloads
 
 from amiflow.codec import EnvelopeCodec, dossier_of
-from amiflow.keys import DossierKeys, KeyProblem
+from amiflow.keys import DossierKeys, KeyProblem, write_private
 from amiflow.reads import record
 from domain import Actor, replay
 from domain.errors import DomainError
-from domain.reading import ReadDecision, Reading, may_read
+from domain.reading import ReadDecision, Reading, may_read_all
 
 TOKENS = Path("keys") / "codec-tokens.json"
 ALLOWED_HEADERS = "Content-Type, X-Namespace, Authorization"
@@ -47,11 +47,7 @@ class Tokens:
         token = secrets.token_urlsafe(32)
         entries = self._read()
         entries[_digest(token)] = {"actor": str(actor), "expires": (now + timedelta(days=days)).isoformat()}
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        fd = os.open(self.path.with_suffix(".tmp"), os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-        with os.fdopen(fd, "w", encoding="utf-8") as out:
-            json.dump(entries, out, indent=1)
-        os.replace(self.path.with_suffix(".tmp"), self.path)
+        write_private(self.path, json.dumps(entries, indent=1))
         return token
 
     def actor(self, token: str, now: datetime) -> Actor | None:
@@ -163,13 +159,7 @@ class CodecServer:
             state = replay(await history(self.engine, self.keys, dossier))
         except DomainError as exc:  # not journaled yet, or unreadable: nobody's rights can be decided
             return ReadDecision(granted=False, reason=f"dossier illisible au journal ({exc.message})")
-        content = may_read(state, actor, Reading.CONTENT)
-        if not content.granted:
-            return content
-        if not may_read(state, actor, Reading.REVIEWS).granted:
-            return ReadDecision(granted=False, reason="le décodage montre tout le dossier, expertises comprises : "
-                                                      "lisez-le avec amiflow dossier show")  # fmt: skip
-        return content
+        return may_read_all(state, actor)
 
 
 def _error(kind: type[web.HTTPException], message: str) -> web.HTTPException:

@@ -35,6 +35,26 @@ KEYRING = Path("keys") / "keyring.json"
 USED_MARKERS = ("stack.json", "temporal.db", "pgdata")
 
 
+def write_private(path: Path, text: str) -> None:
+    """Replace `path` with `text`, readable by its owner only (0600, folder 0700), atomically and
+    durably: a crash leaves the old file or the new one, never half of one nor a lost rename."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    os.chmod(path.parent, 0o700)
+    temporary = path.with_suffix(".tmp")
+    fd = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    os.fchmod(fd, 0o600)  # a leftover temporary file keeps its mode otherwise
+    with os.fdopen(fd, "w", encoding="utf-8") as out:
+        out.write(text)
+        out.flush()
+        os.fsync(out.fileno())
+    os.replace(temporary, path)
+    folder = os.open(path.parent, os.O_RDONLY)
+    try:
+        os.fsync(folder)
+    finally:
+        os.close(folder)
+
+
 def keyring_path(data_dir: Path) -> Path:
     """Where the keyring of a data directory is (`AMIFLOW_KEYRING` when set)."""
     return Path(os.environ.get("AMIFLOW_KEYRING") or data_dir / KEYRING)
@@ -155,23 +175,9 @@ class Keyring:
         return cls(path=path, _active=active, keys=keys, _seen=path.stat().st_mtime_ns)
 
     def _write(self) -> None:
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        os.chmod(self.path.parent, 0o700)
         data = {"active": self._active, "keys": {k: base64.b64encode(v).decode() for k, v in self.keys.items()},
                 "written_at": datetime.now(UTC).isoformat()}  # fmt: skip
-        temporary = self.path.with_suffix(".tmp")
-        fd = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-        os.fchmod(fd, 0o600)  # a leftover temporary file keeps its mode otherwise
-        with os.fdopen(fd, "w", encoding="utf-8") as out:
-            json.dump(data, out, indent=1)
-            out.flush()
-            os.fsync(out.fileno())
-        os.replace(temporary, self.path)
-        folder = os.open(self.path.parent, os.O_RDONLY)
-        try:
-            os.fsync(folder)  # the rename itself survives a crash: a key that sealed data is never lost
-        finally:
-            os.close(folder)
+        write_private(self.path, json.dumps(data, indent=1))
         self._seen = self.path.stat().st_mtime_ns
 
     def rotate(self) -> str:

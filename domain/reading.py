@@ -82,6 +82,15 @@ def may_read(state: DossierState, actor: Actor, what: Reading) -> ReadDecision:
     return _no("les échéances automatiques ne lisent pas les dossiers")
 
 
+def may_read_all(state: DossierState, actor: Actor) -> ReadDecision:
+    """Whether `actor` may read everything of the dossier at once, reviews included — what a raw
+    payload may carry (a query's state, a review's Update): the call's staff, a cleared auditor."""
+    content = may_read(state, actor, Reading.CONTENT)
+    if content.granted and not may_read(state, actor, Reading.REVIEWS).granted:
+        return _no("le décodage montre tout le dossier, expertises comprises : lisez-le avec amiflow dossier show")
+    return content
+
+
 def require_read(state: DossierState, actor: Actor, what: Reading) -> ReadDecision:
     """`may_read`, raising the refusal.
 
