@@ -1,0 +1,279 @@
+"""The journal store: the one port through which amiflow reads and writes its PostgreSQL journal —
+events, reads, the chain head and anchors, the projections, the dossiers' wrapped keys and the outbox.
+
+Two implementations pass the same contract suite (`tests/test_store_contract.py`): `journal.postgres`
+(the real one) and `journal.memory` (for fast service-layer tests). The store keeps bytes: sealing
+and opening are the caller's (`journal.keys`), so the store never holds a key in clear.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass
+from datetime import date, datetime
+from typing import Any, Protocol
+
+
+class StoreError(Exception):
+    """A write the journal refuses; `code` is stable for callers to branch on."""
+
+    code = "store"
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message)
+        self.message = message
+
+
+class JournalConflict(StoreError):
+    """Other events already stand at the places a batch was to take."""
+
+    code = "JournalConflict"
+
+
+class JournalGap(StoreError):
+    """A batch would leave a hole or a duplicate in a dossier's numbering."""
+
+    code = "JournalGap"
+
+
+@dataclass(frozen=True)
+class SealedEvent:
+    """An event ready to be journaled: its clear columns and its sealed body."""
+
+    seq: int
+    type: str
+    actor: str
+    occurred_at: datetime
+    key_id: str
+    sealed: bytes
+
+
+@dataclass(frozen=True)
+class StoredEvent:
+    """An event row as stored (`payload` is clear JSON only for rows older than encryption)."""
+
+    dossier_id: str
+    seq: int
+    type: str
+    actor: str
+    occurred_at: datetime
+    recorded_at: datetime
+    workflow_id: str
+    key_id: str | None
+    sealed: bytes | None
+    payload: dict[str, Any] | None
+    hash: bytes
+    gseq: int
+    ghash: bytes
+
+
+@dataclass(frozen=True)
+class Projection:
+    """What the dossier list shows of a dossier after a batch: ids, status, deadlines; no content."""
+
+    call_id: str
+    phase_id: str
+    holder: str
+    status: str
+    version: int
+    next_deadline: datetime | None = None
+    next_deadline_kind: str | None = None
+    submitted_at: datetime | None = None
+
+
+@dataclass(frozen=True)
+class DossierRow:
+    """One row of the dossier list."""
+
+    dossier_id: str
+    call_id: str
+    phase_id: str
+    holder: str
+    status: str
+    version: int
+    next_deadline: datetime | None
+    next_deadline_kind: str | None
+    submitted_at: datetime | None
+    updated_at: datetime
+
+
+@dataclass(frozen=True)
+class ReadEntry:
+    """One entry of the read log: who read (or was refused) what of a dossier, when, and why."""
+
+    dossier_id: str
+    at: datetime
+    actor: str
+    what: str
+    via: str
+    granted: bool
+    reason: str
+
+
+@dataclass(frozen=True)
+class StoredRead:
+    """A read-log row as stored, with its place in the global chain."""
+
+    id: int
+    dossier_id: str
+    at: datetime
+    actor: str
+    what: str
+    via: str
+    granted: bool
+    reason: str
+    recorded_at: datetime
+    hash: bytes
+    gseq: int
+    ghash: bytes
+
+
+@dataclass(frozen=True)
+class Anchor:
+    """The global chain's head at the end of a day (Paris)."""
+
+    day: date
+    gseq: int
+    ghash: bytes
+
+
+@dataclass(frozen=True)
+class ChainLink:
+    """One entry of the global chain, event or read."""
+
+    gseq: int
+    dossier_id: str
+    hash: bytes
+    ghash: bytes
+
+
+@dataclass(frozen=True)
+class LedgerSnapshot:
+    """Everything an audit of the chains reads, taken in one consistent snapshot."""
+
+    events: list[StoredEvent]
+    reads: list[StoredRead]
+    versions: dict[str, int]  # the dossier list's version of each dossier
+    head: tuple[int, bytes]  # (gseq, ghash) of the journal's head row
+    anchors: list[Anchor]
+
+
+@dataclass(frozen=True)
+class WrappedKey:
+    """A dossier's data key, wrapped by master key `key_id`; empty once destroyed."""
+
+    dossier_id: str
+    key_id: str
+    wrapped: bytes
+    destroyed_at: datetime | None
+
+
+@dataclass(frozen=True)
+class OutboxEntry:
+    """A notice put in the outbox: its ids in clear, its subject and body sealed."""
+
+    key: str
+    dossier_id: str
+    kind: str
+    recipient: str
+    key_id: str
+    sealed: bytes
+    due: datetime | None
+
+
+class JournalStore(Protocol):
+    """The journal's port. Every method is one transaction."""
+
+    # --- events and projections
+    async def append(self, dossier_id: str, workflow_id: str, first_seq: int, events: Sequence[SealedEvent],
+                     projection: Projection) -> int:  # fmt: skip
+        """Chain the events (per dossier and globally), store them and update the projections.
+
+        Idempotent: returns 0 when the same events (type and instant) already stand at those places.
+
+        Raises:
+            JournalConflict: different events stand there.
+            JournalGap: `first_seq` is not the dossier's next number.
+        """
+        ...
+
+    async def events(self, dossier_id: str) -> list[StoredEvent]:
+        """The dossier's events in order (empty if unknown)."""
+        ...
+
+    async def dossier(self, dossier_id: str) -> DossierRow | None:
+        """The dossier's row in the list."""
+        ...
+
+    async def dossiers(self, *, call_id: str | None = None, status: str | None = None, phase_id: str | None = None,
+                       due_before: datetime | None = None, after: str | None = None,
+                       limit: int | None = None) -> list[DossierRow]:  # fmt: skip
+        """The dossier list ordered by dossier id, filtered; `after` is the last id of the previous
+        page (keyset pagination); `due_before`: next deadline before that instant (overdue)."""
+        ...
+
+    async def open_dossiers(self, call_id: str, phase_id: str, final_statuses: Sequence[str]) -> list[str]:
+        """Ids of the dossiers of that phase whose status is not final, in order."""
+        ...
+
+    async def call_counts(self, call_id: str) -> dict[str, int]:
+        """How many dossiers of the call stand in each status."""
+        ...
+
+    # --- the read log
+    async def record_read(self, entry: ReadEntry) -> None:
+        """Chain and store one read-log entry."""
+        ...
+
+    async def reads(self, dossier_id: str) -> list[StoredRead]:
+        """The dossier's read log, oldest first."""
+        ...
+
+    # --- the ledger
+    async def ledger(self, dossier_id: str | None = None) -> LedgerSnapshot:
+        """The rows an audit verifies, one dossier's or the whole journal's, in one snapshot."""
+        ...
+
+    async def chain(self, first_gseq: int, last_gseq: int) -> list[ChainLink]:
+        """The global chain from `first_gseq` to `last_gseq` included, events and reads, in order."""
+        ...
+
+    async def anchors(self) -> list[Anchor]:
+        """The anchors recorded so far, by day."""
+        ...
+
+    async def first_recorded_at(self) -> datetime | None:
+        """When the journal's first entry was recorded."""
+        ...
+
+    async def head_before(self, instant: datetime) -> tuple[int, bytes] | None:
+        """The global chain's last entry recorded before `instant`: (gseq, ghash)."""
+        ...
+
+    async def add_anchor(self, anchor: Anchor) -> None:
+        """Record an anchor; a day already anchored keeps its first anchor."""
+        ...
+
+    # --- dossiers' data keys
+    async def add_key(self, dossier_id: str, key_id: str, wrapped: bytes) -> None:
+        """Store a wrapped key unless one is already there (another process won the race)."""
+        ...
+
+    async def key(self, dossier_id: str, key_id: str) -> WrappedKey | None:
+        """A dossier's wrapped key under master key `key_id`."""
+        ...
+
+    async def keys_destroyed_at(self, dossier_id: str) -> datetime | None:
+        """When the dossier's keys were destroyed, if they were."""
+        ...
+
+    async def destroy_keys(self, dossier_id: str) -> int:
+        """Wipe every live key of the dossier; returns how many."""
+        ...
+
+    # --- the outbox
+    async def deliver_once(self, entry: OutboxEntry, deliver: Callable[[], Awaitable[str]]) -> bool:
+        """Put the notice in the outbox and, unless it was delivered already, run `deliver` (which
+        returns the channel) while holding the entry, then mark it delivered. Returns whether
+        `deliver` ran."""
+        ...
