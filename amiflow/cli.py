@@ -236,7 +236,7 @@ class Connected:
 
     settings: Settings
     client: Any
-    engine: Any
+    store: Any
     keys: Any
     vault: Any
 
@@ -247,10 +247,10 @@ def _connected(settings: Settings, work: Any, temporal: str = "required") -> Any
     later, without Temporal."""
     import asyncio
 
-    from amiflow.db import create_engine
-    from amiflow.keys import DossierKeys, Keyring
     from amiflow.temporal import connect
     from amiflow.vault import Vault
+    from journal.keys import DossierKeys, Keyring
+    from journal.postgres import PostgresStore, create_engine
 
     if not settings.database_url:
         raise DomainError(
@@ -260,8 +260,8 @@ def _connected(settings: Settings, work: Any, temporal: str = "required") -> Any
     keyring = Keyring.open(settings.data_dir)
 
     async def run() -> Any:
-        engine = create_engine(settings.database_url, pool_size=2)
-        keys = DossierKeys(keyring, engine)
+        store = PostgresStore(create_engine(settings.database_url, pool_size=2))
+        keys = DossierKeys(keyring, store)
         try:
             client = None
             if temporal != "none":
@@ -270,9 +270,9 @@ def _connected(settings: Settings, work: Any, temporal: str = "required") -> Any
                 except RuntimeError as exc:
                     if temporal == "required":
                         raise DomainError(f"Temporal injoignable à {settings.temporal_address} ({exc}).") from None
-            return await work(Connected(settings, client, engine, keys, Vault(settings.vault_dir, keys)))
+            return await work(Connected(settings, client, store, keys, Vault(settings.vault_dir, keys)))
         finally:
-            await engine.dispose()
+            await store.dispose()
 
     return asyncio.run(run())
 
@@ -326,7 +326,7 @@ def dossier_do(
     options = _options(ctx.args)
     order = dossiers.build_command(command, options)
     who = _actor(actor)
-    result = _connected(ctx.obj, lambda c: dossiers.send(c.client, dossier_id, order, who, c.engine, c.keys,
+    result = _connected(ctx.obj, lambda c: dossiers.send(c.client, dossier_id, order, who, c.store, c.keys,
                                                          c.settings.task_queue))
     if as_json:
         typer.echo(result.model_dump_json(indent=2))
@@ -382,13 +382,13 @@ def dossier_show(
     instant = dossiers.parse_instant(as_of) if as_of else None
 
     async def read(c: Connected) -> Any:
-        state = await dossiers.state(c.client, c.engine, c.keys, dossier_id)
-        past = await dossiers.state_as_of(c.engine, c.keys, dossier_id, instant) if instant else state
+        state = await dossiers.state(c.client, c.store, c.keys, dossier_id)
+        past = await dossiers.state_as_of(c.store, c.keys, dossier_id, instant) if instant else state
         if who is None:  # nobody named: the metadata `dossier list` shows anyway, nothing to log
             return past, state, ReadDecision(granted=False, reason="sans --as ROLE:NOM, métadonnées seulement")
         what = f"content@{utc(instant)}" if instant else None
         # Today's rules decide, for the past as for now: who may read the dossier reads its history.
-        decision = await authorise(c.engine, state, who, Reading.CONTENT, "cli", datetime.now(UTC), what)
+        decision = await authorise(c.store, state, who, Reading.CONTENT, "cli", datetime.now(UTC), what)
         return past, state, decision
 
     state, rights, decision = _connected(ctx.obj, read)
@@ -453,17 +453,17 @@ def dossier_history(
     who = _actor(actor) if actor else None
 
     async def read(c: Connected) -> Any:
-        events = await dossiers.history(c.engine, c.keys, dossier_id)
+        events = await dossiers.history(c.store, c.keys, dossier_id)
         state = replay(events)
         if who is None:  # nobody named: who did what and when, as `dossier list` shows metadata; no reads
             return events, state, None, []
         if not may_read(state, who, Reading.HISTORY).granted:
-            await authorise(c.engine, state, who, Reading.HISTORY, "cli", datetime.now(UTC))
+            await authorise(c.store, state, who, Reading.HISTORY, "cli", datetime.now(UTC))
             return events, state, None, []
         decision = None
         if as_json:  # event bodies are content
-            decision = await authorise(c.engine, state, who, Reading.CONTENT, "cli", datetime.now(UTC))
-        return events, state, decision, await read_log(c.engine, dossier_id)
+            decision = await authorise(c.store, state, who, Reading.CONTENT, "cli", datetime.now(UTC))
+        return events, state, decision, await read_log(c.store, dossier_id)
 
     events, state, decision, log = _connected(ctx.obj, read, temporal="none")
     allowed = may_read(state, who, Reading.HISTORY) if who is not None else None
@@ -530,25 +530,25 @@ def dossier_timeline(
     seulement, lisibles par qui peut lire l’historique (un auditeur, sans habilitation) — même après la
     destruction du contenu en fin de conservation."""
     from amiflow import dossiers
-    from amiflow.keys import KeyDestroyed
     from amiflow.reads import authorise, read_log
     from domain import DossierState, Role, replay
     from domain.reading import Reading, may_read
+    from journal.keys import KeyDestroyed
 
     who = _actor(actor)
 
     async def read(c: Connected) -> Any:
-        rows = await dossiers.metadata(c.engine, dossier_id)
+        rows = await dossiers.metadata(c.store, dossier_id)
         try:
-            state = replay(await dossiers.history(c.engine, c.keys, dossier_id))
+            state = replay(await dossiers.history(c.store, c.keys, dossier_id))
         except KeyDestroyed:  # content destroyed at the end of retention: metadata for auditors only
             state = DossierState(id=dossier_id)
             if who.role is not Role.AUDITOR:
                 raise
         if not may_read(state, who, Reading.HISTORY).granted:
-            await authorise(c.engine, state, who, Reading.HISTORY, "cli", datetime.now(UTC))
+            await authorise(c.store, state, who, Reading.HISTORY, "cli", datetime.now(UTC))
             return rows, state, []
-        return rows, state, await read_log(c.engine, dossier_id)
+        return rows, state, await read_log(c.store, dossier_id)
 
     rows, state, log = _connected(ctx.obj, read, temporal="none")
     allowed = may_read(state, who, Reading.HISTORY)
@@ -584,7 +584,7 @@ def dossier_attach(
     from amiflow import dossiers
 
     who = _actor(actor)
-    ref, result = _connected(ctx.obj, lambda c: dossiers.attach(c.client, c.engine, c.vault, dossier_id, file, who))
+    ref, result = _connected(ctx.obj, lambda c: dossiers.attach(c.client, c.store, c.vault, dossier_id, file, who))
     if as_json:
         typer.echo(json.dumps({"dossier_id": result.dossier_id, "version": result.version,
                                "document": ref.model_dump(mode="json")}, ensure_ascii=False, indent=2))  # fmt: skip
@@ -605,7 +605,7 @@ def dossier_document(
     from amiflow import dossiers
 
     who = _actor(actor)
-    ref, data = _connected(ctx.obj, lambda c: dossiers.document(c.client, c.engine, c.vault, dossier_id,
+    ref, data = _connected(ctx.obj, lambda c: dossiers.document(c.client, c.store, c.vault, dossier_id,
                                                                document_id, who, datetime.now(UTC)))
     fd = os.open(out, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)  # a confidential piece: its reader's only
     with os.fdopen(fd, "wb") as written:
@@ -626,7 +626,7 @@ def dossier_list(
 
     if status is not None and status not in {s.value for s in Status}:
         raise DomainError(f"Statut inconnu « {status} » ({', '.join(s.value for s in Status)}).")
-    rows = _connected(ctx.obj, lambda c: dossiers.listing(c.engine, call, status), temporal="none")
+    rows = _connected(ctx.obj, lambda c: dossiers.listing(c.store, call, status), temporal="none")
     if as_json:
         out = [{**{k: (paris(v) if isinstance(v, datetime) else v) for k, v in r.items()},
                 "status_label": Status(r["status"]).label} for r in rows]  # fmt: skip
@@ -660,7 +660,7 @@ def calls_extend(
 @keys_app.command("list")
 def keys_list(ctx: typer.Context, as_json: JsonOpt = False) -> None:
     """Les identifiants des clés maîtresses et la clé active (jamais les clés elles-mêmes)."""
-    from amiflow.keys import Keyring
+    from journal.keys import Keyring
 
     keyring = Keyring.open(ctx.obj.data_dir)
     if as_json:
@@ -675,7 +675,7 @@ def keys_list(ctx: typer.Context, as_json: JsonOpt = False) -> None:
 def keys_rotate(ctx: typer.Context) -> None:
     """Crée une nouvelle clé maîtresse et l’active : les nouvelles données l’utilisent, les
     anciennes restent lisibles. Les workers la prennent d’eux-mêmes. Sauvegardez le trousseau."""
-    from amiflow.keys import Keyring
+    from journal.keys import Keyring
 
     keyring = Keyring.open(ctx.obj.data_dir)
     new = keyring.rotate()
@@ -686,7 +686,7 @@ def keys_rotate(ctx: typer.Context) -> None:
 def keys_init(ctx: typer.Context) -> None:
     """Crée le premier trousseau d’un dossier de données créé avant le chiffrement. Refusé s’il en
     existe déjà un. À ne jamais utiliser pour remplacer un trousseau perdu : restaurez-le."""
-    from amiflow.keys import KEYRING, KeyProblem, Keyring
+    from journal.keys import KEYRING, KeyProblem, Keyring
 
     if (ctx.obj.data_dir / KEYRING).exists():
         raise KeyProblem(f"Un trousseau existe déjà : {ctx.obj.data_dir / KEYRING}.")
@@ -740,7 +740,8 @@ def audit_verify(
 ) -> None:
     """Recalcule les chaînes d’empreintes et nomme la première rupture (dossier, n° d’événement) ;
     code de sortie 1 si quelque chose a été modifié, supprimé, inséré ou déplacé."""
-    from amiflow import audit, ledger
+    from amiflow import audit
+    from journal import ledger
 
     external = audit.read_anchors(anchors_file) if anchors_file else None
     if bundle is not None:
@@ -753,7 +754,7 @@ def audit_verify(
         events = len(ledger.read_bundle(bundle)["events"])
         _breaks_out(breaks, f"bundle {bundle}, {events} événement(s)", as_json)
         return
-    breaks = _connected(ctx.obj, lambda c: audit.verify_journal(c.engine, dossier, external), temporal="none")
+    breaks = _connected(ctx.obj, lambda c: audit.verify_journal(c.store, dossier, external), temporal="none")
     _breaks_out(breaks, f"dossier {dossier}" if dossier else "tout le journal", as_json)
 
 
@@ -767,7 +768,7 @@ def audit_anchor(
     from amiflow import audit
 
     today = datetime.now(PARIS).date()
-    marks = _connected(ctx.obj, lambda c: audit.anchor(c.engine, today), temporal="none")
+    marks = _connected(ctx.obj, lambda c: audit.anchor(c.store, today), temporal="none")
     lines = "".join(json.dumps(a) + "\n" for a in marks)
     if out is not None:
         out.write_text(lines, encoding="utf-8")
@@ -795,7 +796,7 @@ def audit_export(
                 history = (await c.client.get_workflow_handle(dossier_id).fetch_history()).to_json()
             except Exception:  # the workflow's history is gone once Temporal's retention has passed
                 history = None
-        return await audit.export(c.engine, dossier_id, out, datetime.now(PARIS).date(), history)
+        return await audit.export(c.store, dossier_id, out, datetime.now(PARIS).date(), history)
 
     summary = _connected(ctx.obj, run, temporal="optional")
     if as_json:
@@ -816,7 +817,7 @@ def audit_crosscheck(
     compare, numéro par numéro, les événements qu’il a journalisés avec le journal ; exit 1 sur écart."""
     from amiflow.crosscheck import crosscheck
 
-    report = _connected(ctx.obj, lambda c: crosscheck(c.client, c.engine, c.keys, dossier_id))
+    report = _connected(ctx.obj, lambda c: crosscheck(c.client, c.store, c.keys, dossier_id))
     if as_json:
         typer.echo(report.model_dump_json(indent=2))
     else:
@@ -838,8 +839,8 @@ def audit_whatif(
     et dit lesquels auraient connu une autre issue, où et pourquoi. Rien n’est écrit."""
     from amiflow import dossiers
     from amiflow.catalogue import load_call
-    from amiflow.keys import KeyDestroyed
     from domain.whatif import whatif
+    from journal.keys import KeyDestroyed
 
     changed = load_call(rules)
     if changed.id != call:
@@ -848,9 +849,9 @@ def audit_whatif(
     async def run(c: Connected) -> Any:
         now = datetime.now(UTC)
         results, destroyed = [], []
-        for r in await dossiers.listing(c.engine, call):
+        for r in await dossiers.listing(c.store, call):
             try:
-                events = await dossiers.history(c.engine, c.keys, r["dossier_id"])
+                events = await dossiers.history(c.store, c.keys, r["dossier_id"])
             except KeyDestroyed:  # past its retention: nothing left to replay
                 destroyed.append(r["dossier_id"])
                 continue
@@ -885,7 +886,7 @@ def audit_shred(
     from amiflow import audit
 
     who = _actor(actor)
-    report = _connected(ctx.obj, lambda c: audit.shred(c.client, c.engine, c.keys, c.vault, who, datetime.now(UTC),
+    report = _connected(ctx.obj, lambda c: audit.shred(c.client, c.store, c.keys, c.vault, who, datetime.now(UTC),
                                                        dry_run, dossier))  # fmt: skip
     if as_json:
         out = [{**r, "retention_ends": paris(r["retention_ends"]) if r.get("retention_ends") else None} for r in report]
