@@ -19,7 +19,7 @@ from amiflow.logs import configure, logger
 from amiflow.settings import Settings, load_settings
 from amiflow.temporal import build_worker, connect
 from journal.keys import DossierKeys, Keyring
-from journal.postgres import PostgresStore, create_engine
+from journal.postgres import PostgresStore
 
 # On SIGTERM, running activities get this long to finish (longer than any start-to-close timeout).
 SHUTDOWN_GRACE = timedelta(seconds=30)
@@ -31,7 +31,7 @@ async def run_worker(settings: Settings, stop: asyncio.Event | None = None) -> N
         raise SystemExit("amiflow worker : AMIFLOW_DATABASE_URL manquant (ou lancez `amiflow up`).")
     stop = stop or _stop_on_signals()
     keyring = Keyring.open(settings.data_dir)  # never created here: `amiflow up` (or a person) does
-    store = PostgresStore(create_engine(settings.database_url))
+    store = PostgresStore.from_url(settings.database_url)
     keys = DossierKeys(keyring, store)
     client = await connect(settings.temporal_address, keys, settings.namespace)
     journal = JournalActivities(store, keys)

@@ -250,7 +250,7 @@ def _connected(settings: Settings, work: Any, temporal: str = "required") -> Any
     from amiflow.temporal import connect
     from amiflow.vault import Vault
     from journal.keys import DossierKeys, Keyring
-    from journal.postgres import PostgresStore, create_engine
+    from journal.postgres import PostgresStore
 
     if not settings.database_url:
         raise DomainError(
@@ -260,7 +260,7 @@ def _connected(settings: Settings, work: Any, temporal: str = "required") -> Any
     keyring = Keyring.open(settings.data_dir)
 
     async def run() -> Any:
-        store = PostgresStore(create_engine(settings.database_url, pool_size=2))
+        store = PostgresStore.from_url(settings.database_url, pool_size=2)
         keys = DossierKeys(keyring, store)
         try:
             client = None
@@ -930,7 +930,9 @@ def main() -> None:
                        f"amiflow status) : {exc.strerror or exc}.", err=True)  # fmt: skip
         code = 1
     except Exception as exc:
-        if not type(exc).__module__.startswith(("sqlalchemy", "asyncpg")):
+        from journal.postgres import is_database_error
+
+        if not is_database_error(exc):
             raise
         typer.echo(f"amiflow : base de données injoignable ou en erreur : {str(exc).splitlines()[0]}", err=True)
         code = 1

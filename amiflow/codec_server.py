@@ -202,7 +202,7 @@ def main() -> None:
     from amiflow.logs import configure
     from amiflow.settings import load_settings
     from journal.keys import Keyring
-    from journal.postgres import PostgresStore, create_engine
+    from journal.postgres import PostgresStore
 
     settings = load_settings()
     configure(settings.log_format)
@@ -211,7 +211,7 @@ def main() -> None:
     origins = tuple(o for o in os.environ.get("AMIFLOW_UI_ORIGIN", "").split(",") if o)
 
     async def run() -> None:
-        store = PostgresStore(create_engine(settings.database_url, pool_size=2))
+        store = PostgresStore.from_url(settings.database_url, pool_size=2)
         stop = asyncio.Event()
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGTERM, signal.SIGINT):

@@ -269,9 +269,9 @@ async def _start_calls(address: str, database_url: str, keyring: Any, settings: 
     from amiflow.dossiers import start_calls
     from amiflow.temporal import connect
     from journal.keys import DossierKeys
-    from journal.postgres import PostgresStore, create_engine
+    from journal.postgres import PostgresStore
 
-    store = PostgresStore(create_engine(database_url, pool_size=1))
+    store = PostgresStore.from_url(database_url, pool_size=1)
     try:
         client = await connect(address, DossierKeys(keyring, store), settings.namespace)
         await start_calls(client, settings.task_queue, calls)

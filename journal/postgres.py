@@ -67,6 +67,12 @@ def create_engine(url: str, pool_size: int = 10) -> AsyncEngine:
     return create_async_engine(async_url(url), pool_size=pool_size, pool_pre_ping=True)
 
 
+def is_database_error(exc: BaseException) -> bool:
+    """Whether an exception comes from the database or its driver (unreachable server, refused query):
+    what an entry point says in one sentence rather than with a traceback."""
+    return type(exc).__module__.startswith(("sqlalchemy", "asyncpg"))
+
+
 def migrate(url: str) -> None:
     """Bring the database to the latest migration. Blocking: call it outside an event loop (or in
     a thread), since Alembic's environment runs its own loop."""
@@ -84,6 +90,11 @@ class PostgresStore:
 
     def __init__(self, engine: AsyncEngine) -> None:
         self.engine = engine
+
+    @classmethod
+    def from_url(cls, url: str, pool_size: int = 10) -> PostgresStore:
+        """The store on the database at `url` (its own engine, closed by `dispose`)."""
+        return cls(create_engine(url, pool_size=pool_size))
 
     async def dispose(self) -> None:
         """Close the engine's connections (at the end of a process or a test)."""
