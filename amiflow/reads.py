@@ -15,7 +15,7 @@ from amiflow.ledger import GENESIS, link, read_entry
 from amiflow.logs import logger
 from domain.access import Actor
 from domain.dossier import DossierState
-from domain.reading import ReadDecision, Reading, may_read
+from domain.reading import ReadDecision, Reading, Sight, may_read
 
 
 async def record(engine: AsyncEngine, dossier_id: str, actor: Actor, what: str, via: str,
@@ -36,6 +36,15 @@ async def authorise(engine: AsyncEngine, state: DossierState, actor: Actor, read
     decision = may_read(state, actor, reading)
     await record(engine, state.id, actor, what or reading.value, via, decision, at)
     return decision
+
+
+async def log_sight(engine: AsyncEngine, dossier_id: str, actor: Actor | None, sight: Sight, via: str,
+                    at: datetime) -> None:  # fmt: skip
+    """Record what `domain.reading.sight` says must be logged, before anything is shown."""
+    for entry in sight.logged:
+        assert actor is not None  # nothing is logged for a reader without identity
+        await record(engine, dossier_id, actor, entry.what, via,
+                     ReadDecision(granted=entry.granted, reason=entry.reason), at)  # fmt: skip
 
 
 async def read_log(engine: AsyncEngine, dossier_id: str) -> list[dict[str, Any]]:

@@ -93,6 +93,7 @@ from domain.errors import (
     NotAllowed,
     NotEligible,
     PhaseClosed,
+    sentence,
 )  # fmt: skip
 from domain.schemes import recommend
 
@@ -204,10 +205,12 @@ def _authorise(state: DossierState, name: str, actor: Actor) -> None:
         )
     if name in _HOLDER_OWNS and state.status is not Status.NEW and actor.name != state.holder:
         raise NotAllowed("Ce dossier appartient à un autre porteur.")
-    staff = state.call.staff if state.call is not None else ()
-    if actor.role is Role.STAFF and staff and actor.name not in staff:
-        # Acting on a dossier is reserved to those who may read it: the call's staff.
-        raise NotAllowed(f"Vous n’êtes pas chargé de mission de cet appel ({', '.join(staff)}).")
+    # Acting on a dossier is reserved to those who may read it: the call's staff, the call's committee.
+    call = state.call
+    if call is not None and actor.role is Role.STAFF and not call.has_staff(actor.name):
+        raise NotAllowed(sentence(call.not_staff))
+    if call is not None and actor.role is Role.COMMITTEE and not call.has_committee_member(actor.name):
+        raise NotAllowed(sentence(call.not_committee))
 
 
 def _call(state: DossierState) -> Call:
@@ -457,10 +460,9 @@ def _declare_interests(
 
 def _submit_review(state: DossierState, c: SubmitReview, actor: Actor, now: datetime) -> list[Event]:
     call = _call(state)
-    assignment = state.assignment(actor.name)
-    if assignment is None:
-        raise NotAllowed("Ce dossier ne vous est pas affecté.")
-    if not assignment.declared:
+    if not state.declared_reviewer(actor.name):
+        if state.assignment(actor.name) is None:
+            raise NotAllowed("Ce dossier ne vous est pas affecté.")
         raise NotAllowed("Déclarez d’abord l’absence de conflit d’intérêts (declare-interests).")
     if state.review_of(actor.name) is not None:
         raise InvalidCommand("Vous avez déjà rendu votre expertise sur ce dossier.")

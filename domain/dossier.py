@@ -686,6 +686,11 @@ class DossierState(Record):
         """The reviewer's current assignment, if any."""
         return next((a for a in self.assignments if a.reviewer == reviewer), None)
 
+    def declared_reviewer(self, reviewer: str) -> bool:
+        """Whether `reviewer` is assigned and has declared no conflict of interest: who may review (and read)."""
+        assignment = self.assignment(reviewer)
+        return assignment is not None and assignment.declared
+
     def review_of(self, reviewer: str) -> Review | None:
         """The review that reviewer submitted, if any."""
         return next((r for r in self.reviews if r.reviewer == reviewer), None)
