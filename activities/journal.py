@@ -156,7 +156,7 @@ class JournalActivities:
     @activity.defn(name=OPEN_DOSSIERS)
     async def open_dossiers(self, query: OpenDossiers) -> list[str]:
         """Ids of the dossiers of that phase that are still open."""
-        closed = [s.value for s in Status if not s.is_open]
+        closed = [s.value for s in Status if s.is_final]
         async with self.engine.connect() as conn:
             result = await conn.execute(
                 select(dossiers.c.dossier_id)

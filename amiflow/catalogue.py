@@ -62,10 +62,6 @@ class CallSet:
     refused: list[CallDefinitionError] = field(default_factory=list)
     files: dict[str, str] = field(default_factory=dict)  # call id -> file it came from
 
-    def get(self, call_id: str) -> Call | None:
-        """The loaded call of that id."""
-        return next((c for c in self.calls if c.id == call_id), None)
-
 
 def call_files(paths: Sequence[Path] = ()) -> list[Path]:
     """The YAML files named, or found in the folders named (default: deploy/calls)."""

@@ -251,10 +251,6 @@ class Phase(Record):
     holder_types: tuple[HolderType, ...]
     review_mode: ReviewMode
 
-    def is_open(self, now: datetime, closes_at: datetime | None = None) -> bool:
-        """Open from `opens_at` included to the closing instant excluded."""
-        return self.opens_at <= now < (closes_at or self.closes_at)
-
 
 class Call(Record):
     """A call ready to run: every date real and resolved, phases in order and not overlapping."""

@@ -35,6 +35,24 @@ class Deadline(Record):
         parts = (self.kind.value, self.subject.value, self.period, self.due.isoformat(), self.days_before)
         return ":".join(str(p) for p in parts)
 
+    @property
+    def catch_up_key(self) -> str:
+        """What the reminders of one deadline share: after downtime, only the latest of them is sent."""
+        return f"{self.subject}:{self.period}:{self.due.isoformat()}"
+
+
+def latest_reminders(due: list[Deadline]) -> list[Deadline]:
+    """Of the reminders in `due`, the latest of each deadline (fewest days before), in first-seen order:
+    after downtime several reminders of one deadline may be due, and the holder needs one."""
+    latest: dict[str, Deadline] = {}
+    for d in due:
+        if d.kind is not DeadlineKind.REMINDER:
+            continue
+        key = d.catch_up_key
+        if key not in latest or d.days_before < latest[key].days_before:
+            latest[key] = d
+    return list(latest.values())
+
 
 def report_count(call: Call) -> int:
     """How many follow-up reports a laureate files."""

@@ -4,15 +4,16 @@ the state; `replay` rebuilds a state from its events. Pure: time arrives as an a
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable
-from datetime import datetime, timedelta
+from datetime import datetime
 from typing import Any
 
 from domain.access import ROLE_LABELS, Actor, Role
-from domain.calendar import PARIS, add_months, require_aware, show, start_of_day, to_utc
+from domain.calendar import require_aware, show, to_utc
 from domain.calls import Call, Phase, ReviewMode
 from domain.deadlines import report_count, report_due
 from domain.dossier import (
     FILING_STEPS,
+    FINAL_STATUSES,
     LIFECYCLE,
     STATUS_LABELS,
     Acknowledge,
@@ -95,6 +96,7 @@ from domain.errors import (
     PhaseClosed,
     sentence,
 )  # fmt: skip
+from domain.retention import destruction_refusal
 from domain.schemes import recommend
 
 # Who may give each command. The auditor gives none: auditors read.
@@ -161,7 +163,7 @@ ACCEPTED_IN: dict[str, frozenset[Status]] = {
     "grant-clearance": frozenset(Status) - {Status.NEW},
     "set-legal-hold": frozenset(Status) - {Status.NEW},
     "lift-legal-hold": frozenset(Status) - {Status.NEW},
-    "destroy-content": frozenset(s for s in Status if not s.is_open and s is not Status.NEW),
+    "destroy-content": FINAL_STATUSES,
 }
 
 _HOLDER_OWNS = frozenset(
@@ -561,24 +563,10 @@ def _lift_legal_hold(state: DossierState, c: LiftLegalHold, actor: Actor, now: d
     return [LegalHoldLifted(actor=actor, at=now, reason=c.reason)]
 
 
-def retention_ends(state: DossierState) -> datetime | None:
-    """When the dossier's retention ends: `retention_years` of its call after it ended (None while open)."""
-    ended = state.ended_at
-    if ended is None or state.call is None:
-        return None
-    # Counted in whole years of Paris days: the retention ends at the start of the anniversary day.
-    return start_of_day(add_months(ended.astimezone(PARIS).date(), 12 * state.call.retention_years) + timedelta(days=1))
-
-
 def _destroy_content(state: DossierState, c: DestroyContent, actor: Actor, now: datetime) -> list[Event]:
-    _not_destroyed(state)
-    if state.legal_hold:
-        raise NotAllowed("Ce dossier est sous conservation légale : levez-la d’abord (lift-legal-hold).")
-    ends = retention_ends(state)
-    if ends is None or now < ends:
-        years = state.call.retention_years if state.call else "?"
-        raise InvalidCommand(f"La durée de conservation ({years} ans après la fin du dossier) court jusqu’au "
-                             f"{show(ends) if ends else '—'} : rien n’est détruit avant.")  # fmt: skip
+    refusal = destruction_refusal(state, now)
+    if refusal is not None:
+        raise refusal
     return [ContentDestroyed(actor=actor, at=now, reason=c.reason)]
 
 

@@ -47,6 +47,11 @@ class Status(StrEnum):
         """Whether the dossier can still move (not new, not final)."""
         return self not in FINAL_STATUSES and self is not Status.NEW
 
+    @property
+    def is_final(self) -> bool:
+        """Whether the dossier has ended (its retention runs): not `not is_open`, which NEW also is."""
+        return self in FINAL_STATUSES
+
 
 STATUS_LABELS: dict[Status, str] = {
     Status.NEW: "inexistant",
@@ -672,7 +677,7 @@ class DossierState(Record):
     @property
     def ended_at(self) -> datetime | None:
         """When the dossier reached its final status (its retention runs from then), if it has."""
-        if self.status.is_open or self.status is Status.NEW:
+        if not self.status.is_final:
             return None
         if self.closed_at is not None:
             return self.closed_at

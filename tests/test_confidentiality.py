@@ -121,7 +121,8 @@ async def test_a_canary_dossier_leaves_no_clear_trace(  # noqa: PLR0915 (one lif
 
         # Readers without the need to know: refused, with the reason, nothing shown.
         for who, reason in [("reviewer:remi", "non affecté"), ("reviewer:rita", "pas encore déclarée"),
-                            ("staff:bruno", "pas chargé de mission de cet appel"), ("holder:intrus", "autre porteur")]:  # fmt: skip
+                            ("staff:bruno", "pas chargé de mission de cet appel"),
+                            ("holder:intrus", "autre porteur")]:  # fmt: skip
             code, out, err = await cli("dossier", "show", ident, "--as", who, "--json")
             assert code == 1 and reason in err and marker not in out + err, (who, out, err)
         code, _, err = await cli("dossier", "document", ident, document_id, "--out", str(tmp_path / "x"),

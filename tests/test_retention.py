@@ -18,8 +18,8 @@ from amiflow.codec import EnvelopeCodec
 from amiflow.dossiers import build_command, history, metadata, send, start_calls, submit
 from amiflow.keys import DossierKeys, KeyDestroyed, Keyring
 from domain import Actor, DossierState, replay
-from domain.decider import retention_ends
 from domain.dossier import AttachDocument, Status
+from domain.retention import retention_ends
 from tests.conftest import Stack
 from tests.test_audit import reference_file
 
