@@ -10,7 +10,7 @@ from typing import Any
 from domain.access import ROLE_LABELS, Actor, Role
 from domain.calendar import require_aware, show, to_utc
 from domain.calls import Call, Phase, ReviewMode
-from domain.deadlines import report_count, report_due
+from domain.deadlines import consequence, deadlines, report_count, report_due
 from domain.dossier import (
     FILING_STEPS,
     FINAL_STATUSES,
@@ -197,22 +197,80 @@ def decide(state: DossierState, command: Command, actor: Actor, now: datetime) -
 
 
 def _authorise(state: DossierState, name: str, actor: Actor) -> None:
+    refusal = _refusal(state, name, actor)
+    if refusal is not None:
+        raise refusal
+
+
+def _refusal(state: DossierState, name: str, actor: Actor) -> NotAllowed | None:
+    """Why `actor` may not give command `name` on this dossier, whatever its status; None when they may."""
     role = PERMISSIONS[name]
     if actor.role is Role.AUDITOR:
-        raise NotAllowed("Un auditeur consulte les dossiers et leur historique ; il n’y agit pas.")
+        return NotAllowed("Un auditeur consulte les dossiers et leur historique ; il n’y agit pas.")
     if actor.role is not role:
-        raise NotAllowed(
+        return NotAllowed(
             f"« {name} » est réservé au rôle {ROLE_LABELS[role]} ({role.value}) ; "
             f"vous agissez comme {ROLE_LABELS[actor.role]} ({actor.role.value})."
         )
     if name in _HOLDER_OWNS and state.status is not Status.NEW and actor.name != state.holder:
-        raise NotAllowed("Ce dossier appartient à un autre porteur.")
+        return NotAllowed("Ce dossier appartient à un autre porteur.")
     # Acting on a dossier is reserved to those who may read it: the call's staff, the call's committee.
     call = state.call
     if call is not None and actor.role is Role.STAFF and not call.has_staff(actor.name):
-        raise NotAllowed(sentence(call.not_staff))
+        return NotAllowed(sentence(call.not_staff))
     if call is not None and actor.role is Role.COMMITTEE and not call.has_committee_member(actor.name):
-        raise NotAllowed(sentence(call.not_committee))
+        return NotAllowed(sentence(call.not_committee))
+    return None
+
+
+def available_commands(state: DossierState, actor: Actor, now: datetime) -> list[str]:
+    """The commands `actor` may give on this dossier at `now` (what a help or a back office offers): their
+    role, the dossier's status, the call's staff and committee, the reviewer's assignment and declaration,
+    and what the state alone settles (a phase still open, a review still owed, a retention over…). A command
+    offered may still be refused for its arguments (a date in the past, an unknown criterion…)."""
+    now = to_utc(require_aware(now))
+    return [name for name in PERMISSIONS
+            if state.status in ACCEPTED_IN[name] and _refusal(state, name, actor) is None
+            and _OFFERED.get(name, _always)(state, actor, now)]  # fmt: skip
+
+
+def _always(state: DossierState, actor: Actor, now: datetime) -> bool:
+    return True
+
+
+def _phase_open(state: DossierState, actor: Actor, now: datetime) -> bool:
+    phase = state.call.phase(state.phase_id) if state.call is not None else None
+    return phase is not None and phase.opens_at <= now < _closes_at(state)
+
+
+def _called_for(name: str) -> Callable[[DossierState, Actor, datetime], bool]:
+    """A system command is offered when a deadline past due calls for it."""
+
+    def due(state: DossierState, actor: Actor, now: datetime) -> bool:
+        if state.call is None:
+            return False
+        called = (consequence(d) for d in deadlines(state, state.call, now) if d.overdue)
+        return any(c is not None and c.type == name for c in called)
+
+    return due
+
+
+# What the state alone settles, beyond role and status: a command these refuse is not offered.
+_OFFERED: dict[str, Callable[[DossierState, Actor, datetime], bool]] = {
+    "update-draft": _phase_open,
+    "submit": _phase_open,
+    "file-report": lambda s, a, now: s.call is not None and len(s.reports) < report_count(s.call),
+    "orient": lambda s, a, now: s.content is not None and s.content.financing_need is not None,
+    "record-filing": lambda s, a, now: any(FILING_STEPS[f.status] for f in s.filings),
+    "declare-interests": lambda s, a, now: (x := s.assignment(a.name)) is not None and not x.declared,
+    "submit-review": lambda s, a, now: s.declared_reviewer(a.name) and s.review_of(a.name) is None,
+    "decide": lambda s, a, now: bool(s.reviews),
+    "set-legal-hold": lambda s, a, now: not s.legal_hold and s.content_destroyed_at is None,
+    "lift-legal-hold": lambda s, a, now: s.legal_hold,
+    "destroy-content": lambda s, a, now: destruction_refusal(s, now) is None,
+    **{name: _called_for(name) for name in ("expire-draft", "escalate-complement", "escalate-review",
+                                            "flag-late-report")},
+}
 
 
 def _call(state: DossierState) -> Call:

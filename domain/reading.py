@@ -6,10 +6,13 @@ from __future__ import annotations
 
 from enum import StrEnum
 
-from domain.access import Actor, Role
+from domain.access import Actor, ReadDecision, Role
 from domain.calendar import paris_date
 from domain.dossier import DossierContent, DossierState
 from domain.record import Record
+
+__all__ = ["METADATA", "REVIEW_EVENTS", "LoggedRead", "Purpose", "ReadDecision", "Reading", "Sight", "event_shown",
+           "may_read", "may_read_all", "shown_actor", "sight", "summary", "visible"]  # fmt: skip
 
 
 class Reading(StrEnum):
@@ -32,13 +35,6 @@ READING_LABELS: dict[Reading, str] = {
     Reading.SUMMARY: "synthèse",
     Reading.HISTORY: "historique",
 }
-
-
-class ReadDecision(Record):
-    """The answer to a reading request, with the reason written in the read log."""
-
-    granted: bool
-    reason: str
 
 
 def may_read(state: DossierState, actor: Actor, what: Reading) -> ReadDecision:
