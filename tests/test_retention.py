@@ -18,6 +18,7 @@ from amiflow.codec import EnvelopeCodec
 from amiflow.dossiers import build_command, history, metadata, send, start_calls, submit
 from amiflow.keys import DossierKeys, KeyDestroyed, Keyring
 from domain import Actor, DossierState, replay
+from domain.calendar import PARIS
 from domain.dossier import AttachDocument, Status
 from domain.retention import retention_ends
 from tests.conftest import Stack
@@ -43,7 +44,8 @@ async def test_shredding_after_retention_and_legal_hold(stack: Stack, tmp_path: 
     state_before = await _state(stack, closed)
     ends = retention_ends(state_before)
     assert ends is not None and state_before.closed_at is not None
-    assert ends - state_before.closed_at > timedelta(days=3650)  # ten years (call file: retention_years: 10)
+    day = state_before.closed_at.astimezone(PARIS).date()  # ten years (call file: retention_years: 10), kept
+    assert ends == datetime(day.year + 10, day.month, day.day, tzinfo=PARIS) + timedelta(days=1)  # all that day
     later = ends + timedelta(days=1)
 
     # A legal hold, set on the closed dossier as an event (its workflow runs again to journal it).
@@ -60,7 +62,7 @@ async def test_shredding_after_retention_and_legal_hold(stack: Stack, tmp_path: 
     assert early[0]["outcome"] == "kept" and "court jusqu’au" in early[0]["reason"]
     # An open dossier: never.
     refused = await audit.shred(stack.client, stack.engine, stack.keys, stack.vault, STAFF, later, False, still_open)
-    assert refused[0]["outcome"] == "kept" and "impossible" in refused[0]["reason"]
+    assert refused[0]["outcome"] == "kept" and "n’est pas terminé" in refused[0]["reason"]
 
     # Dry run: says what would go, touches nothing.
     sealed_payload = await _a_payload(stack, closed)
