@@ -18,7 +18,8 @@ from activities.schema import call_counts, dossiers, events, journal_head
 from amiflow.keys import DossierKeys, Tampered, seal, unseal
 from amiflow.ledger import GENESIS, event_entry, global_link, link
 from amiflow.logs import logger
-from domain.dossier import Event, Status
+from domain.events import Event
+from domain.state import Status
 
 EVENT = TypeAdapter(Event)
 

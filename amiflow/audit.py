@@ -22,9 +22,10 @@ from amiflow.keys import DossierKeys
 from amiflow.vault import Vault
 from domain import Actor, decide, replay
 from domain.calendar import PARIS, end_of_day
-from domain.dossier import DestroyContent, Status
+from domain.commands import DestroyContent
 from domain.errors import DomainError, InvalidCommand
 from domain.retention import retention_ends, shred_verdict
+from domain.state import Status
 
 EVENT_COLUMNS = [events.c.dossier_id, events.c.seq, events.c.type, events.c.actor, events.c.occurred_at,
                  events.c.key_id, events.c.sealed, events.c.payload, events.c.hash, events.c.gseq,

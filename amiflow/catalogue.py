@@ -15,9 +15,9 @@ import yaml
 from pydantic import ValidationError
 
 from domain.calls import Call, parse_call
-from domain.dossier import DossierContent
 from domain.errors import CallDefinitionError, InvalidCommand
 from domain.schemes import Scheme, parse_schemes
+from domain.state import DossierContent
 
 ROOT = Path(__file__).resolve().parent.parent
 CALLS_DIR = ROOT / "deploy" / "calls"

@@ -620,7 +620,7 @@ def dossier_list(
 ) -> None:
     """La liste des dossiers : statut, phase, prochaine échéance."""
     from amiflow import dossiers
-    from domain.dossier import Status
+    from domain.state import Status
 
     if status is not None and status not in {s.value for s in Status}:
         raise DomainError(f"Statut inconnu « {status} » ({', '.join(s.value for s in Status)}).")

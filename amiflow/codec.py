@@ -24,7 +24,7 @@ from temporalio.converter import (
 )  # fmt: skip
 
 from amiflow.keys import DossierKeys, seal, unseal
-from domain.dossier import is_dossier_id
+from domain.state import is_dossier_id
 
 ENCODING = b"binary/encrypted"
 KEY_ID = "encryption-key-id"

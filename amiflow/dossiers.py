@@ -33,9 +33,11 @@ from amiflow.reads import authorise
 from amiflow.vault import Vault
 from domain import Actor, Call, DossierState, decide, dossier_id, replay
 from domain.calendar import PARIS, start_of_day
-from domain.dossier import AttachDocument, Command, DocumentRef, Event, StartDraft, Status, Submit
+from domain.commands import AttachDocument, Command, StartDraft, Submit
 from domain.errors import DomainError, InvalidCommand, NotAllowed
+from domain.events import Event
 from domain.reading import Reading
+from domain.state import DocumentRef, Status
 from workflows.call import CallWorkflow, ExtendPhase, ExtensionResult, call_workflow_id
 from workflows.dossier import CommandRequest, CommandResult, DossierInput, DossierWorkflow
 

@@ -14,8 +14,8 @@ from activities.schema import reads
 from amiflow.ledger import GENESIS, link, read_entry
 from amiflow.logs import logger
 from domain.access import Actor
-from domain.dossier import DossierState
 from domain.reading import ReadDecision, Reading, Sight, may_read
+from domain.state import DossierState
 
 
 async def record(engine: AsyncEngine, dossier_id: str, actor: Actor, what: str, via: str,

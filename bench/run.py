@@ -65,28 +65,25 @@ from amiflow.logs import configure
 from amiflow.stack import DEV_SERVER_TUNING
 from amiflow.temporal import SANDBOX, build_worker, connect
 from domain import Actor, Call, DossierState, decide, dossier_id, replay
-from domain.dossier import (
+from domain.commands import (
     Acknowledge,
     AssignReviewers,
     Close,
     DeclareComplete,
     DeclareInterests,
-    Event,
     FileReport,
-    FilingStatus,
-    FollowUpKind,
-    FollowUpRecorded,
     Orient,
     ProvideComplement,
     RecordFiling,
     RecordFollowUp,
     RequestComplement,
     StartDraft,
-    Status,
     Submit,
     SubmitReview,
     TakeDecision,
 )
+from domain.events import Event, FollowUpRecorded
+from domain.state import FilingStatus, FollowUpKind, Status
 from workflows.dossier import CommandRequest, DossierInput, DossierWorkflow
 
 ROOT = Path(__file__).resolve().parent.parent

@@ -6,16 +6,9 @@ from datetime import datetime
 
 from domain.calendar import add_months, days_before, paris_date, start_of_day
 from domain.calls import Call
-from domain.dossier import (
-    DeadlineKind,
-    DossierState,
-    EscalateComplement,
-    EscalateReview,
-    ExpireDraft,
-    FlagLateReport,
-    Status,
-)  # fmt: skip
+from domain.commands import EscalateComplement, EscalateReview, ExpireDraft, FlagLateReport
 from domain.record import Record
+from domain.state import DeadlineKind, DossierState, Status
 
 
 class Deadline(Record):

@@ -13,24 +13,23 @@ from datetime import datetime, timedelta
 from domain.calendar import show
 from domain.calls import Call
 from domain.deadlines import Deadline
-from domain.dossier import (
+from domain.events import (
     ComplementOverdue,
     ComplementRequested,
     DeadlineExtended,
-    DeadlineKind,
     DecisionTaken,
     DossierAcknowledged,
     DossierClosed,
     DossierOriented,
-    DossierState,
     DossierSubmitted,
     DraftExpired,
     Event,
     ReportLate,
     ReviewersAssigned,
     ReviewOverdue,
-)  # fmt: skip
+)
 from domain.record import Record
+from domain.state import DeadlineKind, DossierState
 
 STAFF_DESK = "staff:guichet"  # the call's back office as a whole, not one person
 

@@ -8,8 +8,8 @@ from enum import StrEnum
 
 from domain.access import Actor, ReadDecision, Role
 from domain.calendar import paris_date
-from domain.dossier import DossierContent, DossierState
 from domain.record import Record
+from domain.state import DossierContent, DossierState
 
 __all__ = ["METADATA", "REVIEW_EVENTS", "LoggedRead", "Purpose", "ReadDecision", "Reading", "Sight", "event_shown",
            "may_read", "may_read_all", "shown_actor", "sight", "summary", "visible"]  # fmt: skip

@@ -6,8 +6,8 @@ from datetime import datetime
 from typing import Literal
 
 from domain.calendar import add_years, end_of_day, paris_date, show
-from domain.dossier import DossierState
 from domain.errors import DomainError, InvalidCommand, InvalidTransition, NotAllowed
+from domain.state import DossierState
 
 ShredOutcome = Literal["would_destroy", "kept", "already_destroyed"]
 

@@ -25,7 +25,7 @@ from amiflow.codec import DOSSIER, ENCODING, KEY_ID
 from amiflow.codec_server import TOKENS, CodecServer, Tokens
 from amiflow.dossiers import build_command, send, start_calls, submit
 from domain import Actor
-from domain.dossier import Status
+from domain.state import Status
 from tests.conftest import Stack
 
 EXAMPLE = Path(__file__).resolve().parent.parent / "deploy" / "examples" / "hdf-pmcb-reemploi.yaml"

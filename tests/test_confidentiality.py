@@ -33,9 +33,9 @@ from amiflow.db import app_url
 from amiflow.dossiers import build_command, history, send, start_calls, state, submit
 from amiflow.temporal import build_worker
 from domain import Actor, DossierState, replay
-from domain.dossier import Status
 from domain.errors import NotAllowed
 from domain.reading import Reading, may_read
+from domain.state import Status
 from tests.conftest import Stack
 from tests.test_resilience import TEMPORAL, DevServer, make_keys, processes  # noqa: F401 (fixture)
 

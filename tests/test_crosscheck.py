@@ -19,8 +19,8 @@ from activities.journal import seal_event
 from amiflow.catalogue import CALLS_DIR, load_call
 from amiflow.crosscheck import CrossCheck, crosscheck
 from amiflow.dossiers import build_command, history, send, start_calls, submit
-from domain.dossier import Status
 from domain.errors import InvalidCommand
+from domain.state import Status
 from tests.conftest import Stack
 from tests.test_deadline_timers import follow_up
 from tests.test_lifecycle import EXAMPLES, EXPECTED, HOLDER, STAFF, drive

@@ -11,11 +11,13 @@ import pytest
 from domain import Actor, DossierState, Status, decide, replay
 from domain.access import SYSTEM, AuditOperation, may_audit
 from domain.calendar import PARIS, end_of_day
+from domain.commands import DestroyContent, SetLegalHold
 from domain.deadlines import Deadline, latest_reminders
 from domain.decider import available_commands
-from domain.dossier import DeadlineKind, DestroyContent, LegalHoldSet, SetLegalHold
+from domain.events import LegalHoldSet
 from domain.notices import STAFF_DESK, announcement, call_moments, moments_to_announce
 from domain.retention import retention_ends, shred_verdict
+from domain.state import DeadlineKind
 from tests.test_decider_transitions import AUDITOR, COMMITTEE, HOLDER, NOW, OTHER_HOLDER, PMCB, REVIEWER, STAFF
 from tests.test_reading import (
     BRUNO,

@@ -28,7 +28,7 @@ from amiflow.temporal import build_worker
 from amiflow.vault import MAGIC
 from amiflow.vault import _aad as vault_aad
 from domain import Actor
-from domain.dossier import Status
+from domain.state import Status
 from tests.conftest import Stack
 
 EXAMPLE = Path(__file__).resolve().parent.parent / "deploy" / "examples" / "hdf-pmcb-reemploi.yaml"

@@ -15,7 +15,7 @@ import pytest
 from domain import Actor, DossierState, Role, Status, decide, replay
 from domain.access import SYSTEM
 from domain.calls import Call
-from domain.dossier import (
+from domain.commands import (
     Acknowledge,
     AssignReviewers,
     AttachDocument,
@@ -29,7 +29,7 @@ from domain.dossier import (
     Submit,
     SubmitReview,
     TakeDecision,
-)  # fmt: skip
+)
 from domain.errors import NotAllowed
 from domain.reading import (
     Purpose,

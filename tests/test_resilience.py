@@ -38,7 +38,7 @@ from amiflow.dossiers import Refused, build_command, send, start_calls, submit
 from amiflow.keys import DossierKeys, Keyring
 from amiflow.temporal import connect
 from domain import Actor, DossierState, dossier_id
-from domain.dossier import DeadlineKind
+from domain.state import DeadlineKind
 from workflows.dossier import CommandResult, DossierWorkflow
 
 ROOT = Path(__file__).resolve().parents[1]

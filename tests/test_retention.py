@@ -19,8 +19,9 @@ from amiflow.dossiers import build_command, history, metadata, send, start_calls
 from amiflow.keys import DossierKeys, KeyDestroyed, Keyring
 from domain import Actor, DossierState, replay
 from domain.calendar import PARIS
-from domain.dossier import AttachDocument, Status
+from domain.commands import AttachDocument
 from domain.retention import retention_ends
+from domain.state import Status
 from tests.conftest import Stack
 from tests.test_audit import reference_file
 

@@ -17,15 +17,11 @@ from temporalio.exceptions import ApplicationError
 
 from activities.contracts import APPEND, SEND, AppendEvents, SendNotices
 from domain import SYSTEM, Actor, DossierState, Event, deadlines, decide, replay
+from domain.commands import Command, ExtendDeadline
 from domain.deadlines import Deadline, consequence, latest_reminders
-from domain.dossier import (
-    Command,
-    DeadlineKind,
-    ExtendDeadline,
-    Status,
-)  # fmt: skip
 from domain.errors import DomainError
 from domain.notices import Notice, notices_for, reminder_notice
+from domain.state import DeadlineKind, Status
 
 # PostgreSQL down must not lose a transition: retry without limit, at most every 10 s.
 JOURNAL_RETRY = RetryPolicy(
