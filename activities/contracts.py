@@ -7,8 +7,9 @@ from datetime import datetime
 
 from pydantic import BaseModel
 
-from domain.dossier import Event, Status
+from domain.events import Event
 from domain.notices import Notice
+from domain.state import Status
 
 
 class AppendEvents(BaseModel):

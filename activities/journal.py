@@ -8,7 +8,7 @@ from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
 from activities.contracts import APPEND, OPEN_DOSSIERS, AppendEvents, OpenDossiers
-from domain.dossier import Status
+from domain.state import Status
 from journal.keys import DossierKeys
 from journal.logs import logger
 from journal.sealing import append_events
@@ -47,5 +47,5 @@ class JournalActivities:
     @activity.defn(name=OPEN_DOSSIERS)
     async def open_dossiers(self, query: OpenDossiers) -> list[str]:
         """Ids of the dossiers of that phase that are still open."""
-        closed = [s.value for s in Status if not s.is_open]
+        closed = [s.value for s in Status if s.is_final]
         return await self.store.open_dossiers(query.call_id, query.phase_id, closed)

@@ -6,16 +6,17 @@ from __future__ import annotations
 
 import json
 import shutil
-from datetime import UTC, date, datetime, time, timedelta
+from datetime import date, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 from amiflow.vault import Vault
 from domain import Actor, decide, replay
-from domain.calendar import PARIS
-from domain.decider import retention_ends
-from domain.dossier import DestroyContent, Status
+from domain.calendar import PARIS, end_of_day
+from domain.commands import DestroyContent
 from domain.errors import DomainError, InvalidCommand
+from domain.retention import retention_ends, shred_verdict
+from domain.state import Status
 from journal import ledger
 from journal.keys import DossierKeys
 from journal.sealing import append_events
@@ -72,7 +73,7 @@ async def anchor(store: JournalStore, today: date) -> list[dict[str, Any]]:
         day = first_entry.astimezone(PARIS).date()
         while day < today:  # every finished day not anchored yet, whatever else the table holds
             if day not in done:
-                end = datetime.combine(day + timedelta(days=1), time(0), PARIS).astimezone(UTC)
+                end = end_of_day(day)
                 head = await store.head_before(end)
                 if head is not None:
                     await store.add_anchor(Anchor(day=day, gseq=head[0], ghash=head[1]))
@@ -179,7 +180,7 @@ async def shred(client: Any, store: JournalStore, keys: DossierKeys, vault: Vaul
         raise InvalidCommand(f"Dossier inconnu « {only} ».")
     report = []
     for ident, status in rows:
-        if only is None and Status(status).is_open:
+        if only is None and not Status(status).is_final:
             continue
         entry: dict[str, Any] = {"dossier_id": ident, "status": status}
         destroyed = await keys.destroyed(ident)
@@ -194,11 +195,15 @@ async def shred(client: Any, store: JournalStore, keys: DossierKeys, vault: Vaul
                                "documents": vault.destroy(ident), "retention_ends": retention_ends(state),
                                "reason": "destruction achevée"})  # fmt: skip
             continue
-        try:
-            events = decide(state, DestroyContent(), actor, now)
-        except DomainError as exc:
-            report.append({**entry, "outcome": "kept", "reason": exc.message,
-                           "retention_ends": retention_ends(state)})  # fmt: skip
+        outcome, reason = shred_verdict(state, now)  # the rules: ended, no legal hold, retention over
+        events = []
+        if outcome == "would_destroy":
+            try:
+                events = decide(state, DestroyContent(), actor, now)  # who may destroy: the decider's
+            except DomainError as exc:
+                outcome, reason = "kept", exc.message
+        if outcome != "would_destroy":
+            report.append({**entry, "outcome": "kept", "reason": reason, "retention_ends": retention_ends(state)})
             continue
         if dry_run:
             report.append({**entry, "outcome": "would_destroy", "retention_ends": retention_ends(state), "reason": ""})

@@ -372,10 +372,7 @@ def dossier_show(
     est inscrite au journal des lectures (amiflow dossier history).
     """
     from amiflow import dossiers
-    from amiflow.reads import authorise
-    from domain.access import SYSTEM
     from domain.deadlines import deadlines
-    from domain.reading import ReadDecision, Reading, may_read, visible
 
     who = _actor(actor) if actor else None
 
@@ -391,10 +388,10 @@ def dossier_show(
         decision = await authorise(c.store, state, who, Reading.CONTENT, "cli", datetime.now(UTC), what)
         return past, state, decision
 
-    state, rights, decision = _connected(ctx.obj, read)
-    if who is not None and not decision.granted and not may_read(rights, who, Reading.HISTORY).granted:
-        raise DomainError(f"Lecture refusée ({dossier_id}) : {decision.reason}.")
-    seen = visible(state, who or SYSTEM, rights)
+    state, view = _connected(ctx.obj, read)
+    if not view.allowed or view.state is None:
+        raise DomainError(f"Lecture refusée ({dossier_id}) : {view.reason}.")
+    seen = view.state
     waiting = deadlines(state, state.call, instant or datetime.now(UTC)) if state.call else []
     if as_json:
         doc = {
@@ -404,7 +401,7 @@ def dossier_show(
             "submitted_at": paris(state.submitted_at) if state.submitted_at else None,
             "phase_closes_at": paris(state.phase_closes_at) if state.phase_closes_at else None,
             "deadlines": [_deadline_json(d) for d in waiting],
-            "content_granted": decision.granted, "reason": decision.reason,
+            "content_granted": view.content, "reason": view.reason,
             "as_of": paris(instant) if instant else None,
             "state": seen.model_dump(mode="json", exclude={"call"}),
         }  # fmt: skip
@@ -423,8 +420,8 @@ def dossier_show(
         what = f"rappel J-{d.days_before} de {d.subject.value}" if d.days_before else d.kind.value
         late = " (échue)" if d.overdue else ""
         typer.echo(f"  attend  : {paris(d.at)}  {what}{late}")
-    if not decision.granted:
-        typer.echo(f"  contenu : non communiqué ({decision.reason})")
+    if not view.content:
+        typer.echo(f"  contenu : non communiqué ({view.reason})")
         return
     if seen.content:
         for section, text in seen.content.sections.items():
@@ -491,7 +488,7 @@ def _read_json(r: dict[str, Any]) -> dict[str, Any]:
 def _seen_actor(state: Any, reader: Any, actor: str) -> str:
     from domain.reading import shown_actor
 
-    return shown_actor(state, reader, actor) if reader is not None else actor
+    return shown_actor(reader, actor)
 
 
 def _timeline(events: list[Any], log: list[dict[str, Any]], state: Any, reader: Any) -> list[dict[str, Any]]:
@@ -622,7 +619,7 @@ def dossier_list(
 ) -> None:
     """La liste des dossiers : statut, phase, prochaine échéance."""
     from amiflow import dossiers
-    from domain.dossier import Status
+    from domain.state import Status
 
     if status is not None and status not in {s.value for s in Status}:
         raise DomainError(f"Statut inconnu « {status} » ({', '.join(s.value for s in Status)}).")

@@ -23,7 +23,7 @@ from temporalio.converter import (
     WorkflowSerializationContext,
 )  # fmt: skip
 
-from domain.dossier import is_dossier_id
+from domain.state import is_dossier_id
 from journal.keys import DossierKeys, seal, unseal
 
 ENCODING = b"binary/encrypted"

@@ -29,9 +29,11 @@ from amiflow.reads import authorise
 from amiflow.vault import Vault
 from domain import Actor, Call, DossierState, decide, dossier_id, replay
 from domain.calendar import PARIS, start_of_day
-from domain.dossier import AttachDocument, Command, DocumentRef, Event, StartDraft, Status, Submit
+from domain.commands import AttachDocument, Command, StartDraft, Submit
 from domain.errors import DomainError, InvalidCommand, NotAllowed
+from domain.events import Event
 from domain.reading import Reading
+from domain.state import DocumentRef, Status
 from journal.keys import DossierKeys
 from journal.sealing import open_event
 from journal.store import JournalStore

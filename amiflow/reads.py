@@ -8,8 +8,8 @@ from datetime import datetime
 from typing import Any
 
 from domain.access import Actor
-from domain.dossier import DossierState
 from domain.reading import ReadDecision, Reading, may_read
+from domain.state import DossierState
 from journal.logs import logger
 from journal.store import JournalStore, ReadEntry
 

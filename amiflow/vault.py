@@ -14,7 +14,7 @@ import re
 import secrets
 from pathlib import Path
 
-from domain.dossier import DocumentRef, is_dossier_id
+from domain.state import DocumentRef, is_dossier_id
 from journal.keys import DossierKeys, KeyProblem, Tampered, seal, unseal
 
 MAGIC = b"AMIFLOW-DOC1\n"

@@ -62,28 +62,25 @@ from amiflow.logs import configure
 from amiflow.stack import DEV_SERVER_TUNING
 from amiflow.temporal import SANDBOX, build_worker, connect
 from domain import Actor, Call, DossierState, decide, dossier_id, replay
-from domain.dossier import (
+from domain.commands import (
     Acknowledge,
     AssignReviewers,
     Close,
     DeclareComplete,
     DeclareInterests,
-    Event,
     FileReport,
-    FilingStatus,
-    FollowUpKind,
-    FollowUpRecorded,
     Orient,
     ProvideComplement,
     RecordFiling,
     RecordFollowUp,
     RequestComplement,
     StartDraft,
-    Status,
     Submit,
     SubmitReview,
     TakeDecision,
 )
+from domain.events import Event, FollowUpRecorded
+from domain.state import FilingStatus, FollowUpKind, Status
 from journal.keys import DossierKeys, Keyring
 from journal.postgres import PostgresStore, create_engine, migrate
 from journal.schema import events as events_table

@@ -8,7 +8,7 @@ from typing import Any, Protocol
 
 from pydantic import TypeAdapter, ValidationError
 
-from domain.dossier import Event
+from domain.events import Event
 from journal.keys import DossierKeys, Tampered, seal, unseal
 from journal.store import JournalStore, Projection, SealedEvent
 

@@ -26,7 +26,7 @@ from amiflow.catalogue import CALLS_DIR, load_call
 from amiflow.dossiers import build_command, call_definition, send, start_calls, submit
 from domain import Actor
 from domain.calendar import PARIS
-from domain.dossier import StartDraft
+from domain.commands import StartDraft
 from journal import ledger
 from tests.conftest import Stack
 from tests.test_lifecycle import EXAMPLES

@@ -24,7 +24,7 @@ from amiflow.codec import DOSSIER, ENCODING, KEY_ID
 from amiflow.codec_server import TOKENS, CodecServer, Tokens
 from amiflow.dossiers import build_command, send, start_calls, submit
 from domain import Actor
-from domain.dossier import Status
+from domain.state import Status
 from journal.schema import reads
 from tests.conftest import Stack
 

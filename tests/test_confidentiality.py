@@ -31,9 +31,9 @@ from amiflow.codec import data_converter
 from amiflow.dossiers import build_command, history, send, start_calls, state, submit
 from amiflow.temporal import build_worker
 from domain import Actor, DossierState, replay
-from domain.dossier import Status
 from domain.errors import NotAllowed
 from domain.reading import Reading, may_read
+from domain.state import Status
 from journal.postgres import app_url
 from journal.schema import dossier_keys, events, outbox
 from tests.conftest import Stack
@@ -121,7 +121,8 @@ async def test_a_canary_dossier_leaves_no_clear_trace(  # noqa: PLR0915 (one lif
 
         # Readers without the need to know: refused, with the reason, nothing shown.
         for who, reason in [("reviewer:remi", "non affecté"), ("reviewer:rita", "pas encore déclarée"),
-                            ("staff:bruno", "autre appel"), ("holder:intrus", "autre porteur")]:  # fmt: skip
+                            ("staff:bruno", "pas chargé de mission de cet appel"),
+                            ("holder:intrus", "autre porteur")]:  # fmt: skip
             code, out, err = await cli("dossier", "show", ident, "--as", who, "--json")
             assert code == 1 and reason in err and marker not in out + err, (who, out, err)
         code, _, err = await cli("dossier", "document", ident, document_id, "--out", str(tmp_path / "x"),
@@ -163,6 +164,9 @@ async def test_a_canary_dossier_leaves_no_clear_trace(  # noqa: PLR0915 (one lif
         assert ("auditor:odile", "content") in refused  # the auditor's own attempt at the bodies
         granted = {(r["actor"], r["what"]) for r in history["reads"] if r["granted"]}
         assert ("staff:amelie", f"document:{document_id}") in granted and ("holder:acme", "content") in granted
+        # The committee read the reviews and the summary: logged as read, never as refused.
+        assert {("committee:cora", "reviews"), ("committee:cora", "summary")} <= granted
+        assert not any(actor == "committee:cora" for actor, _ in refused)
 
         # What Temporal keeps and shows: ids, statuses, ciphertext.
         handle = client.get_workflow_handle(ident)

@@ -18,8 +18,8 @@ from temporalio.client import Client
 from amiflow.catalogue import CALLS_DIR, load_call
 from amiflow.crosscheck import CrossCheck, crosscheck
 from amiflow.dossiers import build_command, history, send, start_calls, submit
-from domain.dossier import Status
 from domain.errors import InvalidCommand
+from domain.state import Status
 from journal.sealing import seal_event
 from tests.conftest import Stack
 from tests.test_deadline_timers import follow_up

@@ -55,8 +55,9 @@ from amiflow.catalogue import CALLS_DIR, load_call, load_dossier
 from amiflow.dossiers import build_command, call_definition, extend, listing, send, start_calls, submit
 from domain import Actor, Call, dossier_id
 from domain.calendar import PARIS
-from domain.dossier import DossierState, FileReport, ProvideComplement, StartDraft, Status, Submit
+from domain.commands import FileReport, ProvideComplement, StartDraft, Submit
 from domain.errors import DomainError
+from domain.state import DossierState, Status
 from journal.schema import dossiers, events, outbox
 from journal.sealing import open_event
 from tests.conftest import Stack

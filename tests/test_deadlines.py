@@ -11,25 +11,23 @@ from amiflow.catalogue import CALLS_DIR, load_call, load_dossier
 from domain import SYSTEM, Actor, DossierState, Role, deadlines, decide, evolve
 from domain.calendar import PARIS, days_before, start_of_day
 from domain.calls import Call
-from domain.dossier import (
+from domain.commands import (
     Acknowledge,
     AssignReviewers,
     Command,
-    DeadlineKind,
     DeclareComplete,
     DeclareInterests,
     ExpireDraft,
     ExtendDeadline,
     FileReport,
-    FollowUpKind,
     RecordFollowUp,
     RequestComplement,
     StartDraft,
-    Status,
     Submit,
     SubmitReview,
     TakeDecision,
-)  # fmt: skip
+)
+from domain.state import DeadlineKind, FollowUpKind, Status
 
 EXAMPLES = Path(__file__).resolve().parent.parent / "deploy" / "examples"
 HOLDER = Actor(role=Role.HOLDER, name="acme")

@@ -26,33 +26,21 @@ from amiflow.catalogue import CALLS_DIR, load_call, load_dossier, load_schemes
 from domain.access import SYSTEM, Actor, Role
 from domain.calendar import PARIS
 from domain.calls import Call, HolderType
-from domain.deadlines import deadlines, report_count, report_due
-from domain.decider import PERMISSIONS, decide, evolve, replay
-from domain.dossier import (
-    FILING_STEPS,
-    LIFECYCLE,
+from domain.commands import (
     Acknowledge,
     AssignReviewers,
     AttachDocument,
     Close,
     Command,
-    DeadlineKind,
     DeclareComplete,
     DeclareInterests,
     DestroyContent,
-    DocumentRef,
-    DossierContent,
-    DossierState,
-    DossierSubmitted,
     EscalateComplement,
     EscalateReview,
-    Event,
     ExpireDraft,
     ExtendDeadline,
     FileReport,
-    FilingStatus,
     FlagLateReport,
-    FollowUpKind,
     GrantClearance,
     LiftLegalHold,
     Orient,
@@ -62,14 +50,27 @@ from domain.dossier import (
     RequestComplement,
     SetLegalHold,
     StartDraft,
-    Status,
     Submit,
     SubmitReview,
     TakeDecision,
     UpdateDraft,
     Withdraw,
-)  # fmt: skip
+)
+from domain.deadlines import deadlines, report_count, report_due
+from domain.decider import PERMISSIONS, decide, evolve, replay
 from domain.errors import DomainError
+from domain.events import DossierSubmitted, Event
+from domain.state import (
+    FILING_STEPS,
+    LIFECYCLE,
+    DeadlineKind,
+    DocumentRef,
+    DossierContent,
+    DossierState,
+    FilingStatus,
+    FollowUpKind,
+    Status,
+)
 
 EXAMPLES = Path(__file__).resolve().parent.parent / "deploy" / "examples"
 PMCB = load_call(CALLS_DIR / "hdf-pmcb-reemploi.yaml")

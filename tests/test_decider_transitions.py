@@ -20,35 +20,21 @@ from amiflow.catalogue import CALLS_DIR, load_call, load_dossier, load_schemes
 from domain.access import SYSTEM, Actor, Role
 from domain.calendar import PARIS, show, to_utc
 from domain.calls import HolderType, Section
-from domain.deadlines import deadlines, report_count, report_due
-from domain.decider import ACCEPTED_IN, PERMISSIONS, decide, evolve, replay
-from domain.dossier import (
-    FILING_STEPS,
-    LIFECYCLE,
+from domain.commands import (
     Acknowledge,
     AssignReviewers,
     AttachDocument,
     Close,
     Command,
-    ComplementOverdue,
-    DeadlineKind,
     DeclareComplete,
     DeclareInterests,
     DestroyContent,
-    DocumentRef,
-    DossierContent,
-    DossierState,
-    DossierSubmitted,
-    DraftStarted,
     EscalateComplement,
     EscalateReview,
-    Event,
     ExpireDraft,
     ExtendDeadline,
     FileReport,
-    FilingStatus,
     FlagLateReport,
-    FollowUpKind,
     GrantClearance,
     LiftLegalHold,
     Orient,
@@ -56,17 +42,16 @@ from domain.dossier import (
     RecordFiling,
     RecordFollowUp,
     RequestComplement,
-    ReviewerRecused,
-    ReviewOverdue,
     SetLegalHold,
     StartDraft,
-    Status,
     Submit,
     SubmitReview,
     TakeDecision,
     UpdateDraft,
     Withdraw,
-)  # fmt: skip
+)
+from domain.deadlines import deadlines, report_count, report_due
+from domain.decider import ACCEPTED_IN, PERMISSIONS, decide, evolve, replay
 from domain.errors import (
     DomainError,
     IncompleteDossier,
@@ -77,7 +62,19 @@ from domain.errors import (
     NotEligible,
     PhaseClosed,
 )  # fmt: skip
+from domain.events import ComplementOverdue, DossierSubmitted, DraftStarted, Event, ReviewerRecused, ReviewOverdue
 from domain.schemes import recommend
+from domain.state import (
+    FILING_STEPS,
+    LIFECYCLE,
+    DeadlineKind,
+    DocumentRef,
+    DossierContent,
+    DossierState,
+    FilingStatus,
+    FollowUpKind,
+    Status,
+)
 
 EXAMPLES = Path(__file__).resolve().parent.parent / "deploy" / "examples"
 PMCB = load_call(CALLS_DIR / "hdf-pmcb-reemploi.yaml")

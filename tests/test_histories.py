@@ -30,8 +30,8 @@ with workflow.unsafe.imports_passed_through():
 
 from activities.contracts import APPEND, AppendEvents
 from domain import DossierState, Event, deadlines, replay
-from domain.dossier import DeadlineKind
 from domain.notices import Notice, notices_for
+from domain.state import DeadlineKind
 from workflows.call import CallWorkflow
 from workflows.dossier import JOURNAL_RETRY, DossierInput, DossierWorkflow
 

@@ -26,7 +26,7 @@ from amiflow.temporal import build_worker
 from amiflow.vault import MAGIC
 from amiflow.vault import _aad as vault_aad
 from domain import Actor
-from domain.dossier import Status
+from domain.state import Status
 from journal.keys import KEYRING, DossierKeys, KeyProblem, Keyring, Tampered, UnknownKey, seal
 from journal.schema import dossier_keys, events
 from tests.conftest import Stack

@@ -13,7 +13,7 @@ from sqlalchemy import text
 from amiflow.catalogue import CALLS_DIR, load_call
 from amiflow.dossiers import build_command, history, send, start_calls, submit
 from domain import Actor, Call
-from domain.dossier import Status
+from domain.state import Status
 from tests.conftest import Stack
 
 EXAMPLES = Path(__file__).resolve().parent.parent / "deploy" / "examples"

@@ -36,7 +36,7 @@ from amiflow.catalogue import CALLS_DIR, load_call
 from amiflow.dossiers import Refused, build_command, send, start_calls, submit
 from amiflow.temporal import connect
 from domain import Actor, DossierState, dossier_id
-from domain.dossier import DeadlineKind
+from domain.state import DeadlineKind
 from journal.keys import DossierKeys, Keyring
 from journal.postgres import PostgresStore, app_url, create_engine, migrate
 from workflows.dossier import CommandResult, DossierWorkflow

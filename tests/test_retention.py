@@ -17,8 +17,10 @@ from amiflow.catalogue import CALLS_DIR, load_call
 from amiflow.codec import EnvelopeCodec
 from amiflow.dossiers import build_command, history, metadata, send, start_calls, submit
 from domain import Actor, DossierState, replay
-from domain.decider import retention_ends
-from domain.dossier import AttachDocument, Status
+from domain.calendar import PARIS
+from domain.commands import AttachDocument
+from domain.retention import retention_ends
+from domain.state import Status
 from journal.keys import DossierKeys, KeyDestroyed, Keyring
 from tests.conftest import Stack
 from tests.test_audit import reference_file
@@ -43,7 +45,8 @@ async def test_shredding_after_retention_and_legal_hold(stack: Stack, tmp_path: 
     state_before = await _state(stack, closed)
     ends = retention_ends(state_before)
     assert ends is not None and state_before.closed_at is not None
-    assert ends - state_before.closed_at > timedelta(days=3650)  # ten years (call file: retention_years: 10)
+    day = state_before.closed_at.astimezone(PARIS).date()  # ten years (call file: retention_years: 10), kept
+    assert ends == datetime(day.year + 10, day.month, day.day, tzinfo=PARIS) + timedelta(days=1)  # all that day
     later = ends + timedelta(days=1)
 
     # A legal hold, set on the closed dossier as an event (its workflow runs again to journal it).
@@ -60,7 +63,7 @@ async def test_shredding_after_retention_and_legal_hold(stack: Stack, tmp_path: 
     assert early[0]["outcome"] == "kept" and "court jusqu’au" in early[0]["reason"]
     # An open dossier: never.
     refused = await audit.shred(stack.client, stack.store, stack.keys, stack.vault, STAFF, later, False, still_open)
-    assert refused[0]["outcome"] == "kept" and "impossible" in refused[0]["reason"]
+    assert refused[0]["outcome"] == "kept" and "n’est pas terminé" in refused[0]["reason"]
 
     # Dry run: says what would go, touches nothing.
     sealed_payload = await _a_payload(stack, closed)

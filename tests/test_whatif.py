@@ -17,43 +17,36 @@ from amiflow.catalogue import CALLS_DIR, load_dossier, load_schemes
 from domain.access import SYSTEM, Actor, Role
 from domain.calendar import PARIS
 from domain.calls import Call, parse_call
-from domain.decider import decide, evolve
-from domain.dossier import (
+from domain.commands import (
     Acknowledge,
     AssignReviewers,
     AttachDocument,
     Close,
     Command,
-    DeadlineKind,
     DeclareComplete,
     DeclareInterests,
-    DocumentRef,
-    DossierState,
-    DraftStarted,
     EscalateComplement,
     EscalateReview,
-    Event,
     ExpireDraft,
     ExtendDeadline,
     FileReport,
-    FilingStatus,
     FlagLateReport,
-    FollowUpKind,
     GrantClearance,
     Orient,
     ProvideComplement,
     RecordFiling,
     RecordFollowUp,
-    ReportFiled,
     RequestComplement,
     StartDraft,
-    Status,
     Submit,
     SubmitReview,
     TakeDecision,
     UpdateDraft,
     Withdraw,
-)  # fmt: skip
+)
+from domain.decider import decide, evolve
+from domain.events import DraftStarted, Event, ReportFiled
+from domain.state import DeadlineKind, DocumentRef, DossierState, FilingStatus, FollowUpKind, Status
 from domain.whatif import WhatIf, command_of, whatif
 
 EXAMPLES = Path(__file__).resolve().parent.parent / "deploy" / "examples"

@@ -13,10 +13,9 @@ from temporalio.exceptions import FailureError
 
 from activities.contracts import OPEN_DOSSIERS, SEND, OpenDossiers, SendNotices
 from domain import Actor, Call
-from domain.calendar import show
 from domain.calls import extend_phase
 from domain.errors import DomainError
-from domain.notices import STAFF_DESK, Notice
+from domain.notices import Moment, announcement, moments_to_announce
 from workflows.dossier import JOURNAL_RETRY, PhaseExtended, refusal
 
 
@@ -63,37 +62,23 @@ class CallWorkflow:
         self.call = start.call
         self.announced = set(start.announced)
         while True:
-            upcoming = self._moments()
+            upcoming = moments_to_announce(self.call, self.announced, workflow.now())
             self.changed = False
-            timeout = max(upcoming[0][0] - workflow.now(), timedelta(0)) if upcoming else None
+            timeout = max(upcoming[0].at - workflow.now(), timedelta(0)) if upcoming else None
             try:
                 await workflow.wait_condition(lambda: self.changed, timeout=timeout)
             except TimeoutError:
-                await self._announce(*upcoming[0])
+                await self._announce(upcoming[0])
             if workflow.info().is_continue_as_new_suggested():
                 await workflow.wait_condition(workflow.all_handlers_finished)
                 workflow.continue_as_new(CallInput(call=self.call, announced=sorted(self.announced)))
 
-    async def _announce(self, at: datetime, key: str, text: str) -> None:
+    async def _announce(self, moment: Moment) -> None:
         assert self.call is not None
-        self.announced.add(key)
-        notice = Notice(key=f"{key}|{STAFF_DESK}", dossier_id=call_workflow_id(self.call.id),
-                        kind=key.split("|")[1], recipient=STAFF_DESK,
-                        subject=f"[{self.call.id}] {text}", body=text, due=at)  # fmt: skip
-        await workflow.execute_activity(SEND, SendNotices(notices=[notice]),
+        self.announced.add(moment.key)
+        await workflow.execute_activity(SEND, SendNotices(notices=[announcement(self.call, moment)]),
                                         start_to_close_timeout=timedelta(seconds=60),
                                         retry_policy=JOURNAL_RETRY)  # fmt: skip
-
-    def _moments(self) -> list[tuple[datetime, str, str]]:
-        assert self.call is not None
-        out = []
-        for p in self.call.phases:
-            out.append((p.opens_at, f"{self.call.id}|phase_opened|{p.id}|{p.opens_at.isoformat()}",
-                        f"Ouverture de « {p.label} » ({show(p.opens_at)})"))  # fmt: skip
-            out.append((p.closes_at, f"{self.call.id}|phase_closed|{p.id}|{p.closes_at.isoformat()}",
-                        f"Clôture de « {p.label} » ({show(p.closes_at)})"))  # fmt: skip
-        now = workflow.now()
-        return sorted(m for m in out if m[1] not in self.announced and m[0] > now - timedelta(seconds=1))
 
     @workflow.query
     def definition(self) -> Call:

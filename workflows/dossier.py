@@ -17,15 +17,11 @@ from temporalio.exceptions import ApplicationError
 
 from activities.contracts import APPEND, SEND, AppendEvents, SendNotices
 from domain import SYSTEM, Actor, DossierState, Event, deadlines, decide, replay
-from domain.deadlines import Deadline, consequence
-from domain.dossier import (
-    Command,
-    DeadlineKind,
-    ExtendDeadline,
-    Status,
-)  # fmt: skip
+from domain.commands import Command, ExtendDeadline
+from domain.deadlines import Deadline, consequence, latest_reminders
 from domain.errors import DomainError
 from domain.notices import Notice, notices_for, reminder_notice
+from domain.state import DeadlineKind, Status
 
 # PostgreSQL down must not lose a transition: retry without limit, at most every 10 s.
 JOURNAL_RETRY = RetryPolicy(
@@ -88,7 +84,7 @@ class DossierWorkflow:
         """Wait for commands and deadlines until the dossier reaches a final status."""
         while True:
             pending = self._pending()
-            if self.state.status is not Status.NEW and not self.state.status.is_open and not pending:
+            if self.state.status.is_final and not pending:
                 break
             self.changed = False
             timeout = None
@@ -120,15 +116,8 @@ class DossierWorkflow:
         return deadlines(self.state, self.state.call, workflow.now())
 
     async def _fire(self, due: list[Deadline]) -> None:
-        latest_reminder: dict[str, Deadline] = {}
         for d in due:
-            if d.kind is DeadlineKind.REMINDER:
-                # After downtime several reminders of one deadline may be due: send the latest only.
-                key = f"{d.subject}:{d.period}:{d.due.isoformat()}"
-                if key not in latest_reminder or d.days_before < latest_reminder[key].days_before:
-                    latest_reminder[key] = d
-                continue
-            command = consequence(d)
+            command = consequence(d)  # None for a reminder: it only notifies
             if command is None:
                 continue
             try:
@@ -136,7 +125,7 @@ class DossierWorkflow:
             except DomainError as exc:
                 workflow.logger.info("deadline %s not acted on: %s", d.key, exc.code)
                 self.done.add(d.key)
-        notices = [reminder_notice(self.state, d) for d in latest_reminder.values()]
+        notices = [reminder_notice(self.state, d) for d in latest_reminders(due)]
         if notices:
             await self._notify(notices)
 
