@@ -61,9 +61,9 @@ def _root(ctx: typer.Context, data_dir: DataDir = None) -> None:
 
 
 @calls_app.command("validate", cls=command)
-def calls_validate(paths: Paths = None) -> None:
+def calls_validate(ctx: typer.Context, paths: Paths = None) -> None:
     """Valide les fichiers d’appels ; code de sortie 1 si l’un d’eux est refusé."""
-    found = call_service.catalogue(paths)
+    found = call_service.catalogue(paths, ctx.obj.calls_dir)
     for call in found.calls:
         typer.echo(f"valide   {found.files[call.id]} ({call.id})")
     for error in found.refused:
@@ -73,9 +73,9 @@ def calls_validate(paths: Paths = None) -> None:
 
 
 @calls_app.command("list", cls=command)
-def calls_list(paths: Paths = None, as_json: Json = False) -> None:
+def calls_list(ctx: typer.Context, paths: Paths = None, as_json: Json = False) -> None:
     """Liste les appels, leurs phases (heure de Paris et UTC) et les fichiers refusés."""
-    render.calls(call_service.catalogue(paths), typer.echo, as_json)
+    render.calls(call_service.catalogue(paths, ctx.obj.calls_dir), typer.echo, as_json)
 
 
 @calls_app.command("extend", cls=command)

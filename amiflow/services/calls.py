@@ -14,8 +14,9 @@ from domain.errors import InvalidCommand
 from workflows.call import ExtensionResult
 
 
-def catalogue(paths: list[Path] | None = None) -> CallSet:
-    """The call files, loaded and checked: the calls, and those refused with their error.
+def catalogue(paths: list[Path] | None = None, calls_dir: Path | None = None) -> CallSet:
+    """The call files (`paths`, else `calls_dir`, else deploy/calls), loaded and checked: the calls, and
+    those refused with their error.
 
     Raises:
         NotFound: a path given does not exist, or no call file is there.
@@ -23,7 +24,7 @@ def catalogue(paths: list[Path] | None = None) -> CallSet:
     missing = [p for p in paths or () if not p.exists()]
     if missing:
         raise NotFound("Introuvable : " + ", ".join(str(p) for p in missing))
-    found = load_calls(paths or ())
+    found = load_calls(paths or ([calls_dir] if calls_dir else ()))
     if not found.calls and not found.refused:
         raise NotFound("Aucun fichier d’appel (*.yaml) trouvé.")
     return found
