@@ -15,11 +15,11 @@ from datetime import timedelta
 
 from activities.journal import JournalActivities
 from activities.notifications import NotificationActivities
-from amiflow.db import create_engine
-from amiflow.keys import DossierKeys, Keyring
 from amiflow.logs import configure, logger
 from amiflow.settings import Settings, load_settings
 from amiflow.temporal import build_worker, connect
+from journal.keys import DossierKeys, Keyring
+from journal.postgres import PostgresStore, create_engine
 
 # On SIGTERM, running activities get this long to finish (longer than any start-to-close timeout).
 SHUTDOWN_GRACE = timedelta(seconds=30)
@@ -31,11 +31,11 @@ async def run_worker(settings: Settings, stop: asyncio.Event | None = None) -> N
         raise SystemExit("amiflow worker : AMIFLOW_DATABASE_URL manquant (ou lancez `amiflow up`).")
     stop = stop or _stop_on_signals()
     keyring = Keyring.open(settings.data_dir)  # never created here: `amiflow up` (or a person) does
-    engine = create_engine(settings.database_url)
-    keys = DossierKeys(keyring, engine)
+    store = PostgresStore(create_engine(settings.database_url))
+    keys = DossierKeys(keyring, store)
     client = await connect(settings.temporal_address, keys, settings.namespace)
-    journal = JournalActivities(engine, keys)
-    notifications = NotificationActivities(engine, keys, settings.mail_dir, settings.smtp_host)
+    journal = JournalActivities(store, keys)
+    notifications = NotificationActivities(store, keys, settings.mail_dir, settings.smtp_host)
     worker = build_worker(
         client, settings.task_queue,
         [journal.append, journal.open_dossiers, notifications.send],
@@ -46,7 +46,7 @@ async def run_worker(settings: Settings, stop: asyncio.Event | None = None) -> N
     async with worker:
         await stop.wait()
         log.info("worker.stopping")
-    await engine.dispose()
+    await store.dispose()
     log.info("worker.stopped")
 
 

@@ -1,4 +1,4 @@
-"""Notifications: an outbox in PostgreSQL, delivered exactly once per key.
+"""Notifications: an outbox in the journal's store, delivered exactly once per key.
 
 Delivery goes to a mail-drop folder (one file per notice) and the log by default, to SMTP when
 `AMIFLOW_SMTP_HOST` is set. The outbox row is locked while delivering; a mail-drop file is created
@@ -9,32 +9,29 @@ write a second one.
 from __future__ import annotations
 
 import asyncio
+import functools
 import hashlib
 import json
 import os
 import re
 import smtplib
-from datetime import UTC, datetime
 from email.message import EmailMessage
 from pathlib import Path
 
-from sqlalchemy import select, update
-from sqlalchemy.dialects.postgresql import insert
-from sqlalchemy.ext.asyncio import AsyncEngine
 from temporalio import activity
 
 from activities.contracts import SEND, SendNotices
-from activities.schema import outbox
-from amiflow.keys import DossierKeys, seal
-from amiflow.logs import logger
 from domain.notices import Notice
+from journal.keys import DossierKeys, seal
+from journal.logs import logger
+from journal.store import JournalStore, OutboxEntry
 
 
 class NotificationActivities:
     """The outbox and its delivery. Built once per worker."""
 
-    def __init__(self, engine: AsyncEngine, keys: DossierKeys, mail_dir: Path, smtp_host: str = "") -> None:
-        self.engine = engine
+    def __init__(self, store: JournalStore, keys: DossierKeys, mail_dir: Path, smtp_host: str = "") -> None:
+        self.store = store
         self.keys = keys
         self.mail_dir = mail_dir
         self.smtp_host = smtp_host
@@ -47,36 +44,26 @@ class NotificationActivities:
             key_id, key = await self.keys.current(notice.dossier_id)
             text = json.dumps({"subject": notice.subject, "body": notice.body}).encode()
             sealed = seal(key, text, f"amiflow:outbox:{notice.key}".encode())
-            async with self.engine.begin() as conn:
-                await conn.execute(
-                    insert(outbox)
-                    .values(key=notice.key, dossier_id=notice.dossier_id, kind=notice.kind,
-                            recipient=notice.recipient, key_id=key_id, sealed=sealed,
-                            due=notice.due)  # fmt: skip
-                    .on_conflict_do_nothing(index_elements=["key"])
-                )
-                done = await conn.scalar(
-                    select(outbox.c.delivered_at).where(outbox.c.key == notice.key).with_for_update()
-                )
-                if done is not None:
-                    continue
-                channel = await self._deliver(notice)
-                await conn.execute(
-                    update(outbox).where(outbox.c.key == notice.key)
-                    .values(delivered_at=datetime.now(UTC), channel=channel)
-                )
-                delivered += 1
+            entry = OutboxEntry(key=notice.key, dossier_id=notice.dossier_id, kind=notice.kind,
+                                recipient=notice.recipient, key_id=key_id, sealed=sealed, due=notice.due)  # fmt: skip
+            if not await self.store.deliver_once(entry, functools.partial(self._deliver, notice)):
+                continue
+            delivered += 1
             logger(dossier_id=notice.dossier_id).info(
-                "notification.delivered", kind=notice.kind, recipient=notice.recipient, channel=channel
+                "notification.delivered", kind=notice.kind, recipient=notice.recipient, channel=self._channel
             )
         return delivered
+
+    @property
+    def _channel(self) -> str:
+        return "smtp" if self.smtp_host else "maildrop"
 
     async def _deliver(self, notice: Notice) -> str:
         if self.smtp_host:
             await asyncio.to_thread(self._smtp, notice)
-            return "smtp"
-        self._drop(notice)
-        return "maildrop"
+        else:
+            self._drop(notice)
+        return self._channel
 
     def _drop(self, notice: Notice) -> None:
         self.mail_dir.mkdir(parents=True, exist_ok=True)

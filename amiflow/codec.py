@@ -23,8 +23,8 @@ from temporalio.converter import (
     WorkflowSerializationContext,
 )  # fmt: skip
 
-from amiflow.keys import DossierKeys, seal, unseal
 from domain.dossier import is_dossier_id
+from journal.keys import DossierKeys, seal, unseal
 
 ENCODING = b"binary/encrypted"
 KEY_ID = "encryption-key-id"

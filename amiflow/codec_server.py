@@ -22,15 +22,15 @@ from typing import Any
 
 from aiohttp import web
 from google.protobuf import json_format
-from sqlalchemy.ext.asyncio import AsyncEngine
 from temporalio.api.common.v1 import Payload, Payloads
 
 from amiflow.codec import EnvelopeCodec, dossier_of
-from amiflow.keys import DossierKeys, KeyProblem, write_private
 from amiflow.reads import record
 from domain import Actor, replay
 from domain.errors import DomainError
 from domain.reading import ReadDecision, Reading, may_read_all
+from journal.keys import DossierKeys, KeyProblem, write_private
+from journal.store import JournalStore
 
 TOKENS = Path("keys") / "codec-tokens.json"
 ALLOWED_HEADERS = "Content-Type, X-Namespace, Authorization"
@@ -72,9 +72,9 @@ class CodecServer:
     """The aiohttp application and what it needs: the keys, the journal (to decide need-to-know on
     the dossier's state) and the tokens."""
 
-    def __init__(self, keys: DossierKeys, engine: AsyncEngine, tokens: Tokens, origins: tuple[str, ...] = ()) -> None:
+    def __init__(self, keys: DossierKeys, store: JournalStore, tokens: Tokens, origins: tuple[str, ...] = ()) -> None:
         self.keys = keys
-        self.engine = engine
+        self.store = store
         self.tokens = tokens
         self.origins = origins
         self.codec = EnvelopeCodec(keys)
@@ -135,7 +135,7 @@ class CodecServer:
             if refused and decision.granted:
                 decision = ReadDecision(granted=False, reason=f"non décodé : la même requête portait sur "
                                                               f"{refused[0]}, refusé")  # fmt: skip
-            await record(self.engine, dossier, actor, Reading.CONTENT.value, "codec", decision, now)
+            await record(self.store, dossier, actor, Reading.CONTENT.value, "codec", decision, now)
         if refused:
             first = refused[0]
             raise _error(web.HTTPForbidden, f"lecture refusée ({first}) : {decisions[first].reason}")
@@ -156,7 +156,7 @@ class CodecServer:
         from amiflow.dossiers import history
 
         try:
-            state = replay(await history(self.engine, self.keys, dossier))
+            state = replay(await history(self.store, self.keys, dossier))
         except DomainError as exc:  # not journaled yet, or unreadable: nobody's rights can be decided
             return ReadDecision(granted=False, reason=f"dossier illisible au journal ({exc.message})")
         return may_read_all(state, actor)
@@ -182,10 +182,10 @@ def _answer(payloads: list[Payload]) -> web.Response:
     return web.json_response({"payloads": body.get("payloads", [])})
 
 
-async def serve(keys: DossierKeys, engine: AsyncEngine, tokens: Tokens, host: str, port: int,
+async def serve(keys: DossierKeys, store: JournalStore, tokens: Tokens, host: str, port: int,
                 origins: tuple[str, ...], stop: asyncio.Event) -> None:  # fmt: skip
     """Run the codec server until `stop` is set."""
-    runner = web.AppRunner(CodecServer(keys, engine, tokens, origins).app(), access_log=None)
+    runner = web.AppRunner(CodecServer(keys, store, tokens, origins).app(), access_log=None)
     await runner.setup()
     await web.TCPSite(runner, host, port).start()
     try:
@@ -199,10 +199,10 @@ def main() -> None:
     (AMIFLOW_DATABASE_URL, AMIFLOW_KEYRING, AMIFLOW_CODEC_PORT, AMIFLOW_UI_ORIGIN)."""
     import signal
 
-    from amiflow.db import create_engine
-    from amiflow.keys import Keyring
     from amiflow.logs import configure
     from amiflow.settings import load_settings
+    from journal.keys import Keyring
+    from journal.postgres import PostgresStore, create_engine
 
     settings = load_settings()
     configure(settings.log_format)
@@ -211,16 +211,16 @@ def main() -> None:
     origins = tuple(o for o in os.environ.get("AMIFLOW_UI_ORIGIN", "").split(",") if o)
 
     async def run() -> None:
-        engine = create_engine(settings.database_url, pool_size=2)
+        store = PostgresStore(create_engine(settings.database_url, pool_size=2))
         stop = asyncio.Event()
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(sig, stop.set)
         try:
-            await serve(DossierKeys(keyring, engine), engine, Tokens(settings.data_dir / TOKENS), "127.0.0.1",
+            await serve(DossierKeys(keyring, store), store, Tokens(settings.data_dir / TOKENS), "127.0.0.1",
                         port, origins, stop)  # fmt: skip
         finally:
-            await engine.dispose()
+            await store.dispose()
 
     asyncio.run(run())
     os._exit(0)

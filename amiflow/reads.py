@@ -3,43 +3,33 @@ why. The decision is `domain.reading`'s; this module asks it and records the ans
 
 from __future__ import annotations
 
+from dataclasses import asdict
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import select
-from sqlalchemy.ext.asyncio import AsyncEngine
-
-from activities.journal import chain
-from activities.schema import reads
-from amiflow.ledger import GENESIS, link, read_entry
-from amiflow.logs import logger
 from domain.access import Actor
 from domain.dossier import DossierState
 from domain.reading import ReadDecision, Reading, may_read
+from journal.logs import logger
+from journal.store import JournalStore, ReadEntry
 
 
-async def record(engine: AsyncEngine, dossier_id: str, actor: Actor, what: str, via: str,
+async def record(store: JournalStore, dossier_id: str, actor: Actor, what: str, via: str,
                  decision: ReadDecision, at: datetime) -> None:  # fmt: skip
     """Write one entry of the read log, chained like the journal's events."""
-    row: dict[str, Any] = {"dossier_id": dossier_id, "at": at, "actor": str(actor), "what": what, "via": via,
-           "granted": decision.granted, "reason": decision.reason}  # fmt: skip
-    row["hash"] = link(GENESIS, read_entry(row))
-    async with engine.begin() as conn:
-        [(gseq, ghash)] = await chain(conn, dossier_id, [row["hash"]])
-        await conn.execute(reads.insert().values(**row, gseq=gseq, ghash=ghash))
+    await store.record_read(ReadEntry(dossier_id=dossier_id, at=at, actor=str(actor), what=what, via=via,
+                                      granted=decision.granted, reason=decision.reason))  # fmt: skip
     logger(dossier_id=dossier_id, actor=str(actor)).info("read", what=what, via=via, granted=decision.granted)
 
 
-async def authorise(engine: AsyncEngine, state: DossierState, actor: Actor, reading: Reading, via: str,
+async def authorise(store: JournalStore, state: DossierState, actor: Actor, reading: Reading, via: str,
                     at: datetime, what: str | None = None) -> ReadDecision:  # fmt: skip
     """Ask the rules whether `actor` may read, and record the answer before anything is shown."""
     decision = may_read(state, actor, reading)
-    await record(engine, state.id, actor, what or reading.value, via, decision, at)
+    await record(store, state.id, actor, what or reading.value, via, decision, at)
     return decision
 
 
-async def read_log(engine: AsyncEngine, dossier_id: str) -> list[dict[str, Any]]:
+async def read_log(store: JournalStore, dossier_id: str) -> list[dict[str, Any]]:
     """The dossier's read log, oldest first."""
-    async with engine.connect() as conn:
-        rows = await conn.execute(select(reads).where(reads.c.dossier_id == dossier_id).order_by(reads.c.id))
-        return [dict(row._mapping) for row in rows]
+    return [asdict(r) for r in await store.reads(dossier_id)]

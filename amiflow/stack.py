@@ -196,8 +196,8 @@ def _stop_postgres(data: Path) -> None:
 def _run(settings: Settings, data: Path, workers: int, processes: list[subprocess.Popen[bytes]],
          stop: dict[str, bool], echo: Any) -> int:  # fmt: skip
     from amiflow.catalogue import load_calls
-    from amiflow.db import app_url, migrate
-    from amiflow.keys import Keyring
+    from journal.keys import Keyring
+    from journal.postgres import app_url, migrate
 
     echo(f"amiflow : démarrage dans {data}")
     keyring = Keyring.open(data, create=True)  # before anything is written: a lost keyring is an error
@@ -266,14 +266,14 @@ def _run(settings: Settings, data: Path, workers: int, processes: list[subproces
 
 
 async def _start_calls(address: str, database_url: str, keyring: Any, settings: Settings, calls: list[Any]) -> None:
-    from amiflow.db import create_engine
     from amiflow.dossiers import start_calls
-    from amiflow.keys import DossierKeys
     from amiflow.temporal import connect
+    from journal.keys import DossierKeys
+    from journal.postgres import PostgresStore, create_engine
 
-    engine = create_engine(database_url, pool_size=1)
+    store = PostgresStore(create_engine(database_url, pool_size=1))
     try:
-        client = await connect(address, DossierKeys(keyring, engine), settings.namespace)
+        client = await connect(address, DossierKeys(keyring, store), settings.namespace)
         await start_calls(client, settings.task_queue, calls)
     finally:
-        await engine.dispose()
+        await store.dispose()

@@ -12,7 +12,7 @@ from temporalio.worker import Worker
 from temporalio.worker.workflow_sandbox import SandboxedWorkflowRunner, SandboxRestrictions
 
 from amiflow.codec import data_converter
-from amiflow.keys import DossierKeys
+from journal.keys import DossierKeys
 from workflows.call import CallWorkflow
 from workflows.dossier import DossierWorkflow
 

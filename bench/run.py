@@ -56,11 +56,8 @@ from temporalio.worker import Worker
 from activities.contracts import AppendEvents
 from activities.journal import JournalActivities
 from activities.notifications import NotificationActivities
-from activities.schema import events as events_table
 from amiflow.catalogue import CALLS_DIR, load_call, load_dossier, load_schemes
-from amiflow.db import create_engine, migrate
 from amiflow.dossiers import build_command, send, start_calls, submit
-from amiflow.keys import DossierKeys, Keyring
 from amiflow.logs import configure
 from amiflow.stack import DEV_SERVER_TUNING
 from amiflow.temporal import SANDBOX, build_worker, connect
@@ -87,6 +84,9 @@ from domain.dossier import (
     SubmitReview,
     TakeDecision,
 )
+from journal.keys import DossierKeys, Keyring
+from journal.postgres import PostgresStore, create_engine, migrate
+from journal.schema import events as events_table
 from workflows.dossier import CommandRequest, DossierInput, DossierWorkflow
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -357,7 +357,8 @@ class Stack:
         self.url = admin_uri.replace("/postgres?", "/amiflow_bench?")
         await asyncio.to_thread(migrate, self.url)
         self.engine = create_engine(self.url)
-        self.keys = DossierKeys(Keyring.open(self.tmp / "data", create=True), self.engine)
+        self.store = PostgresStore(self.engine)
+        self.keys = DossierKeys(Keyring.open(self.tmp / "data", create=True), self.store)
 
         port, ui_port = free_port(), free_port()
         log = (self.tmp / "temporal.log").open("ab")
@@ -400,8 +401,8 @@ class Stack:
                     raise
                 await asyncio.sleep(0.2)
 
-        journal = JournalActivities(self.engine, self.keys)
-        notifications = NotificationActivities(self.engine, self.keys, self.tmp / "maildrop")
+        journal = JournalActivities(self.store, self.keys)
+        notifications = NotificationActivities(self.store, self.keys, self.tmp / "maildrop")
         activities = [journal.append, journal.open_dossiers, notifications.send]
         worker = build_worker(self.client, self.task_queue, activities)
         from bench.bare import BareWorkflow
@@ -664,7 +665,7 @@ async def step_direct(stack: Stack, sizes: Sizes) -> dict[str, Any]:
 
     # The journal activity (SQLAlchemy, advisory lock, max(seq), projection upsert), without Temporal.
     assert stack.engine is not None
-    journal = JournalActivities(stack.engine, stack.keys)
+    journal = JournalActivities(PostgresStore(stack.engine), stack.keys)
     jid = dossier_id("hdf-pmcb-reemploi", "bench journal")
     seq = 0
 

@@ -1,6 +1,6 @@
 """How fast the journal verifies: 100,000 events (and 10,000 reads) chained as amiflow chains them,
 written to a real embedded PostgreSQL, then `amiflow.audit.verify_journal` (load + recompute every
-chain) timed, and the pure chain check (`amiflow.ledger.verify`) on rows already in memory.
+chain) timed, and the pure chain check (`journal.ledger.verify`) on rows already in memory.
 
     .venv/bin/python bench/verify.py [--events 100000] [--dossiers 2000]
 
@@ -24,8 +24,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 import asyncpg  # noqa: E402
 
-from amiflow import audit, ledger  # noqa: E402
-from amiflow.db import app_url, create_engine, migrate  # noqa: E402
+from amiflow import audit  # noqa: E402
+from journal import ledger  # noqa: E402
+from journal.postgres import PostgresStore, app_url, create_engine, migrate  # noqa: E402
 
 
 def journal(events: int, dossiers: int, reads: int) -> tuple[list[dict], list[dict]]:
@@ -88,11 +89,12 @@ async def main(events: int, dossiers: int, reads: int) -> None:
                        "now() from events")  # fmt: skip
     await conn.execute("ANALYZE")
     engine = create_engine(app_url(owner))
+    store = PostgresStore(engine)
 
     timings = []
     for _ in range(3):
         t = time.perf_counter()
-        breaks = await audit.verify_journal(engine)
+        breaks = await audit.verify_journal(store)
         timings.append(time.perf_counter() - t)
         assert breaks == [], breaks[:3]
     best = min(timings)
@@ -104,7 +106,7 @@ async def main(events: int, dossiers: int, reads: int) -> None:
     await conn.execute("set session_replication_role = replica")
     await conn.execute("update events set sealed = overlay(sealed placing '\\x00'::bytea from 100 for 1) "
                        "where gseq = $1", rows[len(rows) // 2]["gseq"])  # fmt: skip
-    found = await audit.verify_journal(engine)
+    found = await audit.verify_journal(store)
     await conn.close()
     await engine.dispose()
 

@@ -24,11 +24,13 @@ from temporalio.worker import Worker
 from activities.journal import JournalActivities
 from activities.notifications import NotificationActivities
 from amiflow.codec import data_converter
-from amiflow.db import app_url, create_engine, migrate
-from amiflow.keys import DossierKeys, Keyring
 from amiflow.stack import DEV_SERVER_TUNING
 from amiflow.temporal import build_worker
 from amiflow.vault import Vault
+from journal.keys import DossierKeys, Keyring
+from journal.memory import MemoryStore
+from journal.postgres import PostgresStore, app_url, create_engine, migrate
+from journal.store import JournalStore
 
 TEMPORAL = Path(sys.executable).parent / "temporal"
 
@@ -72,6 +74,24 @@ async def database(postgres_uri: str) -> AsyncIterator[str]:
     yield url
 
 
+@pytest.fixture(params=["postgres", "memory"])
+def store_database(request: pytest.FixtureRequest) -> str | None:
+    """Which store the contract suite runs on: a migrated database of the test's own for PostgreSQL
+    (asked for only then, so that the memory runs start no server), None for memory."""
+    return str(request.getfixturevalue("database")) if request.param == "postgres" else None
+
+
+@pytest.fixture
+async def store(store_database: str | None) -> AsyncIterator[JournalStore]:
+    """Each implementation of the journal's store, fresh: PostgreSQL as the application's role, or memory."""
+    if store_database is None:
+        yield MemoryStore()
+        return
+    postgres = PostgresStore(create_engine(app_url(store_database), pool_size=4))
+    yield postgres
+    await postgres.dispose()
+
+
 @pytest.fixture(scope="session")
 async def temporal() -> AsyncIterator[WorkflowEnvironment]:
     """The real Temporal dev server with time skipping off by default: tests move each
@@ -96,7 +116,8 @@ class Stack:
     client: Client
     namespace: str
     task_queue: str
-    engine: AsyncEngine
+    engine: AsyncEngine  # for tests that look at (or tamper with) the tables themselves
+    store: PostgresStore
     database_url: str
     mail_dir: Path
     worker: Worker
@@ -115,17 +136,18 @@ async def stack(temporal: WorkflowEnvironment, database: str, tmp_path: Path) ->
     namespace = _free_namespaces.pop(0)
     data_dir = tmp_path / "data"
     engine = create_engine(app_url(database))  # the application's role, as in production
-    keys = DossierKeys(Keyring.open(data_dir, create=True), engine)
+    store = PostgresStore(engine)
+    keys = DossierKeys(Keyring.open(data_dir, create=True), store)
     client = await Client.connect(temporal.client.service_client.config.target_host, namespace=namespace,
                                   data_converter=data_converter(keys))  # fmt: skip
     skipper = TimeSkipper(client, config=TimeSkippingConfig(enabled=False, max_session_skip_count=5000))
     mail_dir = tmp_path / "maildrop"
-    journal = JournalActivities(engine, keys)
-    notifications = NotificationActivities(engine, keys, mail_dir)
+    journal = JournalActivities(store, keys)
+    notifications = NotificationActivities(store, keys, mail_dir)
     task_queue = f"tq-{uuid.uuid4()}"
     activities = [journal.append, journal.open_dossiers, notifications.send]
     worker = build_worker(skipper.client, task_queue, activities)
     async with worker:
-        yield Stack(skipper, skipper.client, namespace, task_queue, engine, app_url(database), mail_dir, worker, keys,
-                    Vault(data_dir / "vault", keys), data_dir, database)  # fmt: skip
+        yield Stack(skipper, skipper.client, namespace, task_queue, engine, store, app_url(database), mail_dir, worker,
+                    keys, Vault(data_dir / "vault", keys), data_dir, database)  # fmt: skip
     await engine.dispose()

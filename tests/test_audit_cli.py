@@ -35,14 +35,14 @@ async def test_state_as_of_any_instant_is_the_state_it_had(cli: Run, stack: Stac
         steps.append(await handle.query(DossierWorkflow.current))
     from amiflow.dossiers import history
 
-    events = await history(stack.engine, stack.keys, PMCB_ID)
+    events = await history(stack.store, stack.keys, PMCB_ID)
     assert len(events) == 6  # draft, submitted, then one per command
     # Each step's state, rebuilt at the instant of its last event and just before the next one.
     for state in steps:
         last = events[state.version - 1].at
-        assert await state_as_of(stack.engine, stack.keys, PMCB_ID, last) == state
+        assert await state_as_of(stack.store, stack.keys, PMCB_ID, last) == state
         following = events[state.version].at if state.version < len(events) else last + timedelta(days=1)
-        assert await state_as_of(stack.engine, stack.keys, PMCB_ID, following - timedelta(microseconds=1)) == state
+        assert await state_as_of(stack.store, stack.keys, PMCB_ID, following - timedelta(microseconds=1)) == state
 
     # From the command line, in Paris time (to the microsecond if need be); the read is logged with its instant.
     acknowledged_at = events[2].at.astimezone(PARIS).replace(tzinfo=None).isoformat()
@@ -60,7 +60,7 @@ async def test_state_as_of_any_instant_is_the_state_it_had(cli: Run, stack: Stac
     cleared = json.loads(out)
     assert code == 0 and cleared["content_granted"] and cleared["status"] == "acknowledged"
     assert cleared["state"]["content"]["holder_name"].startswith("Consortium")
-    events = await history(stack.engine, stack.keys, PMCB_ID)
+    events = await history(stack.store, stack.keys, PMCB_ID)
 
     code, out, err = await cli("dossier", "timeline", PMCB_ID, "--as", "auditor:odile", "--json")
     assert code == 0, err

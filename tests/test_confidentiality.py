@@ -26,16 +26,16 @@ from sqlalchemy import select
 
 from activities.journal import JournalActivities
 from activities.notifications import NotificationActivities
-from activities.schema import dossier_keys, events, outbox
 from amiflow.catalogue import CALLS_DIR, load_call
 from amiflow.codec import data_converter
-from amiflow.db import app_url
 from amiflow.dossiers import build_command, history, send, start_calls, state, submit
 from amiflow.temporal import build_worker
 from domain import Actor, DossierState, replay
 from domain.dossier import Status
 from domain.errors import NotAllowed
 from domain.reading import Reading, may_read
+from journal.postgres import app_url
+from journal.schema import dossier_keys, events, outbox
 from tests.conftest import Stack
 from tests.test_resilience import TEMPORAL, DevServer, make_keys, processes  # noqa: F401 (fixture)
 
@@ -85,8 +85,8 @@ async def test_a_canary_dossier_leaves_no_clear_trace(  # noqa: PLR0915 (one lif
     processes.append(server)
     client = await server.start()
     task_queue = f"tq-canari-{uuid.uuid4().hex[:8]}"
-    journal = JournalActivities(keys.engine, keys)
-    notifications = NotificationActivities(keys.engine, keys, tmp_path / "maildrop")
+    journal = JournalActivities(keys.store, keys)
+    notifications = NotificationActivities(keys.store, keys, tmp_path / "maildrop")
     worker = build_worker(client, task_queue, [journal.append, journal.open_dossiers, notifications.send])
     env = {**os.environ, "AMIFLOW_DATA_DIR": str(data_dir), "AMIFLOW_TEMPORAL_ADDRESS": server.address,
            "AMIFLOW_DATABASE_URL": app_url(database), "AMIFLOW_TASK_QUEUE": task_queue,
@@ -185,7 +185,7 @@ async def test_a_canary_dossier_leaves_no_clear_trace(  # noqa: PLR0915 (one lif
     assert files_with(postgres_data, ident.encode())  # clear ids are found there too
     assert files_with(postgres_data, needle) == []  # tables, indexes, WAL
     assert files_with(data_dir, needle) == []  # the vault holds the document sealed
-    async with keys.engine.connect() as conn:
+    async with keys.store.engine.connect() as conn:
         sealed = (await conn.execute(select(events.c.key_id, events.c.sealed, events.c.payload)
                                      .where(events.c.dossier_id == ident))).all()  # fmt: skip
         assert sealed and all(r.key_id == "k1" and r.sealed and r.payload is None for r in sealed)
@@ -194,7 +194,7 @@ async def test_a_canary_dossier_leaves_no_clear_trace(  # noqa: PLR0915 (one lif
     captured = capfd.readouterr()
     logs = captured.out + captured.err + caplog.text
     assert ident in logs and marker not in logs
-    await keys.engine.dispose()
+    await keys.store.dispose()
 
 
 async def test_failures_travel_encoded(database: str, tmp_path: Path) -> None:
@@ -214,7 +214,7 @@ async def test_failures_travel_encoded(database: str, tmp_path: Path) -> None:
     assert failure.encoded_attributes.metadata["encoding"] == b"binary/encrypted"
     decoded = await converter.decode_failure(failure)
     assert isinstance(decoded, ApplicationError) and decoded.message == "Motif CANARIfailure"
-    await keys.engine.dispose()
+    await keys.store.dispose()
 
 
 async def test_a_clearance_reaches_a_dossier_already_closed(stack: Stack) -> None:
@@ -227,15 +227,15 @@ async def test_a_clearance_reaches_a_dossier_already_closed(stack: Stack) -> Non
     handle = stack.client.get_workflow_handle(ident)
     await handle.result()
     auditor = Actor.parse("auditor:odile")
-    closed = await state(stack.client, stack.engine, stack.keys, ident)
+    closed = await state(stack.client, stack.store, stack.keys, ident)
     assert not may_read(closed, auditor, Reading.CONTENT).granted
     grant = build_command("grant-clearance", {"auditor": "odile", "reason": "Contrôle FEDER"})
     with pytest.raises(NotAllowed):
-        await send(stack.client, ident, grant, auditor, stack.engine, stack.keys, stack.task_queue)
-    result = await send(stack.client, ident, grant, STAFF, stack.engine, stack.keys, stack.task_queue)
+        await send(stack.client, ident, grant, auditor, stack.store, stack.keys, stack.task_queue)
+    result = await send(stack.client, ident, grant, STAFF, stack.store, stack.keys, stack.task_queue)
     assert result.status is Status.CLOSED and result.events == ["clearance_granted"]
     final = await stack.client.get_workflow_handle(ident, result_type=DossierState).result()
     assert final.clearances == ("odile",)
-    events = await history(stack.engine, stack.keys, ident)
+    events = await history(stack.store, stack.keys, ident)
     assert [e.type for e in events][-2:] == ["closed", "clearance_granted"]
     assert may_read(replay(events), auditor, Reading.CONTENT).granted

@@ -51,14 +51,14 @@ from temporalio.service import RPCError
 from temporalio.testing import WorkflowEnvironment
 
 from activities.contracts import APPEND, SEND, AppendEvents, SendNotices
-from activities.journal import open_event
-from activities.schema import dossiers, events, outbox
 from amiflow.catalogue import CALLS_DIR, load_call, load_dossier
 from amiflow.dossiers import build_command, call_definition, extend, listing, send, start_calls, submit
 from domain import Actor, Call, dossier_id
 from domain.calendar import PARIS
 from domain.dossier import DossierState, FileReport, ProvideComplement, StartDraft, Status, Submit
 from domain.errors import DomainError
+from journal.schema import dossiers, events, outbox
+from journal.sealing import open_event
 from tests.conftest import Stack
 from workflows.call import call_workflow_id
 from workflows.dossier import CommandRequest, DossierInput, DossierWorkflow
@@ -385,7 +385,7 @@ async def test_phase_2_reminds_expires_drafts_and_accepts_a_submission_one_secon
     rows = await eventually(expired)
     assert_at(rows[1]["occurred_at"], CLOSING, "draft_expired", lag=SECOND)
     assert rows[1]["payload"]["actor"] == {"role": "system", "name": "echeances"}
-    listed = await listing(engine, call.id)
+    listed = await listing(stack.store, call.id)
     assert {r["dossier_id"]: r["status"] for r in listed} == {forgotten.id: "expired",
                                                                last_second.id: "submitted"}  # fmt: skip
     assert (await forgotten.describe()).status is WorkflowExecutionStatus.COMPLETED
@@ -467,7 +467,7 @@ async def test_extension_moves_the_closing_of_fifty_open_drafts(
     # Past the old closing: nobody expired; only the new closing's 30-day reminder went out.
     await ff_all(env, handles, CLOSING + MINUTE)
     assert await once_each(events.c.type, "draft_expired") == {}
-    assert {r["status"] for r in await listing(engine, call.id)} == {"draft"}
+    assert {r["status"] for r in await listing(stack.store, call.id)} == {"draft"}
 
     async def reminded_once() -> None:
         assert await once_each(outbox.c.kind, "reminder_phase_closing_30d") == dict.fromkeys(ids, 1)
@@ -481,7 +481,7 @@ async def test_extension_moves_the_closing_of_fifty_open_drafts(
     await ff_all(env, handles, NEW_CLOSING + SECOND)
 
     async def all_expired() -> list[dict[str, Any]]:
-        listed = await listing(engine, call.id, status="expired")
+        listed = await listing(stack.store, call.id, status="expired")
         assert [r["dossier_id"] for r in listed] == ids
         return listed
 
@@ -732,7 +732,7 @@ async def test_submission_one_second_after_the_closing_is_refused_and_writes_not
     run = (await draft.describe()).run_id
 
     with pytest.raises(DomainError) as refused:
-        await send(stack.client, draft.id, Submit(), holder, stack.engine, stack.keys)
+        await send(stack.client, draft.id, Submit(), holder, stack.store, stack.keys)
 
     after = (await journal(stack, draft.id), await notices(engine, draft.id),
              await projection(engine, draft.id), mail_keys(stack.mail_dir))  # fmt: skip

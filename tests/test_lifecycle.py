@@ -74,7 +74,7 @@ async def drive(stack: Stack, call: Call, example: Path, criteria: str, *, after
 
 
 async def check_journal(stack: Stack, ident: str) -> list[str]:
-    journal = await history(stack.engine, stack.keys, ident)
+    journal = await history(stack.store, stack.keys, ident)
     async with stack.engine.connect() as conn:
         seqs = [r[0] for r in await conn.execute(
             text("select seq from events where dossier_id = :d order by seq"), {"d": ident})]  # fmt: skip

@@ -33,12 +33,12 @@ from temporalio.api.enums.v1 import EventType
 from temporalio.client import Client
 
 from amiflow.catalogue import CALLS_DIR, load_call
-from amiflow.db import app_url, create_engine, migrate
 from amiflow.dossiers import Refused, build_command, send, start_calls, submit
-from amiflow.keys import DossierKeys, Keyring
 from amiflow.temporal import connect
 from domain import Actor, DossierState, dossier_id
 from domain.dossier import DeadlineKind
+from journal.keys import DossierKeys, Keyring
+from journal.postgres import PostgresStore, app_url, create_engine, migrate
 from workflows.dossier import CommandResult, DossierWorkflow
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -111,7 +111,8 @@ async def eventually(check: Callable[[], Awaitable[Any]], timeout: float, what: 
 
 def make_keys(data_dir: Path, database_url: str) -> DossierKeys:
     """The keyring the worker subprocesses will read (their AMIFLOW_DATA_DIR), and this process's keys."""
-    return DossierKeys(Keyring.open(data_dir, create=True), create_engine(app_url(database_url), pool_size=2))
+    store = PostgresStore(create_engine(app_url(database_url), pool_size=2))
+    return DossierKeys(Keyring.open(data_dir, create=True), store)
 
 
 class DevServer:

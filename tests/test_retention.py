@@ -16,10 +16,10 @@ from amiflow import audit
 from amiflow.catalogue import CALLS_DIR, load_call
 from amiflow.codec import EnvelopeCodec
 from amiflow.dossiers import build_command, history, metadata, send, start_calls, submit
-from amiflow.keys import DossierKeys, KeyDestroyed, Keyring
 from domain import Actor, DossierState, replay
 from domain.decider import retention_ends
 from domain.dossier import AttachDocument, Status
+from journal.keys import DossierKeys, KeyDestroyed, Keyring
 from tests.conftest import Stack
 from tests.test_audit import reference_file
 
@@ -48,57 +48,57 @@ async def test_shredding_after_retention_and_legal_hold(stack: Stack, tmp_path: 
 
     # A legal hold, set on the closed dossier as an event (its workflow runs again to journal it).
     hold = build_command("set-legal-hold", {"reason": "Contentieux devant le tribunal administratif"})
-    assert (await send(stack.client, closed, hold, STAFF, stack.engine, stack.keys, stack.task_queue)).status \
+    assert (await send(stack.client, closed, hold, STAFF, stack.store, stack.keys, stack.task_queue)).status \
         is Status.CLOSED  # fmt: skip
-    report = await audit.shred(stack.client, stack.engine, stack.keys, stack.vault, STAFF, later, False, closed)
+    report = await audit.shred(stack.client, stack.store, stack.keys, stack.vault, STAFF, later, False, closed)
     assert report[0]["outcome"] == "kept" and "conservation légale" in report[0]["reason"]
     # Before the end of the retention, nothing either.
     lift = build_command("lift-legal-hold", {"reason": "Jugement rendu"})
-    await send(stack.client, closed, lift, STAFF, stack.engine, stack.keys, stack.task_queue)
-    early = await audit.shred(stack.client, stack.engine, stack.keys, stack.vault, STAFF, ends - timedelta(days=1),
+    await send(stack.client, closed, lift, STAFF, stack.store, stack.keys, stack.task_queue)
+    early = await audit.shred(stack.client, stack.store, stack.keys, stack.vault, STAFF, ends - timedelta(days=1),
                               False, closed)  # fmt: skip
     assert early[0]["outcome"] == "kept" and "court jusqu’au" in early[0]["reason"]
     # An open dossier: never.
-    refused = await audit.shred(stack.client, stack.engine, stack.keys, stack.vault, STAFF, later, False, still_open)
+    refused = await audit.shred(stack.client, stack.store, stack.keys, stack.vault, STAFF, later, False, still_open)
     assert refused[0]["outcome"] == "kept" and "impossible" in refused[0]["reason"]
 
     # Dry run: says what would go, touches nothing.
     sealed_payload = await _a_payload(stack, closed)
-    dry = await audit.shred(stack.client, stack.engine, stack.keys, stack.vault, STAFF, later, True)
+    dry = await audit.shred(stack.client, stack.store, stack.keys, stack.vault, STAFF, later, True)
     assert [(r["dossier_id"], r["outcome"]) for r in dry] == [(closed, "would_destroy")]
-    assert len(await history(stack.engine, stack.keys, closed)) == state_before.version + 2
+    assert len(await history(stack.store, stack.keys, closed)) == state_before.version + 2
     assert await stack.vault.fetch(closed, ref) == piece.read_bytes()
 
-    elsewhere = DossierKeys(Keyring.open(stack.data_dir), stack.engine)  # a worker's keys, warmed
+    elsewhere = DossierKeys(Keyring.open(stack.data_dir), stack.store)  # a worker's keys, warmed
     elsewhere.FRESH_FOR = 0.5  # 30 s in production
-    await history(stack.engine, elsewhere, closed)
-    done = await audit.shred(stack.client, stack.engine, stack.keys, stack.vault, STAFF, later, False)
+    await history(stack.store, elsewhere, closed)
+    done = await audit.shred(stack.client, stack.store, stack.keys, stack.vault, STAFF, later, False)
     assert [(r["dossier_id"], r["outcome"], r["documents"]) for r in done] == [(closed, "destroyed", 1)]
     assert done[0]["keys"] >= 1
 
     # Unreadable by anyone, everywhere: the journal, the vault, Temporal's payloads, another process.
     with pytest.raises(KeyDestroyed, match="plus lisible par personne"):
-        await history(stack.engine, stack.keys, closed)
+        await history(stack.store, stack.keys, closed)
     assert not stack.vault.path(closed, ref.id).exists()
     with pytest.raises(KeyDestroyed):
         await EnvelopeCodec(stack.keys).decode([sealed_payload])
     # Another process's cache lets go after `FRESH_FOR` seconds.
     await asyncio.sleep(0.6)
     with pytest.raises(KeyDestroyed):
-        await history(stack.engine, elsewhere, closed)
+        await history(stack.store, elsewhere, closed)
     # Its metadata stays, the destruction is in it, and every chain still verifies.
-    rows = await metadata(stack.engine, closed)
+    rows = await metadata(stack.store, closed)
     assert [r["type"] for r in rows][-3:] == ["legal_hold_set", "legal_hold_lifted", "content_destroyed"]
     assert rows[-1]["actor"] == "staff:amelie"
-    assert await audit.verify_journal(stack.engine) == []
-    again = await audit.shred(stack.client, stack.engine, stack.keys, stack.vault, STAFF, later, False, closed)
+    assert await audit.verify_journal(stack.store) == []
+    again = await audit.shred(stack.client, stack.store, stack.keys, stack.vault, STAFF, later, False, closed)
     assert again[0]["outcome"] == "already_destroyed"
     # The open dossier is untouched.
-    assert (await history(stack.engine, stack.keys, still_open))[-1].type == "submitted"
+    assert (await history(stack.store, stack.keys, still_open))[-1].type == "submitted"
 
 
 async def _state(stack: Stack, ident: str) -> DossierState:
-    return replay(await history(stack.engine, stack.keys, ident))
+    return replay(await history(stack.store, stack.keys, ident))
 
 
 async def _a_payload(stack: Stack, ident: str) -> Payload:
