@@ -217,7 +217,7 @@ def _run(settings: Settings, data: Path, workers: int, processes: list[subproces
     processes.append(temporal)
     _wait_port(port, temporal, "le serveur Temporal", log)
     address = f"127.0.0.1:{port}"
-    found = load_calls()
+    found = load_calls([settings.calls_dir] if settings.calls_dir else ())
     asyncio.run(_start_calls(address, database_url, keyring, settings, found.calls))
     env = {**os.environ, "AMIFLOW_TEMPORAL_ADDRESS": address, "AMIFLOW_DATABASE_URL": database_url,
            "AMIFLOW_NAMESPACE": settings.namespace or DEFAULT_NAMESPACE,
