@@ -17,17 +17,25 @@ from amiflow.cli_audit import audit_app
 from amiflow.clikit import (
     Actor,
     DataDir,
-    group,
     Ident,
     Json,
     Paths,
     Reader,
     command_class,
     french_usage_error,
+    group,
     hoist_data_dir,
+)
+from amiflow.clikit import (
     now as _now,
+)
+from amiflow.clikit import (
     refusal as _refusal,
+)
+from amiflow.clikit import (
     use as _use,
+)
+from amiflow.clikit import (
     who as _who,
 )
 from amiflow.services import ReadRefused
@@ -39,16 +47,16 @@ from amiflow.services import keys as key_service
 from amiflow.settings import load_settings
 from domain.errors import DomainError
 
-
 app = group("amiflow : le cycle de vie des dossiers des appels à manifestation d’intérêt (AMI).")
 calls_app = group("Les appels (AMI) définis dans deploy/calls.")
 schemes_app = group("Le catalogue des dispositifs de financement.")
 dossier_app = group("Les dossiers, sur la pile qui tourne (amiflow up).")
 keys_app = group("Les clés de chiffrement du dossier de données.")
 codec_app = group("Le serveur de décodage pour l’interface web de Temporal.")
-app.addgroup(audit_app, name="audit")
-for name, sub in (("calls", calls_app), ("schemes", schemes_app), ("dossier", dossier_app), ("keys", keys_app), ("codec", codec_app)):  # fmt: skip
-    app.addgroup(sub, name=name)
+app.add_typer(audit_app, name="audit")
+for name, sub in (("calls", calls_app), ("schemes", schemes_app), ("dossier", dossier_app), ("keys", keys_app),
+                  ("codec", codec_app)):
+    app.add_typer(sub, name=name)
 command = command_class()
 
 @app.callback()
@@ -79,7 +87,8 @@ def calls_list(ctx: typer.Context, paths: Paths = None, as_json: Json = False) -
 
 
 @calls_app.command("extend", cls=command)
-def calls_extend(ctx: typer.Context, call: Annotated[str, typer.Argument(metavar="APPEL", help="Identifiant de l’appel.")],
+def calls_extend(ctx: typer.Context,
+                 call: Annotated[str, typer.Argument(metavar="APPEL", help="Identifiant de l’appel.")],
                  phase: Annotated[str, typer.Argument(metavar="PHASE", help="Identifiant de la phase.")],
                  until: Annotated[str, typer.Option("--until", metavar="DATE", help="Nouvelle clôture : 00:00 (heure "
                                                     "de Paris) ce jour-là, ou AAAA-MM-JJTHH:MM.")],
@@ -173,7 +182,8 @@ def dossier_do(ctx: typer.Context, dossier_id: Annotated[str | None, typer.Argum
     if as_json:
         typer.echo(result.model_dump_json(indent=2))
     else:
-        typer.echo(f"{result.dossier_id} : {result.status.label}, version {result.version} — {', '.join(result.events)}")
+        events = ", ".join(result.events)
+        typer.echo(f"{result.dossier_id} : {result.status.label}, version {result.version} — {events}")
 
 
 def _options(args: list[str]) -> dict[str, str]:
@@ -248,7 +258,8 @@ def dossier_attach(ctx: typer.Context, dossier_id: Ident,
         typer.echo(render.dump(view.model_dump(mode="json")))
         return
     ref = view.document
-    typer.echo(f"{ref.name} joint à {view.dossier_id} : {ref.size} octets, {ref.media_type}, sha256 {ref.sha256}\n{ref.id}")
+    typer.echo(f"{ref.name} joint à {view.dossier_id} : {ref.size} octets, {ref.media_type}, sha256 {ref.sha256}")
+    typer.echo(ref.id)
 
 
 @dossier_app.command("document", cls=command)
@@ -267,7 +278,8 @@ def dossier_document(ctx: typer.Context, dossier_id: Ident,
 
 @dossier_app.command("list", cls=command)
 def dossier_list(ctx: typer.Context,
-                 call: Annotated[str | None, typer.Option("--call", metavar="APPEL", help="Seulement cet appel.")] = None,
+                 call: Annotated[str | None, typer.Option("--call", metavar="APPEL", help="Seulement cet appel.")]
+                 = None,
                  status: Annotated[str | None, typer.Option("--status", metavar="STATUT",
                                                             help="Seulement ce statut (submitted…).")] = None,
                  phase: Annotated[str | None, typer.Option("--phase", metavar="PHASE", help="Seulement cette phase.")]

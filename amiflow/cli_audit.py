@@ -23,7 +23,8 @@ def _verified(report: VerifyReport, as_json: bool) -> None:
         typer.echo(render.dump(report.model_dump()))
     else:
         for b in report.breaks:
-            where = f"{b['dossier_id'] or '—'} n° {b['seq'] if b['seq'] is not None else '—'} (position {b['gseq'] or '—'})"
+            seq = b["seq"] if b["seq"] is not None else "—"
+            where = f"{b['dossier_id'] or '—'} n° {seq} (position {b['gseq'] or '—'})"
             typer.echo(f"RUPTURE  {b['kind']:<15} {where} : {b['detail']}")
         typer.echo(f"{'Intègre' if report.ok else 'Journal altéré'} : {report.checked}.")
     if not report.ok:
@@ -71,8 +72,9 @@ def audit_export(ctx: typer.Context, dossier_id: Ident,
     historique Temporal s’il est conservé, vérificateur, README) ; il se vérifie sans base :
     python OUT/verify.py OUT. Réservé aux auditeurs ; l’export est inscrit au journal des lectures."""
     person, instant = who(actor), now()
-    summary = use(ctx, lambda rt: audit_service.export(rt, person, dossier_id, out, instant,
-                                                       instant.astimezone(PARIS).date()), NeedTemporal.OPTIONAL)  # fmt: skip
+    today = instant.astimezone(PARIS).date()
+    summary = use(ctx, lambda rt: audit_service.export(rt, person, dossier_id, out, instant, today),
+                  NeedTemporal.OPTIONAL)
     if as_json:
         typer.echo(render.dump(summary))
         return

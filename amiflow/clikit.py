@@ -24,7 +24,13 @@ HELP = "Affiche cette aide."
 WORDS = {"Options": "Options", "Commands": "Commandes", "Arguments": "Arguments", "required": "obligatoire",
          "default: {default}": "défaut : {default}", "env var: {var}": "variable : {var}",
          "Missing command.": "Commande manquante.", "Aborted!": "Interrompu."}  # fmt: skip
-typer.core._ = lambda text: WORDS.get(text, text)  # type: ignore[attr-defined]
+
+
+def _french(message: str) -> str:
+    return WORDS.get(message, message)
+
+
+typer.core._ = _french  # type: ignore[attr-defined]
 
 DataDir = Annotated[Path | None, typer.Option("--data-dir", envvar="AMIFLOW_DATA_DIR", metavar="DOSSIER",
                                               help="Dossier de données de la pile (défaut .amiflow/) ; "
@@ -131,7 +137,8 @@ def now() -> datetime:
     return datetime.now(UTC)
 
 
-def use(ctx: typer.Context, work: Callable[[Runtime], Awaitable[T]], temporal: NeedTemporal = NeedTemporal.REQUIRED) -> T:
+def use(ctx: typer.Context, work: Callable[[Runtime], Awaitable[T]],
+        temporal: NeedTemporal = NeedTemporal.REQUIRED) -> T:
     """Run one use case against the stack of the command's settings."""
     return run(ctx.obj, work, temporal)
 

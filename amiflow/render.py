@@ -13,9 +13,9 @@ from amiflow.services.views import CommandSpec, DossierPage, DossierView, Histor
 from domain.calendar import PARIS
 from domain.calls import Call, Phase
 from domain.deadlines import Deadline
-from domain.dossier import DeadlineKind, Status
 from domain.errors import CallDefinitionError
 from domain.schemes import Scheme
+from domain.state import DeadlineKind, Status
 
 Echo = Callable[[str], Any]
 
@@ -240,4 +240,5 @@ def command_specs(specs: list[CommandSpec], echo: Echo, for_person: bool) -> Non
     for spec in specs:
         echo(f"  {spec.name} — {spec.label}")
         for o in spec.options:
-            echo(f"      --{o.name} {o.kind.upper():<8} {o.help}{'' if o.required else ' (facultatif)'}")
+            option = f"--{o.name} {o.kind.upper()}"
+            echo(f"      {option:<26} {o.help}{'' if o.required else ' (facultatif)'}")

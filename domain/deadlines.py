@@ -47,6 +47,18 @@ def latest_reminders(due: list[Deadline]) -> list[Deadline]:
     return list(latest.values())
 
 
+def next_of_each_kind(waiting: list[Deadline]) -> list[Deadline]:
+    """The first deadline of each kind (a reminder: of each kind of deadline it announces), in order:
+    what a person needs to see first; a dossier in follow-up waits for years of reports and reminders."""
+    seen: set[tuple[DeadlineKind, DeadlineKind]] = set()
+    out = []
+    for d in sorted(waiting, key=lambda d: d.at):
+        if (d.kind, d.subject) not in seen:
+            seen.add((d.kind, d.subject))
+            out.append(d)
+    return out
+
+
 def report_count(call: Call) -> int:
     """How many follow-up reports a laureate files."""
     return call.follow_up.duration_months // call.follow_up.report_period_months

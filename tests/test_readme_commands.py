@@ -64,10 +64,10 @@ def test_every_readme_command_line_runs(tmp_path: Path) -> None:
                           stdout=subprocess.PIPE, stderr=subprocess.STDOUT)  # fmt: skip
     try:
         deadline = time.monotonic() + 120
-        while subprocess.run(["amiflow", "status"], cwd=work, env=env, capture_output=True).returncode != 0:
+        while subprocess.run(["amiflow", "status"], cwd=work, env=env, capture_output=True, check=False).returncode:
             assert up.poll() is None and time.monotonic() < deadline, up.stdout.read() if up.stdout else ""
             time.sleep(0.5)
-        run = subprocess.run(["bash", "-c", _script(readme_command_lines())], cwd=work, env=env,
+        run = subprocess.run(["bash", "-c", _script(readme_command_lines())], cwd=work, env=env, check=False,
                              capture_output=True, text=True, timeout=480)  # fmt: skip
         assert run.returncode == 0, run.stdout[-3000:] + run.stderr[-3000:]
         assert "Intègre" in run.stdout and "1 dossier(s) sur 1 auraient une autre issue" in run.stdout, run.stdout

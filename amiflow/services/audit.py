@@ -17,13 +17,15 @@ from amiflow import audit as ledger_io
 from amiflow import dossiers as gateway
 from amiflow.bootstrap import Runtime
 from amiflow.catalogue import load_call
-from amiflow.crosscheck import CrossCheck, crosscheck as replay_and_compare
+from amiflow.crosscheck import CrossCheck
+from amiflow.crosscheck import crosscheck as replay_and_compare
 from amiflow.logs import logger
 from amiflow.services.errors import NotFound, ReadRefused
 from amiflow.services.principal import Principal
-from domain.access import may_audit
+from domain.access import AuditOperation, may_audit
 from domain.errors import InvalidCommand
-from domain.whatif import WhatIf, whatif as replay_under
+from domain.whatif import WhatIf
+from domain.whatif import whatif as replay_under
 from journal import ledger
 from journal.keys import KeyDestroyed
 from journal.store import ReadEntry
@@ -99,11 +101,13 @@ def write_anchors(out: Path, marks: list[dict[str, Any]]) -> None:
         raise InvalidCommand(f"Impossible d’écrire {out} : {exc.strerror or exc}.") from None
 
 
-async def _require_auditor(rt: Runtime, who: Principal, dossier_id: str, what: str, now: datetime) -> None:
-    decision = may_audit(who.actor)
-    await rt.store.record_read(ReadEntry(dossier_id=dossier_id, at=now, actor=str(who.actor), what=what, via=who.via,
-                                         granted=decision.granted, reason=decision.reason))  # fmt: skip
-    logger(dossier_id=dossier_id, actor=str(who.actor)).info("read", what=what, via=who.via, granted=decision.granted)
+async def _require_auditor(rt: Runtime, who: Principal, dossier_id: str, what: AuditOperation,
+                           now: datetime) -> None:  # fmt: skip
+    decision = may_audit(who.actor, what)
+    await rt.store.record_read(ReadEntry(dossier_id=dossier_id, at=now, actor=str(who.actor), what=what.value,
+                                         via=who.via, granted=decision.granted, reason=decision.reason))
+    logger(dossier_id=dossier_id, actor=str(who.actor)).info("read", what=what.value, via=who.via,
+                                                             granted=decision.granted)  # fmt: skip
     if not decision.granted:
         raise ReadRefused(f"Refusé ({what} de {dossier_id}) : {decision.reason}.")
 
@@ -114,7 +118,7 @@ async def export(rt: Runtime, who: Principal, dossier_id: str, out: Path, now: d
         raise NotFound(f"Dossier inconnu du journal « {dossier_id} ».")
     if out.exists():
         raise InvalidCommand(f"{out} existe déjà : choisissez un autre dossier de sortie.")
-    await _require_auditor(rt, who, dossier_id, "export", now)
+    await _require_auditor(rt, who, dossier_id, AuditOperation.EXPORT, now)
     history = None
     if rt.client is not None:
         with contextlib.suppress(Exception):  # the workflow's history is gone once Temporal's retention has passed
@@ -126,13 +130,13 @@ async def crosscheck(rt: Runtime, who: Principal, dossier_id: str, now: datetime
     """Replay the dossier's retained Temporal histories with today's code and compare with the journal."""
     if not await rt.store.events(dossier_id):
         raise NotFound(f"Dossier inconnu du journal « {dossier_id} ».")
-    await _require_auditor(rt, who, dossier_id, "crosscheck", now)
+    await _require_auditor(rt, who, dossier_id, AuditOperation.CROSSCHECK, now)
     return await replay_and_compare(rt.temporal(), rt.store, rt.keys, dossier_id)
 
 
 async def whatif(rt: Runtime, who: Principal, call_id: str, rules: Path, now: datetime) -> WhatIfReport:
     """Replay every dossier of the call under a changed definition; nothing is written but the reads."""
-    decision = may_audit(who.actor)
+    decision = may_audit(who.actor, AuditOperation.WHATIF)
     if not decision.granted:
         raise ReadRefused(f"Refusé (rejeu de l’appel {call_id}) : {decision.reason}.")
     changed = load_call(rules)
@@ -145,13 +149,15 @@ async def whatif(rt: Runtime, who: Principal, call_id: str, rules: Path, now: da
         except KeyDestroyed:  # past its retention: nothing left to replay
             destroyed.append(row.dossier_id)
             continue
-        await _require_auditor(rt, who, row.dossier_id, "whatif", now)  # it opens the content, and quotes it
+        # It opens the content, and quotes it in refusals: a read of each dossier.
+        await _require_auditor(rt, who, row.dossier_id, AuditOperation.WHATIF, now)
         results.append(replay_under(events, changed, now).model_copy(update={"dossier_id": row.dossier_id}))
     return WhatIfReport(call=call_id, rules=str(rules), dossiers=len(results),
                         differing=[r for r in results if r.differs], content_destroyed=destroyed)  # fmt: skip
 
 
-async def shred(rt: Runtime, who: Principal, now: datetime, dry_run: bool, dossier_id: str | None = None) -> list[dict[str, Any]]:
+async def shred(rt: Runtime, who: Principal, now: datetime, dry_run: bool,
+                dossier_id: str | None = None) -> list[dict[str, Any]]:  # fmt: skip
     """End of retention: destroy the keys (so the content, everywhere) of ended dossiers whose retention
     is over and that are under no legal hold; the rules decide each, and say why."""
     if dossier_id is not None and await rt.store.dossier(dossier_id) is None:

@@ -44,10 +44,11 @@ async def decode(rt: Runtime, who: Principal, payloads: list[Payload], now: date
     for dossier in dossiers:
         decision = decisions[dossier]
         if refused and decision.granted:
-            decision = LoggedRead(what=decision.what, granted=False,
-                                  reason=f"non décodé : la même requête portait sur {refused[0]}, refusé")  # fmt: skip
-        await rt.store.record_read(ReadEntry(dossier_id=dossier, at=now, actor=str(who.actor), what=decision.what,
-                                             via=who.via, granted=decision.granted, reason=decision.reason))  # fmt: skip
+            reason = f"non décodé : la même requête portait sur {refused[0]}, refusé"
+            decision = LoggedRead(what=decision.what, granted=False, reason=reason)
+        entry = ReadEntry(dossier_id=dossier, at=now, actor=str(who.actor), what=decision.what, via=who.via,
+                          granted=decision.granted, reason=decision.reason)
+        await rt.store.record_read(entry)
         logger(dossier_id=dossier, actor=str(who.actor)).info("read", what=decision.what, via=who.via,
                                                               granted=decision.granted)  # fmt: skip
     if refused:

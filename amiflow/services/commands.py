@@ -10,7 +10,7 @@ from pydantic import TypeAdapter, ValidationError
 
 from amiflow.services.views import CommandOption, CommandSpec
 from domain.calendar import PARIS, start_of_day
-from domain.dossier import Command
+from domain.commands import Command
 from domain.errors import InvalidCommand
 from domain.schemes import Scheme
 

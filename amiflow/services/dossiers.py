@@ -32,9 +32,10 @@ from domain import replay
 from domain.calendar import show as paris
 from domain.deadlines import deadlines, next_of_each_kind
 from domain.decider import available_commands
-from domain.dossier import DossierState, Status
 from domain.errors import InvalidCommand
+from domain.events import Event
 from domain.reading import Purpose, Sight, event_shown, shown_actor, sight
+from domain.state import DossierState, Status
 from journal.keys import KeyDestroyed
 from journal.store import ReadEntry
 from workflows.dossier import CommandResult
@@ -91,34 +92,37 @@ async def show(rt: Runtime, who: Principal | None, dossier_id: str, now: datetim
     )  # fmt: skip
 
 
-async def history(rt: Runtime, who: Principal | None, dossier_id: str, now: datetime, bodies: bool = False) -> HistoryView:
-    """Who did what and when, reads included; event bodies (`bodies`) only for who may read them."""
+async def history(rt: Runtime, who: Principal | None, dossier_id: str, now: datetime,
+                  bodies: bool = False) -> HistoryView:  # fmt: skip
+    """Who did what and when, reads included; event bodies (`bodies`) only for who may read them,
+    and then the read is logged as a content read."""
     try:
         events = await gateway.history(rt.store, rt.keys, dossier_id)
         state = replay(events)
     except KeyDestroyed:
         events, state = [], await _metadata_state(rt, dossier_id)
     reader = who.actor if who else None
-    seen = sight(state, reader, Purpose.HISTORY)
-    content = sight(state, reader, Purpose.SHOW) if bodies and seen.allowed else None
+    seen = sight(state, reader, Purpose.HISTORY if bodies else Purpose.TIMELINE)
     await _log(rt, dossier_id, who, seen, now)
-    if content is not None:
-        await _log(rt, dossier_id, who, content, now)
     if not seen.allowed:
         raise ReadRefused(f"Lecture refusée (historique de {dossier_id}) : {seen.reason}.",
-                          {"dossier_id": dossier_id, "content_granted": False, "reason": seen.reason})  # fmt: skip
-    granted = content is not None and content.content
+                          {"dossier_id": dossier_id, "content_granted": False, "reason": seen.reason})
+    granted = bodies and seen.content
     if events:
         shown = [EventView(seq=i, type=e.type, actor=shown_actor(reader, str(e.actor)), at=e.at,
-                           body=e.model_dump(mode="json", exclude={"call"})
-                           if granted and event_shown(state, reader, e.type) else None)
-                 for i, e in enumerate(events, start=1)]  # fmt: skip
+                           body=_body(e) if bodies and event_shown(seen, reader, e.type) else None)
+                 for i, e in enumerate(events, start=1)]
     else:
         shown = [EventView(seq=r.seq, type=r.type, actor=shown_actor(reader, r.actor), at=r.occurred_at)
-                 for r in await rt.store.events(dossier_id)]  # fmt: skip
+                 for r in await rt.store.events(dossier_id)]
     reads = [ReadView(at=r.at, actor=shown_actor(reader, r.actor), what=r.what, via=r.via, granted=r.granted,
-                      reason=r.reason) for r in await rt.store.reads(dossier_id)]  # fmt: skip
+                      reason=r.reason) for r in await rt.store.reads(dossier_id)] if who else []
     return HistoryView(dossier_id=dossier_id, content_granted=granted, events=shown, reads=reads)
+
+
+def _body(event: Event) -> dict[str, object]:
+    body: dict[str, object] = event.model_dump(mode="json", exclude={"call"})
+    return body
 
 
 async def timeline(rt: Runtime, who: Principal, dossier_id: str, now: datetime) -> TimelineView:
@@ -138,8 +142,9 @@ async def timeline(rt: Runtime, who: Principal, dossier_id: str, now: datetime) 
                           {"dossier_id": dossier_id, "entries": [], "reason": seen.reason})  # fmt: skip
     entries = [TimelineEntry(kind="event", at=r.occurred_at, actor=shown_actor(who.actor, r.actor), seq=r.seq,
                              type=r.type) for r in rows]  # fmt: skip
-    entries += [TimelineEntry(kind="read", at=r.at, actor=shown_actor(who.actor, r.actor), what=r.what, via=r.via,
-                              granted=r.granted, reason=r.reason) for r in await rt.store.reads(dossier_id)]  # fmt: skip
+    entries += [TimelineEntry(kind="read", at=r.at, actor=shown_actor(who.actor, r.actor), what=r.what,
+                              via=r.via, granted=r.granted, reason=r.reason)
+                for r in await rt.store.reads(dossier_id)]
     return TimelineView(dossier_id=dossier_id, entries=sorted(entries, key=lambda x: x.at))
 
 

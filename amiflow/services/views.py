@@ -7,7 +7,7 @@ from datetime import datetime
 from pydantic import BaseModel
 
 from domain.deadlines import Deadline
-from domain.dossier import DocumentRef, DossierState, Status
+from domain.state import DocumentRef, DossierState, Status
 
 
 class DossierView(BaseModel):
