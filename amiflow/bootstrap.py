@@ -16,7 +16,7 @@ from amiflow.temporal import connect
 from amiflow.vault import Vault
 from domain.errors import DomainError
 from journal.keys import DossierKeys, Keyring
-from journal.postgres import PostgresStore, create_engine
+from journal.postgres import PostgresStore
 from journal.store import JournalStore
 
 T = TypeVar("T")
@@ -56,7 +56,7 @@ class NoStack(DomainError):
 @asynccontextmanager
 async def runtime(settings: Settings, temporal: NeedTemporal = NeedTemporal.REQUIRED,
                   pool_size: int = 2) -> AsyncIterator[Runtime]:  # fmt: skip
-    """Assemble the runtime of `settings`; the engine is disposed of on exit.
+    """Assemble the runtime of `settings`; the store's connections are closed on exit.
 
     Raises:
         NoStack: no database URL (no stack in the data directory, no AMIFLOW_DATABASE_URL).
@@ -67,9 +67,8 @@ async def runtime(settings: Settings, temporal: NeedTemporal = NeedTemporal.REQU
             f"Aucune pile dans {settings.data_dir} : lancez `make run` (ou amiflow up), "
             "ou donnez AMIFLOW_TEMPORAL_ADDRESS et AMIFLOW_DATABASE_URL."
         )
-    keyring = Keyring.open(settings.data_dir)
-    engine = create_engine(settings.database_url, pool_size=pool_size)
-    store = PostgresStore(engine)
+    keyring = Keyring.open(settings.data_dir)  # never created here: `amiflow up` (or a person) does
+    store = PostgresStore.from_url(settings.database_url, pool_size=pool_size)
     keys = DossierKeys(keyring, store)
     try:
         client = None
@@ -81,7 +80,7 @@ async def runtime(settings: Settings, temporal: NeedTemporal = NeedTemporal.REQU
                     raise DomainError(f"Temporal injoignable à {settings.temporal_address} ({exc}).") from None
         yield Runtime(settings, store, keys, Vault(settings.vault_dir, keys), client)
     finally:
-        await engine.dispose()
+        await store.dispose()
 
 
 def run(settings: Settings, work: Callable[[Runtime], Awaitable[T]],

@@ -24,11 +24,10 @@ from aiohttp import web
 from google.protobuf import json_format
 from temporalio.api.common.v1 import Payload, Payloads
 
-from amiflow.codec import EnvelopeCodec, dossier_of
-from amiflow.reads import record
-from domain import Actor, replay
-from domain.errors import DomainError
-from domain.reading import ReadDecision, Reading, may_read_all
+from amiflow.codec import EnvelopeCodec
+from amiflow.services import Principal, ReadRefused
+from amiflow.services import codec as codec_service
+from domain import Actor
 from journal.keys import DossierKeys, KeyProblem, write_private
 from journal.store import JournalStore
 
@@ -123,24 +122,13 @@ class CodecServer:
         return actor
 
     async def decode(self, request: web.Request) -> web.Response:
-        """Open the payloads if the person may read every dossier they belong to."""
-        actor = self._who(request)
+        """Open the payloads if the person may read every dossier they belong to, whole."""
+        who = Principal(self._who(request), via="codec", proven=True)
         payloads = await _payloads(request)
-        now = datetime.now(UTC)
-        dossiers = sorted({d for p in payloads if (d := dossier_of(p))})
-        decisions = {d: await self._decide(d, actor) for d in dossiers}
-        refused = [d for d in dossiers if not decisions[d].granted]
-        for dossier in dossiers:  # a request is decoded whole or not at all, and logged as such
-            decision = decisions[dossier]
-            if refused and decision.granted:
-                decision = ReadDecision(granted=False, reason=f"non décodé : la même requête portait sur "
-                                                              f"{refused[0]}, refusé")  # fmt: skip
-            await record(self.store, dossier, actor, Reading.CONTENT.value, "codec", decision, now)
-        if refused:
-            first = refused[0]
-            raise _error(web.HTTPForbidden, f"lecture refusée ({first}) : {decisions[first].reason}")
         try:
-            opened = [await self.codec.open(p) for p in payloads]
+            opened = await codec_service.decode(self.store, self.keys, who, payloads, datetime.now(UTC))
+        except ReadRefused as exc:
+            raise _error(web.HTTPForbidden, exc.message) from None
         except KeyProblem as exc:
             raise _error(web.HTTPUnprocessableEntity, exc.message) from None
         return _answer(opened)
@@ -149,17 +137,6 @@ class CodecServer:
         """Seal payloads (the UI's own inputs, e.g. a signal) with the active master key."""
         self._who(request)
         return _answer(await self.codec.encode(await _payloads(request)))
-
-    async def _decide(self, dossier: str, actor: Actor) -> ReadDecision:
-        """A payload may hold anything of the dossier, reviews included (the state a query returns, a
-        review's Update): decoded only for who reads it all — the call's staff, a cleared auditor."""
-        from amiflow.dossiers import history
-
-        try:
-            state = replay(await history(self.store, self.keys, dossier))
-        except DomainError as exc:  # not journaled yet, or unreadable: nobody's rights can be decided
-            return ReadDecision(granted=False, reason=f"dossier illisible au journal ({exc.message})")
-        return may_read_all(state, actor)
 
 
 def _error(kind: type[web.HTTPException], message: str) -> web.HTTPException:

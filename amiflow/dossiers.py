@@ -1,19 +1,15 @@
-"""What people do with dossiers, against a running stack: the use cases behind the CLI.
-
-Each function turns a request into a command of the decider and sends it to the dossier's workflow,
-or reads the journal. A refusal comes back as a `DomainError` with the decider's message; a refused
-command writes nothing.
-"""
+"""The dossiers' and calls' workflows as the service layer talks to them (start, command, query,
+extend), and a dossier's events read back from the journal. No rule is decided here: the workflows
+run the decider, and a refusal comes back as `Refused` with the decider's code and message; a
+refused command writes nothing."""
 
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import asdict
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, get_args
+from typing import Any
 
-from pydantic import TypeAdapter, ValidationError
 from temporalio.client import (
     Client,
     WithStartWorkflowOperation,
@@ -25,14 +21,14 @@ from temporalio.exceptions import ApplicationError
 from temporalio.service import RPCError, RPCStatusCode
 
 from amiflow.catalogue import load_dossier, load_schemes
-from amiflow.reads import authorise
+from amiflow.services import commands
+from amiflow.services.errors import Refused
 from amiflow.vault import Vault
 from domain import Actor, Call, DossierState, decide, dossier_id, replay
-from domain.calendar import PARIS, start_of_day
+from domain.calendar import PARIS
 from domain.commands import AttachDocument, Command, StartDraft, Submit
-from domain.errors import DomainError, InvalidCommand, NotAllowed
+from domain.errors import DomainError, InvalidCommand
 from domain.events import Event
-from domain.reading import Reading
 from domain.state import DocumentRef, Status
 from journal.keys import DossierKeys
 from journal.sealing import open_event
@@ -40,74 +36,15 @@ from journal.store import JournalStore
 from workflows.call import CallWorkflow, ExtendPhase, ExtensionResult, call_workflow_id
 from workflows.dossier import CommandRequest, CommandResult, DossierInput, DossierWorkflow
 
-COMMAND = TypeAdapter(Command)
-EVENT = TypeAdapter(Event)
-COMMAND_TYPES: dict[str, type[Any]] = {
-    cls.model_fields["type"].default: cls for cls in get_args(get_args(Command)[0])
-}
-
-
-class Refused(DomainError):
-    """A refusal that came back from a workflow (its code is the decider's)."""
-
-    def __init__(self, message: str, code: str) -> None:
-        super().__init__(message)
-        self.code = code
-
 
 def parse_instant(text: str) -> datetime:
-    """A date or date-time typed by a person. A date alone means 00:00 Paris time that day — the
-    instant before which something is due, as in the calls; a time without offset is Paris time."""
-    try:
-        if len(text) == 10:
-            return start_of_day(datetime.fromisoformat(text).date())
-        value = datetime.fromisoformat(text)
-    except ValueError:
-        raise InvalidCommand(f"« {text} » n’est pas une date (AAAA-MM-JJ ou AAAA-MM-JJTHH:MM).") from None
-    return value if value.tzinfo else value.replace(tzinfo=PARIS)
+    """A date or date-time typed by a person (see `amiflow.services.commands.parse_instant`)."""
+    return commands.parse_instant(text)
 
 
 def build_command(name: str, options: dict[str, str]) -> Command:
-    """A decider command from its CLI name and `--option value` pairs (lists comma-separated,
-    scores as `criterion=score,…`, dates as AAAA-MM-JJ)."""
-    cls = COMMAND_TYPES.get(name)
-    if cls is None or name == "start-draft":
-        known = ", ".join(sorted(n for n in COMMAND_TYPES if n != "start-draft"))
-        raise InvalidCommand(f"Commande inconnue « {name} » (commandes : {known}).")
-    fields = cls.model_fields
-    data: dict[str, Any] = {"type": name}
-    for key, raw in options.items():
-        field = key.replace("-", "_")
-        if field not in fields or field == "type":
-            allowed = ", ".join("--" + f.replace("_", "-") for f in fields if f != "type") or "aucune"
-            raise InvalidCommand(f"Option inconnue --{key} pour « {name} » (options : {allowed}).")
-        annotation = str(fields[field].annotation)
-        if field in ("due", "until"):
-            data[field] = parse_instant(raw)
-        elif field == "scores":
-            data[field] = _pairs(raw)
-        elif "tuple" in annotation:
-            data[field] = tuple(v.strip() for v in raw.split(",") if v.strip())
-        else:
-            data[field] = raw
-    if name == "orient":
-        data["catalogue"] = load_schemes()
-    try:
-        return COMMAND.validate_python(data)
-    except ValidationError as exc:
-        err = exc.errors(include_url=False)[0]
-        where = ".".join(str(p) for p in err["loc"][1:]) or name
-        raise InvalidCommand(f"« {name} » : --{where.replace('_', '-')} : {err['msg']}.") from None
-
-
-def _pairs(raw: str) -> dict[str, int]:
-    out: dict[str, int] = {}
-    for part in raw.split(","):
-        key, sep, value = part.partition("=")
-        if not sep or not value.strip().lstrip("-").isdigit():
-            raise InvalidCommand(f"« {part} » : écrivez critère=note, par exemple solutions=4.")
-        out[key.strip()] = int(value)
-    return out
+    """A decider command from its name and `--option value` pairs (the orientation's catalogue loaded)."""
+    return commands.build(name, options, load_schemes() if name == "orient" else ())
 
 
 async def call_definition(client: Client, call_id: str) -> Call:
@@ -242,16 +179,6 @@ async def history(store: JournalStore, keys: DossierKeys, ident: str) -> list[Ev
     return [await open_event(keys, row) for row in rows]
 
 
-async def metadata(store: JournalStore, ident: str) -> list[dict[str, Any]]:
-    """The dossier's events as the journal keeps them in clear — seq, type, actor, instant — readable
-    without any key, even after the content was destroyed."""
-    found = [{"seq": e.seq, "type": e.type, "actor": e.actor, "occurred_at": e.occurred_at}
-             for e in await store.events(ident)]  # fmt: skip
-    if not found:
-        raise InvalidCommand(f"Dossier inconnu « {ident} ».")
-    return found
-
-
 async def state(client: Client, store: JournalStore, keys: DossierKeys, ident: str) -> DossierState:
     """The dossier's state: from its workflow while it runs, else replayed from the journal."""
     handle = client.get_workflow_handle(ident)
@@ -281,28 +208,6 @@ async def attach(client: Client, store: JournalStore, vault: Vault, ident: str, 
         vault.discard(ident, ref)
         raise
     return ref, result
-
-
-async def document(client: Client, store: JournalStore, vault: Vault, ident: str, document_id: str,
-                   actor: Actor, now: datetime) -> tuple[DocumentRef, bytes]:  # fmt: skip
-    """A document's bytes for `actor`, if the rules let them read the dossier's content; the read,
-    granted or refused, is in the read log before anything is returned."""
-    current = await state(client, store, vault.keys, ident)
-    ref = current.document(document_id)
-    if ref is None:
-        known = ", ".join(d.id for d in current.documents) or "aucun"
-        raise InvalidCommand(f"Le dossier {ident} n’a pas de document « {document_id} » (documents : {known}).")
-    decision = await authorise(store, current, actor, Reading.CONTENT, "cli", now, f"document:{ref.id}")
-    if not decision.granted:
-        raise NotAllowed(f"Lecture refusée ({ref.id} de {ident}) : {decision.reason}.")
-    return ref, await vault.fetch(ident, ref)
-
-
-async def listing(store: JournalStore, call_id: str | None = None,
-                  status: str | None = None) -> list[dict[str, Any]]:  # fmt: skip
-    """The dossier list projection, filtered, by call then dossier."""
-    rows = await store.dossiers(call_id=call_id or None, status=status or None)
-    return [asdict(r) for r in sorted(rows, key=lambda r: (r.call_id, r.dossier_id))]
 
 
 async def start_calls(client: Client, task_queue: str, calls: Sequence[Call]) -> list[str]:

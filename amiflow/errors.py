@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from domain.errors import DomainError
+from journal.postgres import is_database_error
 
 
 def explain(exc: BaseException) -> str | None:
@@ -15,7 +16,7 @@ def explain(exc: BaseException) -> str | None:
         return (f"serveur injoignable (PostgreSQL ou Temporal ; la pile tourne-t-elle ? amiflow status) : "
                 f"{exc.strerror or exc}.")  # fmt: skip
     module = type(exc).__module__
-    if module.startswith(("sqlalchemy", "asyncpg")):
+    if is_database_error(exc):
         return f"base de données injoignable ou en erreur : {str(exc).splitlines()[0]}"
     if module.startswith("temporalio"):
         text = str(exc)

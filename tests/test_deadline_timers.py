@@ -52,7 +52,7 @@ from temporalio.testing import WorkflowEnvironment
 
 from activities.contracts import APPEND, SEND, AppendEvents, SendNotices
 from amiflow.catalogue import CALLS_DIR, load_call, load_dossier
-from amiflow.dossiers import build_command, call_definition, extend, listing, send, start_calls, submit
+from amiflow.dossiers import build_command, call_definition, extend, send, start_calls, submit
 from domain import Actor, Call, dossier_id
 from domain.calendar import PARIS
 from domain.commands import FileReport, ProvideComplement, StartDraft, Submit
@@ -386,8 +386,8 @@ async def test_phase_2_reminds_expires_drafts_and_accepts_a_submission_one_secon
     rows = await eventually(expired)
     assert_at(rows[1]["occurred_at"], CLOSING, "draft_expired", lag=SECOND)
     assert rows[1]["payload"]["actor"] == {"role": "system", "name": "echeances"}
-    listed = await listing(stack.store, call.id)
-    assert {r["dossier_id"]: r["status"] for r in listed} == {forgotten.id: "expired",
+    listed = await stack.store.dossiers(call_id=call.id)
+    assert {r.dossier_id: r.status for r in listed} == {forgotten.id: "expired",
                                                                last_second.id: "submitted"}  # fmt: skip
     assert (await forgotten.describe()).status is WorkflowExecutionStatus.COMPLETED
 
@@ -468,7 +468,7 @@ async def test_extension_moves_the_closing_of_fifty_open_drafts(
     # Past the old closing: nobody expired; only the new closing's 30-day reminder went out.
     await ff_all(env, handles, CLOSING + MINUTE)
     assert await once_each(events.c.type, "draft_expired") == {}
-    assert {r["status"] for r in await listing(stack.store, call.id)} == {"draft"}
+    assert {r.status for r in await stack.store.dossiers(call_id=call.id)} == {"draft"}
 
     async def reminded_once() -> None:
         assert await once_each(outbox.c.kind, "reminder_phase_closing_30d") == dict.fromkeys(ids, 1)
@@ -481,9 +481,9 @@ async def test_extension_moves_the_closing_of_fifty_open_drafts(
     # Past the new closing: all expired, at the new closing.
     await ff_all(env, handles, NEW_CLOSING + SECOND)
 
-    async def all_expired() -> list[dict[str, Any]]:
-        listed = await listing(stack.store, call.id, status="expired")
-        assert [r["dossier_id"] for r in listed] == ids
+    async def all_expired() -> list[Any]:
+        listed = await stack.store.dossiers(call_id=call.id, status="expired")
+        assert [r.dossier_id for r in listed] == ids
         return listed
 
     await eventually(all_expired)

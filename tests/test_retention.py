@@ -15,7 +15,7 @@ from temporalio.api.common.v1 import Payload
 from amiflow import audit
 from amiflow.catalogue import CALLS_DIR, load_call
 from amiflow.codec import EnvelopeCodec
-from amiflow.dossiers import build_command, history, metadata, send, start_calls, submit
+from amiflow.dossiers import build_command, history, send, start_calls, submit
 from domain import Actor, DossierState, replay
 from domain.calendar import PARIS
 from domain.commands import AttachDocument
@@ -90,9 +90,9 @@ async def test_shredding_after_retention_and_legal_hold(stack: Stack, tmp_path: 
     with pytest.raises(KeyDestroyed):
         await history(stack.store, elsewhere, closed)
     # Its metadata stays, the destruction is in it, and every chain still verifies.
-    rows = await metadata(stack.store, closed)
-    assert [r["type"] for r in rows][-3:] == ["legal_hold_set", "legal_hold_lifted", "content_destroyed"]
-    assert rows[-1]["actor"] == "staff:amelie"
+    rows = await stack.store.events(closed)
+    assert [r.type for r in rows][-3:] == ["legal_hold_set", "legal_hold_lifted", "content_destroyed"]
+    assert rows[-1].actor == "staff:amelie"
     assert await audit.verify_journal(stack.store) == []
     again = await audit.shred(stack.client, stack.store, stack.keys, stack.vault, STAFF, later, False, closed)
     assert again[0]["outcome"] == "already_destroyed"

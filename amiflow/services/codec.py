@@ -10,7 +10,6 @@ from pydantic import BaseModel
 from temporalio.api.common.v1 import Payload
 
 from amiflow import dossiers as gateway
-from amiflow.bootstrap import Runtime
 from amiflow.codec import EnvelopeCodec, dossier_of
 from amiflow.logs import logger
 from amiflow.services.errors import ReadRefused
@@ -18,7 +17,8 @@ from amiflow.services.principal import Principal
 from domain import replay
 from domain.errors import DomainError
 from domain.reading import LoggedRead, Purpose, sight
-from journal.store import ReadEntry
+from journal.keys import DossierKeys
+from journal.store import JournalStore, ReadEntry
 
 
 class TokenView(BaseModel):
@@ -29,7 +29,8 @@ class TokenView(BaseModel):
     token: str
 
 
-async def decode(rt: Runtime, who: Principal, payloads: list[Payload], now: datetime) -> list[Payload]:
+async def decode(store: JournalStore, keys: DossierKeys, who: Principal, payloads: list[Payload],
+                 now: datetime) -> list[Payload]:  # fmt: skip
     """Open the payloads if the person may read every dossier they belong to, whole (a payload can
     carry anything of the dossier, reviews included). A request is decoded whole or not at all, and
     every dossier it names is logged as such.
@@ -39,7 +40,7 @@ async def decode(rt: Runtime, who: Principal, payloads: list[Payload], now: date
         KeyProblem: a key is missing or a payload was altered.
     """
     dossiers = sorted({d for p in payloads if (d := dossier_of(p))})
-    decisions = {d: await _decide(rt, d, who) for d in dossiers}
+    decisions = {d: await _decide(store, keys, d, who) for d in dossiers}
     refused = [d for d in dossiers if not decisions[d].granted]
     for dossier in dossiers:
         decision = decisions[dossier]
@@ -48,19 +49,19 @@ async def decode(rt: Runtime, who: Principal, payloads: list[Payload], now: date
             decision = LoggedRead(what=decision.what, granted=False, reason=reason)
         entry = ReadEntry(dossier_id=dossier, at=now, actor=str(who.actor), what=decision.what, via=who.via,
                           granted=decision.granted, reason=decision.reason)
-        await rt.store.record_read(entry)
+        await store.record_read(entry)
         logger(dossier_id=dossier, actor=str(who.actor)).info("read", what=decision.what, via=who.via,
                                                               granted=decision.granted)  # fmt: skip
     if refused:
         first = refused[0]
         raise ReadRefused(f"lecture refusée ({first}) : {decisions[first].reason}")
-    codec = EnvelopeCodec(rt.keys)
+    codec = EnvelopeCodec(keys)
     return [await codec.open(p) for p in payloads]
 
 
-async def _decide(rt: Runtime, dossier: str, who: Principal) -> LoggedRead:
+async def _decide(store: JournalStore, keys: DossierKeys, dossier: str, who: Principal) -> LoggedRead:
     try:
-        state = replay(await gateway.history(rt.store, rt.keys, dossier))
+        state = replay(await gateway.history(store, keys, dossier))
     except DomainError as exc:  # not journaled yet, or unreadable: nobody's rights can be decided
         return LoggedRead(what="content", granted=False, reason=f"dossier illisible au journal ({exc.message})")
     seen = sight(state, who.actor, Purpose.DECODE)
