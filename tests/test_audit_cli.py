@@ -20,6 +20,8 @@ from workflows.dossier import DossierWorkflow
 
 STAFF, HOLDER = Actor.parse("staff:amelie"), Actor.parse("holder:acme")
 
+AUDITOR = "auditor:odile"
+
 
 async def test_state_as_of_any_instant_is_the_state_it_had(cli: Run, stack: Stack, tmp_path: Path) -> None:  # noqa: F811
     code, _, err = await cli("dossier", "submit", "--call", "hdf-pmcb-reemploi", "--file", str(EXAMPLE),
@@ -86,15 +88,19 @@ async def test_whatif_anchor_export_and_verify(cli: Run, stack: Stack, tmp_path:
     definition["phases"][0]["holder_types"] = [t for t in definition["phases"][0]["holder_types"] if t != "entreprise"]
     changed = tmp_path / "pmcb-sans-entreprises.yaml"
     changed.write_text(yaml.safe_dump(definition, allow_unicode=True))
-    code, out, err = await cli("audit", "whatif", "--call", "hdf-pmcb-reemploi", "--rules", str(changed), "--json")
+    code, out, err = await cli("audit", "whatif", "--call", "hdf-pmcb-reemploi", "--rules", str(changed), "--json",
+                               "--as", "staff:amelie")  # fmt: skip
+    assert code == 1 and "réservé aux auditeurs" in err and "Consortium" not in out + err
+    code, out, err = await cli("audit", "whatif", "--call", "hdf-pmcb-reemploi", "--rules", str(changed), "--json",
+                               "--as", AUDITOR)  # fmt: skip
     assert code == 0, err
     report = json.loads(out)
     assert report["dossiers"] == 1 and [d["dossier_id"] for d in report["differing"]] == [PMCB_ID]
     assert report["differing"][0]["would_be"] == "new" and "éligible" in report["differing"][0]["reason"]
     code, out, _ = await cli("audit", "whatif", "--call", "hdf-pmcb-reemploi",
-                             "--rules", str(CALLS_DIR / "hdf-pmcb-reemploi.yaml"))  # fmt: skip
+                             "--rules", str(CALLS_DIR / "hdf-pmcb-reemploi.yaml"), "--as", AUDITOR)  # fmt: skip
     assert code == 0 and "0 dossier(s) sur 1" in out
-    code, _, err = await cli("audit", "whatif", "--call", "autre-appel", "--rules", str(changed))
+    code, _, err = await cli("audit", "whatif", "--call", "autre-appel", "--rules", str(changed), "--as", AUDITOR)
     assert code == 1 and "pas « autre-appel »" in err
 
     # Anchors written to a file kept elsewhere; the journal verifies against them; a bundle verifies alone.
@@ -108,12 +114,19 @@ async def test_whatif_anchor_export_and_verify(cli: Run, stack: Stack, tmp_path:
     code, out, err = await cli("audit", "verify", "--dossier", "hdf-pmcb-reemploi.inconnu")
     assert code == 1 and "Dossier inconnu" in err
     bundle = tmp_path / "bundle"
-    code, out, err = await cli("audit", "export", PMCB_ID, "--out", str(bundle), "--json")
+    code, out, err = await cli("audit", "export", PMCB_ID, "--out", str(bundle), "--json", "--as", "holder:acme")
+    assert code == 1 and "réservé aux auditeurs" in err and not bundle.exists()
+    code, out, err = await cli("audit", "export", PMCB_ID, "--out", str(bundle), "--json", "--as", AUDITOR)
     assert code == 0, err
     assert json.loads(out)["events"] == 3 and json.loads(out)["temporal_history"] is True
     code, out, err = await cli("audit", "verify", "--bundle", str(bundle))
     assert code == 0 and "Intègre" in out, out + err
-    code, _, err = await cli("audit", "export", PMCB_ID, "--out", str(bundle))
+    code, _, err = await cli("audit", "export", PMCB_ID, "--out", str(bundle), "--as", AUDITOR)
     assert code == 1 and "existe déjà" in err
-    code, out, err = await cli("audit", "crosscheck", PMCB_ID, "--json")
+    code, out, err = await cli("audit", "crosscheck", PMCB_ID, "--json", "--as", AUDITOR)
     assert code == 0 and json.loads(out)["ok"] and json.loads(out)["journal_events"] == 3, out + err
+    # Each audit operation that opens a dossier is in its read log, granted or refused.
+    code, out, err = await cli("dossier", "history", PMCB_ID, "--json", "--as", AUDITOR)
+    logged = {(r["what"], r["actor"], r["granted"]) for r in json.loads(out)["reads"]}
+    assert {("whatif", "staff:amelie", False), ("whatif", AUDITOR, True), ("export", "holder:acme", False),
+            ("export", AUDITOR, True), ("crosscheck", AUDITOR, True)} <= logged, logged

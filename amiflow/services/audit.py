@@ -136,14 +136,18 @@ async def crosscheck(rt: Runtime, who: Principal, dossier_id: str, now: datetime
 
 async def whatif(rt: Runtime, who: Principal, call_id: str, rules: Path, now: datetime) -> WhatIfReport:
     """Replay every dossier of the call under a changed definition; nothing is written but the reads."""
-    decision = may_audit(who.actor, AuditOperation.WHATIF)
-    if not decision.granted:
-        raise ReadRefused(f"Refusé (rejeu de l’appel {call_id}) : {decision.reason}.")
     changed = load_call(rules)
     if changed.id != call_id:
         raise InvalidCommand(f"{rules} définit l’appel « {changed.id} », pas « {call_id} ».")
+    rows = await rt.store.dossiers(call_id=call_id)
+    if not may_audit(who.actor, AuditOperation.WHATIF).granted:
+        for row in rows:  # a refused attempt at every dossier of the call is in their read logs
+            with contextlib.suppress(ReadRefused):
+                await _require_auditor(rt, who, row.dossier_id, AuditOperation.WHATIF, now)
+        raise ReadRefused(f"Refusé (rejeu de l’appel {call_id}) : "
+                          f"{may_audit(who.actor, AuditOperation.WHATIF).reason}.")
     results, destroyed = [], []
-    for row in await rt.store.dossiers(call_id=call_id):
+    for row in rows:
         try:
             events = await gateway.history(rt.store, rt.keys, row.dossier_id)
         except KeyDestroyed:  # past its retention: nothing left to replay
