@@ -21,7 +21,7 @@ import sys
 import uuid
 from collections import Counter, defaultdict
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -32,18 +32,18 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from temporalio.api.enums.v1 import EventType
 from temporalio.client import Client
 
-from amiflow.catalogue import CALLS_DIR, load_call
 from amiflow.db import app_url, create_engine, migrate
 from amiflow.dossiers import Refused, build_command, send, start_calls, submit
 from amiflow.keys import DossierKeys, Keyring
 from amiflow.temporal import connect
 from domain import Actor, DossierState, dossier_id
 from domain.dossier import DeadlineKind
+from tests import dates
 from workflows.dossier import CommandResult, DossierWorkflow
 
 ROOT = Path(__file__).resolve().parents[1]
 TEMPORAL = Path(sys.executable).parent / "temporal"
-CALL = load_call(CALLS_DIR / "hdf-pmcb-reemploi.yaml")
+CALL = dates.shifted_call("hdf-pmcb-reemploi", datetime.now(UTC))  # the PMCB call, open today (tests/dates.py)
 EXAMPLE = ROOT / "deploy" / "examples" / "hdf-pmcb-reemploi.yaml"
 
 HOLDER = Actor.parse("holder:acme")
@@ -52,7 +52,7 @@ RITA = Actor.parse("reviewer:rita")
 COMMITTEE = Actor.parse("committee:cora")
 
 # The PMCB lifecycle after submission: (actor, CLI command, options). Version n+2 after step n.
-REVIEW_DUE = (datetime.now(UTC) + timedelta(days=40)).date().isoformat()
+REVIEW_DUE = dates.due(datetime.now(UTC), 40).arg
 STEPS: list[tuple[Actor, str, dict[str, str]]] = [
     (STAFF, "acknowledge", {}),
     (STAFF, "declare-complete", {}),
@@ -518,7 +518,7 @@ async def test_open_dossiers_resume_after_temporal_server_restart(
         for file, ident in files:
             result = await submit(client, workers.task_queue, file, HOLDER, datetime.now(UTC))
             assert (result.dossier_id, result.version) == (ident, 2)
-        complement_due = (datetime.now(UTC) + timedelta(days=20)).date().isoformat()
+        complement_due = dates.due(datetime.now(UTC), 20).arg
         await send(client, dossiers[0], build_command("acknowledge", {}), STAFF)
         await send(client, dossiers[0], build_command(
             "request-complement", {"pieces": "Extrait Kbis", "due": complement_due}), STAFF)  # fmt: skip
