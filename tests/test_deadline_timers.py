@@ -27,8 +27,8 @@ call workflows are long-lived and bound to the task queue of the test that start
 id would leak one test's call workflow into the next. Workflows still running at the end of a test are
 terminated.
 
-The refusal of a submission one second after the closing is the last test of the file: it fails on
-the current code (see its docstring).
+The refusal of a submission one second after the closing is the last test of the file (see its
+docstring).
 """
 
 from __future__ import annotations
@@ -699,7 +699,7 @@ async def test_three_years_of_quarterly_reports_across_continue_as_new(
     )
 
 
-# --- last: the refusal of a late submission (fails on the current code) --------------------------
+# --- last: the refusal of a late submission, in the rules' words ---------------------------------
 
 
 async def test_submission_one_second_after_the_closing_is_refused_and_writes_nothing(
@@ -707,11 +707,12 @@ async def test_submission_one_second_after_the_closing_is_refused_and_writes_not
 ) -> None:
     """A holder submits 1 s after the closing: refused, nothing written, and told why.
 
-    FAILS on the current code, on the message only. The draft expired at the closing, its workflow
-    completed, and `amiflow.dossiers.send` turns the server's NOT_FOUND into the generic
-    InvalidCommand « Dossier inconnu ou terminé : « … ». », which never says that the phase closed
-    (nor that the dossier expired). Expected: the decider's word, « … est close depuis le
-    2027-06-05T00:00+02:00 (heure de Paris) ». Kept last so that `-x` runs the others first.
+    The draft expired at the closing and its workflow completed. Given the journal (engine and keys),
+    `amiflow.dossiers.send` reads the ended dossier back from it and the rules refuse in their own
+    words, « … est close depuis le CLOSING (heure de Paris) » with the closing in Paris time and its
+    offset, rather than the generic « Dossier inconnu ou terminé : « … ». », which never said that
+    the phase closed. (This test failed, on the message only, until `send` read ended dossiers back
+    from the journal.) Kept last so that `-x` runs the others first.
     """
     env, engine = stack.env, stack.engine
     holder = Actor.parse("holder:smtd-retard")
