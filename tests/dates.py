@@ -4,7 +4,7 @@ Every function takes `now` (an aware instant); tests pass `datetime.now(UTC)` at
 this module's own tests pass instants in winter, in summer, on the DST change days and years ahead.
 Civil dates are Paris dates, computed with the tz database, independently of `domain.calendar`:
 
-- a due date written alone (`--due 2027-01-15`) means 00:00 Paris that day, shown with the offset
+- a due date written alone (`--due YYYY-MM-DD`) means 00:00 Paris that day, shown with the offset
   of that day (+01:00 in winter, +02:00 in summer): `due(now, days)`;
 - the shipped call files have fixed dates, past or soon past. `shifted_call_text(name, now)` is the
   text of a shipped file with every phase date moved so that `now` sits where the tests were designed
@@ -83,7 +83,7 @@ class Due:
 
     @property
     def shown(self) -> str:
-        """00:00 Paris that day with the right offset, e.g. 2027-01-15T00:00+01:00."""
+        """00:00 Paris that day with the offset of that day: YYYY-MM-DDT00:00+01:00 in winter, +02:00 in summer."""
         return paris_iso(self.at)
 
 

@@ -12,7 +12,7 @@ is open today and closes in 187 days:
     phase 1: today - 152 days → today - 29 days, 00:00 Paris   (shipped: 2025-07-01 → "2026-02-31")
     phase 2: today - 29 days → today + 187 days, 00:00 Paris   (shipped: → 2026-06-05)
 
-(On 30 November 2026, phase 2 closed « avant le 5 juin 2027 », at 2027-06-04T22:00Z.) The closing,
+(On 30 November 2026, phase 2 closed « avant le 5 juin 2027 », at 22:00 UTC on 4 June.) The closing,
 and its reminders 30, 7 and 1 days before at the same Paris wall-clock time, are computed by
 tests/dates.py, not by the product's calendar; as the real date moves they fall in winter or summer
 time, or on either side of a DST change, and the tests hold for all of these.
