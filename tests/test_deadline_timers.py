@@ -83,8 +83,6 @@ MINUTE = timedelta(minutes=1)
 # (measured here: 50 drafts expiring together were journaled up to 1.01 s late, a report flagged
 # 1.28 s late while another test session loaded the 2 cores).
 LAG = timedelta(seconds=10)
-# Phase 2 of the shifted copy closes 187 days after today (Paris): see the module's docstring.
-PHASE_2_CLOSES_IN_DAYS = 187
 # The extension moves it 26 days later (as « avant le 5 juin » → « avant le 1er juillet »).
 EXTENSION = timedelta(days=26)
 
@@ -140,7 +138,7 @@ async def ressourceries_call(stack: Stack, tmp_path: Path, started: list[str], n
     now = datetime.now(UTC)
     call_id = f"hdf-ressourceries-{tag(name)}"
     path = dates.write_shifted_call(tmp_path, "hdf-ressourceries", now, call_id=call_id)
-    closing = Closing(dates.due(now, PHASE_2_CLOSES_IN_DAYS).day)
+    closing = Closing(dates.shifted_dates("hdf-ressourceries", now)[("phase-2", dates.CLOSES)])
     started.append(call_workflow_id(call_id))
     with stack.env.with_time_skipping_disabled():
         await start_calls(stack.client, stack.task_queue, [load_call(path)])

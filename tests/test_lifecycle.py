@@ -97,7 +97,8 @@ async def test_pmcb_full_lifecycle(stack: Stack, tmp_path: Path) -> None:
 async def test_ressourceries_phase_2_full_lifecycle(stack: Stack, tmp_path: Path) -> None:
     now = datetime.now(UTC)
     call = load_call(dates.write_shifted_call(tmp_path, "hdf-ressourceries", now))
-    assert call.phases[1].closes_at == dates.due(now, 187).at  # reviewed after that closing
+    closes = dates.shifted_dates("hdf-ressourceries", now)[("phase-2", dates.CLOSES)]
+    assert call.phases[1].closes_at == dates.paris_midnight(closes)  # reviewed after that closing
     ident = await drive(stack, call, EXAMPLES / "hdf-ressourceries.yaml",
                         "solutions=5,court_terme=4,impact_socio_economique=4", after_closing=True)  # fmt: skip
     types = await check_journal(stack, ident)
@@ -107,7 +108,8 @@ async def test_ressourceries_phase_2_full_lifecycle(stack: Stack, tmp_path: Path
 async def test_crec_session_full_lifecycle(stack: Stack, tmp_path: Path) -> None:
     now = datetime.now(UTC)
     call = load_call(dates.write_shifted_call(tmp_path, "normandie-crec-2018", now))
-    assert call.phases[0].closes_at == dates.due(now, 282).at  # reviewed after that closing
+    closes = dates.shifted_dates("normandie-crec-2018", now)[("session-2018-09", dates.CLOSES)]
+    assert call.phases[0].closes_at == dates.paris_midnight(closes)  # reviewed after that closing
     ident = await drive(stack, call, EXAMPLES / "normandie-crec-2018.yaml",
                         "strategie=4,emergence=4,mise_en_oeuvre=3", after_closing=True)  # fmt: skip
     assert await check_journal(stack, ident) == EXPECTED
