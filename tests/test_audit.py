@@ -22,12 +22,12 @@ from temporalio.client import WithStartWorkflowOperation
 from temporalio.common import WorkflowIDConflictPolicy
 
 from amiflow import audit
-from amiflow.catalogue import CALLS_DIR, load_call
 from amiflow.dossiers import build_command, call_definition, send, start_calls, submit
 from domain import Actor
 from domain.calendar import PARIS
 from domain.commands import StartDraft
 from journal import ledger
+from tests import dates
 from tests.conftest import Stack
 from tests.test_lifecycle import EXAMPLES
 from workflows.dossier import CommandRequest, DossierInput, DossierWorkflow
@@ -87,12 +87,12 @@ async def draft_only(stack: Stack, reference: str) -> str:
 @pytest.fixture
 async def journal(stack: Stack, tmp_path: Path) -> AsyncIterator[Journal]:
     with stack.env.with_time_skipping_disabled():
-        await start_calls(stack.client, stack.task_queue, [load_call(CALLS_DIR / "hdf-pmcb-reemploi.yaml")])
+        await start_calls(stack.client, stack.task_queue, [dates.shifted_call("hdf-pmcb-reemploi", datetime.now(UTC))])
         now = datetime.now(UTC)
         a = (await submit(stack.client, stack.task_queue, await reference_file(tmp_path, "A-1"), HOLDER, now))
         b = (await submit(stack.client, stack.task_queue, await reference_file(tmp_path, "B-2"), HOLDER, now))
         c = await draft_only(stack, "C-3")
-    due = (datetime.now(UTC) + timedelta(days=20)).date().isoformat()
+    due = dates.due(datetime.now(UTC), 20).arg
 
     async def do(ident: str, actor: Actor, name: str, **options: str) -> None:
         await send(stack.client, ident, build_command(name, options), actor)

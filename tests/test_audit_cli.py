@@ -10,12 +10,12 @@ from pathlib import Path
 
 import yaml
 
-from amiflow.catalogue import CALLS_DIR
 from amiflow.dossiers import build_command, send, state_as_of
 from domain import Actor
 from domain.calendar import PARIS
+from tests import dates
 from tests.conftest import Stack
-from tests.test_cli_stack import EXAMPLE, PMCB_ID, Run, cli  # noqa: F401 (fixture)
+from tests.test_cli_stack import EXAMPLE, PMCB_ID, Run, cli, pmcb_file  # noqa: F401 (fixtures)
 from workflows.dossier import DossierWorkflow
 
 STAFF, HOLDER = Actor.parse("staff:amelie"), Actor.parse("holder:acme")
@@ -28,7 +28,7 @@ async def test_state_as_of_any_instant_is_the_state_it_had(cli: Run, stack: Stac
                              "--as", "holder:acme")  # fmt: skip
     assert code == 0, err
     handle = stack.client.get_workflow_handle(PMCB_ID)
-    due = (datetime.now(UTC) + timedelta(days=20)).date().isoformat()
+    due = dates.due(datetime.now(UTC), 20).arg
     steps = [await handle.query(DossierWorkflow.current)]
     commands = [(STAFF, "acknowledge", {}), (STAFF, "request-complement", {"pieces": "Kbis", "due": due}),
                 (HOLDER, "provide-complement", {"note": "joint"}), (STAFF, "declare-complete", {})]  # fmt: skip
@@ -77,14 +77,14 @@ async def test_state_as_of_any_instant_is_the_state_it_had(cli: Run, stack: Stac
     assert code == 1 and "Lecture refusée" in err
 
 
-async def test_whatif_anchor_export_and_verify(cli: Run, stack: Stack, tmp_path: Path) -> None:  # noqa: F811
+async def test_whatif_anchor_export_and_verify(cli: Run, stack: Stack, tmp_path: Path, pmcb_file: Path) -> None:  # noqa: F811
     code, _, err = await cli("dossier", "submit", "--call", "hdf-pmcb-reemploi", "--file", str(EXAMPLE),
                              "--as", "holder:acme")  # fmt: skip
     assert code == 0, err
     await send(stack.client, PMCB_ID, build_command("acknowledge", {}), STAFF)
 
     # What-if: the same call without "entreprise" among its holders — this dossier would have been refused.
-    definition = yaml.safe_load((CALLS_DIR / "hdf-pmcb-reemploi.yaml").read_text())
+    definition = yaml.safe_load(pmcb_file.read_text())  # the rules the stack runs (dates moved to today)
     definition["phases"][0]["holder_types"] = [t for t in definition["phases"][0]["holder_types"] if t != "entreprise"]
     changed = tmp_path / "pmcb-sans-entreprises.yaml"
     changed.write_text(yaml.safe_dump(definition, allow_unicode=True))
@@ -98,7 +98,7 @@ async def test_whatif_anchor_export_and_verify(cli: Run, stack: Stack, tmp_path:
     assert report["dossiers"] == 1 and [d["dossier_id"] for d in report["differing"]] == [PMCB_ID]
     assert report["differing"][0]["would_be"] == "new" and "éligible" in report["differing"][0]["reason"]
     code, out, _ = await cli("audit", "whatif", "--call", "hdf-pmcb-reemploi",
-                             "--rules", str(CALLS_DIR / "hdf-pmcb-reemploi.yaml"), "--as", AUDITOR)  # fmt: skip
+                             "--rules", str(pmcb_file), "--as", AUDITOR)  # fmt: skip
     assert code == 0 and "0 dossier(s) sur 1" in out
     code, _, err = await cli("audit", "whatif", "--call", "autre-appel", "--rules", str(changed), "--as", AUDITOR)
     assert code == 1 and "pas « autre-appel »" in err

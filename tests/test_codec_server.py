@@ -19,13 +19,13 @@ from sqlalchemy import select
 from temporalio.api.common.v1 import Payload, Payloads
 from temporalio.api.enums.v1 import EventType
 
-from amiflow.catalogue import CALLS_DIR, load_call
 from amiflow.codec import DOSSIER, ENCODING, KEY_ID
 from amiflow.codec_server import TOKENS, CodecServer, Tokens
 from amiflow.dossiers import build_command, send, start_calls, submit
 from domain import Actor
 from domain.state import Status
 from journal.schema import reads
+from tests import dates
 from tests.conftest import Stack
 
 EXAMPLE = Path(__file__).resolve().parent.parent / "deploy" / "examples" / "hdf-pmcb-reemploi.yaml"
@@ -92,7 +92,7 @@ def second_example(tmp_path: Path) -> Path:
 
 @pytest.fixture
 async def scene(stack: Stack, tmp_path: Path) -> AsyncIterator[Scene]:
-    call = load_call(CALLS_DIR / "hdf-pmcb-reemploi.yaml")
+    call = dates.shifted_call("hdf-pmcb-reemploi", datetime.now(UTC))
     with stack.env.with_time_skipping_disabled():
         await start_calls(stack.client, stack.task_queue, [call])
         first = (await submit(stack.client, stack.task_queue, EXAMPLE, HOLDER, datetime.now(UTC))).dossier_id

@@ -15,7 +15,7 @@ import os
 import subprocess
 import sys
 import uuid
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -26,7 +26,6 @@ from sqlalchemy import select
 
 from activities.journal import JournalActivities
 from activities.notifications import NotificationActivities
-from amiflow.catalogue import CALLS_DIR, load_call
 from amiflow.codec import data_converter
 from amiflow.dossiers import build_command, history, send, start_calls, state, submit
 from amiflow.temporal import build_worker
@@ -36,6 +35,7 @@ from domain.reading import Reading, may_read
 from domain.state import Status
 from journal.postgres import app_url
 from journal.schema import dossier_keys, events, outbox
+from tests import dates
 from tests.conftest import Stack
 from tests.test_resilience import TEMPORAL, DevServer, make_keys, processes  # noqa: F401 (fixture)
 
@@ -101,7 +101,7 @@ async def test_a_canary_dossier_leaves_no_clear_trace(  # noqa: PLR0915 (one lif
         return process.returncode or 0, out.decode(), err.decode()
 
     async with worker:
-        await start_calls(client, task_queue, [load_call(CALLS_DIR / "hdf-pmcb-reemploi.yaml")])
+        await start_calls(client, task_queue, [dates.shifted_call("hdf-pmcb-reemploi", datetime.now(UTC))])
         ident = (await submit(client, task_queue, canary_file(tmp_path, marker), HOLDER, datetime.now(UTC))).dossier_id
         attachment = tmp_path / f"budget-{marker}.txt"
         attachment.write_text(f"Budget détaillé {marker}\n" * 200)
@@ -112,7 +112,7 @@ async def test_a_canary_dossier_leaves_no_clear_trace(  # noqa: PLR0915 (one lif
         async def do(actor: Actor, name: str, **options: str) -> None:
             await send(client, ident, build_command(name, options), actor)
 
-        due = (datetime.now(UTC) + timedelta(days=20)).date().isoformat()
+        due = dates.due(datetime.now(UTC), 20).arg
         await do(STAFF, "acknowledge")
         await do(STAFF, "request-complement", pieces=f"Pièces {marker}", due=due)
         await do(HOLDER, "provide-complement", note=f"Réponse {marker}")
@@ -225,7 +225,7 @@ async def test_a_clearance_reaches_a_dossier_already_closed(stack: Stack) -> Non
     """Audits come after the end: staff grant an auditor the content of a closed dossier; the event is
     journaled by a new run of its workflow, which ends again, the dossier still closed."""
     with stack.env.with_time_skipping_disabled():
-        await start_calls(stack.client, stack.task_queue, [load_call(CALLS_DIR / "hdf-pmcb-reemploi.yaml")])
+        await start_calls(stack.client, stack.task_queue, [dates.shifted_call("hdf-pmcb-reemploi", datetime.now(UTC))])
         ident = (await submit(stack.client, stack.task_queue, EXAMPLE, HOLDER, datetime.now(UTC))).dossier_id
     await send(stack.client, ident, build_command("close", {"reason": "Hors champ"}), STAFF)
     handle = stack.client.get_workflow_handle(ident)

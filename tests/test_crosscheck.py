@@ -15,12 +15,12 @@ import asyncpg
 import pytest
 from temporalio.client import Client
 
-from amiflow.catalogue import CALLS_DIR, load_call
 from amiflow.crosscheck import CrossCheck, crosscheck
 from amiflow.dossiers import build_command, history, send, start_calls, submit
 from domain.errors import InvalidCommand
 from domain.state import Status
 from journal.sealing import seal_event
+from tests import dates
 from tests.conftest import Stack
 from tests.test_deadline_timers import follow_up
 from tests.test_lifecycle import EXAMPLES, EXPECTED, HOLDER, STAFF, drive
@@ -31,7 +31,7 @@ PMCB = "hdf-pmcb-reemploi.yaml"
 
 async def pmcb(stack: Stack) -> str:
     """A whole PMCB lifecycle (test_lifecycle's), closed: 17 events."""
-    return await drive(stack, load_call(CALLS_DIR / PMCB), EXAMPLES / PMCB,
+    return await drive(stack, dates.shifted_call("hdf-pmcb-reemploi", datetime.now(UTC)), EXAMPLES / PMCB,
                        "solutions=4,court_terme=3,impact_socio_economique=5", after_closing=False)  # fmt: skip
 
 
@@ -132,7 +132,7 @@ async def test_a_dossier_that_continued_as_new_is_checked_across_its_runs(
     """Forty meetings recorded in follow-up: the dev server suggests continue-as-new at 300 history
     events, so the workflow runs in several runs; each is replayed, and together they hold every event."""
     with stack.env.with_time_skipping_disabled():
-        await start_calls(stack.client, stack.task_queue, [load_call(CALLS_DIR / PMCB)])
+        await start_calls(stack.client, stack.task_queue, [dates.shifted_call("hdf-pmcb-reemploi", datetime.now(UTC))])
         ident = (await submit(stack.client, stack.task_queue, EXAMPLES / PMCB, HOLDER, datetime.now(UTC))).dossier_id
     await follow_up(stack, ident)
     meeting = build_command("record-follow-up", {"kind": "meeting_attended"})

@@ -1,6 +1,6 @@
 """Random command sequences, by random actors, at random instants: the decider's invariants hold.
 
-Two machines, one per call: PMCB (rolling review, open 2025-07-01 to 2028-07-01 Paris time) and
+Two machines, one per call: PMCB (rolling review, open 1 July 2025 to 1 July 2028, Paris time) and
 CREC 2018 (themes, review after the session closed on 2018-09-08). The clock only moves forward,
 by seconds to months; it is sometimes parked just before a DST change, or exactly on (or a hair
 around) an instant the dossier waits for. Commands are mostly the sensible next step (right role,

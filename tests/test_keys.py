@@ -8,7 +8,7 @@ import asyncio
 import base64
 import logging
 import shutil
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from pathlib import Path
 
 import asyncpg
@@ -19,7 +19,6 @@ from temporalio.client import Client
 
 from activities.journal import JournalActivities
 from activities.notifications import NotificationActivities
-from amiflow.catalogue import CALLS_DIR, load_call
 from amiflow.codec import KEY_ID, EnvelopeCodec, data_converter
 from amiflow.dossiers import build_command, history, send, start_calls, submit
 from amiflow.temporal import build_worker
@@ -29,6 +28,7 @@ from domain import Actor
 from domain.state import Status
 from journal.keys import KEYRING, DossierKeys, KeyProblem, Keyring, Tampered, UnknownKey, seal
 from journal.schema import dossier_keys, events
+from tests import dates
 from tests.conftest import Stack
 
 EXAMPLE = Path(__file__).resolve().parent.parent / "deploy" / "examples" / "hdf-pmcb-reemploi.yaml"
@@ -37,7 +37,7 @@ HOLDER, STAFF = Actor.parse("holder:acme"), Actor.parse("staff:amelie")
 
 async def submitted(stack: Stack, task_queue: str) -> str:
     with stack.env.with_time_skipping_disabled():
-        await start_calls(stack.client, task_queue, [load_call(CALLS_DIR / "hdf-pmcb-reemploi.yaml")])
+        await start_calls(stack.client, task_queue, [dates.shifted_call("hdf-pmcb-reemploi", datetime.now(UTC))])
         return (await submit(stack.client, task_queue, EXAMPLE, HOLDER, datetime.now(UTC))).dossier_id
 
 
@@ -80,7 +80,7 @@ async def test_rotation_in_the_middle_of_a_lifecycle(stack: Stack) -> None:
     ident = await submitted(stack, stack.task_queue)
     await send(stack.client, ident, build_command("acknowledge", {}), STAFF)
     assert stack.keys.keyring.rotate() == "k2"
-    due = (datetime.now(UTC) + timedelta(days=20)).date().isoformat()
+    due = dates.due(datetime.now(UTC), 20).arg
     await send(stack.client, ident, build_command("request-complement", {"pieces": "Kbis", "due": due}), STAFF)
     result = await send(stack.client, ident, build_command("provide-complement", {"note": "joint"}), HOLDER)
     assert result.status is Status.ACKNOWLEDGED

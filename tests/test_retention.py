@@ -13,7 +13,6 @@ import pytest
 from temporalio.api.common.v1 import Payload
 
 from amiflow import audit
-from amiflow.catalogue import CALLS_DIR, load_call
 from amiflow.codec import EnvelopeCodec
 from amiflow.dossiers import build_command, history, send, start_calls, submit
 from domain import Actor, DossierState, replay
@@ -22,6 +21,7 @@ from domain.commands import AttachDocument
 from domain.retention import retention_ends
 from domain.state import Status
 from journal.keys import DossierKeys, KeyDestroyed, Keyring
+from tests import dates
 from tests.conftest import Stack
 from tests.test_audit import reference_file
 
@@ -30,7 +30,7 @@ HOLDER, STAFF = Actor.parse("holder:acme"), Actor.parse("staff:amelie")
 
 async def test_shredding_after_retention_and_legal_hold(stack: Stack, tmp_path: Path) -> None:  # noqa: PLR0915
     with stack.env.with_time_skipping_disabled():
-        await start_calls(stack.client, stack.task_queue, [load_call(CALLS_DIR / "hdf-pmcb-reemploi.yaml")])
+        await start_calls(stack.client, stack.task_queue, [dates.shifted_call("hdf-pmcb-reemploi", datetime.now(UTC))])
         now = datetime.now(UTC)
         closed = (await submit(stack.client, stack.task_queue, await reference_file(tmp_path, "FIN-1"), HOLDER,
                                now)).dossier_id  # fmt: skip
