@@ -19,11 +19,10 @@ from pathlib import Path
 
 import pytest
 
+from amiflow.bootstrap import runtime
 from amiflow.catalogue import load_call
-from amiflow.db import create_engine
 from amiflow.dossiers import start_calls
-from amiflow.keys import DossierKeys, Keyring
-from amiflow.temporal import connect
+from amiflow.settings import load_settings
 from tests import dates
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -59,12 +58,8 @@ def open_pmcb_copy(data: Path, folder: Path) -> Path:
     info = json.loads((data / "stack.json").read_text(encoding="utf-8"))
 
     async def start_call() -> None:
-        engine = create_engine(info["database_url"], pool_size=1)
-        try:
-            client = await connect(info["temporal_address"], DossierKeys(Keyring.open(data), engine), info["namespace"])
-            await start_calls(client, info["task_queue"], [call])
-        finally:
-            await engine.dispose()
+        async with runtime(load_settings(data)) as rt:  # the stack's own bootstrap, from its stack.json
+            await start_calls(rt.temporal(), info["task_queue"], [call])
 
     asyncio.run(start_call())
     example = folder / f"{PMCB_COPY}.dossier.yaml"
