@@ -47,7 +47,7 @@ async def create_database(server: EmbeddedServer, name: str | None = None) -> st
 
 async def drop_database(server: EmbeddedServer, url: str) -> None:
     """Drop a database made by `create_database` (its connections are ended first)."""
-    import asyncpg  # type: ignore[import-untyped]
+    import asyncpg
 
     name = url.rsplit("/", maxsplit=1)[-1].split("?", maxsplit=1)[0]
     admin = await asyncpg.connect(server.uri)
