@@ -38,7 +38,7 @@ async def run_worker(settings: Settings, stop: asyncio.Event | None = None) -> N
     notifications = NotificationActivities(engine, keys, settings.mail_dir, settings.smtp_host)
     worker = build_worker(
         client, settings.task_queue,
-        [journal.append, journal.open_dossiers, notifications.send],
+        [journal.append, journal.load, journal.open_dossiers, notifications.send],
         graceful_shutdown_timeout=SHUTDOWN_GRACE,
     )  # fmt: skip
     log = logger(task_queue=settings.task_queue, pid=os.getpid())

@@ -7,6 +7,8 @@ from datetime import datetime
 
 from pydantic import BaseModel
 
+from domain.access import Actor
+from domain.calls import Call
 from domain.dossier import Event, Status
 from domain.notices import Notice
 
@@ -41,6 +43,34 @@ class SendNotices(BaseModel):
     notices: list[Notice]
 
 
+class LoadDossier(BaseModel):
+    """Which dossier to read back from the journal (its state, replayed from its opened events)."""
+
+    dossier_id: str
+
+
+class ReadCall(BaseModel):
+    """Which call's workflow to ask for the call as it stands."""
+
+    call_id: str
+
+
+class PhaseExtension(BaseModel):
+    """A phase's closing as the call's workflow moved it, and the staff member who moved it."""
+
+    until: datetime
+    actor: Actor
+
+
+class CallStanding(BaseModel):
+    """The call as its workflow holds it: definition with extensions, and who made each."""
+
+    call: Call
+    extensions: dict[str, PhaseExtension] = {}
+
+
 APPEND = "journal.append"
+LOAD = "journal.load"
+READ_CALL = "calls.read"
 OPEN_DOSSIERS = "journal.open_dossiers"
 SEND = "notifications.send"

@@ -13,12 +13,13 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
-from activities.contracts import APPEND, OPEN_DOSSIERS, AppendEvents, OpenDossiers
+from activities.contracts import APPEND, LOAD, OPEN_DOSSIERS, AppendEvents, LoadDossier, OpenDossiers
 from activities.schema import call_counts, dossiers, events, journal_head
-from amiflow.keys import DossierKeys, Tampered, seal, unseal
+from amiflow.keys import DossierKeys, KeyProblem, Tampered, seal, unseal
 from amiflow.ledger import GENESIS, event_entry, global_link, link
 from amiflow.logs import logger
-from domain.dossier import Event, Status
+from domain.decider import replay
+from domain.dossier import DossierState, Event, Status
 
 EVENT = TypeAdapter(Event)
 
@@ -65,6 +66,15 @@ async def chain(conn: AsyncConnection, dossier_id: str, hashes: list[bytes]) -> 
     return placed
 
 
+def _own_dossier(dossier_id: str, what: str) -> None:
+    """Refuse a dossier other than the one the calling workflow is: a workflow (whoever started it)
+    reads and writes its own journal only."""
+    caller = activity.info().workflow_id
+    if caller != dossier_id:
+        raise ApplicationError(f"le workflow {caller} ne peut pas {what} le journal du dossier {dossier_id}",
+                               type="ForeignDossier", non_retryable=True)  # fmt: skip
+
+
 class JournalActivities:
     """Side effects on the journal database. Built once per worker with its engine."""
 
@@ -76,6 +86,7 @@ class JournalActivities:
     async def append(self, batch: AppendEvents) -> int:
         """Append the batch and update the projections; returns how many events were written
         (0 when a previous attempt already committed them)."""
+        _own_dossier(batch.dossier_id, "écrire dans")
         last_seq = batch.first_seq + len(batch.events) - 1
         await self.keys.current(batch.dossier_id)  # outside the transaction: it may need a connection of its own
         async with self.engine.begin() as conn:
@@ -125,6 +136,24 @@ class JournalActivities:
             "journal.appended", first_seq=batch.first_seq, count=len(rows), status=batch.status.value
         )
         return len(rows)
+
+    @activity.defn(name=LOAD)
+    async def load(self, request: LoadDossier) -> DossierState:
+        """The dossier's state, replayed from its journaled events opened with its keys: what a
+        reopened dossier's workflow starts from (never a state a client sends)."""
+        _own_dossier(request.dossier_id, "lire")
+        async with self.engine.connect() as conn:
+            rows = (await conn.execute(
+                select(events.c.dossier_id, events.c.seq, events.c.key_id, events.c.sealed, events.c.payload)
+                .where(events.c.dossier_id == request.dossier_id).order_by(events.c.seq)
+            )).all()  # fmt: skip
+        if not rows:
+            raise ApplicationError(f"Dossier inconnu « {request.dossier_id} ».", type="UnknownDossier",
+                                   non_retryable=True)  # fmt: skip
+        try:
+            return replay([await open_event(self.keys, row) for row in rows])
+        except KeyProblem as exc:  # destroyed or altered: no retry will open it
+            raise ApplicationError(exc.message, type=exc.code, non_retryable=True) from None
 
     async def _project(self, conn: AsyncConnection, batch: AppendEvents) -> None:
         previous = await conn.scalar(

@@ -11,6 +11,7 @@ from temporalio.client import Client
 from temporalio.worker import Worker
 from temporalio.worker.workflow_sandbox import SandboxedWorkflowRunner, SandboxRestrictions
 
+from activities.calls import CallActivities
 from amiflow.codec import data_converter
 from amiflow.keys import DossierKeys
 from workflows.call import CallWorkflow
@@ -39,12 +40,13 @@ async def connect(address: str, keys: DossierKeys, namespace: str = "default") -
 
 
 def build_worker(client: Client, task_queue: str, activities: Sequence[Any], **options: Any) -> Worker:
-    """A worker running amiflow's workflows and the given activities on `task_queue`."""
+    """A worker running amiflow's workflows and the given activities on `task_queue`, with the read
+    of calls' workflows that dossiers need (it uses the worker's own client, so every worker has it)."""
     return Worker(
         client,
         task_queue=task_queue,
         workflows=WORKFLOWS,
-        activities=list(activities),
+        activities=[*activities, CallActivities(client).read],
         workflow_runner=SANDBOX,
         **options,
     )

@@ -123,7 +123,7 @@ async def stack(temporal: WorkflowEnvironment, database: str, tmp_path: Path) ->
     journal = JournalActivities(engine, keys)
     notifications = NotificationActivities(engine, keys, mail_dir)
     task_queue = f"tq-{uuid.uuid4()}"
-    activities = [journal.append, journal.open_dossiers, notifications.send]
+    activities = [journal.append, journal.load, journal.open_dossiers, notifications.send]
     worker = build_worker(skipper.client, task_queue, activities)
     async with worker:
         yield Stack(skipper, skipper.client, namespace, task_queue, engine, app_url(database), mail_dir, worker, keys,
