@@ -110,9 +110,15 @@ _free_namespaces = list(NAMESPACES)
 
 
 @pytest.fixture
-async def stack(temporal: WorkflowEnvironment, database: str, tmp_path: Path) -> AsyncIterator[Stack]:
+def namespace() -> str:
+    """A namespace of the test's own on the session's dev server."""
+    return _free_namespaces.pop(0)
+
+
+@pytest.fixture
+async def stack(temporal: WorkflowEnvironment, database: str, tmp_path: Path,
+                namespace: str) -> AsyncIterator[Stack]:  # fmt: skip
     """A worker on a namespace and task queue of the test's own, with the real activities."""
-    namespace = _free_namespaces.pop(0)
     data_dir = tmp_path / "data"
     engine = create_engine(app_url(database))  # the application's role, as in production
     keys = DossierKeys(Keyring.open(data_dir, create=True), engine)
