@@ -113,7 +113,7 @@ class EnvelopeCodec(PayloadCodec, WithSerializationContext):
         try:
             self.check_own(payload)
         except RefusedPayload as exc:
-            logger(workflow_id=self.workflow_id).warning("codec.refused", reason=str(exc))
+            logger(workflow_id=self.workflow_id).warning("codec.refused", refusal=str(exc))  # ids only
             return Payload(metadata={"encoding": REFUSED.encode()}, data=str(exc).encode())
         return await self.open(payload)
 
