@@ -49,17 +49,20 @@ class LoadDossier(BaseModel):
     dossier_id: str
 
 
-class ReadCall(BaseModel):
-    """Which call's workflow to ask for the call as it stands."""
-
-    call_id: str
-
-
 class PhaseExtension(BaseModel):
     """A phase's closing as the call's workflow moved it, and the staff member who moved it."""
 
     until: datetime
     actor: Actor
+
+
+class ReadCall(BaseModel):
+    """Which call's workflow to ask for the call as it stands; `claim`: an extension of `phase_id`
+    that a signal announced, which an answer the call's workflow gave before may confirm."""
+
+    call_id: str
+    phase_id: str = ""
+    claim: PhaseExtension | None = None
 
 
 class CallStanding(BaseModel):

@@ -26,8 +26,8 @@ OPEN_DOSSIERS_TIMEOUT = timedelta(seconds=30)
 NOTICES_TIMEOUT = timedelta(seconds=20)
 # A call's announcements go to the staff desk by the same outbox; SMTP may be slower to answer.
 ANNOUNCE_TIMEOUT = timedelta(seconds=60)
-# Asking a call's workflow for its definition: one query, but after an extension every open dossier of
-# the phase asks at once and the queries queue on the call's workflow: room for that herd.
+# Asking a call's workflow for its definition: one query (after an extension, one answers the whole
+# phase's open dossiers, activities/calls.py), with room for a loaded machine.
 CALL_READ_TIMEOUT = timedelta(seconds=30)
 
 # Patches (workflow.patched): a run whose history lacks the marker keeps the code path it recorded.

@@ -21,6 +21,7 @@ from activities.contracts import (
     AppendEvents,
     CallStanding,
     LoadDossier,
+    PhaseExtension,
     ReadCall,
     SendNotices,
 )  # fmt: skip
@@ -231,9 +232,9 @@ class DossierWorkflow:
         async with self.lock:
             command = request.command
             if isinstance(command, StartDraft) and workflow.patched(CALL_FROM_WORKER):
-                # The client's snapshot of the call is replaced by the call's workflow's own (read by
-                # an activity): a draft runs under the call as it stands, not as a client describes it.
-                standing = await self._read_call(command.call.id)
+                # The client's snapshot is replaced by the call's workflow's own: it holds the extensions
+                # the catalogue lacks, and a workflow cannot query another, so an activity asks it.
+                standing = await self._read_call(ReadCall(call_id=command.call.id))
                 command = command.model_copy(update={"call": standing.call})
             try:
                 events = decide(self.state, command, request.actor, workflow.now())
@@ -262,9 +263,9 @@ class DossierWorkflow:
         if after.id and after.id != self.dossier_id:
             raise DomainError(f"Ce workflow porte le dossier {self.dossier_id}, pas {after.id}.")
 
-    async def _read_call(self, call_id: str) -> CallStanding:
+    async def _read_call(self, request: ReadCall) -> CallStanding:
         result: CallStanding = await workflow.execute_activity(
-            READ_CALL, ReadCall(call_id=call_id), start_to_close_timeout=CALL_READ_TIMEOUT,
+            READ_CALL, request, start_to_close_timeout=CALL_READ_TIMEOUT,
             retry_policy=JOURNAL_RETRY, result_type=CallStanding,
         )  # fmt: skip
         return result
@@ -283,7 +284,10 @@ class DossierWorkflow:
             else:
                 if self.state.call is None:
                     return
-                standing = await self._read_call(self.state.call.id)
+                # The signal's claim only lets an answer the call's workflow already gave confirm it.
+                claim = PhaseExtension(until=signal.until, actor=signal.actor)
+                standing = await self._read_call(ReadCall(call_id=self.state.call.id, phase_id=self.state.phase_id,
+                                                          claim=claim))  # fmt: skip
                 extension = standing.extensions.get(self.state.phase_id)
                 if extension is None:
                     workflow.logger.info("no extension of phase %s in the call's workflow", self.state.phase_id)
