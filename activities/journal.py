@@ -15,7 +15,7 @@ from temporalio.exceptions import ApplicationError
 
 from activities.contracts import APPEND, LOAD, OPEN_DOSSIERS, AppendEvents, LoadDossier, OpenDossiers
 from activities.schema import call_counts, dossiers, events, journal_head
-from amiflow.keys import DossierKeys, KeyProblem, Tampered, seal, unseal
+from amiflow.keys import DossierKeys, KeyDestroyed, Tampered, seal, unseal
 from amiflow.ledger import GENESIS, event_entry, global_link, link
 from amiflow.logs import logger
 from domain.decider import replay
@@ -152,7 +152,7 @@ class JournalActivities:
                                    non_retryable=True)  # fmt: skip
         try:
             return replay([await open_event(self.keys, row) for row in rows])
-        except KeyProblem as exc:  # destroyed or altered: no retry will open it
+        except (KeyDestroyed, Tampered) as exc:  # no retry will open it (a missing key may come back: retried)
             raise ApplicationError(exc.message, type=exc.code, non_retryable=True) from None
 
     async def _project(self, conn: AsyncConnection, batch: AppendEvents) -> None:

@@ -8,7 +8,7 @@ key id and its dossier id — never content — so the codec server can decide w
 Temporal's frontend is a trust boundary: under a workflow's context (what a worker decodes for a
 workflow or an activity, what a client decodes for a workflow) a payload must be sealed, and for a
 dossier sealed for that very dossier. Anything else — clear JSON from a plain client, a payload copied
-from another dossier — is refused (see `refused`).
+from another dossier — is refused (see `EnvelopeCodec.decode`).
 """
 
 from __future__ import annotations
