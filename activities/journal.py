@@ -7,11 +7,12 @@ from __future__ import annotations
 from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
-from activities.contracts import APPEND, OPEN_DOSSIERS, AppendEvents, OpenDossiers
-from domain.state import Status
-from journal.keys import DossierKeys
+from activities.contracts import APPEND, LOAD, OPEN_DOSSIERS, AppendEvents, LoadDossier, OpenDossiers
+from domain.decider import replay
+from domain.state import DossierState, Status
+from journal.keys import DossierKeys, KeyDestroyed, Tampered
 from journal.logs import logger
-from journal.sealing import append_events
+from journal.sealing import append_events, open_event
 from journal.store import JournalStore, Projection, StoreError
 
 
@@ -20,6 +21,15 @@ def projection(batch: AppendEvents) -> Projection:
     return Projection(call_id=batch.call_id, phase_id=batch.phase_id, holder=batch.holder, status=batch.status.value,
                       version=batch.version, next_deadline=batch.next_deadline,
                       next_deadline_kind=batch.next_deadline_kind, submitted_at=batch.submitted_at)  # fmt: skip
+
+
+def _own_dossier(dossier_id: str, what: str) -> None:
+    """Refuse a dossier other than the one the calling workflow is: a workflow (whoever started it)
+    reads and writes its own journal only."""
+    caller = activity.info().workflow_id
+    if caller != dossier_id:
+        raise ApplicationError(f"le workflow {caller} ne peut pas {what} le journal du dossier {dossier_id}",
+                               type="ForeignDossier", non_retryable=True)  # fmt: skip
 
 
 class JournalActivities:
@@ -33,6 +43,7 @@ class JournalActivities:
     async def append(self, batch: AppendEvents) -> int:
         """Append the batch and update the projections; returns how many events were written
         (0 when a previous attempt already committed them)."""
+        _own_dossier(batch.dossier_id, "écrire dans")
         try:
             written = await append_events(self.store, self.keys, batch.dossier_id, batch.workflow_id,
                                           batch.first_seq, batch.events, projection(batch))  # fmt: skip
@@ -43,6 +54,20 @@ class JournalActivities:
                 "journal.appended", first_seq=batch.first_seq, count=written, status=batch.status.value
             )
         return written
+
+    @activity.defn(name=LOAD)
+    async def load(self, request: LoadDossier) -> DossierState:
+        """The dossier's state, replayed from its journaled events opened with its keys: what a
+        reopened dossier's workflow starts from (never a state a client sends)."""
+        _own_dossier(request.dossier_id, "lire")
+        rows = await self.store.events(request.dossier_id)
+        if not rows:
+            raise ApplicationError(f"Dossier inconnu « {request.dossier_id} ».", type="UnknownDossier",
+                                   non_retryable=True)
+        try:
+            return replay([await open_event(self.keys, row) for row in rows])
+        except (KeyDestroyed, Tampered) as exc:  # no retry will open it (a missing key may come back: retried)
+            raise ApplicationError(exc.message, type=exc.code, non_retryable=True) from None
 
     @activity.defn(name=OPEN_DOSSIERS)
     async def open_dossiers(self, query: OpenDossiers) -> list[str]:

@@ -176,28 +176,22 @@ def main() -> None:
     (AMIFLOW_DATABASE_URL, AMIFLOW_KEYRING, AMIFLOW_CODEC_PORT, AMIFLOW_UI_ORIGIN)."""
     import signal
 
+    from amiflow.bootstrap import NeedTemporal, runtime
     from amiflow.logs import configure
     from amiflow.settings import load_settings
-    from journal.keys import Keyring
-    from journal.postgres import PostgresStore
 
     settings = load_settings()
     configure(settings.log_format)
-    keyring = Keyring.open(settings.data_dir)
     port = int(os.environ.get("AMIFLOW_CODEC_PORT", "8234"))
     origins = tuple(o for o in os.environ.get("AMIFLOW_UI_ORIGIN", "").split(",") if o)
 
     async def run() -> None:
-        store = PostgresStore.from_url(settings.database_url, pool_size=2)
         stop = asyncio.Event()
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(sig, stop.set)
-        try:
-            await serve(DossierKeys(keyring, store), store, Tokens(settings.data_dir / TOKENS), "127.0.0.1",
-                        port, origins, stop)  # fmt: skip
-        finally:
-            await store.dispose()
+        async with runtime(settings, NeedTemporal.NONE) as rt:
+            await serve(rt.keys, rt.store, Tokens(settings.data_dir / TOKENS), "127.0.0.1", port, origins, stop)
 
     asyncio.run(run())
     os._exit(0)

@@ -125,8 +125,9 @@ async def send(client: Client, ident: str, command: Command, actor: Actor,
 
 async def _resume(client: Client, task_queue: str, final: DossierState, command: Command,
                   actor: Actor) -> CommandResult:  # fmt: skip
+    # The new run reads the dossier from the journal itself: a worker never takes a state from a client.
     operation = WithStartWorkflowOperation(
-        DossierWorkflow.run, DossierInput(dossier_id=final.id, state=final), id=final.id, task_queue=task_queue,
+        DossierWorkflow.run, DossierInput(dossier_id=final.id, resume=True), id=final.id, task_queue=task_queue,
         id_conflict_policy=WorkflowIDConflictPolicy.USE_EXISTING,
     )  # fmt: skip
     try:

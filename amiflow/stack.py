@@ -19,6 +19,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Iterator
+from dataclasses import replace
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -214,7 +215,8 @@ def _run(settings: Settings, data: Path, workers: int, processes: list[subproces
     _wait_port(port, temporal, "le serveur Temporal", log)
     address = f"127.0.0.1:{port}"
     found = load_calls([settings.calls_dir] if settings.calls_dir else ())
-    asyncio.run(_start_calls(address, database_url, keyring, settings, found.calls))
+    asyncio.run(_start_calls(replace(settings, temporal_address=address, database_url=database_url, data_dir=data),
+                             found.calls))
     env = {**os.environ, "AMIFLOW_TEMPORAL_ADDRESS": address, "AMIFLOW_DATABASE_URL": database_url,
            "AMIFLOW_NAMESPACE": settings.namespace or DEFAULT_NAMESPACE,
            "AMIFLOW_TASK_QUEUE": settings.task_queue or DEFAULT_TASK_QUEUE,
@@ -261,15 +263,9 @@ def _run(settings: Settings, data: Path, workers: int, processes: list[subproces
     return 0
 
 
-async def _start_calls(address: str, database_url: str, keyring: Any, settings: Settings, calls: list[Any]) -> None:
+async def _start_calls(settings: Settings, calls: list[Any]) -> None:
+    from amiflow.bootstrap import runtime
     from amiflow.dossiers import start_calls
-    from amiflow.temporal import connect
-    from journal.keys import DossierKeys
-    from journal.postgres import PostgresStore
 
-    store = PostgresStore.from_url(database_url, pool_size=1)
-    try:
-        client = await connect(address, DossierKeys(keyring, store), settings.namespace)
-        await start_calls(client, settings.task_queue, calls)
-    finally:
-        await store.dispose()
+    async with runtime(settings, pool_size=1) as rt:
+        await start_calls(rt.temporal(), settings.task_queue, calls)

@@ -20,11 +20,9 @@ from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.testing import TimeSkipper, TimeSkippingConfig, WorkflowEnvironment
 from temporalio.worker import Worker
 
-from activities.journal import JournalActivities
-from activities.notifications import NotificationActivities
 from amiflow.codec import data_converter
 from amiflow.stack import DEV_SERVER_TUNING
-from amiflow.temporal import build_worker
+from amiflow.temporal import build_worker, journal_activities
 from amiflow.vault import Vault
 from journal import embedded
 from journal.keys import DossierKeys, Keyring
@@ -131,9 +129,15 @@ _free_namespaces = list(NAMESPACES)
 
 
 @pytest.fixture
-async def stack(temporal: WorkflowEnvironment, database: str, tmp_path: Path) -> AsyncIterator[Stack]:
+def namespace() -> str:
+    """A namespace of the test's own on the session's dev server."""
+    return _free_namespaces.pop(0)
+
+
+@pytest.fixture
+async def stack(temporal: WorkflowEnvironment, database: str, tmp_path: Path,
+                namespace: str) -> AsyncIterator[Stack]:  # fmt: skip
     """A worker on a namespace and task queue of the test's own, with the real activities."""
-    namespace = _free_namespaces.pop(0)
     data_dir = tmp_path / "data"
     engine = create_engine(app_url(database))  # the application's role, as in production
     store = PostgresStore(engine)
@@ -142,11 +146,8 @@ async def stack(temporal: WorkflowEnvironment, database: str, tmp_path: Path) ->
                                   data_converter=data_converter(keys))  # fmt: skip
     skipper = TimeSkipper(client, config=TimeSkippingConfig(enabled=False, max_session_skip_count=5000))
     mail_dir = tmp_path / "maildrop"
-    journal = JournalActivities(store, keys)
-    notifications = NotificationActivities(store, keys, mail_dir)
     task_queue = f"tq-{uuid.uuid4()}"
-    activities = [journal.append, journal.open_dossiers, notifications.send]
-    worker = build_worker(skipper.client, task_queue, activities)
+    worker = build_worker(skipper.client, task_queue, journal_activities(store, keys, mail_dir))
     async with worker:
         yield Stack(skipper, skipper.client, namespace, task_queue, engine, store, app_url(database), mail_dir, worker,
                     keys, Vault(data_dir / "vault", keys), data_dir, database)  # fmt: skip
