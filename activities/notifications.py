@@ -15,12 +15,18 @@ import json
 import os
 import re
 import smtplib
-from email.message import EmailMessage
+from datetime import UTC, datetime
+from email.charset import QP, Charset
+from email.header import Header
+from email.message import Message
+from email.mime.text import MIMEText
+from email.utils import format_datetime
 from pathlib import Path
 
 from temporalio import activity
 
 from activities.contracts import SEND, SendNotices
+from domain.calendar import PARIS
 from domain.notices import Notice
 from journal.keys import DossierKeys, seal
 from journal.logs import logger
@@ -86,15 +92,33 @@ class NotificationActivities:
             smtp.send_message(self._message(notice))
 
     @staticmethod
-    def _message(notice: Notice) -> EmailMessage:
-        message = EmailMessage()
-        # Recipients are actors (`holder:acme`); mapping them to mail addresses needs a directory
-        # amiflow does not have yet, so the address is a placeholder and the actor travels in a header.
-        local = re.sub(r"[^A-Za-z0-9._-]+", "-", notice.recipient.replace(":", "."))
-        message["To"] = f'"{notice.recipient}" <{local}@destinataires.invalid>'
-        message["X-Amiflow-Recipient"] = notice.recipient
-        message["From"] = "amiflow <amiflow@localhost>"
-        message["Subject"] = notice.subject
-        message["X-Amiflow-Key"] = notice.key
-        message.set_content(notice.body)
-        return message
+    def _message(notice: Notice) -> Message:
+        return message(notice, datetime.now(UTC))
+
+
+_QUOTED = Charset("utf-8")
+_QUOTED.body_encoding = QP  # the body stays readable as text in the .eml file (base64 would not)
+
+
+def _header(value: str) -> str:
+    """A header value on one line: a line break in a name must not break (nor forge) a header."""
+    return re.sub(r"[\x00-\x1f\x7f]+", " ", value)
+
+
+def message(notice: Notice, sent_at: datetime) -> Message:
+    """The mail of a notice. The subject is one RFC 2047 word sequence whose spaces are inside the
+    encoded text, so that no reader drops them; the Message-ID derives from the notice's key, so a
+    retried delivery is recognisably the same mail."""
+    mail = MIMEText(notice.body, "plain", _QUOTED)  # type: ignore[arg-type]  # a Charset is accepted
+    # Recipients are actors (`holder:acme`); mapping them to mail addresses needs a directory
+    # amiflow does not have yet, so the address is a placeholder and the actor travels in a header.
+    recipient = _header(notice.recipient)
+    local = re.sub(r"[^A-Za-z0-9._-]+", "-", recipient.replace(":", "."))
+    mail["To"] = f'"{recipient}" <{local}@destinataires.invalid>'
+    mail["X-Amiflow-Recipient"] = recipient
+    mail["From"] = "amiflow <amiflow@localhost>"
+    mail["Subject"] = Header(_header(notice.subject), "utf-8", header_name="Subject").encode()
+    mail["Date"] = format_datetime(sent_at.astimezone(PARIS))
+    mail["Message-ID"] = f"<{hashlib.sha256(notice.key.encode()).hexdigest()[:32]}@amiflow.localhost>"
+    mail["X-Amiflow-Key"] = _header(notice.key)
+    return mail

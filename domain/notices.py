@@ -29,7 +29,7 @@ from domain.events import (
     ReviewOverdue,
 )
 from domain.record import Record
-from domain.state import DeadlineKind, DossierState
+from domain.state import DeadlineKind, DossierState, Status
 
 STAFF_DESK = "staff:guichet"  # the call's back office as a whole, not one person
 
@@ -101,6 +101,8 @@ def notices_for(state: DossierState, event: Event) -> list[Notice]:
             return [_notice(state, "oriented", holder, "Orientation vers des dispositifs",
                             f"Votre projet est orienté pour étude vers :\n{names}", event.at)]
         case DeadlineExtended():
+            if event.deadline is DeadlineKind.PHASE_CLOSING and state.status is not Status.DRAFT:
+                return []  # a submitted dossier's holder has nothing left to do before the closing
             what = _DEADLINE_WORDS[event.deadline]
             return [_notice(state, f"extended_{event.deadline.value}", holder, "Échéance prolongée",
                             f"L’échéance de {what} est reportée au {show(event.until)}.",

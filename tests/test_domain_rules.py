@@ -299,3 +299,18 @@ def test_call_file_committee_list_is_read() -> None:
     assert parse_call(data, "pmcb.yaml").committee == ()
     assert parse_call({**data, "committee": ["cora", "zoe"]}, "pmcb.yaml").committee == ("cora", "zoe")
 
+
+
+# --- what a phase extension tells the holder ----------------------------------------------------
+
+
+def test_a_phase_extension_is_told_to_the_holder_of_a_draft_only() -> None:
+    from domain.events import DeadlineExtended
+    from domain.notices import notices_for
+
+    later = NOW + timedelta(days=400)
+    extended = DeadlineExtended(actor=STAFF, at=NOW, deadline=DeadlineKind.PHASE_CLOSING, until=later)
+    told = notices_for(draft(), extended)
+    assert [(n.recipient, n.subject.split("] ")[1]) for n in told] == [(f"holder:{draft().holder}",
+                                                                       "Échéance prolongée")]  # fmt: skip
+    assert notices_for(submitted(), extended) == []
