@@ -373,7 +373,12 @@ def _exit_code(call: Callable[[], Any]) -> int:
             raise
         typer.echo(f"amiflow : {reason}", err=True)
         return 1
+    if result == INTERRUPTED:  # Ctrl-C while a command waited: said, not a traceback
+        typer.echo("Interrompu.", err=True)
     return result if isinstance(result, int) else 0
+
+
+INTERRUPTED = 130  # what click answers to Ctrl-C
 
 
 if __name__ == "__main__":

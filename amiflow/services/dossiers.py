@@ -41,11 +41,15 @@ from journal.store import ReadEntry
 from workflows.dossier import CommandResult
 
 PAGE_MAX = 500
+DOSSIER_FILE_MAX = 512 * 1024  # what Temporal carries comfortably in one payload (it refuses 2 MB)
 
 
 async def submit(rt: Runtime, who: Principal, call_id: str, file: Path, now: datetime) -> CommandResult:
     """Create the dossier of a file and submit it; a second submission of the same reference finds
     the same dossier."""
+    if file.is_file() and file.stat().st_size > DOSSIER_FILE_MAX:
+        raise InvalidCommand(f"{file} dépasse {DOSSIER_FILE_MAX // 1024} Kio : le dossier décrit le projet ; "
+                             "joignez les pièces volumineuses avec amiflow dossier attach.")
     prepared = load_dossier(file)
     if prepared.call != call_id:
         raise InvalidCommand(f"{file} est un dossier pour l’appel « {prepared.call} », pas « {call_id} ».")
