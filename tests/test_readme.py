@@ -26,3 +26,17 @@ def test_every_status_change_of_the_lifecycle_is_drawn() -> None:
     allowed = {(s.value, t.value) for s, ts in LIFECYCLE.items() for t in ts}
     for arrow in drawn:
         assert arrow in allowed or arrow[0] == "open", arrow
+
+
+def test_the_readme_gives_every_command_with_its_options() -> None:
+    """The README's table of `dossier do` commands is the code's: name, options (required or not), role."""
+    from amiflow.services import commands
+    from domain.decider import PERMISSIONS
+
+    text = README.read_text()
+    for name in commands.typed_commands():
+        spec = commands.spec(name)
+        options = " ".join(("" if o.required else "[") + f"--{o.name} {o.kind.upper()}" + ("" if o.required else "]")
+                           for o in spec.options)  # fmt: skip
+        row = f"| `{name}` ({spec.label}) | {'`' + options + '`' if options else '—'} | {PERMISSIONS[name].label} |"
+        assert row in text, row

@@ -111,7 +111,7 @@ async def test_a_forged_state_is_refused(stack: Stack) -> None:
     await send(stack.client, ident, build_command("withdraw", {"reason": "Projet abandonné."}), HOLDER)
     assert (await stack.client.get_workflow_handle(ident).result()) is not None
     before = await journal(stack, ident)
-    real = replay(await history(stack.engine, stack.keys, ident))
+    real = replay(await history(stack.store, stack.keys, ident))
     assert real.status is Status.WITHDRAWN and real.call is not None
     forged = real.model_copy(update={"status": Status.SUBMITTED,
                                      "call": real.call.model_copy(update={"staff": ("mallory",)})})  # fmt: skip
@@ -134,7 +134,7 @@ async def test_a_forged_state_is_refused(stack: Stack) -> None:
     # The legitimate reopening (an auditor's clearance on a final dossier) still works: the new run
     # reads the state from the journal itself.
     clearance = build_command("grant-clearance", {"auditor": "odile", "reason": "Contrôle FEDER"})
-    result = await send(stack.client, ident, clearance, STAFF, stack.engine, stack.keys, stack.task_queue)
+    result = await send(stack.client, ident, clearance, STAFF, stack.store, stack.keys, stack.task_queue)
     assert result.status is Status.WITHDRAWN and result.events == ["clearance_granted"]
     after = await journal(stack, ident)
     assert after[: len(before)] == before and len(after) == len(before) + 1
@@ -166,7 +166,7 @@ async def test_a_forged_call_snapshot_is_not_believed(stack: Stack) -> None:
 
     assert (await stack.client.get_workflow_handle(ident).describe()).status is WorkflowExecutionStatus.FAILED
     await forged_start(stack.client, stack, ident, DossierInput(dossier_id=ident), request)
-    [started] = await history(stack.engine, stack.keys, ident)
+    [started] = await history(stack.store, stack.keys, ident)
     assert started.type == "draft_started"
     assert started.call == real  # type: ignore[union-attr]
     assert started.call.retention_years == 10 and started.call.phases[0].closes_at < late  # type: ignore[union-attr]
@@ -180,7 +180,7 @@ async def test_a_batch_for_another_dossier_is_refused_by_the_journal(stack: Stac
     real dossier from another workflow is refused, not retried, and writes nothing."""
     ident = await submitted(stack)
     before = await journal(stack, ident)
-    state = replay(await history(stack.engine, stack.keys, ident))
+    state = replay(await history(stack.store, stack.keys, ident))
     assert state.call is not None
     forged = Acknowledge()
     events = decide(state, forged, STAFF, datetime.now(UTC))
@@ -188,7 +188,7 @@ async def test_a_batch_for_another_dossier_is_refused_by_the_journal(stack: Stac
     batch = AppendEvents(dossier_id=ident, workflow_id="hdf-pmcb-reemploi.mallory", first_seq=state.version + 1,
                          events=events, call_id=state.call.id, phase_id=after.phase_id, holder=after.holder,
                          status=after.status, version=after.version)  # fmt: skip
-    journal_activities = JournalActivities(stack.engine, stack.keys)
+    journal_activities = JournalActivities(stack.store, stack.keys)
     env = ActivityEnvironment()
     env.info = dataclasses.replace(env.info, workflow_id="hdf-pmcb-reemploi.mallory")
     with pytest.raises(ApplicationError) as refused:
@@ -266,7 +266,7 @@ async def test_a_forged_phase_extension_changes_nothing(stack: Stack) -> None:
     sealed, the dossier asks its call's workflow, which extended nothing, and changes nothing."""
     ident = await submitted(stack)
     before = await journal(stack, ident)
-    state_before = replay(await history(stack.engine, stack.keys, ident))
+    state_before = replay(await history(stack.store, stack.keys, ident))
     until = datetime.now(UTC) + timedelta(days=3650)
     signal = PhaseExtended(until=until, actor=STAFF)
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from datetime import datetime
+from pathlib import Path
 from typing import Any, get_args
 
 from pydantic import TypeAdapter, ValidationError
@@ -41,12 +42,12 @@ OPTION_KINDS: dict[str, tuple[str, str]] = {
     "retained": ("oui/non", "lauréat : true ou false"),
     "period": ("nombre", "la période de suivi (1 pour la première)"),
     "scheme-id": ("texte", "l’identifiant du dispositif (amiflow schemes list)"),
-    "outcome": ("valeur", "recommended, filed, granted, refused ou abandoned"),
+    "outcome": ("valeur", "recommended, filed, granted, refused ou abandoned (le suivi de la demande)"),
     "amount-eur": ("nombre", "le montant en euros"),
-    "kind": ("valeur", "charter, report_reviewed ou meeting"),
-    "deadline": ("valeur", "l’échéance prolongée : complement_due ou review_due"),
+    "kind": ("valeur", "charter_signed (charte signée : le suivi commence) ou meeting_attended"),
+    "deadline": ("valeur", "l’échéance prolongée : phase_closing, complement_due ou review_due"),
     "auditor": ("texte", "le nom de l’auditeur"),
-    "content": ("fichier", "le contenu (YAML, comme deploy/examples/)"),
+    "content": ("fichier", "le contenu, un fichier YAML comme deploy/examples/ (sa clé content:)"),
 }
 
 COMMAND_LABELS: dict[str, str] = {
@@ -137,11 +138,28 @@ def _value(field: str, annotation: str, raw: Any) -> Any:
         return raw
     if field in ("due", "until"):
         return parse_instant(raw)
+    if field == "content":
+        return _content(raw)
     if field == "scores":
         return _pairs(raw)
     if "tuple" in annotation:
         return tuple(v.strip() for v in raw.split(",") if v.strip())
     return raw
+
+
+def _content(path: str) -> object:
+    """A dossier's content from a YAML file: a whole dossier file (its `content:`) or the content alone."""
+    from amiflow.catalogue import read_yaml
+    from domain.errors import CallDefinitionError
+
+    file = Path(path)
+    if not file.is_file():
+        raise InvalidCommand(f"--content : fichier introuvable « {path} ».")
+    try:
+        data = read_yaml(file)
+    except CallDefinitionError as exc:
+        raise InvalidCommand(exc.message) from None
+    return data.get("content", data) if isinstance(data, dict) else data
 
 
 def _pairs(raw: str) -> dict[str, int]:
