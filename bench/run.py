@@ -1476,7 +1476,8 @@ def main() -> None:
     finally:
         sys.stdout.flush()
         sys.stderr.flush()
-        # The Temporal runtime can abort at interpreter exit after the work is done (STACK.md).
+        # The Temporal runtime can abort at interpreter exit after the work is done (seen on the
+        # development machines: "Fatal Python error: PyGILState_Release", exit 134).
         os._exit(code)
 
 
