@@ -906,7 +906,8 @@ def main() -> None:
 
     Usage errors are click's: message on stderr, exit 2. The process ends with `os._exit` once
     output is flushed: the Temporal client's runtime can abort during interpreter finalisation
-    (STACK.md), which must not turn a done command into a crash.
+    ("Fatal Python error: PyGILState_Release", exit 134, seen on the development machines), which
+    must not turn a done command into a crash.
     """
     import logging
 
