@@ -863,8 +863,13 @@ async def step_storm(stack: Stack, sizes: Sizes) -> dict[str, Any]:
     }
 
 
+STORM_STALL_S = 90.0  # the storm is given up when no draft expired for this long (stuck, not slow)
+STORM_WAIT_MAX_S = 1800.0  # and at the latest this long after the closing
+
+
 async def wait_expired(stack: Stack, prefix: str, closes: datetime, started: int) -> dict[str, Any]:
-    """Poll the journal from the closing instant until every draft is expired and notified."""
+    """Poll the journal from the closing instant until every draft is expired and notified. A slow
+    storm (a loaded machine) is waited for as long as drafts keep expiring."""
     query = """
         SELECT count(*) FILTER (WHERE d.status = 'expired' AND EXISTS (
                    SELECT 1 FROM events e WHERE e.dossier_id = d.dossier_id AND e.type = 'draft_expired')),
@@ -878,10 +883,16 @@ async def wait_expired(stack: Stack, prefix: str, closes: datetime, started: int
         while datetime.now(UTC) < closes:
             await asyncio.sleep(min(0.5, (closes - datetime.now(UTC)).total_seconds() + 0.01))
             PROGRESS(f"5. storm: closing in {(closes - datetime.now(UTC)).total_seconds():.0f} s")
-        give_up = closes + timedelta(seconds=max(120.0, started / 5))
+        give_up = closes + timedelta(seconds=STORM_WAIT_MAX_S)
+        progress = (-1, -1, datetime.now(UTC))  # expired, notified, when either last grew
         while datetime.now(UTC) < give_up:
             expired, notified = await conn.fetchrow(query, prefix)
-            after = (datetime.now(UTC) - closes).total_seconds()
+            now = datetime.now(UTC)
+            after = (now - closes).total_seconds()
+            if (expired, notified) != progress[:2]:
+                progress = (expired, notified, now)
+            elif (now - progress[2]).total_seconds() > STORM_STALL_S:
+                break
             if expired and first is None:
                 first = after
             if expired >= started and all_expired is None:
