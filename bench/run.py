@@ -1029,7 +1029,7 @@ async def step_replay(stack: Stack, sizes: Sizes) -> dict[str, Any]:
         raise RuntimeError(f"replay child read {found['events']} events, {count} written")
     PROGRESS.done(
         f"6. replay: {found['replay_events_per_s']:,} events/s; load {found['load_s']} s "
-        f"+ open {found['validate_s']} s"
+        f"+ keys {found['keys_s']} s + open {found['validate_s']} s"
     )
     return {
         "dossiers": dossiers,
@@ -1045,6 +1045,7 @@ async def replay_child(url: str, data_dir: str, long_n: int) -> dict[str, Any]:
     one long follow-up."""
     engine = create_engine(url)
     keys = DossierKeys(Keyring.open(Path(data_dir)), engine)
+    keys.FRESH_FOR = 3600.0  # a bulk reader keeps the keys it fetched for the whole read (30 s by default)
     query = (
         select(events_table.c.dossier_id, events_table.c.seq, events_table.c.key_id, events_table.c.sealed,
                events_table.c.payload)  # fmt: skip
@@ -1055,7 +1056,10 @@ async def replay_child(url: str, data_dir: str, long_n: int) -> dict[str, Any]:
         with timed() as load_s:
             async with engine.connect() as sa:
                 fetched = (await sa.execute(query)).all()
-        with timed() as validate_s:
+        with timed() as keys_s:  # each dossier's data key: one query and an unwrap per dossier
+            for row in {row.dossier_id: row for row in fetched}.values():
+                await keys.get(row.dossier_id, row.key_id)
+        with timed() as validate_s:  # then every event: unseal, TypeAdapter(Event)
             validated = [(row.dossier_id, await open_event(keys, row)) for row in fetched]
         del validated
         gc.collect()
@@ -1102,9 +1106,10 @@ async def replay_child(url: str, data_dir: str, long_n: int) -> dict[str, Any]:
         "replay_events_per_s": round(count / replay_s[0]),
         "replay_frozen_events_per_s": round(count / replay_frozen_s[0]),
         "load_s": round(load_s[0], 2),
+        "keys_s": round(keys_s[0], 2),
         "validate_s": round(validate_s[0], 2),
         "validate_gc_off_s": round(validate_nogc_s[0], 2),
-        "load_validate_events_per_s": round(count / (load_s[0] + validate_s[0])),
+        "load_validate_events_per_s": round(count / (load_s[0] + keys_s[0] + validate_s[0])),
         "long_follow_up_events": long_n,
         "long_follow_up_events_per_s": round(long_n / long_s[0]),
     }
@@ -1269,13 +1274,14 @@ def render(r: dict[str, Any]) -> str:
         rows.append(
             (
                 "",
-                "  load from PostgreSQL (SQLAlchemy) / open (key, unseal, TypeAdapter)",
-                f"{rp['load_s']} s / {rp['validate_s']} s ({rp['load_validate_events_per_s']:,} events/s)",
+                "  load (SQLAlchemy) / dossiers' keys / open (unseal, TypeAdapter)",
+                f"{rp['load_s']} s / {rp['keys_s']} s / {rp['validate_s']} s "
+                f"({rp['load_validate_events_per_s']:,} events/s)",
                 "",
             )
         )
         rows.append(
-            ("", "  open again with the garbage collector off (keys cached)", f"{rp['validate_gc_off_s']} s", "")
+            ("", "  open again with the garbage collector off", f"{rp['validate_gc_off_s']} s", "")
         )
         rows.append(
             (

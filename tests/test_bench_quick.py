@@ -22,7 +22,7 @@ RUN_FIGURES = {
     "5 deadline storm": r"^5\s+deadline storm, \d+ drafts closing at once\s+all expired [\d.]+ s after closing",
     "6 journal append": r"written by the journal's append .*[\d.]+ s \([\d,]+ events/s\)",
     "6 replay": r"^6\s+replay, [\d,]+ events .*\s[\d,]+ events/s",
-    "6 load and open": r"load from PostgreSQL .*[\d.]+ s / [\d.]+ s \([\d,]+ events/s\)",
+    "6 load and open": r"load \(SQLAlchemy\) .*[\d.]+ s / [\d.]+ s / [\d.]+ s \([\d,]+ events/s\)",
 }
 
 VERIFY_FIGURES = {
