@@ -30,7 +30,7 @@ lint: $(STAMP)
 	$(BIN)/ruff check .
 
 typecheck: $(STAMP)
-	$(BIN)/mypy domain amiflow activities workflows worker.py
+	$(BIN)/mypy domain amiflow activities workflows journal worker.py
 
 unit: $(STAMP)
 	$(BIN)/python -m pytest

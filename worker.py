@@ -13,13 +13,10 @@ import os
 import signal
 from datetime import timedelta
 
-from activities.journal import JournalActivities
-from activities.notifications import NotificationActivities
-from amiflow.db import create_engine
-from amiflow.keys import DossierKeys, Keyring
+from amiflow.bootstrap import NeedTemporal, runtime
 from amiflow.logs import configure, logger
 from amiflow.settings import Settings, load_settings
-from amiflow.temporal import build_worker, connect
+from amiflow.temporal import build_worker, journal_activities
 
 # On SIGTERM, running activities get this long to finish (longer than any start-to-close timeout).
 SHUTDOWN_GRACE = timedelta(seconds=30)
@@ -30,23 +27,14 @@ async def run_worker(settings: Settings, stop: asyncio.Event | None = None) -> N
     if not settings.database_url:
         raise SystemExit("amiflow worker : AMIFLOW_DATABASE_URL manquant (ou lancez `amiflow up`).")
     stop = stop or _stop_on_signals()
-    keyring = Keyring.open(settings.data_dir)  # never created here: `amiflow up` (or a person) does
-    engine = create_engine(settings.database_url)
-    keys = DossierKeys(keyring, engine)
-    client = await connect(settings.temporal_address, keys, settings.namespace)
-    journal = JournalActivities(engine, keys)
-    notifications = NotificationActivities(engine, keys, settings.mail_dir, settings.smtp_host)
-    worker = build_worker(
-        client, settings.task_queue,
-        [journal.append, journal.open_dossiers, notifications.send],
-        graceful_shutdown_timeout=SHUTDOWN_GRACE,
-    )  # fmt: skip
-    log = logger(task_queue=settings.task_queue, pid=os.getpid())
-    log.info("worker.started", temporal=settings.temporal_address)
-    async with worker:
-        await stop.wait()
-        log.info("worker.stopping")
-    await engine.dispose()
+    async with runtime(settings, NeedTemporal.REQUIRED, pool_size=10) as rt:
+        activities = journal_activities(rt.store, rt.keys, settings.mail_dir, settings.smtp_host)
+        worker = build_worker(rt.temporal(), settings.task_queue, activities, graceful_shutdown_timeout=SHUTDOWN_GRACE)
+        log = logger(task_queue=settings.task_queue, pid=os.getpid())
+        log.info("worker.started", temporal=settings.temporal_address)
+        async with worker:
+            await stop.wait()
+            log.info("worker.stopping")
     log.info("worker.stopped")
 
 

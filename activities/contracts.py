@@ -7,8 +7,11 @@ from datetime import datetime
 
 from pydantic import BaseModel
 
-from domain.dossier import Event, Status
+from domain.access import Actor
+from domain.calls import Call
+from domain.events import Event
 from domain.notices import Notice
+from domain.state import Status
 
 
 class AppendEvents(BaseModel):
@@ -41,6 +44,37 @@ class SendNotices(BaseModel):
     notices: list[Notice]
 
 
+class LoadDossier(BaseModel):
+    """Which dossier to read back from the journal (its state, replayed from its opened events)."""
+
+    dossier_id: str
+
+
+class PhaseExtension(BaseModel):
+    """A phase's closing as the call's workflow moved it, and the staff member who moved it."""
+
+    until: datetime
+    actor: Actor
+
+
+class ReadCall(BaseModel):
+    """Which call's workflow to ask for the call as it stands; `claim`: an extension of `phase_id`
+    that a signal announced, which an answer the call's workflow gave before may confirm."""
+
+    call_id: str
+    phase_id: str = ""
+    claim: PhaseExtension | None = None
+
+
+class CallStanding(BaseModel):
+    """The call as its workflow holds it: definition with extensions, and who made each."""
+
+    call: Call
+    extensions: dict[str, PhaseExtension] = {}
+
+
 APPEND = "journal.append"
+LOAD = "journal.load"
+READ_CALL = "calls.read"
 OPEN_DOSSIERS = "journal.open_dossiers"
 SEND = "notifications.send"

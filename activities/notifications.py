@@ -1,4 +1,4 @@
-"""Notifications: an outbox in PostgreSQL, delivered exactly once per key.
+"""Notifications: an outbox in the journal's store, delivered exactly once per key.
 
 Delivery goes to a mail-drop folder (one file per notice) and the log by default, to SMTP when
 `AMIFLOW_SMTP_HOST` is set. The outbox row is locked while delivering; a mail-drop file is created
@@ -9,32 +9,35 @@ write a second one.
 from __future__ import annotations
 
 import asyncio
+import functools
 import hashlib
 import json
 import os
 import re
 import smtplib
 from datetime import UTC, datetime
-from email.message import EmailMessage
+from email.charset import QP, Charset
+from email.header import Header
+from email.message import Message
+from email.mime.text import MIMEText
+from email.utils import format_datetime
 from pathlib import Path
 
-from sqlalchemy import select, update
-from sqlalchemy.dialects.postgresql import insert
-from sqlalchemy.ext.asyncio import AsyncEngine
 from temporalio import activity
 
 from activities.contracts import SEND, SendNotices
-from activities.schema import outbox
-from amiflow.keys import DossierKeys, seal
-from amiflow.logs import logger
+from domain.calendar import PARIS
 from domain.notices import Notice
+from journal.keys import DossierKeys, seal
+from journal.logs import logger
+from journal.store import JournalStore, OutboxEntry
 
 
 class NotificationActivities:
     """The outbox and its delivery. Built once per worker."""
 
-    def __init__(self, engine: AsyncEngine, keys: DossierKeys, mail_dir: Path, smtp_host: str = "") -> None:
-        self.engine = engine
+    def __init__(self, store: JournalStore, keys: DossierKeys, mail_dir: Path, smtp_host: str = "") -> None:
+        self.store = store
         self.keys = keys
         self.mail_dir = mail_dir
         self.smtp_host = smtp_host
@@ -47,36 +50,26 @@ class NotificationActivities:
             key_id, key = await self.keys.current(notice.dossier_id)
             text = json.dumps({"subject": notice.subject, "body": notice.body}).encode()
             sealed = seal(key, text, f"amiflow:outbox:{notice.key}".encode())
-            async with self.engine.begin() as conn:
-                await conn.execute(
-                    insert(outbox)
-                    .values(key=notice.key, dossier_id=notice.dossier_id, kind=notice.kind,
-                            recipient=notice.recipient, key_id=key_id, sealed=sealed,
-                            due=notice.due)  # fmt: skip
-                    .on_conflict_do_nothing(index_elements=["key"])
-                )
-                done = await conn.scalar(
-                    select(outbox.c.delivered_at).where(outbox.c.key == notice.key).with_for_update()
-                )
-                if done is not None:
-                    continue
-                channel = await self._deliver(notice)
-                await conn.execute(
-                    update(outbox).where(outbox.c.key == notice.key)
-                    .values(delivered_at=datetime.now(UTC), channel=channel)
-                )
-                delivered += 1
+            entry = OutboxEntry(key=notice.key, dossier_id=notice.dossier_id, kind=notice.kind,
+                                recipient=notice.recipient, key_id=key_id, sealed=sealed, due=notice.due)  # fmt: skip
+            if not await self.store.deliver_once(entry, functools.partial(self._deliver, notice)):
+                continue
+            delivered += 1
             logger(dossier_id=notice.dossier_id).info(
-                "notification.delivered", kind=notice.kind, recipient=notice.recipient, channel=channel
+                "notification.delivered", kind=notice.kind, recipient=notice.recipient, channel=self._channel
             )
         return delivered
+
+    @property
+    def _channel(self) -> str:
+        return "smtp" if self.smtp_host else "maildrop"
 
     async def _deliver(self, notice: Notice) -> str:
         if self.smtp_host:
             await asyncio.to_thread(self._smtp, notice)
-            return "smtp"
-        self._drop(notice)
-        return "maildrop"
+        else:
+            self._drop(notice)
+        return self._channel
 
     def _drop(self, notice: Notice) -> None:
         self.mail_dir.mkdir(parents=True, exist_ok=True)
@@ -99,15 +92,33 @@ class NotificationActivities:
             smtp.send_message(self._message(notice))
 
     @staticmethod
-    def _message(notice: Notice) -> EmailMessage:
-        message = EmailMessage()
-        # Recipients are actors (`holder:acme`); mapping them to mail addresses needs a directory
-        # amiflow does not have yet, so the address is a placeholder and the actor travels in a header.
-        local = re.sub(r"[^A-Za-z0-9._-]+", "-", notice.recipient.replace(":", "."))
-        message["To"] = f'"{notice.recipient}" <{local}@destinataires.invalid>'
-        message["X-Amiflow-Recipient"] = notice.recipient
-        message["From"] = "amiflow <amiflow@localhost>"
-        message["Subject"] = notice.subject
-        message["X-Amiflow-Key"] = notice.key
-        message.set_content(notice.body)
-        return message
+    def _message(notice: Notice) -> Message:
+        return message(notice, datetime.now(UTC))
+
+
+_QUOTED = Charset("utf-8")
+_QUOTED.body_encoding = QP  # the body stays readable as text in the .eml file (base64 would not)
+
+
+def _header(value: str) -> str:
+    """A header value on one line: a line break in a name must not break (nor forge) a header."""
+    return re.sub(r"[\x00-\x1f\x7f]+", " ", value)
+
+
+def message(notice: Notice, sent_at: datetime) -> Message:
+    """The mail of a notice. The subject is one RFC 2047 word sequence whose spaces are inside the
+    encoded text, so that no reader drops them; the Message-ID derives from the notice's key, so a
+    retried delivery is recognisably the same mail."""
+    mail = MIMEText(notice.body, "plain", _QUOTED)  # type: ignore[arg-type]  # a Charset is accepted
+    # Recipients are actors (`holder:acme`); mapping them to mail addresses needs a directory
+    # amiflow does not have yet, so the address is a placeholder and the actor travels in a header.
+    recipient = _header(notice.recipient)
+    local = re.sub(r"[^A-Za-z0-9._-]+", "-", recipient.replace(":", "."))
+    mail["To"] = f'"{recipient}" <{local}@destinataires.invalid>'
+    mail["X-Amiflow-Recipient"] = recipient
+    mail["From"] = "amiflow <amiflow@localhost>"
+    mail["Subject"] = Header(_header(notice.subject), "utf-8", header_name="Subject").encode()
+    mail["Date"] = format_datetime(sent_at.astimezone(PARIS))
+    mail["Message-ID"] = f"<{hashlib.sha256(notice.key.encode()).hexdigest()[:32]}@amiflow.localhost>"
+    mail["X-Amiflow-Key"] = _header(notice.key)
+    return mail

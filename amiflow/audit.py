@@ -1,70 +1,52 @@
 """What auditors run against the journal: verification of the chains, daily anchors, self-contained
-bundles. The rules of the chains are in `amiflow/ledger.py` (standard library only, so that a bundle
-verifies itself); this module reads and writes the database around them."""
+bundles. The rules of the chains are in `journal/ledger.py` (standard library only, so that a bundle
+verifies itself); this module reads and writes the journal's store around them."""
 
 from __future__ import annotations
 
 import json
 import shutil
-from datetime import UTC, date, datetime, time, timedelta
+from datetime import date, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import func, select
-from sqlalchemy.dialects.postgresql import insert
-from sqlalchemy.ext.asyncio import AsyncEngine
-from temporalio.exceptions import ApplicationError
-
-from activities.contracts import AppendEvents
-from activities.schema import anchors, dossiers, events, journal_head, reads
-from amiflow import ledger
-from amiflow.keys import DossierKeys
 from amiflow.vault import Vault
 from domain import Actor, decide, replay
-from domain.calendar import PARIS
-from domain.decider import retention_ends
-from domain.dossier import DestroyContent, Status
+from domain.calendar import PARIS, end_of_day
+from domain.commands import DestroyContent
 from domain.errors import DomainError, InvalidCommand
+from domain.retention import retention_ends, shred_verdict
+from domain.state import Status
+from journal import ledger
+from journal.keys import DossierKeys
+from journal.sealing import append_events
+from journal.store import Anchor, JournalStore, Projection, StoreError
 
-EVENT_COLUMNS = [events.c.dossier_id, events.c.seq, events.c.type, events.c.actor, events.c.occurred_at,
-                 events.c.key_id, events.c.sealed, events.c.payload, events.c.hash, events.c.gseq,
-                 events.c.ghash]  # fmt: skip
-READ_COLUMNS = [reads.c.dossier_id, reads.c.at, reads.c.actor, reads.c.what, reads.c.via, reads.c.granted,
-                reads.c.reason, reads.c.hash, reads.c.gseq, reads.c.ghash]  # fmt: skip
 
-
-async def verify_journal(engine: AsyncEngine, dossier_id: str | None = None,
+async def verify_journal(store: JournalStore, dossier_id: str | None = None,
                          external_anchors: list[dict[str, Any]] | None = None) -> list[ledger.Break]:  # fmt: skip
     """Every broken link of the journal — or of one dossier and the stretch of the global chain around
     it, up to the anchor after its last entry — checked also against the journal's head, the anchors
     in the database and, if given, those kept elsewhere. Read in one snapshot, so that entries written
     meanwhile are not taken for holes."""
-    async with engine.connect() as conn:
-        await conn.execution_options(isolation_level="REPEATABLE READ")
-        await conn.begin()
-        stored = [dict(r._mapping) for r in await conn.execute(select(anchors.c.day, anchors.c.gseq,
-                                                                      anchors.c.ghash))]  # fmt: skip
-        marks = [{**a, "day": str(a["day"])} for a in stored] + list(external_anchors or [])
-        head = (await conn.execute(select(journal_head.c.gseq, journal_head.c.ghash))).one()
-        if dossier_id is None:
-            found = [dict(r._mapping) for r in await conn.execute(select(*EVENT_COLUMNS))]
-            read_rows = [dict(r._mapping) for r in await conn.execute(select(*READ_COLUMNS))]
-            listed = {r[0]: int(r[1]) for r in await conn.execute(select(dossiers.c.dossier_id, dossiers.c.version))}
-            # The head is the last anchor of all: deleting the last entries leaves it pointing past them.
-            marks.append({"day": "tête du journal", "gseq": int(head.gseq), "ghash": bytes(head.ghash)})
-            return ledger.verify(found, read_rows, marks, listed)
-        found = [dict(r._mapping) for r in await conn.execute(
-            select(*EVENT_COLUMNS).where(events.c.dossier_id == dossier_id))]  # fmt: skip
-        read_rows = [dict(r._mapping) for r in await conn.execute(
-            select(*READ_COLUMNS).where(reads.c.dossier_id == dossier_id))]  # fmt: skip
-        one = select(dossiers.c.dossier_id, dossiers.c.version).where(dossiers.c.dossier_id == dossier_id)
-        listed = {r[0]: int(r[1]) for r in await conn.execute(one)}
-        if not found and not listed:
-            raise InvalidCommand(f"Dossier inconnu du journal « {dossier_id} ».")
-        places = [int(r["gseq"]) for r in found + read_rows]
-        low, high = (min(places) - 1, max(places)) if places else (0, 0)
-        top = _stretch_end(marks, high, int(head.gseq))
-        chain = await _stretch(conn, max(low, 1), top)
+    snapshot = await store.ledger(dossier_id)
+    marks = [{"day": str(a.day), "gseq": a.gseq, "ghash": a.ghash} for a in snapshot.anchors]
+    marks += list(external_anchors or [])
+    found = [vars(e) for e in snapshot.events]
+    read_rows = [vars(r) for r in snapshot.reads]
+    listed = snapshot.versions
+    head_gseq, head_hash = snapshot.head
+    if dossier_id is None:
+        # The head is the last anchor of all: deleting the last entries leaves it pointing past them.
+        marks.append({"day": "tête du journal", "gseq": head_gseq, "ghash": head_hash})
+        return ledger.verify(found, read_rows, marks, listed)
+    if not found and not listed:
+        raise InvalidCommand(f"Dossier inconnu du journal « {dossier_id} ».")
+    places = [int(r["gseq"]) for r in found + read_rows]
+    low, high = (min(places) - 1, max(places)) if places else (0, 0)
+    # The stretch is at or below the snapshot's head: entries there were all committed when it was taken.
+    top = _stretch_end(marks, high, head_gseq)
+    chain = await _stretch(store, max(low, 1), top)
     return ledger.verify(found, read_rows, marks, listed, chain, whole=False, span=(max(low, 1), top))
 
 
@@ -75,41 +57,28 @@ def _stretch_end(marks: list[dict[str, Any]], last_entry: int, otherwise: int) -
     return min(later) if later else otherwise
 
 
-async def _stretch(conn: Any, first: int, last: int) -> list[dict[str, Any]]:
+async def _stretch(store: JournalStore, first: int, last: int) -> list[dict[str, Any]]:
     """(gseq, tag, hash, ghash) of every entry of the global chain from `first` to `last`, whoever it
     belongs to (the tag is a hash of the dossier id: nothing of another dossier is read)."""
-    out: list[dict[str, Any]] = []
-    for table in (events, reads):
-        rows = await conn.execute(select(table.c.gseq, table.c.dossier_id, table.c.hash, table.c.ghash)
-                                  .where(table.c.gseq >= first, table.c.gseq <= last))  # fmt: skip
-        out += [{"gseq": int(r.gseq), "tag": ledger.tag(r.dossier_id).hex(), "hash": bytes(r.hash).hex(),
-                 "ghash": bytes(r.ghash).hex()} for r in rows]  # fmt: skip
-    return sorted(out, key=lambda r: r["gseq"])
+    return [{"gseq": c.gseq, "tag": ledger.tag(c.dossier_id).hex(), "hash": c.hash.hex(), "ghash": c.ghash.hex()}
+            for c in await store.chain(first, last)]  # fmt: skip
 
 
-async def anchor(engine: AsyncEngine, today: date) -> list[dict[str, Any]]:
+async def anchor(store: JournalStore, today: date) -> list[dict[str, Any]]:
     """Record the anchor of every finished day (Paris) not anchored yet — the global head at the end of
     that day — and return every anchor, oldest first, ready to be written to a file kept elsewhere."""
-    async with engine.begin() as conn:
-        done = {r[0] for r in await conn.execute(select(anchors.c.day))}
-        first_entry = await conn.scalar(select(func.min(events.c.recorded_at)))
-        if first_entry is not None:
-            day = first_entry.astimezone(PARIS).date()
-            while day < today:  # every finished day not anchored yet, whatever else the table holds
-                if day not in done:
-                    end = datetime.combine(day + timedelta(days=1), time(0), PARIS).astimezone(UTC)
-                    head = None
-                    for table, column in ((events, events.c.recorded_at), (reads, reads.c.recorded_at)):
-                        row = (await conn.execute(select(table.c.gseq, table.c.ghash).where(column < end)
-                                                  .order_by(table.c.gseq.desc()).limit(1))).first()  # fmt: skip
-                        if row is not None and (head is None or row.gseq > head.gseq):
-                            head = row
-                    if head is not None:
-                        await conn.execute(insert(anchors).values(day=day, gseq=head.gseq, ghash=head.ghash)
-                                           .on_conflict_do_nothing())  # fmt: skip
-                day += timedelta(days=1)
-        rows = await conn.execute(select(anchors.c.day, anchors.c.gseq, anchors.c.ghash).order_by(anchors.c.day))
-        return [{"day": str(r.day), "gseq": int(r.gseq), "ghash": bytes(r.ghash).hex()} for r in rows]
+    done = {a.day for a in await store.anchors()}
+    first_entry = await store.first_recorded_at()
+    if first_entry is not None:
+        day = first_entry.astimezone(PARIS).date()
+        while day < today:  # every finished day not anchored yet, whatever else the table holds
+            if day not in done:
+                end = end_of_day(day)
+                head = await store.head_before(end)
+                if head is not None:
+                    await store.add_anchor(Anchor(day=day, gseq=head[0], ghash=head[1]))
+            day += timedelta(days=1)
+    return [{"day": str(a.day), "gseq": a.gseq, "ghash": a.ghash.hex()} for a in await store.anchors()]
 
 
 def read_anchors(path: Path) -> list[dict[str, Any]]:
@@ -131,22 +100,19 @@ def _read_json(row: dict[str, Any]) -> dict[str, Any]:
             "hash": bytes(row["hash"]).hex(), "gseq": row["gseq"], "ghash": bytes(row["ghash"]).hex()}  # fmt: skip
 
 
-async def export(engine: AsyncEngine, dossier_id: str, out: Path, today: date,
+async def export(store: JournalStore, dossier_id: str, out: Path, today: date,
                  temporal_history: str | None = None) -> dict[str, Any]:  # fmt: skip
     """Write a self-contained bundle of one dossier into the folder `out`: its events and reads as
     stored, the global chain from its first entry to the latest anchor after its last, the anchors,
     the Temporal history while retained, a verifier and a README. Returns a summary."""
-    marks = await anchor(engine, today)
-    async with engine.connect() as conn:
-        found = [dict(r._mapping) for r in await conn.execute(
-            select(*EVENT_COLUMNS).where(events.c.dossier_id == dossier_id).order_by(events.c.seq))]  # fmt: skip
-        read_rows = [dict(r._mapping) for r in await conn.execute(
-            select(*READ_COLUMNS).where(reads.c.dossier_id == dossier_id).order_by(reads.c.gseq))]  # fmt: skip
-        if not found:
-            raise InvalidCommand(f"Dossier inconnu du journal « {dossier_id} ».")
-        places = [int(r["gseq"]) for r in found + read_rows]
-        low, high = min(places) - 1, max(places)
-        chain = await _stretch(conn, max(low, 1), _stretch_end(marks, high, high))
+    marks = await anchor(store, today)
+    found = [vars(e) for e in await store.events(dossier_id)]
+    read_rows = [vars(r) for r in await store.reads(dossier_id)]
+    if not found:
+        raise InvalidCommand(f"Dossier inconnu du journal « {dossier_id} ».")
+    places = [int(r["gseq"]) for r in found + read_rows]
+    low, high = min(places) - 1, max(places)
+    chain = await _stretch(store, max(low, 1), _stretch_end(marks, high, high))
     if out.exists():
         raise InvalidCommand(f"{out} existe déjà : choisissez un autre dossier de sortie.")
     out.mkdir(parents=True)
@@ -186,7 +152,7 @@ Contenu :
 - `anchors.jsonl` — les ancres quotidiennes (tête de la chaîne globale en fin de journée) ; comparez-les
   à la copie conservée ailleurs : une ancre différente signifie un journal réécrit ;
 - `temporal-history.json` — l’historique Temporal du workflow s’il était encore conservé (charges chiffrées) ;
-- `verify.py` — le vérificateur (bibliothèque standard seulement ; c’est le module `amiflow/ledger.py`).
+- `verify.py` — le vérificateur (bibliothèque standard seulement ; c’est le module `journal/ledger.py`).
 
 Règle des empreintes : `hash = SHA-256(hash précédent du dossier ‖ octets canoniques de l’événement)`,
 `ghash = SHA-256(ghash précédent ‖ hash)`. Les octets canoniques sont calculés sur ce qui est stocké (le
@@ -197,25 +163,24 @@ The same in English: run `python verify.py .`; exit 0 means every link holds, 1 
 """
 
 
-async def shred(client: Any, engine: AsyncEngine, keys: DossierKeys, vault: Vault, actor: Actor, now: datetime,
+async def shred(client: Any, store: JournalStore, keys: DossierKeys, vault: Vault, actor: Actor, now: datetime,
                 dry_run: bool, only: str | None = None) -> list[dict[str, Any]]:  # fmt: skip
     """Destroy the content of every ended dossier whose retention has run out (or of `only`): the rules
     decide (final status, no legal hold, retention over); the destruction is journaled, then the
     dossier's keys and documents are destroyed. Its metadata and chains stay, and still verify.
     `now` is an argument: the rules, not the clock, say when a retention ends."""
-    from activities.journal import JournalActivities
     from amiflow.dossiers import history
 
-    async with engine.connect() as conn:
-        query = select(dossiers.c.dossier_id, dossiers.c.status).order_by(dossiers.c.dossier_id)
-        if only is not None:
-            query = query.where(dossiers.c.dossier_id == only)
-        rows = (await conn.execute(query)).all()
+    if only is not None:
+        one = await store.dossier(only)
+        rows = [(one.dossier_id, one.status)] if one is not None else []
+    else:
+        rows = [(r.dossier_id, r.status) for r in await store.dossiers()]
     if only is not None and not rows:
         raise InvalidCommand(f"Dossier inconnu « {only} ».")
     report = []
     for ident, status in rows:
-        if only is None and Status(status).is_open:
+        if only is None and not Status(status).is_final:
             continue
         entry: dict[str, Any] = {"dossier_id": ident, "status": status}
         destroyed = await keys.destroyed(ident)
@@ -223,18 +188,22 @@ async def shred(client: Any, engine: AsyncEngine, keys: DossierKeys, vault: Vaul
             said = f"contenu détruit le {destroyed:%Y-%m-%d}"
             report.append({**entry, "outcome": "already_destroyed", "reason": said})
             continue
-        state = replay(await history(engine, keys, ident))
+        state = replay(await history(store, keys, ident))
         if state.content_destroyed_at is not None:  # journaled, then interrupted: finish the destruction
             if not dry_run:
                 report.append({**entry, "outcome": "destroyed", "keys": await keys.destroy(ident),
                                "documents": vault.destroy(ident), "retention_ends": retention_ends(state),
                                "reason": "destruction achevée"})  # fmt: skip
             continue
-        try:
-            events = decide(state, DestroyContent(), actor, now)
-        except DomainError as exc:
-            report.append({**entry, "outcome": "kept", "reason": exc.message,
-                           "retention_ends": retention_ends(state)})  # fmt: skip
+        outcome, reason = shred_verdict(state, now)  # the rules: ended, no legal hold, retention over
+        events = []
+        if outcome == "would_destroy":
+            try:
+                events = decide(state, DestroyContent(), actor, now)  # who may destroy: the decider's
+            except DomainError as exc:
+                outcome, reason = "kept", exc.message
+        if outcome != "would_destroy":
+            report.append({**entry, "outcome": "kept", "reason": reason, "retention_ends": retention_ends(state)})
             continue
         if dry_run:
             report.append({**entry, "outcome": "would_destroy", "retention_ends": retention_ends(state), "reason": ""})
@@ -243,11 +212,10 @@ async def shred(client: Any, engine: AsyncEngine, keys: DossierKeys, vault: Vaul
         assert call is not None
         after = replay(events, state)
         try:
-            written = await JournalActivities(engine, keys).append(AppendEvents(
-                dossier_id=ident, workflow_id=ident, first_seq=state.version + 1, events=events, call_id=call.id,
-                phase_id=state.phase_id, holder=state.holder, status=after.status, version=after.version,
-                submitted_at=after.submitted_at))  # fmt: skip
-        except ApplicationError:
+            written = await append_events(store, keys, ident, ident, state.version + 1, events, Projection(
+                call_id=call.id, phase_id=state.phase_id, holder=state.holder, status=after.status.value,
+                version=after.version, submitted_at=after.submitted_at))  # fmt: skip
+        except StoreError:
             written = 0
         if written != len(events):  # another event took that place first (a legal hold…): decide again later
             report.append({**entry, "outcome": "kept", "reason": "le dossier a changé pendant la destruction : "

@@ -15,9 +15,9 @@ import yaml
 from pydantic import ValidationError
 
 from domain.calls import Call, parse_call
-from domain.dossier import DossierContent
 from domain.errors import CallDefinitionError, InvalidCommand
 from domain.schemes import Scheme, parse_schemes
+from domain.state import DossierContent
 
 ROOT = Path(__file__).resolve().parent.parent
 CALLS_DIR = ROOT / "deploy" / "calls"
@@ -61,10 +61,6 @@ class CallSet:
     calls: list[Call] = field(default_factory=list)
     refused: list[CallDefinitionError] = field(default_factory=list)
     files: dict[str, str] = field(default_factory=dict)  # call id -> file it came from
-
-    def get(self, call_id: str) -> Call | None:
-        """The loaded call of that id."""
-        return next((c for c in self.calls if c.id == call_id), None)
 
 
 def call_files(paths: Sequence[Path] = ()) -> list[Path]:

@@ -22,15 +22,14 @@ from typing import Any
 
 from aiohttp import web
 from google.protobuf import json_format
-from sqlalchemy.ext.asyncio import AsyncEngine
 from temporalio.api.common.v1 import Payload, Payloads
 
-from amiflow.codec import EnvelopeCodec, dossier_of
-from amiflow.keys import DossierKeys, KeyProblem, write_private
-from amiflow.reads import record
-from domain import Actor, replay
-from domain.errors import DomainError
-from domain.reading import ReadDecision, Reading, may_read_all
+from amiflow.codec import EnvelopeCodec
+from amiflow.services import Principal, ReadRefused
+from amiflow.services import codec as codec_service
+from domain import Actor
+from journal.keys import DossierKeys, KeyProblem, write_private
+from journal.store import JournalStore
 
 TOKENS = Path("keys") / "codec-tokens.json"
 ALLOWED_HEADERS = "Content-Type, X-Namespace, Authorization"
@@ -72,9 +71,9 @@ class CodecServer:
     """The aiohttp application and what it needs: the keys, the journal (to decide need-to-know on
     the dossier's state) and the tokens."""
 
-    def __init__(self, keys: DossierKeys, engine: AsyncEngine, tokens: Tokens, origins: tuple[str, ...] = ()) -> None:
+    def __init__(self, keys: DossierKeys, store: JournalStore, tokens: Tokens, origins: tuple[str, ...] = ()) -> None:
         self.keys = keys
-        self.engine = engine
+        self.store = store
         self.tokens = tokens
         self.origins = origins
         self.codec = EnvelopeCodec(keys)
@@ -123,24 +122,13 @@ class CodecServer:
         return actor
 
     async def decode(self, request: web.Request) -> web.Response:
-        """Open the payloads if the person may read every dossier they belong to."""
-        actor = self._who(request)
+        """Open the payloads if the person may read every dossier they belong to, whole."""
+        who = Principal(self._who(request), via="codec", proven=True)
         payloads = await _payloads(request)
-        now = datetime.now(UTC)
-        dossiers = sorted({d for p in payloads if (d := dossier_of(p))})
-        decisions = {d: await self._decide(d, actor) for d in dossiers}
-        refused = [d for d in dossiers if not decisions[d].granted]
-        for dossier in dossiers:  # a request is decoded whole or not at all, and logged as such
-            decision = decisions[dossier]
-            if refused and decision.granted:
-                decision = ReadDecision(granted=False, reason=f"non décodé : la même requête portait sur "
-                                                              f"{refused[0]}, refusé")  # fmt: skip
-            await record(self.engine, dossier, actor, Reading.CONTENT.value, "codec", decision, now)
-        if refused:
-            first = refused[0]
-            raise _error(web.HTTPForbidden, f"lecture refusée ({first}) : {decisions[first].reason}")
         try:
-            opened = [await self.codec.open(p) for p in payloads]
+            opened = await codec_service.decode(self.store, self.keys, who, payloads, datetime.now(UTC))
+        except ReadRefused as exc:
+            raise _error(web.HTTPForbidden, exc.message) from None
         except KeyProblem as exc:
             raise _error(web.HTTPUnprocessableEntity, exc.message) from None
         return _answer(opened)
@@ -149,17 +137,6 @@ class CodecServer:
         """Seal payloads (the UI's own inputs, e.g. a signal) with the active master key."""
         self._who(request)
         return _answer(await self.codec.encode(await _payloads(request)))
-
-    async def _decide(self, dossier: str, actor: Actor) -> ReadDecision:
-        """A payload may hold anything of the dossier, reviews included (the state a query returns, a
-        review's Update): decoded only for who reads it all — the call's staff, a cleared auditor."""
-        from amiflow.dossiers import history
-
-        try:
-            state = replay(await history(self.engine, self.keys, dossier))
-        except DomainError as exc:  # not journaled yet, or unreadable: nobody's rights can be decided
-            return ReadDecision(granted=False, reason=f"dossier illisible au journal ({exc.message})")
-        return may_read_all(state, actor)
 
 
 def _error(kind: type[web.HTTPException], message: str) -> web.HTTPException:
@@ -182,10 +159,10 @@ def _answer(payloads: list[Payload]) -> web.Response:
     return web.json_response({"payloads": body.get("payloads", [])})
 
 
-async def serve(keys: DossierKeys, engine: AsyncEngine, tokens: Tokens, host: str, port: int,
+async def serve(keys: DossierKeys, store: JournalStore, tokens: Tokens, host: str, port: int,
                 origins: tuple[str, ...], stop: asyncio.Event) -> None:  # fmt: skip
     """Run the codec server until `stop` is set."""
-    runner = web.AppRunner(CodecServer(keys, engine, tokens, origins).app(), access_log=None)
+    runner = web.AppRunner(CodecServer(keys, store, tokens, origins).app(), access_log=None)
     await runner.setup()
     await web.TCPSite(runner, host, port).start()
     try:
@@ -199,28 +176,22 @@ def main() -> None:
     (AMIFLOW_DATABASE_URL, AMIFLOW_KEYRING, AMIFLOW_CODEC_PORT, AMIFLOW_UI_ORIGIN)."""
     import signal
 
-    from amiflow.db import create_engine
-    from amiflow.keys import Keyring
+    from amiflow.bootstrap import NeedTemporal, runtime
     from amiflow.logs import configure
     from amiflow.settings import load_settings
 
     settings = load_settings()
     configure(settings.log_format)
-    keyring = Keyring.open(settings.data_dir)
     port = int(os.environ.get("AMIFLOW_CODEC_PORT", "8234"))
     origins = tuple(o for o in os.environ.get("AMIFLOW_UI_ORIGIN", "").split(",") if o)
 
     async def run() -> None:
-        engine = create_engine(settings.database_url, pool_size=2)
         stop = asyncio.Event()
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(sig, stop.set)
-        try:
-            await serve(DossierKeys(keyring, engine), engine, Tokens(settings.data_dir / TOKENS), "127.0.0.1",
-                        port, origins, stop)  # fmt: skip
-        finally:
-            await engine.dispose()
+        async with runtime(settings, NeedTemporal.NONE) as rt:
+            await serve(rt.keys, rt.store, Tokens(settings.data_dir / TOKENS), "127.0.0.1", port, origins, stop)
 
     asyncio.run(run())
     os._exit(0)

@@ -23,19 +23,17 @@ from datetime import UTC, datetime
 from typing import Any, Literal
 
 from pydantic import BaseModel, ValidationError
-from sqlalchemy import select
-from sqlalchemy.ext.asyncio import AsyncEngine
 from temporalio.client import Client, WorkflowHistory
 from temporalio.service import RPCError, RPCStatusCode
 from temporalio.worker import Replayer
 
 from activities.contracts import APPEND, AppendEvents
-from activities.journal import open_event
-from activities.schema import events
-from amiflow.keys import DossierKeys, KeyProblem
 from amiflow.temporal import SANDBOX, WORKFLOWS
 from domain import DossierState, Event, replay
 from domain.errors import InvalidCommand
+from journal.keys import DossierKeys, KeyProblem
+from journal.sealing import open_event
+from journal.store import JournalStore
 from workflows.dossier import DossierInput
 
 Kind = Literal["missing_in_journal", "missing_in_temporal", "differs", "unreadable"]
@@ -99,14 +97,14 @@ class _Row:
     problem: str | None
 
 
-async def crosscheck(client: Client, engine: AsyncEngine, keys: DossierKeys, dossier_id: str) -> CrossCheck:
+async def crosscheck(client: Client, store: JournalStore, keys: DossierKeys, dossier_id: str) -> CrossCheck:
     """Compare the dossier's retained Temporal histories with its journal; replay each run.
 
     `client` must use the data converter the workflows ran with (amiflow's sealing converter in
     production). Raises InvalidCommand when neither Temporal nor the journal knows the dossier.
     """
     histories = await _histories(client, dossier_id)
-    rows = await _journal(engine, keys, dossier_id)
+    rows = await _journal(store, keys, dossier_id)
     if not histories and not rows:
         raise InvalidCommand(f"Dossier inconnu « {dossier_id} » (ni dans Temporal ni dans le journal).")
     # In the order the dossier lived them: each run starts from a later state (a clock that was
@@ -257,16 +255,11 @@ async def _replay(client: Client, runs: Sequence[tuple[str, WorkflowHistory]]) -
     return " ; ".join(failures) or None
 
 
-async def _journal(engine: AsyncEngine, keys: DossierKeys, dossier_id: str) -> list[_Row]:
+async def _journal(store: JournalStore, keys: DossierKeys, dossier_id: str) -> list[_Row]:
     """The journal's rows of the dossier, each opened with its key (a row that does not open is kept,
     with the reason)."""
-    query = (select(events.c.dossier_id, events.c.seq, events.c.type, events.c.actor, events.c.occurred_at,
-                    events.c.key_id, events.c.sealed, events.c.payload)
-             .where(events.c.dossier_id == dossier_id).order_by(events.c.seq))  # fmt: skip
-    async with engine.connect() as conn:
-        found = (await conn.execute(query)).all()
     rows = []
-    for r in found:
+    for r in await store.events(dossier_id):
         event: Event | None = None
         problem = None
         try:

@@ -3,7 +3,7 @@
 `AMIFLOW_DATA_DIR` (default `.amiflow/`) names a local stack started by `amiflow up`; its
 `stack.json` says where its Temporal server and database listen. `AMIFLOW_TEMPORAL_ADDRESS`,
 `AMIFLOW_NAMESPACE`, `AMIFLOW_DATABASE_URL` and `AMIFLOW_TASK_QUEUE` point at any other deployment
-and take precedence.
+and take precedence. `AMIFLOW_CALLS_DIR` names the folder of call files (default `deploy/calls`).
 """
 
 from __future__ import annotations
@@ -30,6 +30,7 @@ class Settings:
     maildrop: Path | None = None
     smtp_host: str = ""
     log_format: str = "console"  # "json" in production
+    calls_dir: Path | None = None  # the call files (AMIFLOW_CALLS_DIR; default deploy/calls)
 
     @property
     def stack_file(self) -> Path:
@@ -72,4 +73,5 @@ def load_settings(data_dir: Path | str | None = None) -> Settings:
         maildrop=Path(maildrop) if maildrop else None,
         smtp_host=env.get("AMIFLOW_SMTP_HOST", ""),
         log_format=env.get("AMIFLOW_LOG_FORMAT", settings.log_format),
+        calls_dir=Path(env["AMIFLOW_CALLS_DIR"]) if env.get("AMIFLOW_CALLS_DIR") else None,
     )

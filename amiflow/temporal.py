@@ -5,14 +5,19 @@ from __future__ import annotations
 
 import dataclasses
 from collections.abc import Sequence
+from pathlib import Path
 from typing import Any
 
 from temporalio.client import Client
 from temporalio.worker import Worker
 from temporalio.worker.workflow_sandbox import SandboxedWorkflowRunner, SandboxRestrictions
 
+from activities.calls import CallActivities
+from activities.journal import JournalActivities
+from activities.notifications import NotificationActivities
 from amiflow.codec import data_converter
-from amiflow.keys import DossierKeys
+from journal.keys import DossierKeys
+from journal.store import JournalStore
 from workflows.call import CallWorkflow
 from workflows.dossier import DossierWorkflow
 
@@ -38,13 +43,22 @@ async def connect(address: str, keys: DossierKeys, namespace: str = "default") -
     return await Client.connect(address, namespace=namespace, data_converter=data_converter(keys))
 
 
+def journal_activities(store: JournalStore, keys: DossierKeys, mail_dir: Path, smtp_host: str = "") -> list[Any]:
+    """The activities over the journal and the outbox that every worker runs (the call reads are added
+    by `build_worker`, with the worker's own client)."""
+    journal = JournalActivities(store, keys)
+    notifications = NotificationActivities(store, keys, mail_dir, smtp_host)
+    return [journal.append, journal.load, journal.open_dossiers, notifications.send]
+
+
 def build_worker(client: Client, task_queue: str, activities: Sequence[Any], **options: Any) -> Worker:
-    """A worker running amiflow's workflows and the given activities on `task_queue`."""
+    """A worker running amiflow's workflows and the given activities on `task_queue`, with the read
+    of calls' workflows that dossiers need (it uses the worker's own client, so every worker has it)."""
     return Worker(
         client,
         task_queue=task_queue,
         workflows=WORKFLOWS,
-        activities=list(activities),
+        activities=[*activities, CallActivities(client).read],
         workflow_runner=SANDBOX,
         **options,
     )

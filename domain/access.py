@@ -64,3 +64,38 @@ class Actor(Record):
 
 
 SYSTEM = Actor(role=Role.SYSTEM, name="echeances")
+
+
+class ReadDecision(Record):
+    """The answer to a reading request, with the reason written in the read log."""
+
+    granted: bool
+    reason: str
+
+
+class AuditOperation(StrEnum):
+    """What auditors run over the journal as a whole, beyond one dossier's reading rules."""
+
+    WHATIF = "whatif"  # replay dossiers under a changed call definition
+    CROSSCHECK = "crosscheck"  # compare the journal with Temporal's histories
+    EXPORT = "export"  # write a dossier's self-verifying bundle
+
+    @property
+    def label(self) -> str:
+        """French label."""
+        return {
+            AuditOperation.WHATIF: "simulation sous une autre définition d’appel",
+            AuditOperation.CROSSCHECK: "comparaison du journal et des historiques Temporal",
+            AuditOperation.EXPORT: "export d’un bundle d’audit",
+        }[self]
+
+
+def may_audit(actor: Actor | None, operation: AuditOperation) -> ReadDecision:
+    """Whether `actor` may run an audit operation: auditors only (they see what every dossier became)."""
+    if actor is None:
+        return ReadDecision(granted=False, reason=f"« audit {operation.value} » : sans identité "
+                                                  "(--as auditor:NOM), aucune opération d’audit")  # fmt: skip
+    if actor.role is not Role.AUDITOR:
+        return ReadDecision(granted=False, reason=f"« audit {operation.value} » est réservé aux auditeurs "
+                            f"(auditor) ; vous agissez comme {actor.role.label} ({actor.role.value})")  # fmt: skip
+    return ReadDecision(granted=True, reason=f"auditeur : {operation.label}")

@@ -14,6 +14,11 @@ def start_of_day(day: date) -> datetime:
     return datetime(day.year, day.month, day.day, tzinfo=PARIS).astimezone(UTC)
 
 
+def end_of_day(day: date) -> datetime:
+    """The instant (UTC) at which `day` ends in Paris: the start of the next day (23 or 25 hours later on DST days)."""
+    return start_of_day(day + timedelta(days=1))
+
+
 def paris_date(instant: datetime) -> date:
     """The Paris calendar date of an aware instant."""
     return require_aware(instant).astimezone(PARIS).date()

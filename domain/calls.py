@@ -232,6 +232,9 @@ class CallFile(Record):
     # The staff members (names, as in `staff:NAME`) in charge of the call, who read its dossiers.
     # Empty: every staff member of the Region reads them.
     staff: list[Annotated[str, Field(pattern=r"^[^\s:][^:]*$")]] = []
+    # The committee members (names, as in `committee:NAME`) who decide on the call's dossiers.
+    # Empty: every committee member of the Region sits on it.
+    committee: list[Annotated[str, Field(pattern=r"^[^\s:][^:]*$")]] = []
 
 
 class Phase(Record):
@@ -247,10 +250,6 @@ class Phase(Record):
     closes_source: str | None
     holder_types: tuple[HolderType, ...]
     review_mode: ReviewMode
-
-    def is_open(self, now: datetime, closes_at: datetime | None = None) -> bool:
-        """Open from `opens_at` included to the closing instant excluded."""
-        return self.opens_at <= now < (closes_at or self.closes_at)
 
 
 class Call(Record):
@@ -273,10 +272,29 @@ class Call(Record):
     notes: tuple[str, ...]
     staff: tuple[str, ...] = ()
     retention_years: int = 10
+    committee: tuple[str, ...] = ()
 
     def phase(self, phase_id: str) -> Phase | None:
         """The phase of that id, if the call has one."""
         return next((p for p in self.phases if p.id == phase_id), None)
+
+    def has_staff(self, name: str) -> bool:
+        """Whether staff member `name` is in charge of this call (any staff member when none is named)."""
+        return not self.staff or name in self.staff
+
+    def has_committee_member(self, name: str) -> bool:
+        """Whether committee member `name` sits on this call's committee (any when none is named)."""
+        return not self.committee or name in self.committee
+
+    @property
+    def not_staff(self) -> str:
+        """Why a staff member not named in `staff` is refused (French, lower case, no final stop)."""
+        return f"vous n’êtes pas chargé de mission de cet appel ({', '.join(self.staff)})"
+
+    @property
+    def not_committee(self) -> str:
+        """Why a committee member not named in `committee` is refused (French, lower case, no final stop)."""
+        return f"vous ne siégez pas au comité de cet appel ({', '.join(self.committee)})"
 
 
 def parse_call(data: Mapping[str, Any] | object, source: str) -> Call:
@@ -430,7 +448,7 @@ def _resolve(spec: CallFile, source: str) -> Call:
         criteria=tuple(spec.criteria), score_max=spec.score_max,
         reminder_days=tuple(sorted(set(spec.reminder_days), reverse=True)),
         follow_up=spec.follow_up, notes=tuple(spec.notes), staff=tuple(spec.staff),
-        retention_years=spec.retention_years,
+        retention_years=spec.retention_years, committee=tuple(spec.committee),
     )  # fmt: skip
 
 
@@ -444,8 +462,8 @@ def extend_phase(call: Call, phase_id: str, until: datetime, actor: Actor, now: 
     """
     if actor.role is not Role.STAFF:
         raise NotAllowed("Prolonger une phase est réservé aux chargés de mission (staff).")
-    if call.staff and actor.name not in call.staff:
-        raise NotAllowed(f"Vous n’êtes pas chargé de mission de l’appel « {call.id} » ({', '.join(call.staff)}).")
+    if not call.has_staff(actor.name):
+        raise NotAllowed(f"« {call.id} » : {call.not_staff}.")
 
     phase = call.phase(phase_id)
     if phase is None:

@@ -6,16 +6,9 @@ from datetime import datetime
 
 from domain.calendar import add_months, days_before, paris_date, start_of_day
 from domain.calls import Call
-from domain.dossier import (
-    DeadlineKind,
-    DossierState,
-    EscalateComplement,
-    EscalateReview,
-    ExpireDraft,
-    FlagLateReport,
-    Status,
-)  # fmt: skip
+from domain.commands import EscalateComplement, EscalateReview, ExpireDraft, FlagLateReport
 from domain.record import Record
+from domain.state import DeadlineKind, DossierState, Status
 
 
 class Deadline(Record):
@@ -34,6 +27,36 @@ class Deadline(Record):
         """A stable key, unique per dossier: what a notification outbox deduplicates on."""
         parts = (self.kind.value, self.subject.value, self.period, self.due.isoformat(), self.days_before)
         return ":".join(str(p) for p in parts)
+
+    @property
+    def catch_up_key(self) -> str:
+        """What the reminders of one deadline share: after downtime, only the latest of them is sent."""
+        return f"{self.subject}:{self.period}:{self.due.isoformat()}"
+
+
+def latest_reminders(due: list[Deadline]) -> list[Deadline]:
+    """Of the reminders in `due`, the latest of each deadline (fewest days before), in first-seen order:
+    after downtime several reminders of one deadline may be due, and the holder needs one."""
+    latest: dict[str, Deadline] = {}
+    for d in due:
+        if d.kind is not DeadlineKind.REMINDER:
+            continue
+        key = d.catch_up_key
+        if key not in latest or d.days_before < latest[key].days_before:
+            latest[key] = d
+    return list(latest.values())
+
+
+def next_of_each_kind(waiting: list[Deadline]) -> list[Deadline]:
+    """The first deadline of each kind (a reminder: of each kind of deadline it announces), in order:
+    what a person needs to see first; a dossier in follow-up waits for years of reports and reminders."""
+    seen: set[tuple[DeadlineKind, DeadlineKind]] = set()
+    out = []
+    for d in sorted(waiting, key=lambda d: d.at):
+        if (d.kind, d.subject) not in seen:
+            seen.add((d.kind, d.subject))
+            out.append(d)
+    return out
 
 
 def report_count(call: Call) -> int:

@@ -4,87 +4,43 @@ the state; `replay` rebuilds a state from its events. Pure: time arrives as an a
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable
-from datetime import datetime, timedelta
+from datetime import datetime
 from typing import Any
 
 from domain.access import ROLE_LABELS, Actor, Role
-from domain.calendar import PARIS, add_months, require_aware, show, start_of_day, to_utc
+from domain.calendar import require_aware, show, to_utc
 from domain.calls import Call, Phase, ReviewMode
-from domain.deadlines import report_count, report_due
-from domain.dossier import (
-    FILING_STEPS,
-    LIFECYCLE,
-    STATUS_LABELS,
+from domain.commands import (
     Acknowledge,
-    Assignment,
     AssignReviewers,
     AttachDocument,
-    ClearanceGranted,
     Close,
     Command,
-    ComplementOverdue,
-    ComplementProvided,
-    ComplementRequested,
-    ContentDestroyed,
-    DeadlineExtended,
-    DeadlineKind,
-    Decision,
-    DecisionTaken,
     DeclareComplete,
     DeclareInterests,
     DestroyContent,
-    DocumentAttached,
-    DossierAcknowledged,
-    DossierClosed,
-    DossierContent,
-    DossierDeclaredComplete,
-    DossierOriented,
-    DossierState,
-    DossierSubmitted,
-    DossierWithdrawn,
-    DraftExpired,
-    DraftStarted,
-    DraftUpdated,
     EscalateComplement,
     EscalateReview,
-    Event,
     ExpireDraft,
     ExtendDeadline,
     FileReport,
-    Filing,
-    FilingRecorded,
-    FilingStatus,
     FlagLateReport,
-    FollowUpKind,
-    FollowUpRecorded,
     GrantClearance,
-    InterestsDeclared,
-    LegalHoldLifted,
-    LegalHoldSet,
     LiftLegalHold,
     Orient,
     ProvideComplement,
     RecordFiling,
     RecordFollowUp,
-    Report,
-    ReportFiled,
-    ReportLate,
     RequestComplement,
-    Review,
-    ReviewerRecused,
-    ReviewersAssigned,
-    ReviewOverdue,
-    ReviewSubmitted,
     SetLegalHold,
     StartDraft,
-    Status,
     Submit,
     SubmitReview,
     TakeDecision,
     UpdateDraft,
     Withdraw,
-    dossier_id,
-)  # fmt: skip
+)
+from domain.deadlines import consequence, deadlines, report_count, report_due
 from domain.errors import (
     IncompleteDossier,
     InvalidCommand,
@@ -93,8 +49,59 @@ from domain.errors import (
     NotAllowed,
     NotEligible,
     PhaseClosed,
+    sentence,
 )  # fmt: skip
+from domain.events import (
+    ClearanceGranted,
+    ComplementOverdue,
+    ComplementProvided,
+    ComplementRequested,
+    ContentDestroyed,
+    DeadlineExtended,
+    DecisionTaken,
+    DocumentAttached,
+    DossierAcknowledged,
+    DossierClosed,
+    DossierDeclaredComplete,
+    DossierOriented,
+    DossierSubmitted,
+    DossierWithdrawn,
+    DraftExpired,
+    DraftStarted,
+    DraftUpdated,
+    Event,
+    FilingRecorded,
+    FollowUpRecorded,
+    InterestsDeclared,
+    LegalHoldLifted,
+    LegalHoldSet,
+    ReportFiled,
+    ReportLate,
+    ReviewerRecused,
+    ReviewersAssigned,
+    ReviewOverdue,
+    ReviewSubmitted,
+)
+from domain.retention import destruction_refusal
 from domain.schemes import recommend
+from domain.state import (
+    FILING_STEPS,
+    FINAL_STATUSES,
+    LIFECYCLE,
+    STATUS_LABELS,
+    Assignment,
+    DeadlineKind,
+    Decision,
+    DossierContent,
+    DossierState,
+    Filing,
+    FilingStatus,
+    FollowUpKind,
+    Report,
+    Review,
+    Status,
+    dossier_id,
+)
 
 # Who may give each command. The auditor gives none: auditors read.
 PERMISSIONS: dict[str, Role] = {
@@ -160,7 +167,7 @@ ACCEPTED_IN: dict[str, frozenset[Status]] = {
     "grant-clearance": frozenset(Status) - {Status.NEW},
     "set-legal-hold": frozenset(Status) - {Status.NEW},
     "lift-legal-hold": frozenset(Status) - {Status.NEW},
-    "destroy-content": frozenset(s for s in Status if not s.is_open and s is not Status.NEW),
+    "destroy-content": FINAL_STATUSES,
 }
 
 _HOLDER_OWNS = frozenset(
@@ -194,20 +201,80 @@ def decide(state: DossierState, command: Command, actor: Actor, now: datetime) -
 
 
 def _authorise(state: DossierState, name: str, actor: Actor) -> None:
+    refusal = _refusal(state, name, actor)
+    if refusal is not None:
+        raise refusal
+
+
+def _refusal(state: DossierState, name: str, actor: Actor) -> NotAllowed | None:
+    """Why `actor` may not give command `name` on this dossier, whatever its status; None when they may."""
     role = PERMISSIONS[name]
     if actor.role is Role.AUDITOR:
-        raise NotAllowed("Un auditeur consulte les dossiers et leur historique ; il n’y agit pas.")
+        return NotAllowed("Un auditeur consulte les dossiers et leur historique ; il n’y agit pas.")
     if actor.role is not role:
-        raise NotAllowed(
+        return NotAllowed(
             f"« {name} » est réservé au rôle {ROLE_LABELS[role]} ({role.value}) ; "
             f"vous agissez comme {ROLE_LABELS[actor.role]} ({actor.role.value})."
         )
     if name in _HOLDER_OWNS and state.status is not Status.NEW and actor.name != state.holder:
-        raise NotAllowed("Ce dossier appartient à un autre porteur.")
-    staff = state.call.staff if state.call is not None else ()
-    if actor.role is Role.STAFF and staff and actor.name not in staff:
-        # Acting on a dossier is reserved to those who may read it: the call's staff.
-        raise NotAllowed(f"Vous n’êtes pas chargé de mission de cet appel ({', '.join(staff)}).")
+        return NotAllowed("Ce dossier appartient à un autre porteur.")
+    # Acting on a dossier is reserved to those who may read it: the call's staff, the call's committee.
+    call = state.call
+    if call is not None and actor.role is Role.STAFF and not call.has_staff(actor.name):
+        return NotAllowed(sentence(call.not_staff))
+    if call is not None and actor.role is Role.COMMITTEE and not call.has_committee_member(actor.name):
+        return NotAllowed(sentence(call.not_committee))
+    return None
+
+
+def available_commands(state: DossierState, actor: Actor, now: datetime) -> list[str]:
+    """The commands `actor` may give on this dossier at `now` (what a help or a back office offers): their
+    role, the dossier's status, the call's staff and committee, the reviewer's assignment and declaration,
+    and what the state alone settles (a phase still open, a review still owed, a retention over…). A command
+    offered may still be refused for its arguments (a date in the past, an unknown criterion…)."""
+    now = to_utc(require_aware(now))
+    return [name for name in PERMISSIONS
+            if state.status in ACCEPTED_IN[name] and _refusal(state, name, actor) is None
+            and _OFFERED.get(name, _always)(state, actor, now)]  # fmt: skip
+
+
+def _always(state: DossierState, actor: Actor, now: datetime) -> bool:
+    return True
+
+
+def _phase_open(state: DossierState, actor: Actor, now: datetime) -> bool:
+    phase = state.call.phase(state.phase_id) if state.call is not None else None
+    return phase is not None and phase.opens_at <= now < _closes_at(state)
+
+
+def _called_for(name: str) -> Callable[[DossierState, Actor, datetime], bool]:
+    """A system command is offered when a deadline past due calls for it."""
+
+    def due(state: DossierState, actor: Actor, now: datetime) -> bool:
+        if state.call is None:
+            return False
+        called = (consequence(d) for d in deadlines(state, state.call, now) if d.overdue)
+        return any(c is not None and c.type == name for c in called)
+
+    return due
+
+
+# What the state alone settles, beyond role and status: a command these refuse is not offered.
+_OFFERED: dict[str, Callable[[DossierState, Actor, datetime], bool]] = {
+    "update-draft": _phase_open,
+    "submit": _phase_open,
+    "file-report": lambda s, a, now: s.call is not None and len(s.reports) < report_count(s.call),
+    "orient": lambda s, a, now: s.content is not None and s.content.financing_need is not None,
+    "record-filing": lambda s, a, now: any(FILING_STEPS[f.status] for f in s.filings),
+    "declare-interests": lambda s, a, now: (x := s.assignment(a.name)) is not None and not x.declared,
+    "submit-review": lambda s, a, now: s.declared_reviewer(a.name) and s.review_of(a.name) is None,
+    "decide": lambda s, a, now: bool(s.reviews),
+    "set-legal-hold": lambda s, a, now: not s.legal_hold and s.content_destroyed_at is None,
+    "lift-legal-hold": lambda s, a, now: s.legal_hold,
+    "destroy-content": lambda s, a, now: destruction_refusal(s, now) is None,
+    **{name: _called_for(name) for name in ("expire-draft", "escalate-complement", "escalate-review",
+                                            "flag-late-report")},
+}
 
 
 def _call(state: DossierState) -> Call:
@@ -457,10 +524,9 @@ def _declare_interests(
 
 def _submit_review(state: DossierState, c: SubmitReview, actor: Actor, now: datetime) -> list[Event]:
     call = _call(state)
-    assignment = state.assignment(actor.name)
-    if assignment is None:
-        raise NotAllowed("Ce dossier ne vous est pas affecté.")
-    if not assignment.declared:
+    if not state.declared_reviewer(actor.name):
+        if state.assignment(actor.name) is None:
+            raise NotAllowed("Ce dossier ne vous est pas affecté.")
         raise NotAllowed("Déclarez d’abord l’absence de conflit d’intérêts (declare-interests).")
     if state.review_of(actor.name) is not None:
         raise InvalidCommand("Vous avez déjà rendu votre expertise sur ce dossier.")
@@ -559,24 +625,10 @@ def _lift_legal_hold(state: DossierState, c: LiftLegalHold, actor: Actor, now: d
     return [LegalHoldLifted(actor=actor, at=now, reason=c.reason)]
 
 
-def retention_ends(state: DossierState) -> datetime | None:
-    """When the dossier's retention ends: `retention_years` of its call after it ended (None while open)."""
-    ended = state.ended_at
-    if ended is None or state.call is None:
-        return None
-    # Counted in whole years of Paris days: the retention ends at the start of the anniversary day.
-    return start_of_day(add_months(ended.astimezone(PARIS).date(), 12 * state.call.retention_years) + timedelta(days=1))
-
-
 def _destroy_content(state: DossierState, c: DestroyContent, actor: Actor, now: datetime) -> list[Event]:
-    _not_destroyed(state)
-    if state.legal_hold:
-        raise NotAllowed("Ce dossier est sous conservation légale : levez-la d’abord (lift-legal-hold).")
-    ends = retention_ends(state)
-    if ends is None or now < ends:
-        years = state.call.retention_years if state.call else "?"
-        raise InvalidCommand(f"La durée de conservation ({years} ans après la fin du dossier) court jusqu’au "
-                             f"{show(ends) if ends else '—'} : rien n’est détruit avant.")  # fmt: skip
+    refusal = destruction_refusal(state, now)
+    if refusal is not None:
+        raise refusal
     return [ContentDestroyed(actor=actor, at=now, reason=c.reason)]
 
 

@@ -3,6 +3,11 @@
 from __future__ import annotations
 
 
+def sentence(reason: str) -> str:
+    """A reason (lower case, no final stop, as the read log keeps it) as a sentence of a message."""
+    return f"{reason[:1].upper()}{reason[1:]}."
+
+
 class DomainError(Exception):
     """A command or a definition the rules refuse; `code` lets callers branch, `message` explains."""
 

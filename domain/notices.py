@@ -7,28 +7,29 @@ recipient and due instant, so that a notice produced twice is delivered once.
 
 from __future__ import annotations
 
-from datetime import datetime
+from collections.abc import Collection
+from datetime import datetime, timedelta
 
 from domain.calendar import show
+from domain.calls import Call
 from domain.deadlines import Deadline
-from domain.dossier import (
+from domain.events import (
     ComplementOverdue,
     ComplementRequested,
     DeadlineExtended,
-    DeadlineKind,
     DecisionTaken,
     DossierAcknowledged,
     DossierClosed,
     DossierOriented,
-    DossierState,
     DossierSubmitted,
     DraftExpired,
     Event,
     ReportLate,
     ReviewersAssigned,
     ReviewOverdue,
-)  # fmt: skip
+)
 from domain.record import Record
+from domain.state import DeadlineKind, DossierState, Status
 
 STAFF_DESK = "staff:guichet"  # the call's back office as a whole, not one person
 
@@ -100,6 +101,8 @@ def notices_for(state: DossierState, event: Event) -> list[Notice]:
             return [_notice(state, "oriented", holder, "Orientation vers des dispositifs",
                             f"Votre projet est orienté pour étude vers :\n{names}", event.at)]
         case DeadlineExtended():
+            if event.deadline is DeadlineKind.PHASE_CLOSING and state.status is not Status.DRAFT:
+                return []  # a submitted dossier's holder has nothing left to do before the closing
             what = _DEADLINE_WORDS[event.deadline]
             return [_notice(state, f"extended_{event.deadline.value}", holder, "Échéance prolongée",
                             f"L’échéance de {what} est reportée au {show(event.until)}.",
@@ -116,6 +119,38 @@ def notices_for(state: DossierState, event: Event) -> list[Notice]:
             return [_notice(state, "closed", holder, "Dossier clos", f"Motif : {event.reason}",
                             event.at)]
     return []
+
+
+class Moment(Record):
+    """An instant of a call that staff are told of: a phase (or session) opens, or closes."""
+
+    at: datetime
+    key: str  # unique per call, phase, kind and instant: an extended closing is a new moment
+    kind: str  # phase_opened | phase_closed
+    text: str
+
+
+def call_moments(call: Call) -> list[Moment]:
+    """Every opening and closing of the call's phases, in order."""
+    out: list[Moment] = []
+    for p in call.phases:
+        for kind, at, word in (("phase_opened", p.opens_at, "Ouverture"), ("phase_closed", p.closes_at, "Clôture")):
+            out.append(Moment(at=at, key=f"{call.id}|{kind}|{p.id}|{at.isoformat()}", kind=kind,
+                              text=f"{word} de « {p.label} » ({show(at)})"))  # fmt: skip
+    return sorted(out, key=lambda m: (m.at, m.key))
+
+
+def moments_to_announce(call: Call, announced: Collection[str], now: datetime) -> list[Moment]:
+    """The moments still to announce at `now`, in order: not announced yet, and not already past when
+    the call's workflow starts (a second's leeway for the moment whose timer just fired)."""
+    return [m for m in call_moments(call) if m.key not in announced and m.at > now - timedelta(seconds=1)]
+
+
+def announcement(call: Call, moment: Moment) -> Notice:
+    """The notice that tells the call's back office of `moment`."""
+    return Notice(key=f"{moment.key}|{STAFF_DESK}", dossier_id=f"call:{call.id}", kind=moment.kind,
+                  recipient=STAFF_DESK, subject=f"[{call.id}] {moment.text}", body=moment.text,
+                  due=moment.at)  # fmt: skip
 
 
 def reminder_notice(state: DossierState, deadline: Deadline) -> Notice:

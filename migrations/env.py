@@ -1,4 +1,4 @@
-"""Alembic environment: runs the migrations on the async engine of `amiflow.db`."""
+"""Alembic environment: runs the migrations on the async engine of `journal.postgres`."""
 
 from __future__ import annotations
 
@@ -7,8 +7,8 @@ import asyncio
 from alembic import context
 from sqlalchemy.engine import Connection
 
-from activities.schema import metadata
-from amiflow.db import create_engine
+from journal.postgres import create_engine
+from journal.schema import metadata
 
 
 def _run(connection: Connection) -> None:

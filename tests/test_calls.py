@@ -4,6 +4,7 @@ the shipped files behave as the issue says; nothing half-loads."""
 from __future__ import annotations
 
 import copy
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -71,7 +72,7 @@ def test_pmcb_is_open_three_years_from_the_assumed_deliberation() -> None:
     call = load_call(PMCB)
     (phase,) = call.phases
     assert phase.opens_at.isoformat() == "2025-06-30T22:00:00+00:00"
-    assert phase.closes_at.isoformat() == "2028-06-30T22:00:00+00:00"
+    assert phase.closes_at == datetime(2028, 6, 30, 22, tzinfo=UTC)  # 1 July 2028, 00:00 Paris (CEST)
     assert phase.opens_assumed and phase.closes_assumed  # closing follows the assumed opening
     assert [s.id for s in call.sections] == [
         "presentation", "partenariats", "problematiques", "etapes", "suites", "impacts", "financement",
@@ -109,11 +110,11 @@ def test_phase_closing_before_opening(pmcb: dict[str, Any]) -> None:
 
 def test_overlapping_phases(pmcb: dict[str, Any]) -> None:
     second = copy.deepcopy(pmcb["phases"][0])
-    second.update(id="bis", label="Phase bis", opens={"date": "2027-01-01"}, closes={"date": "2029-01-01"})
+    second.update(id="bis", label="Phase bis", opens={"date": "2026-01-01"}, closes={"date": "2026-06-01"})
     pmcb["phases"].append(second)
     err = refusal(pmcb)
     assert err.path == "phases[1].opens"
-    assert err.value == "2027-01-01"
+    assert err.value == "2026-01-01"
     assert "chevauche la phase « Phase unique — étude au fil de l’eau » (phases[0])" in err.message
     assert "ouvrez celle-ci à la clôture de la précédente ou après" in err.message
 
@@ -154,8 +155,8 @@ def test_thirteenth_month(pmcb: dict[str, Any]) -> None:
 
 
 def test_leap_day_only_in_leap_years(pmcb: dict[str, Any]) -> None:
-    pmcb["phases"][0]["opens"] = {"date": "2028-02-29"}
-    assert parse_call(pmcb, "appel.yaml").phases[0].opens_at.isoformat() == "2028-02-28T23:00:00+00:00"
+    pmcb["phases"][0]["opens"] = {"date": "2024-02-29"}
+    assert parse_call(pmcb, "appel.yaml").phases[0].opens_at.isoformat() == "2024-02-28T23:00:00+00:00"
     pmcb["phases"][0]["opens"] = {"date": "2027-02-29"}
     assert "février 2027 n’a pas de 29" in refusal(pmcb).message
 

@@ -56,10 +56,16 @@ def test_list_marks_assumed_dates_and_refused_files() -> None:
     assert "[date supposée]" in run.stdout
     assert "✗ deploy/calls/hdf-ressourceries.yaml" in run.stdout
     doc = json.loads(amiflow("calls", "list", "--json").stdout)
-    assert doc["refused"] == [{
-        "file": "deploy/calls/hdf-ressourceries.yaml", "path": "phases[0].closes.date",
-        "value": "2026-02-31", "error": doc["refused"][0]["error"],
-    }]  # fmt: skip
+    [refused] = doc["refused"]
+    assert refused.keys() == {"file", "path", "value", "error"}
+    assert (refused["file"], refused["path"], refused["value"]) == (
+        "deploy/calls/hdf-ressourceries.yaml", "phases[0].closes.date", "2026-02-31")  # fmt: skip
+    # The error is the whole message: file, field and value, what is wrong, and what to do.
+    assert refused["error"].startswith(
+        "deploy/calls/hdf-ressourceries.yaml: phases[0].closes.date = '2026-02-31' : cette date n’existe pas "
+        "(février 2026 n’a pas de 31). Rien n’est reporté d’office au mois suivant"
+    )
+    assert refused["error"].endswith("puis relancez `amiflow calls validate`.")
     crec = next(c for c in doc["calls"] if c["id"] == "normandie-crec-2018")
     assert crec["phases"][0]["closes_assumed"] is True
     assert crec["phases"][0]["kind"] == "session"

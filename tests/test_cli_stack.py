@@ -15,8 +15,9 @@ import pytest
 from sqlalchemy import text
 from temporalio.service import RPCError
 
-from amiflow.catalogue import CALLS_DIR, load_call
+from amiflow.catalogue import load_call
 from amiflow.dossiers import start_calls
+from tests import dates
 from tests.conftest import Stack
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -27,11 +28,18 @@ Run = Callable[..., Awaitable[tuple[int, str, str]]]
 
 
 @pytest.fixture
-async def cli(stack: Stack, tmp_path: Path) -> Run:
+def pmcb_file(tmp_path: Path) -> Path:
+    """The PMCB call the test's stack runs: the shipped file with its dates moved around today
+    (tests/dates.py: open today, for about 19 more months), under the shipped id."""
+    return dates.write_shifted_call(tmp_path / "calls", "hdf-pmcb-reemploi", datetime.now(UTC))
+
+
+@pytest.fixture
+async def cli(stack: Stack, tmp_path: Path, pmcb_file: Path) -> Run:
     """Runs `amiflow …` as a separate process against the test's stack (without blocking the
     event loop, where the test's worker runs)."""
     with stack.env.with_time_skipping_disabled():
-        await start_calls(stack.client, stack.task_queue, [load_call(CALLS_DIR / "hdf-pmcb-reemploi.yaml")])
+        await start_calls(stack.client, stack.task_queue, [load_call(pmcb_file)])
     env = {
         **os.environ,
         "AMIFLOW_DATA_DIR": str(tmp_path / "data"),
@@ -74,15 +82,15 @@ async def test_submit_do_show_history_list(cli: Run, stack: Stack) -> None:
     assert out.strip().splitlines()[-1] == PMCB_ID
     code, out, _ = await cli("dossier", "do", PMCB_ID, "acknowledge", "--as", "staff:amelie")
     assert code == 0 and "en instruction" in out
-    due = (datetime.now(UTC) + timedelta(days=10)).date().isoformat()
+    due = dates.due(datetime.now(UTC), 10)
     code, out, err = await cli("dossier", "do", PMCB_ID, "request-complement", "--pieces", "Kbis",
-                               "--due", due, "--as", "staff:amelie")  # fmt: skip
+                               "--due", due.arg, "--as", "staff:amelie")  # fmt: skip
     assert code == 0, err
     code, out, _ = await cli("dossier", "show", PMCB_ID, "--json", "--as", "staff:amelie")
     shown = json.loads(out)
     assert shown["status"] == "complement_requested"
     assert [d["kind"] for d in shown["deadlines"]][-1] == "complement_due"
-    assert shown["deadlines"][-1]["at"] == f"{due}T00:00+01:00"
+    assert shown["deadlines"][-1]["at"] == due.shown  # 00:00 Paris, +01:00 or +02:00 as that day is
     code, out, _ = await cli("dossier", "history", PMCB_ID, "--json", "--as", "staff:amelie")
     assert [e["type"] for e in json.loads(out)["events"]] == [
         "draft_started", "submitted", "acknowledged", "complement_requested"]
@@ -162,18 +170,21 @@ async def test_bad_input_is_refused_and_writes_nothing(cli: Run, stack: Stack, t
     assert code == 2
 
 
-async def test_extend_a_phase_from_the_command_line(cli: Run, stack: Stack) -> None:
+async def test_extend_a_phase_from_the_command_line(cli: Run, stack: Stack, pmcb_file: Path) -> None:
+    # The phase closes « avant le DAY »; it is extended by two months, then an earlier date is refused.
+    closes = dates.paris_today(load_call(pmcb_file).phases[0].closes_at)
+    later, earlier = dates.Due(closes + timedelta(days=62)), dates.Due(closes + timedelta(days=31))
     code, _, err = await cli("dossier", "submit", "--call", "hdf-pmcb-reemploi", "--file", str(EXAMPLE),
                              "--as", "holder:acme")  # fmt: skip
     assert code == 0, err
-    code, _, err = await cli("calls", "extend", "hdf-pmcb-reemploi", "unique", "--until", "2028-09-01",
+    code, _, err = await cli("calls", "extend", "hdf-pmcb-reemploi", "unique", "--until", later.arg,
                              "--as", "holder:acme")  # fmt: skip
     assert code == 1 and "réservé aux chargés de mission" in err
-    code, out, err = await cli("calls", "extend", "hdf-pmcb-reemploi", "unique", "--until", "2028-09-01",
+    code, out, err = await cli("calls", "extend", "hdf-pmcb-reemploi", "unique", "--until", later.arg,
                                "--as", "staff:amelie")  # fmt: skip
     assert code == 0, err
-    assert "2028-09-01T00:00+02:00" in out and "1 dossier(s)" in out
-    code, _, err = await cli("calls", "extend", "hdf-pmcb-reemploi", "unique", "--until", "2028-08-01",
+    assert later.shown in out and "1 dossier(s)" in out
+    code, _, err = await cli("calls", "extend", "hdf-pmcb-reemploi", "unique", "--until", earlier.arg,
                              "--as", "staff:amelie")  # fmt: skip
     assert code == 1 and "repousse la clôture" in err
     for _ in range(50):  # the dossier follows by signal: wait for its journal

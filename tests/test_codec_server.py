@@ -19,13 +19,13 @@ from sqlalchemy import select
 from temporalio.api.common.v1 import Payload, Payloads
 from temporalio.api.enums.v1 import EventType
 
-from activities.schema import reads
-from amiflow.catalogue import CALLS_DIR, load_call
 from amiflow.codec import DOSSIER, ENCODING, KEY_ID
 from amiflow.codec_server import TOKENS, CodecServer, Tokens
 from amiflow.dossiers import build_command, send, start_calls, submit
 from domain import Actor
-from domain.dossier import Status
+from domain.state import Status
+from journal.schema import reads
+from tests import dates
 from tests.conftest import Stack
 
 EXAMPLE = Path(__file__).resolve().parent.parent / "deploy" / "examples" / "hdf-pmcb-reemploi.yaml"
@@ -92,7 +92,7 @@ def second_example(tmp_path: Path) -> Path:
 
 @pytest.fixture
 async def scene(stack: Stack, tmp_path: Path) -> AsyncIterator[Scene]:
-    call = load_call(CALLS_DIR / "hdf-pmcb-reemploi.yaml")
+    call = dates.shifted_call("hdf-pmcb-reemploi", datetime.now(UTC))
     with stack.env.with_time_skipping_disabled():
         await start_calls(stack.client, stack.task_queue, [call])
         first = (await submit(stack.client, stack.task_queue, EXAMPLE, HOLDER, datetime.now(UTC))).dossier_id
@@ -100,7 +100,7 @@ async def scene(stack: Stack, tmp_path: Path) -> AsyncIterator[Scene]:
         second = (await submit(stack.client, stack.task_queue, second_file, HOLDER, datetime.now(UTC))).dossier_id
     assert first != second
     tokens = Tokens(stack.data_dir / TOKENS)
-    app = CodecServer(stack.keys, stack.engine, tokens).app()
+    app = CodecServer(stack.keys, stack.store, tokens).app()
     async with TestClient(TestServer(app)) as http:
         scene = Scene(stack, first, second, http, tokens)
         assert await scene.do(first, STAFF, "acknowledge") is Status.ACKNOWLEDGED
@@ -304,7 +304,7 @@ async def test_cors_preflight_echoes_the_ui_origin(scene: Scene) -> None:
     async with scene.http.post("/decode", json={"payloads": []}, headers={"Origin": UI_ORIGIN}) as r:
         assert r.status == 401 and r.headers["Access-Control-Allow-Origin"] == UI_ORIGIN
     # With configured origins, another origin is not echoed.
-    app = CodecServer(scene.stack.keys, scene.stack.engine, scene.tokens, origins=(UI_ORIGIN,)).app()
+    app = CodecServer(scene.stack.keys, scene.stack.store, scene.tokens, origins=(UI_ORIGIN,)).app()
     async with TestClient(TestServer(app)) as http:
         async with http.options("/decode", headers={**preflight, "Origin": "http://evil.example"}) as r:
             assert "Access-Control-Allow-Origin" not in r.headers

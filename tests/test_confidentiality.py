@@ -15,7 +15,7 @@ import os
 import subprocess
 import sys
 import uuid
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -26,16 +26,16 @@ from sqlalchemy import select
 
 from activities.journal import JournalActivities
 from activities.notifications import NotificationActivities
-from activities.schema import dossier_keys, events, outbox
-from amiflow.catalogue import CALLS_DIR, load_call
 from amiflow.codec import data_converter
-from amiflow.db import app_url
 from amiflow.dossiers import build_command, history, send, start_calls, state, submit
 from amiflow.temporal import build_worker
 from domain import Actor, DossierState, replay
-from domain.dossier import Status
 from domain.errors import NotAllowed
 from domain.reading import Reading, may_read
+from domain.state import Status
+from journal.postgres import app_url
+from journal.schema import dossier_keys, events, outbox
+from tests import dates
 from tests.conftest import Stack
 from tests.test_resilience import TEMPORAL, DevServer, make_keys, processes  # noqa: F401 (fixture)
 
@@ -85,8 +85,8 @@ async def test_a_canary_dossier_leaves_no_clear_trace(  # noqa: PLR0915 (one lif
     processes.append(server)
     client = await server.start()
     task_queue = f"tq-canari-{uuid.uuid4().hex[:8]}"
-    journal = JournalActivities(keys.engine, keys)
-    notifications = NotificationActivities(keys.engine, keys, tmp_path / "maildrop")
+    journal = JournalActivities(keys.store, keys)
+    notifications = NotificationActivities(keys.store, keys, tmp_path / "maildrop")
     worker = build_worker(client, task_queue, [journal.append, journal.open_dossiers, notifications.send])
     env = {**os.environ, "AMIFLOW_DATA_DIR": str(data_dir), "AMIFLOW_TEMPORAL_ADDRESS": server.address,
            "AMIFLOW_DATABASE_URL": app_url(database), "AMIFLOW_TASK_QUEUE": task_queue,
@@ -101,7 +101,7 @@ async def test_a_canary_dossier_leaves_no_clear_trace(  # noqa: PLR0915 (one lif
         return process.returncode or 0, out.decode(), err.decode()
 
     async with worker:
-        await start_calls(client, task_queue, [load_call(CALLS_DIR / "hdf-pmcb-reemploi.yaml")])
+        await start_calls(client, task_queue, [dates.shifted_call("hdf-pmcb-reemploi", datetime.now(UTC))])
         ident = (await submit(client, task_queue, canary_file(tmp_path, marker), HOLDER, datetime.now(UTC))).dossier_id
         attachment = tmp_path / f"budget-{marker}.txt"
         attachment.write_text(f"Budget détaillé {marker}\n" * 200)
@@ -112,7 +112,7 @@ async def test_a_canary_dossier_leaves_no_clear_trace(  # noqa: PLR0915 (one lif
         async def do(actor: Actor, name: str, **options: str) -> None:
             await send(client, ident, build_command(name, options), actor)
 
-        due = (datetime.now(UTC) + timedelta(days=20)).date().isoformat()
+        due = dates.due(datetime.now(UTC), 20).arg
         await do(STAFF, "acknowledge")
         await do(STAFF, "request-complement", pieces=f"Pièces {marker}", due=due)
         await do(HOLDER, "provide-complement", note=f"Réponse {marker}")
@@ -121,7 +121,8 @@ async def test_a_canary_dossier_leaves_no_clear_trace(  # noqa: PLR0915 (one lif
 
         # Readers without the need to know: refused, with the reason, nothing shown.
         for who, reason in [("reviewer:remi", "non affecté"), ("reviewer:rita", "pas encore déclarée"),
-                            ("staff:bruno", "autre appel"), ("holder:intrus", "autre porteur")]:  # fmt: skip
+                            ("staff:bruno", "pas chargé de mission de cet appel"),
+                            ("holder:intrus", "autre porteur")]:  # fmt: skip
             code, out, err = await cli("dossier", "show", ident, "--as", who, "--json")
             assert code == 1 and reason in err and marker not in out + err, (who, out, err)
         code, _, err = await cli("dossier", "document", ident, document_id, "--out", str(tmp_path / "x"),
@@ -163,6 +164,9 @@ async def test_a_canary_dossier_leaves_no_clear_trace(  # noqa: PLR0915 (one lif
         assert ("auditor:odile", "content") in refused  # the auditor's own attempt at the bodies
         granted = {(r["actor"], r["what"]) for r in history["reads"] if r["granted"]}
         assert ("staff:amelie", f"document:{document_id}") in granted and ("holder:acme", "content") in granted
+        # The committee read the reviews and the summary: logged as read, never as refused.
+        assert {("committee:cora", "reviews"), ("committee:cora", "summary")} <= granted
+        assert not any(actor == "committee:cora" for actor, _ in refused)
 
         # What Temporal keeps and shows: ids, statuses, ciphertext.
         handle = client.get_workflow_handle(ident)
@@ -185,7 +189,7 @@ async def test_a_canary_dossier_leaves_no_clear_trace(  # noqa: PLR0915 (one lif
     assert files_with(postgres_data, ident.encode())  # clear ids are found there too
     assert files_with(postgres_data, needle) == []  # tables, indexes, WAL
     assert files_with(data_dir, needle) == []  # the vault holds the document sealed
-    async with keys.engine.connect() as conn:
+    async with keys.store.engine.connect() as conn:
         sealed = (await conn.execute(select(events.c.key_id, events.c.sealed, events.c.payload)
                                      .where(events.c.dossier_id == ident))).all()  # fmt: skip
         assert sealed and all(r.key_id == "k1" and r.sealed and r.payload is None for r in sealed)
@@ -194,7 +198,7 @@ async def test_a_canary_dossier_leaves_no_clear_trace(  # noqa: PLR0915 (one lif
     captured = capfd.readouterr()
     logs = captured.out + captured.err + caplog.text
     assert ident in logs and marker not in logs
-    await keys.engine.dispose()
+    await keys.store.dispose()
 
 
 async def test_failures_travel_encoded(database: str, tmp_path: Path) -> None:
@@ -214,28 +218,28 @@ async def test_failures_travel_encoded(database: str, tmp_path: Path) -> None:
     assert failure.encoded_attributes.metadata["encoding"] == b"binary/encrypted"
     decoded = await converter.decode_failure(failure)
     assert isinstance(decoded, ApplicationError) and decoded.message == "Motif CANARIfailure"
-    await keys.engine.dispose()
+    await keys.store.dispose()
 
 
 async def test_a_clearance_reaches_a_dossier_already_closed(stack: Stack) -> None:
     """Audits come after the end: staff grant an auditor the content of a closed dossier; the event is
     journaled by a new run of its workflow, which ends again, the dossier still closed."""
     with stack.env.with_time_skipping_disabled():
-        await start_calls(stack.client, stack.task_queue, [load_call(CALLS_DIR / "hdf-pmcb-reemploi.yaml")])
+        await start_calls(stack.client, stack.task_queue, [dates.shifted_call("hdf-pmcb-reemploi", datetime.now(UTC))])
         ident = (await submit(stack.client, stack.task_queue, EXAMPLE, HOLDER, datetime.now(UTC))).dossier_id
     await send(stack.client, ident, build_command("close", {"reason": "Hors champ"}), STAFF)
     handle = stack.client.get_workflow_handle(ident)
     await handle.result()
     auditor = Actor.parse("auditor:odile")
-    closed = await state(stack.client, stack.engine, stack.keys, ident)
+    closed = await state(stack.client, stack.store, stack.keys, ident)
     assert not may_read(closed, auditor, Reading.CONTENT).granted
     grant = build_command("grant-clearance", {"auditor": "odile", "reason": "Contrôle FEDER"})
     with pytest.raises(NotAllowed):
-        await send(stack.client, ident, grant, auditor, stack.engine, stack.keys, stack.task_queue)
-    result = await send(stack.client, ident, grant, STAFF, stack.engine, stack.keys, stack.task_queue)
+        await send(stack.client, ident, grant, auditor, stack.store, stack.keys, stack.task_queue)
+    result = await send(stack.client, ident, grant, STAFF, stack.store, stack.keys, stack.task_queue)
     assert result.status is Status.CLOSED and result.events == ["clearance_granted"]
     final = await stack.client.get_workflow_handle(ident, result_type=DossierState).result()
     assert final.clearances == ("odile",)
-    events = await history(stack.engine, stack.keys, ident)
+    events = await history(stack.store, stack.keys, ident)
     assert [e.type for e in events][-2:] == ["closed", "clearance_granted"]
     assert may_read(replay(events), auditor, Reading.CONTENT).granted

@@ -15,12 +15,12 @@ import asyncpg
 import pytest
 from temporalio.client import Client
 
-from activities.journal import seal_event
-from amiflow.catalogue import CALLS_DIR, load_call
 from amiflow.crosscheck import CrossCheck, crosscheck
 from amiflow.dossiers import build_command, history, send, start_calls, submit
-from domain.dossier import Status
 from domain.errors import InvalidCommand
+from domain.state import Status
+from journal.sealing import seal_event
+from tests import dates
 from tests.conftest import Stack
 from tests.test_deadline_timers import follow_up
 from tests.test_lifecycle import EXAMPLES, EXPECTED, HOLDER, STAFF, drive
@@ -31,12 +31,12 @@ PMCB = "hdf-pmcb-reemploi.yaml"
 
 async def pmcb(stack: Stack) -> str:
     """A whole PMCB lifecycle (test_lifecycle's), closed: 17 events."""
-    return await drive(stack, load_call(CALLS_DIR / PMCB), EXAMPLES / PMCB,
+    return await drive(stack, dates.shifted_call("hdf-pmcb-reemploi", datetime.now(UTC)), EXAMPLES / PMCB,
                        "solutions=4,court_terme=3,impact_socio_economique=5", after_closing=False)  # fmt: skip
 
 
 async def check(stack: Stack, ident: str) -> CrossCheck:
-    return await crosscheck(stack.client, stack.engine, stack.keys, ident)
+    return await crosscheck(stack.client, stack.store, stack.keys, ident)
 
 
 @pytest.fixture
@@ -86,7 +86,7 @@ async def test_moved_seals_a_forged_row_and_a_gap_are_caught(stack: Stack, owner
     """Events 5 and 6 swap their sealed bytes: neither opens where it now stands (a seal is bound to
     its place); event 10 deleted from the middle; a clear row appended after the last: in no run."""
     ident = await pmcb(stack)
-    closed = (await history(stack.engine, stack.keys, ident))[-1]
+    closed = (await history(stack.store, stack.keys, ident))[-1]
     five, six = [bytes(r["sealed"]) for r in await owner.fetch(
         "SELECT sealed FROM events WHERE dossier_id = $1 AND seq IN (5, 6) ORDER BY seq", ident)]  # fmt: skip
     await owner.execute("UPDATE events SET sealed = $2 WHERE dossier_id = $1 AND seq = 5", ident, six)
@@ -114,7 +114,7 @@ async def test_an_event_resealed_with_the_dossiers_key_differs_from_temporal(
     clear columns agree, yet Temporal's record of what the workflow journaled disagrees. The finding
     names the field, never the content."""
     ident = await pmcb(stack)
-    review = (await history(stack.engine, stack.keys, ident))[8]
+    review = (await history(stack.store, stack.keys, ident))[8]
     assert review.type == "review_submitted"
     key_id, sealed = await seal_event(stack.keys, ident, 9, review.model_copy(update={"opinion": "Fragile."}))
     await owner.execute("UPDATE events SET sealed = $2, key_id = $3 WHERE dossier_id = $1 AND seq = 9",
@@ -132,7 +132,7 @@ async def test_a_dossier_that_continued_as_new_is_checked_across_its_runs(
     """Forty meetings recorded in follow-up: the dev server suggests continue-as-new at 300 history
     events, so the workflow runs in several runs; each is replayed, and together they hold every event."""
     with stack.env.with_time_skipping_disabled():
-        await start_calls(stack.client, stack.task_queue, [load_call(CALLS_DIR / PMCB)])
+        await start_calls(stack.client, stack.task_queue, [dates.shifted_call("hdf-pmcb-reemploi", datetime.now(UTC))])
         ident = (await submit(stack.client, stack.task_queue, EXAMPLES / PMCB, HOLDER, datetime.now(UTC))).dossier_id
     await follow_up(stack, ident)
     meeting = build_command("record-follow-up", {"kind": "meeting_attended"})
@@ -165,7 +165,7 @@ async def test_a_dossier_that_continued_as_new_is_checked_across_its_runs(
     assert f"Les événements 1 à {partial.covered_from - 1} ne sont plus dans Temporal" in partial.message
 
     # An early event resealed by someone holding the keys: only the carried state can tell.
-    [(seq, review)] = [(i, e) for i, e in enumerate(await history(stack.engine, stack.keys, ident), 1)
+    [(seq, review)] = [(i, e) for i, e in enumerate(await history(stack.store, stack.keys, ident), 1)
                        if e.type == "review_submitted"]  # fmt: skip
     assert seq < partial.covered_from
     key_id, sealed = await seal_event(stack.keys, ident, seq, review.model_copy(update={"opinion": "Fragile."}))
@@ -184,7 +184,7 @@ async def test_a_closed_dossier_resumed_for_a_clearance_is_checked_across_execut
     chain); the earlier execution, found through visibility, still counts."""
     ident = await pmcb(stack)
     grant = build_command("grant-clearance", {"auditor": "odile", "reason": "Contrôle FEDER"})
-    result = await send(stack.client, ident, grant, STAFF, stack.engine, stack.keys, stack.task_queue)
+    result = await send(stack.client, ident, grant, STAFF, stack.store, stack.keys, stack.task_queue)
     assert result.events == ["clearance_granted"]
     await stack.client.get_workflow_handle(ident).result()
     for _ in range(50):  # visibility lists the earlier execution within moments
@@ -217,10 +217,10 @@ async def test_a_dossier_temporal_no_longer_holds(stack: Stack) -> None:
     config = stack.client.config()
     config["namespace"] = "default"
     elsewhere = Client(**config)
-    found = await crosscheck(elsewhere, stack.engine, stack.keys, ident)
+    found = await crosscheck(elsewhere, stack.store, stack.keys, ident)
     assert not found.retained and not found.replayed and found.runs == 0
     assert found.ok and found.journal_events == 17 and found.temporal_events == 0 and found.differences == []
     assert found.message == (f"Dossier {ident} : Temporal n’a plus d’historique (durée de rétention passée) ; "
                              "le journal (17 événements) en est le seul registre, sans défaut.")  # fmt: skip
     with pytest.raises(InvalidCommand, match="Dossier inconnu"):
-        await crosscheck(elsewhere, stack.engine, stack.keys, "hdf-pmcb-reemploi.inconnu")
+        await crosscheck(elsewhere, stack.store, stack.keys, "hdf-pmcb-reemploi.inconnu")

@@ -3,28 +3,32 @@ dossier's clock through months and years of real timers; PostgreSQL holds the jo
 and the outbox; notices land as .eml files. Nothing is mocked and no deadline is shortened.
 
 Dates of the ressourceries call. The shipped deploy/calls/hdf-ressourceries.yaml is refused on
-purpose (phase 1 closes « 2026-02-31 ») and its phase 2 closes before 5 June 2026: in the past when
-these tests were written (real date 2026-11-23). A workflow's virtual clock starts at the real now and
-only moves forward, and a draft can only be started while its phase is open at that now. So the tests
-write a copy to tmp_path with the same structure one year later, except that phase 1 closes on
-2026-11-01, so that phase 2 (`opens: after_phase: phase-1`) is open today:
+purpose (phase 1 closes « 2026-02-31 ») and its phase 2 closed before 5 June 2026. A workflow's
+virtual clock starts at the real now and only moves forward, and a draft can only be started while its
+phase is open at that now. So the tests write a copy to tmp_path with the same structure and the dates
+moved around the day the test runs (tests/dates.py), so that phase 2 (`opens: after_phase: phase-1`)
+is open today and closes in 187 days:
 
-    phase 1: 2026-07-01 → 2026-11-01 00:00 Paris   (shipped: 2025-07-01 → "2026-02-31")
-    phase 2: 2026-11-01 → 2027-06-05 00:00 Paris = 2027-06-04T22:00Z   (shipped: → 2026-06-05)
+    phase 1: today - 152 days → today - 29 days, 00:00 Paris   (shipped: 2025-07-01 → "2026-02-31")
+    phase 2: today - 29 days → today + 187 days, 00:00 Paris   (shipped: → 2026-06-05)
+
+(On 30 November 2026, phase 2 closed « avant le 5 juin 2027 », at 22:00 UTC on 4 June.) The closing,
+and its reminders 30, 7 and 1 days before at the same Paris wall-clock time, are computed by
+tests/dates.py, not by the product's calendar; as the real date moves they fall in winter or summer
+time, or on either side of a DST change, and the tests hold for all of these.
 
 Drafts are started now, the way a holder starts one (the workflow is created by its first command,
 StartDraft), and each dossier's own clock is then fast-forwarded to the closing. Starting a bare
-workflow, fast-forwarding it into a phase that opens in 2027 and only then sending StartDraft also
-works on this server, but no production path creates a dossier that way. These dates are good until
-the real clock reaches the first 30-day reminder (2027-05-05T22:00Z); the tests fail then and say so.
+workflow, fast-forwarding it into a phase that opens later and only then sending StartDraft also
+works on this server, but no production path creates a dossier that way.
 
 Every copied call gets an id of its own per test (and the PMCB example dossier is copied to name it):
 call workflows are long-lived and bound to the task queue of the test that started them, so a shared
 id would leak one test's call workflow into the next. Workflows still running at the end of a test are
 terminated.
 
-The refusal of a submission one second after the closing is the last test of the file: it fails on
-the current code (see its docstring).
+The refusal of a submission one second after the closing is the last test of the file (see its
+docstring).
 """
 
 from __future__ import annotations
@@ -51,14 +55,16 @@ from temporalio.service import RPCError
 from temporalio.testing import WorkflowEnvironment
 
 from activities.contracts import APPEND, SEND, AppendEvents, SendNotices
-from activities.journal import open_event
-from activities.schema import dossiers, events, outbox
-from amiflow.catalogue import CALLS_DIR, load_call, load_dossier
-from amiflow.dossiers import build_command, call_definition, extend, listing, send, start_calls, submit
+from amiflow.catalogue import load_call, load_dossier
+from amiflow.dossiers import build_command, call_definition, extend, send, start_calls, submit
 from domain import Actor, Call, dossier_id
 from domain.calendar import PARIS
-from domain.dossier import DossierState, FileReport, ProvideComplement, StartDraft, Status, Submit
+from domain.commands import FileReport, ProvideComplement, StartDraft, Submit
 from domain.errors import DomainError
+from domain.state import DossierState, Status
+from journal.schema import dossiers, events, outbox
+from journal.sealing import open_event
+from tests import dates
 from tests.conftest import Stack
 from workflows.call import call_workflow_id
 from workflows.dossier import CommandRequest, DossierInput, DossierWorkflow
@@ -78,21 +84,25 @@ MINUTE = timedelta(minutes=1)
 # (measured here: 50 drafts expiring together were journaled up to 1.01 s late, a report flagged
 # 1.28 s late while another test session loaded the 2 cores).
 LAG = timedelta(seconds=10)
-# Phase 2 of the corrected copy: "avant le 5 juin 2027" closes at 00:00 Paris (CEST) on 5 June.
-CLOSING = datetime(2027, 6, 4, 22, tzinfo=UTC)
-# 30, 7 and 1 days before, at the same Paris wall-clock time (00:00), written out by hand.
-REMINDERS = {
-    30: datetime(2027, 5, 5, 22, tzinfo=UTC),
-    7: datetime(2027, 5, 28, 22, tzinfo=UTC),
-    1: datetime(2027, 6, 3, 22, tzinfo=UTC),
-}
-# The extension: "avant le 1er juillet 2027", and its reminders.
-NEW_CLOSING = datetime(2027, 6, 30, 22, tzinfo=UTC)
-NEW_REMINDERS = {
-    30: datetime(2027, 5, 31, 22, tzinfo=UTC),
-    7: datetime(2027, 6, 23, 22, tzinfo=UTC),
-    1: datetime(2027, 6, 29, 22, tzinfo=UTC),
-}
+# The extension moves it 26 days later (as « avant le 5 juin » → « avant le 1er juillet »).
+EXTENSION = timedelta(days=26)
+
+
+@dataclass(frozen=True)
+class Closing:
+    """A phase closing « avant le DAY »: 00:00 Paris on that day, and its 30, 7 and 1-day reminders
+    at the same Paris wall-clock time (computed by tests/dates.py, not by domain.calendar)."""
+
+    day: date
+
+    @property
+    def at(self) -> datetime:
+        return dates.paris_midnight(self.day)
+
+    @property
+    def reminders(self) -> dict[int, datetime]:
+        return {days: dates.paris_days_before(self.at, days) for days in (30, 7, 1)}
+
 
 T = TypeVar("T")
 
@@ -122,30 +132,22 @@ def tag(name: str) -> str:
     return f"{name}-{uuid.uuid4().hex[:6]}"
 
 
-async def ressourceries_call(stack: Stack, tmp_path: Path, started: list[str], name: str) -> Call:
-    """The corrected copy of the ressourceries call (see the module's docstring), under an id of the
-    test's own, with its call workflow started; returns the call as new dossiers see it."""
-    if datetime.now(UTC) >= REMINDERS[30]:
-        pytest.fail("the real clock has passed 2027-05-05: move the corrected ressourceries dates again")
-    text = (CALLS_DIR / "hdf-ressourceries.yaml").read_text(encoding="utf-8")
+async def ressourceries_call(stack: Stack, tmp_path: Path, started: list[str], name: str) -> tuple[Call, Closing]:
+    """The shifted copy of the ressourceries call (see the module's docstring), under an id of the
+    test's own, with its call workflow started; returns the call as new dossiers see it, and the
+    closing of its phase 2."""
+    now = datetime.now(UTC)
     call_id = f"hdf-ressourceries-{tag(name)}"
-    for old, new in (
-        ("date: 2025-07-01", "date: 2026-07-01"),  # phase 1 opens
-        ("date: 2026-02-31", "date: 2026-11-01"),  # phase 1 closes, phase 2 opens: phase 2 open today
-        ("date: 2026-06-05", "date: 2027-06-05"),  # phase 2 closes
-        ("\nid: hdf-ressourceries\n", f"\nid: {call_id}\n"),
-    ):
-        text = replace_once(text, old, new)
-    path = tmp_path / f"{call_id}.yaml"
-    path.write_text(text, encoding="utf-8")
+    path = dates.write_shifted_call(tmp_path, "hdf-ressourceries", now, call_id=call_id)
+    closing = Closing(dates.shifted_dates("hdf-ressourceries", now)[("phase-2", dates.CLOSES)])
     started.append(call_workflow_id(call_id))
     with stack.env.with_time_skipping_disabled():
         await start_calls(stack.client, stack.task_queue, [load_call(path)])
     call = await call_definition(stack.client, call_id)
     phase = call.phase("phase-2")
-    assert phase is not None and phase.closes_at == CLOSING
-    assert phase.opens_at <= datetime.now(UTC) < phase.closes_at
-    return call
+    assert phase is not None and phase.closes_at == closing.at
+    assert phase.opens_at <= datetime.now(UTC) < closing.reminders[30]  # every reminder still ahead
+    return call, closing
 
 
 async def start_drafts(stack: Stack, started: list[str], call: Call,
@@ -174,12 +176,11 @@ async def start_drafts(stack: Stack, started: list[str], call: Call,
 
 
 async def pmcb_dossier(stack: Stack, tmp_path: Path, started: list[str], name: str) -> str:
-    """A PMCB dossier (call open until 2028) submitted through the CLI's code path, under a call id
-    of the test's own (the call file and the example dossier are copied to name it)."""
+    """A PMCB dossier submitted through the CLI's code path, under a call id of the test's own (the
+    shifted copy of the call, open today for about 19 more months, and the example dossier are copied
+    to name it)."""
     call_id = f"hdf-pmcb-reemploi-{tag(name)}"
-    call_file = tmp_path / f"{call_id}.yaml"
-    call_text = (CALLS_DIR / "hdf-pmcb-reemploi.yaml").read_text(encoding="utf-8")
-    call_file.write_text(replace_once(call_text, "\nid: hdf-pmcb-reemploi\n", f"\nid: {call_id}\n"))
+    call_file = dates.write_shifted_call(tmp_path, "hdf-pmcb-reemploi", datetime.now(UTC), call_id=call_id)
     dossier_file = tmp_path / f"{call_id}.dossier.yaml"
     example = (EXAMPLES / "hdf-pmcb-reemploi.yaml").read_text(encoding="utf-8")
     dossier_file.write_text(replace_once(example, "\ncall: hdf-pmcb-reemploi\n", f"\ncall: {call_id}\n"))
@@ -216,15 +217,6 @@ async def eventually(check: Callable[..., Awaitable[T]], *args: Any, timeout: fl
             if loop.time() > deadline:
                 raise
             await asyncio.sleep(0.05)
-
-
-def paris_midnight(day: date) -> datetime:
-    return datetime(day.year, day.month, day.day, tzinfo=PARIS).astimezone(UTC)
-
-
-def paris_days_before(instant: datetime, days: int) -> datetime:
-    wall = instant.astimezone(PARIS).replace(tzinfo=None) - timedelta(days=days)
-    return wall.replace(tzinfo=PARIS).astimezone(UTC)
 
 
 async def journal(stack: Stack, ident: str) -> list[dict[str, Any]]:
@@ -352,18 +344,19 @@ async def test_phase_2_reminds_expires_drafts_and_accepts_a_submission_one_secon
     """Two drafts of phase 2: both get the 30/7/1-day reminders at their instants, once; one is
     submitted 1 s before the closing and accepted; the other expires at the closing."""
     env, engine = stack.env, stack.engine
-    call = await ressourceries_call(stack, tmp_path, started, "closing")
+    call, closing = await ressourceries_call(stack, tmp_path, started, "closing")
+    closing_at, reminders = closing.at, closing.reminders
     forgotten, last_second = await start_drafts(stack, started, call, [
         ("SMTD-OUBLIE", Actor.parse("holder:smtd-oublie")),
         ("SMTD-DERNIERE-SECONDE", Actor.parse("holder:smtd-derniere")),
     ])  # fmt: skip
     drafts = [forgotten, last_second]
     for state in await asyncio.gather(*(current(h) for h in drafts)):
-        assert state.status is Status.DRAFT and state.phase_closes_at == CLOSING
+        assert state.status is Status.DRAFT and state.phase_closes_at == closing_at
 
     # Each reminder: not yet 1 s before its instant, delivered 1 s after it.
     expected: Counter[str] = Counter()
-    for days, instant in REMINDERS.items():
+    for days, instant in reminders.items():
         await ff_all(env, drafts, instant - SECOND)
         for h in drafts:
             await kinds_are(engine, h.id, expected)
@@ -372,10 +365,10 @@ async def test_phase_2_reminds_expires_drafts_and_accepts_a_submission_one_secon
         for h in drafts:
             await eventually(kinds_are, engine, h.id, Counter(expected))
 
-    await ff_to(env, last_second, CLOSING - SECOND)  # alone: nothing runs between this and the submission
+    await ff_to(env, last_second, closing_at - SECOND)  # alone: nothing runs between this and the submission
     accepted = await send(stack.client, last_second.id, Submit(), Actor.parse("holder:smtd-derniere"))
     assert (accepted.status, accepted.events) == (Status.SUBMITTED, ["submitted"])
-    await ff_all(env, drafts, CLOSING + SECOND)
+    await ff_all(env, drafts, closing_at + SECOND)
 
     async def expired() -> list[dict[str, Any]]:
         rows = await journal(stack, forgotten.id)
@@ -383,23 +376,23 @@ async def test_phase_2_reminds_expires_drafts_and_accepts_a_submission_one_secon
         return rows
 
     rows = await eventually(expired)
-    assert_at(rows[1]["occurred_at"], CLOSING, "draft_expired", lag=SECOND)
+    assert_at(rows[1]["occurred_at"], closing_at, "draft_expired", lag=SECOND)
     assert rows[1]["payload"]["actor"] == {"role": "system", "name": "echeances"}
-    listed = await listing(engine, call.id)
-    assert {r["dossier_id"]: r["status"] for r in listed} == {forgotten.id: "expired",
+    listed = await stack.store.dossiers(call_id=call.id)
+    assert {r.dossier_id: r.status for r in listed} == {forgotten.id: "expired",
                                                                last_second.id: "submitted"}  # fmt: skip
     assert (await forgotten.describe()).status is WorkflowExecutionStatus.COMPLETED
 
     kept = await journal(stack, last_second.id)
     assert [r["type"] for r in kept] == ["draft_started", "submitted"]
-    assert CLOSING - SECOND <= kept[1]["occurred_at"] < CLOSING
+    assert closing_at - SECOND <= kept[1]["occurred_at"] < closing_at
     assert (await current(last_second)).status is Status.SUBMITTED
 
     # Outbox: each reminder once per draft, due at the closing, delivered by one .eml each.
     for h, last in ((forgotten, "expired"), (last_second, "submitted")):
         rows = await notices(engine, h.id)
-        assert [r["kind"] for r in rows] == [*(f"reminder_phase_closing_{d}d" for d in REMINDERS), last]
-        assert all(r["due"] == CLOSING for r in rows[:3])
+        assert [r["kind"] for r in rows] == [*(f"reminder_phase_closing_{d}d" for d in reminders), last]
+        assert all(r["due"] == closing_at for r in rows[:3])
         assert len({r["recipient"] for r in rows}) == 1
         assert_delivered_once(rows, stack.mail_dir)
 
@@ -408,13 +401,13 @@ async def test_phase_2_reminds_expires_drafts_and_accepts_a_submission_one_secon
         steps, _ = await trail(stack.client, h.id)
         assert [(s.activity, s.what) for s in steps] == [
             (APPEND, ("draft_started",)),
-            *((SEND, (f"reminder_phase_closing_{d}d",)) for d in REMINDERS),
+            *((SEND, (f"reminder_phase_closing_{d}d",)) for d in reminders),
             (APPEND, (final[0],)), (SEND, (final[1],)),
         ]  # fmt: skip
-        for days, instant in REMINDERS.items():
+        for days, instant in reminders.items():
             assert_at(sent_at(steps)[f"reminder_phase_closing_{days}d"], instant, f"{days}d")
     steps, _ = await trail(stack.client, forgotten.id)
-    assert_at(steps[-2].at, CLOSING, "expiry journaled", lag=SECOND)
+    assert_at(steps[-2].at, closing_at, "expiry journaled", lag=SECOND)
 
 
 # --- 2. a deadline extension moves the timers of 50 open drafts ---------------------------------
@@ -427,20 +420,22 @@ async def test_extension_moves_the_closing_of_fifty_open_drafts(
     extension, one notice each); none expires at the old closing, all expire at the new one, and
     the reminders announce the new closing only."""
     env, engine = stack.env, stack.engine
-    call = await ressourceries_call(stack, tmp_path, started, "extension")
+    call, closing = await ressourceries_call(stack, tmp_path, started, "extension")
+    extended = Closing(closing.day + EXTENSION)
+    closing_at, new_closing, new_reminders = closing.at, extended.at, extended.reminders
     holders = {f"PORTEUR-{i:02d}": Actor.parse(f"holder:porteur-{i:02d}") for i in range(50)}
     handles = await start_drafts(stack, started, call, list(holders.items()))
     ids = sorted(h.id for h in handles)
     holder_of = {dossier_id(call.id, ref): f"holder:{a.name}" for ref, a in holders.items()}
 
-    result = await extend(stack.client, call.id, "phase-2", NEW_CLOSING, STAFF)
-    assert result.closes_at == NEW_CLOSING and sorted(result.dossiers) == ids
+    result = await extend(stack.client, call.id, "phase-2", new_closing, STAFF)
+    assert result.closes_at == new_closing and sorted(result.dossiers) == ids
     phase = (await call_definition(stack.client, call.id)).phase("phase-2")
-    assert phase is not None and phase.closes_at == NEW_CLOSING
+    assert phase is not None and phase.closes_at == new_closing
 
     async def follows(h: WorkflowHandle[Any, Any]) -> None:
         state = await current(h)
-        assert state.phase_closes_at == NEW_CLOSING and state.status is Status.DRAFT, h.id
+        assert state.phase_closes_at == new_closing and state.status is Status.DRAFT, h.id
 
     await asyncio.gather(*(eventually(follows, h) for h in handles))
 
@@ -461,13 +456,13 @@ async def test_extension_moves_the_closing_of_fifty_open_drafts(
         return rows
 
     rows = await eventually(told)
-    assert all(r["recipient"] == holder_of[r["dossier_id"]] and r["due"] == NEW_CLOSING for r in rows)
+    assert all(r["recipient"] == holder_of[r["dossier_id"]] and r["due"] == new_closing for r in rows)
     assert_delivered_once(rows, stack.mail_dir)
 
     # Past the old closing: nobody expired; only the new closing's 30-day reminder went out.
-    await ff_all(env, handles, CLOSING + MINUTE)
+    await ff_all(env, handles, closing_at + MINUTE)
     assert await once_each(events.c.type, "draft_expired") == {}
-    assert {r["status"] for r in await listing(engine, call.id)} == {"draft"}
+    assert {r.status for r in await stack.store.dossiers(call_id=call.id)} == {"draft"}
 
     async def reminded_once() -> None:
         assert await once_each(outbox.c.kind, "reminder_phase_closing_30d") == dict.fromkeys(ids, 1)
@@ -475,14 +470,14 @@ async def test_extension_moves_the_closing_of_fifty_open_drafts(
     await eventually(reminded_once)
     async with engine.connect() as conn:
         dues = set((await conn.execute(select(outbox.c.due).where(outbox.c.kind.like("reminder_%")))).scalars())
-    assert dues == {NEW_CLOSING}
+    assert dues == {new_closing}
 
     # Past the new closing: all expired, at the new closing.
-    await ff_all(env, handles, NEW_CLOSING + SECOND)
+    await ff_all(env, handles, new_closing + SECOND)
 
-    async def all_expired() -> list[dict[str, Any]]:
-        listed = await listing(engine, call.id, status="expired")
-        assert [r["dossier_id"] for r in listed] == ids
+    async def all_expired() -> list[Any]:
+        listed = await stack.store.dossiers(call_id=call.id, status="expired")
+        assert [r.dossier_id for r in listed] == ids
         return listed
 
     await eventually(all_expired)
@@ -494,11 +489,11 @@ async def test_extension_moves_the_closing_of_fifty_open_drafts(
         ).all()
     assert sorted(d for d, _ in expiries) == ids
     for ident, at in expiries:
-        assert_at(at, NEW_CLOSING, f"{ident} draft_expired")
-    for days in NEW_REMINDERS:
+        assert_at(at, new_closing, f"{ident} draft_expired")
+    for days in new_reminders:
         assert await once_each(outbox.c.kind, f"reminder_phase_closing_{days}d") == dict.fromkeys(ids, 1)
     steps, _ = await trail(stack.client, ids[0])
-    for days, instant in NEW_REMINDERS.items():
+    for days, instant in new_reminders.items():
         assert_at(sent_at(steps)[f"reminder_phase_closing_{days}d"], instant, f"{days}d")
 
 
@@ -512,10 +507,10 @@ async def test_complement_overdue_reminds_then_escalates_once(stack: Stack, star
     ident = await pmcb_dossier(stack, tmp_path, started, "complement")
     handle = client.get_workflow_handle(ident)
     await send(client, ident, build_command("acknowledge", {}), STAFF)
-    due_day = (await env.get_current_time(handle) + timedelta(days=40)).astimezone(PARIS).date()
-    due = paris_midnight(due_day)
+    due_day = dates.due(await env.get_current_time(handle), 40)
+    due = due_day.at
     request = build_command("request-complement", {"pieces": "Kbis et lettre d’engagement du bailleur",
-                                                   "due": due_day.isoformat()})  # fmt: skip
+                                                   "due": due_day.arg})  # fmt: skip
     assert (await send(client, ident, request, STAFF)).status is Status.COMPLEMENT_REQUESTED
     assert (await current(handle)).complement_due == due
 
@@ -545,7 +540,7 @@ async def test_complement_overdue_reminds_then_escalates_once(stack: Stack, star
     at = sent_at(steps)
     for days in (30, 7, 1):
         kind = f"reminder_complement_due_{days}d"
-        assert_at(at[kind], paris_days_before(due, days), kind)
+        assert_at(at[kind], dates.paris_days_before(due, days), kind)
     assert at["reminder_complement_due_1d"] < at["complement_overdue"]
     assert_at(at["complement_overdue"], due, "complement_overdue notice")
 
@@ -567,9 +562,9 @@ async def test_review_overdue_escalates_once_to_the_desk(stack: Stack, started: 
     handle = client.get_workflow_handle(ident)
     await send(client, ident, build_command("acknowledge", {}), STAFF)
     await send(client, ident, build_command("declare-complete", {}), STAFF)
-    due_day = (await env.get_current_time(handle) + timedelta(days=20)).astimezone(PARIS).date()
-    due = paris_midnight(due_day)
-    assign = build_command("assign-reviewers", {"reviewers": "rita", "due": due_day.isoformat()})
+    due_day = dates.due(await env.get_current_time(handle), 20)
+    due = due_day.at
+    assign = build_command("assign-reviewers", {"reviewers": "rita", "due": due_day.arg})
     assert (await send(client, ident, assign, STAFF)).status is Status.UNDER_REVIEW
 
     base = Counter(["submitted", "acknowledged", "review_assigned"])
@@ -602,8 +597,7 @@ NEVER = {11, 12}  # flagged late and never filed
 async def follow_up(stack: Stack, ident: str) -> datetime:
     """Review, decision, charter: the dossier enters follow-up; returns when."""
     client = stack.client
-    review_due = (await stack.env.get_current_time(client.get_workflow_handle(ident))
-                  + timedelta(days=40)).astimezone(PARIS).date().isoformat()  # fmt: skip
+    review_due = dates.due(await stack.env.get_current_time(client.get_workflow_handle(ident)), 40).arg
     steps = [
         (STAFF, "acknowledge", {}),
         (STAFF, "declare-complete", {}),
@@ -628,7 +622,7 @@ def quarterly(started_at: datetime, period: int) -> datetime:
     year, month = divmod(index, 12)
     for day in range(first.day, 0, -1):
         with contextlib.suppress(ValueError):
-            return paris_midnight(date(year, month + 1, day))
+            return dates.paris_midnight(date(year, month + 1, day))
     raise AssertionError("unreachable")
 
 
@@ -695,7 +689,7 @@ async def test_three_years_of_quarterly_reports_across_continue_as_new(
     for period, due in dues.items():
         for days in (30, 7, 1):
             kind = f"reminder_report_due_{days}d_p{period}"
-            assert_at(at[kind], paris_days_before(due, days), kind)
+            assert_at(at[kind], dates.paris_days_before(due, days), kind)
     assert len(runs) >= 2, f"no continue-as-new: one run of {runs[0]}"
     assert (await handle.describe()).run_id != first_run
     print(
@@ -704,7 +698,7 @@ async def test_three_years_of_quarterly_reports_across_continue_as_new(
     )
 
 
-# --- last: the refusal of a late submission (fails on the current code) --------------------------
+# --- last: the refusal of a late submission, in the rules' words ---------------------------------
 
 
 async def test_submission_one_second_after_the_closing_is_refused_and_writes_nothing(
@@ -712,31 +706,33 @@ async def test_submission_one_second_after_the_closing_is_refused_and_writes_not
 ) -> None:
     """A holder submits 1 s after the closing: refused, nothing written, and told why.
 
-    FAILS on the current code, on the message only. The draft expired at the closing, its workflow
-    completed, and `amiflow.dossiers.send` turns the server's NOT_FOUND into the generic
-    InvalidCommand « Dossier inconnu ou terminé : « … ». », which never says that the phase closed
-    (nor that the dossier expired). Expected: the decider's word, « … est close depuis le
-    2027-06-05T00:00+02:00 (heure de Paris) ». Kept last so that `-x` runs the others first.
+    The draft expired at the closing and its workflow completed. Given the journal (engine and keys),
+    `amiflow.dossiers.send` reads the ended dossier back from it and the rules refuse in their own
+    words, « … est close depuis le CLOSING (heure de Paris) » with the closing in Paris time and its
+    offset, rather than the generic « Dossier inconnu ou terminé : « … ». », which never said that
+    the phase closed. (This test failed, on the message only, until `send` read ended dossiers back
+    from the journal.) Kept last so that `-x` runs the others first.
     """
     env, engine = stack.env, stack.engine
     holder = Actor.parse("holder:smtd-retard")
-    call = await ressourceries_call(stack, tmp_path, started, "late")
+    call, closing = await ressourceries_call(stack, tmp_path, started, "late")
+    closing_at, reminders = closing.at, closing.reminders
     [draft] = await start_drafts(stack, started, call, [("SMTD-EN-RETARD", holder)])
-    await ff_to(env, draft, CLOSING - SECOND)
+    await ff_to(env, draft, closing_at - SECOND)
     assert (await current(draft)).status is Status.DRAFT
-    await ff_to(env, draft, CLOSING + SECOND)
+    await ff_to(env, draft, closing_at + SECOND)
     await eventually(kinds_are, engine, draft.id,
-                     Counter([*(f"reminder_phase_closing_{d}d" for d in REMINDERS), "expired"]))  # fmt: skip
+                     Counter([*(f"reminder_phase_closing_{d}d" for d in reminders), "expired"]))  # fmt: skip
     before = (await journal(stack, draft.id), await notices(engine, draft.id),
               await projection(engine, draft.id), mail_keys(stack.mail_dir))  # fmt: skip
     run = (await draft.describe()).run_id
 
     with pytest.raises(DomainError) as refused:
-        await send(stack.client, draft.id, Submit(), holder, stack.engine, stack.keys)
+        await send(stack.client, draft.id, Submit(), holder, stack.store, stack.keys)
 
     after = (await journal(stack, draft.id), await notices(engine, draft.id),
              await projection(engine, draft.id), mail_keys(stack.mail_dir))  # fmt: skip
     assert after == before, "a refused submission wrote something"
     description = await draft.describe()
     assert (description.run_id, description.status) == (run, WorkflowExecutionStatus.COMPLETED)
-    assert "close depuis le 2027-06-05T00:00+02:00" in refused.value.message, refused.value.message
+    assert f"close depuis le {dates.paris_iso(closing_at)}" in refused.value.message, refused.value.message

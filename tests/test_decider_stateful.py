@@ -1,6 +1,6 @@
 """Random command sequences, by random actors, at random instants: the decider's invariants hold.
 
-Two machines, one per call: PMCB (rolling review, open 2025-07-01 to 2028-07-01 Paris time) and
+Two machines, one per call: PMCB (rolling review, open 1 July 2025 to 1 July 2028, Paris time) and
 CREC 2018 (themes, review after the session closed on 2018-09-08). The clock only moves forward,
 by seconds to months; it is sometimes parked just before a DST change, or exactly on (or a hair
 around) an instant the dossier waits for. Commands are mostly the sensible next step (right role,
@@ -26,33 +26,21 @@ from amiflow.catalogue import CALLS_DIR, load_call, load_dossier, load_schemes
 from domain.access import SYSTEM, Actor, Role
 from domain.calendar import PARIS
 from domain.calls import Call, HolderType
-from domain.deadlines import deadlines, report_count, report_due
-from domain.decider import PERMISSIONS, decide, evolve, replay
-from domain.dossier import (
-    FILING_STEPS,
-    LIFECYCLE,
+from domain.commands import (
     Acknowledge,
     AssignReviewers,
     AttachDocument,
     Close,
     Command,
-    DeadlineKind,
     DeclareComplete,
     DeclareInterests,
     DestroyContent,
-    DocumentRef,
-    DossierContent,
-    DossierState,
-    DossierSubmitted,
     EscalateComplement,
     EscalateReview,
-    Event,
     ExpireDraft,
     ExtendDeadline,
     FileReport,
-    FilingStatus,
     FlagLateReport,
-    FollowUpKind,
     GrantClearance,
     LiftLegalHold,
     Orient,
@@ -62,14 +50,27 @@ from domain.dossier import (
     RequestComplement,
     SetLegalHold,
     StartDraft,
-    Status,
     Submit,
     SubmitReview,
     TakeDecision,
     UpdateDraft,
     Withdraw,
-)  # fmt: skip
+)
+from domain.deadlines import deadlines, report_count, report_due
+from domain.decider import PERMISSIONS, decide, evolve, replay
 from domain.errors import DomainError
+from domain.events import DossierSubmitted, Event
+from domain.state import (
+    FILING_STEPS,
+    LIFECYCLE,
+    DeadlineKind,
+    DocumentRef,
+    DossierContent,
+    DossierState,
+    FilingStatus,
+    FollowUpKind,
+    Status,
+)
 
 EXAMPLES = Path(__file__).resolve().parent.parent / "deploy" / "examples"
 PMCB = load_call(CALLS_DIR / "hdf-pmcb-reemploi.yaml")

@@ -1,8 +1,9 @@
 """Every command, by every role, in every status: what the decider accepts, and what it refuses.
 
 The dossiers are driven to each status through real commands on the PMCB call (rolling review,
-open 2025-07-01 to 2028-07-01, Paris time); the CREC 2018 call covers themes and review after
-closing. A refused command must change nothing; an accepted one must follow LIFECYCLE.
+open from 1 July 2025 for three years, Paris time: the shipped file, at fixed instants of 2026, so
+these tests do not depend on today); the CREC 2018 call covers themes and review after closing.
+A refused command must change nothing; an accepted one must follow LIFECYCLE.
 """
 
 from __future__ import annotations
@@ -20,35 +21,21 @@ from amiflow.catalogue import CALLS_DIR, load_call, load_dossier, load_schemes
 from domain.access import SYSTEM, Actor, Role
 from domain.calendar import PARIS, show, to_utc
 from domain.calls import HolderType, Section
-from domain.deadlines import deadlines, report_count, report_due
-from domain.decider import ACCEPTED_IN, PERMISSIONS, decide, evolve, replay
-from domain.dossier import (
-    FILING_STEPS,
-    LIFECYCLE,
+from domain.commands import (
     Acknowledge,
     AssignReviewers,
     AttachDocument,
     Close,
     Command,
-    ComplementOverdue,
-    DeadlineKind,
     DeclareComplete,
     DeclareInterests,
     DestroyContent,
-    DocumentRef,
-    DossierContent,
-    DossierState,
-    DossierSubmitted,
-    DraftStarted,
     EscalateComplement,
     EscalateReview,
-    Event,
     ExpireDraft,
     ExtendDeadline,
     FileReport,
-    FilingStatus,
     FlagLateReport,
-    FollowUpKind,
     GrantClearance,
     LiftLegalHold,
     Orient,
@@ -56,17 +43,16 @@ from domain.dossier import (
     RecordFiling,
     RecordFollowUp,
     RequestComplement,
-    ReviewerRecused,
-    ReviewOverdue,
     SetLegalHold,
     StartDraft,
-    Status,
     Submit,
     SubmitReview,
     TakeDecision,
     UpdateDraft,
     Withdraw,
-)  # fmt: skip
+)
+from domain.deadlines import deadlines, report_count, report_due
+from domain.decider import ACCEPTED_IN, PERMISSIONS, decide, evolve, replay
 from domain.errors import (
     DomainError,
     IncompleteDossier,
@@ -77,7 +63,19 @@ from domain.errors import (
     NotEligible,
     PhaseClosed,
 )  # fmt: skip
+from domain.events import ComplementOverdue, DossierSubmitted, DraftStarted, Event, ReviewerRecused, ReviewOverdue
 from domain.schemes import recommend
+from domain.state import (
+    FILING_STEPS,
+    LIFECYCLE,
+    DeadlineKind,
+    DocumentRef,
+    DossierContent,
+    DossierState,
+    FilingStatus,
+    FollowUpKind,
+    Status,
+)
 
 EXAMPLES = Path(__file__).resolve().parent.parent / "deploy" / "examples"
 PMCB = load_call(CALLS_DIR / "hdf-pmcb-reemploi.yaml")
@@ -458,12 +456,13 @@ def test_flag_late_report_only_once_due() -> None:
 def test_submission_after_the_phase_closed_shows_the_closing_in_paris_time() -> None:
     draft = reach(Status.DRAFT)
     closes = PHASE.closes_at
+    assert closes == paris(2028, 7, 1)  # « avant le 1er juillet 2028 », three years after the opening
     assert accepted(draft, Submit(), HOLDER, closes - timedelta(microseconds=1)).status is (
         Status.SUBMITTED
     )
     for when in (closes, closes + timedelta(days=90)):
         exc = refused(draft, Submit(), HOLDER, when, PhaseClosed)
-        assert "2028-07-01T00:00+02:00" in exc.message and "heure de Paris" in exc.message
+        assert f"{paris(2028, 7, 1).isoformat(timespec='minutes')} (heure de Paris)" in exc.message  # +02:00
 
 
 def test_crec_submission_after_the_session_closed() -> None:

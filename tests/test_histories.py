@@ -28,10 +28,10 @@ with workflow.unsafe.imports_passed_through():
 
     from amiflow.temporal import SANDBOX, WORKFLOWS
 
-from activities.contracts import APPEND, AppendEvents
+from activities.contracts import APPEND, READ_CALL, AppendEvents
 from domain import DossierState, Event, deadlines, replay
-from domain.dossier import DeadlineKind
 from domain.notices import Notice, notices_for
+from domain.state import DeadlineKind
 from workflows.call import CallWorkflow
 from workflows.dossier import JOURNAL_RETRY, DossierInput, DossierWorkflow
 
@@ -158,3 +158,19 @@ async def test_a_change_of_commands_does_not_replay(file: str) -> None:
 async def test_the_same_change_behind_workflow_patched_replays(file: str) -> None:
     result = await replayer(NoticesFirstPatched, CallWorkflow).replay_workflow(load(file))
     assert result.replay_failure is None
+
+
+# --- the trust boundary's change, behind workflow.patched -----------------------------------------
+
+
+@pytest.mark.parametrize("file", DOSSIERS)
+def test_a_draft_reads_its_call_from_the_worker_only_in_histories_recorded_since(file: str) -> None:
+    """Histories recorded before the trust boundary took the client's call snapshot; those recorded
+    since (`*.trust.json.gz`) read it from the call's workflow (activity `calls.read`) before the first
+    journal write. Both replay (above): the change is behind `workflow.patched("call-from-worker")`."""
+    names = [e.activity_task_scheduled_event_attributes.activity_type.name for e in load(file).events
+             if e.HasField("activity_task_scheduled_event_attributes")]  # fmt: skip
+    if ".trust." in file:
+        assert names[:2] == [READ_CALL, APPEND]
+    else:
+        assert READ_CALL not in names

@@ -8,7 +8,7 @@ import asyncio
 import base64
 import logging
 import shutil
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from pathlib import Path
 
 import asyncpg
@@ -19,16 +19,16 @@ from temporalio.client import Client
 
 from activities.journal import JournalActivities
 from activities.notifications import NotificationActivities
-from activities.schema import dossier_keys, events
-from amiflow.catalogue import CALLS_DIR, load_call
 from amiflow.codec import KEY_ID, EnvelopeCodec, data_converter
 from amiflow.dossiers import build_command, history, send, start_calls, submit
-from amiflow.keys import KEYRING, DossierKeys, KeyProblem, Keyring, Tampered, UnknownKey, seal
 from amiflow.temporal import build_worker
 from amiflow.vault import MAGIC
 from amiflow.vault import _aad as vault_aad
 from domain import Actor
-from domain.dossier import Status
+from domain.state import Status
+from journal.keys import KEYRING, DossierKeys, KeyProblem, Keyring, Tampered, UnknownKey, seal
+from journal.schema import dossier_keys, events
+from tests import dates
 from tests.conftest import Stack
 
 EXAMPLE = Path(__file__).resolve().parent.parent / "deploy" / "examples" / "hdf-pmcb-reemploi.yaml"
@@ -37,7 +37,7 @@ HOLDER, STAFF = Actor.parse("holder:acme"), Actor.parse("staff:amelie")
 
 async def submitted(stack: Stack, task_queue: str) -> str:
     with stack.env.with_time_skipping_disabled():
-        await start_calls(stack.client, task_queue, [load_call(CALLS_DIR / "hdf-pmcb-reemploi.yaml")])
+        await start_calls(stack.client, task_queue, [dates.shifted_call("hdf-pmcb-reemploi", datetime.now(UTC))])
         return (await submit(stack.client, task_queue, EXAMPLE, HOLDER, datetime.now(UTC))).dossier_id
 
 
@@ -80,7 +80,7 @@ async def test_rotation_in_the_middle_of_a_lifecycle(stack: Stack) -> None:
     ident = await submitted(stack, stack.task_queue)
     await send(stack.client, ident, build_command("acknowledge", {}), STAFF)
     assert stack.keys.keyring.rotate() == "k2"
-    due = (datetime.now(UTC) + timedelta(days=20)).date().isoformat()
+    due = dates.due(datetime.now(UTC), 20).arg
     await send(stack.client, ident, build_command("request-complement", {"pieces": "Kbis", "due": due}), STAFF)
     result = await send(stack.client, ident, build_command("provide-complement", {"note": "joint"}), HOLDER)
     assert result.status is Status.ACKNOWLEDGED
@@ -89,8 +89,8 @@ async def test_rotation_in_the_middle_of_a_lifecycle(stack: Stack) -> None:
         wrapped = await conn.execute(select(dossier_keys.c.key_id).where(dossier_keys.c.dossier_id == ident))
         assert sorted(r[0] for r in wrapped) == ["k1", "k2"]
     # Both generations open, in a process that starts afresh from the keyring file.
-    fresh = DossierKeys(Keyring.open(stack.data_dir), stack.engine)
-    assert [e.type for e in await history(stack.engine, fresh, ident)][-2:] == ["complement_requested",
+    fresh = DossierKeys(Keyring.open(stack.data_dir), stack.store)
+    assert [e.type for e in await history(stack.store, fresh, ident)][-2:] == ["complement_requested",
                                                                                 "complement_provided"]  # fmt: skip
     # Temporal's copy: the last update's payload names the new key.
     accepted = [e.workflow_execution_update_accepted_event_attributes
@@ -110,12 +110,12 @@ async def test_a_worker_without_the_key_retries_until_the_key_is_back(
     behind = tmp_path / "worker-data"
     (behind / "keys").mkdir(parents=True)
     shutil.copy(stack.data_dir / KEYRING, behind / KEYRING)
-    worker_keys = DossierKeys(Keyring.open(behind), stack.engine)
+    worker_keys = DossierKeys(Keyring.open(behind), stack.store)
     worker_client = await Client.connect(stack.client.service_client.config.target_host, namespace=stack.namespace,
                                          data_converter=data_converter(worker_keys))  # fmt: skip
     queue = f"{stack.task_queue}-behind"
-    journal = JournalActivities(stack.engine, worker_keys)
-    notices = NotificationActivities(stack.engine, worker_keys, tmp_path / "maildrop")
+    journal = JournalActivities(stack.store, worker_keys)
+    notices = NotificationActivities(stack.store, worker_keys, tmp_path / "maildrop")
     caplog.set_level(logging.WARNING)
     async with build_worker(worker_client, queue, [journal.append, journal.open_dossiers, notices.send]):
         ident = await submitted(stack, queue)
@@ -158,7 +158,7 @@ async def test_altered_ciphertext_is_a_clear_error_everywhere(stack: Stack, tmp_
     await owner.execute("update events set sealed = $1 where dossier_id = $2 and seq = 2", flipped, ident)
     await owner.close()
     with pytest.raises(Tampered, match=f"événement 2 du dossier {ident}"):
-        await history(stack.engine, stack.keys, ident)
+        await history(stack.store, stack.keys, ident)
 
     # A vault file replaced or altered: its seal or its SHA-256 refuses it.
     piece = tmp_path / "budget.pdf"

@@ -1,7 +1,8 @@
 """Whole lifecycles of each shipped call on the real dev server and PostgreSQL, through the CLI's
-code path (amiflow.dossiers). The ressourceries and CREC calls' real dates are past (today is after
-5 June 2026 and 7 September 2018) and a workflow's clock only moves forward from the real now: those
-two run on copies of their files with the same structure and the dates moved to the coming year."""
+code path (amiflow.dossiers). A workflow's clock only moves forward from the real now, and the shipped
+calls' dates are past or will be: each lifecycle runs on a copy of its call file with the same
+structure and the dates moved around today (tests/dates.py): PMCB open, ressourceries phase 2 open and
+CREC's session open, both reviewed after their closing."""
 
 from __future__ import annotations
 
@@ -10,10 +11,11 @@ from pathlib import Path
 
 from sqlalchemy import text
 
-from amiflow.catalogue import CALLS_DIR, load_call
+from amiflow.catalogue import load_call
 from amiflow.dossiers import build_command, history, send, start_calls, submit
 from domain import Actor, Call
-from domain.dossier import Status
+from domain.state import Status
+from tests import dates
 from tests.conftest import Stack
 
 EXAMPLES = Path(__file__).resolve().parent.parent / "deploy" / "examples"
@@ -21,17 +23,6 @@ HOLDER = Actor.parse("holder:acme")
 STAFF = Actor.parse("staff:amelie")
 RITA = Actor.parse("reviewer:rita")
 COMMITTEE = Actor.parse("committee:cora")
-
-
-def moved(tmp_path: Path, name: str, replacements: dict[str, str]) -> Path:
-    """A copy of a shipped call file with some dates rewritten."""
-    source = (CALLS_DIR / name).read_text()
-    for old, new in replacements.items():
-        assert old in source, old
-        source = source.replace(old, new)
-    path = tmp_path / name
-    path.write_text(source)
-    return path
 
 
 async def drive(stack: Stack, call: Call, example: Path, criteria: str, *, after_closing: bool) -> str:
@@ -47,7 +38,7 @@ async def drive(stack: Stack, call: Call, example: Path, criteria: str, *, after
         return (await send(stack.client, ident, build_command(name, options), actor)).status
 
     assert await do(STAFF, "acknowledge") is Status.ACKNOWLEDGED
-    due = (datetime.now(UTC) + timedelta(days=30)).date().isoformat()
+    due = dates.due(datetime.now(UTC), 30).arg
     assert await do(STAFF, "request-complement", pieces="Budget détaillé", due=due) is Status.COMPLEMENT_REQUESTED
     assert await do(HOLDER, "provide-complement", note="Budget joint") is Status.ACKNOWLEDGED
     assert await do(STAFF, "declare-complete") is Status.COMPLETE
@@ -55,7 +46,7 @@ async def drive(stack: Stack, call: Call, example: Path, criteria: str, *, after
         closes = call.phases[-1].closes_at if len(call.phases) > 1 else call.phases[0].closes_at
         await stack.env.fast_forward(handle, closes - await stack.env.get_current_time(handle) + timedelta(hours=1))
     now = await stack.env.get_current_time(handle)
-    review_due = (now + timedelta(days=20)).date().isoformat()
+    review_due = dates.due(now, 20).arg
     assert await do(STAFF, "assign-reviewers", reviewers="rita", due=review_due) is Status.UNDER_REVIEW
     await do(RITA, "declare-interests", conflict="false")
     await do(RITA, "submit-review", scores=criteria, opinion="Projet solide et utile au territoire.")
@@ -74,7 +65,7 @@ async def drive(stack: Stack, call: Call, example: Path, criteria: str, *, after
 
 
 async def check_journal(stack: Stack, ident: str) -> list[str]:
-    journal = await history(stack.engine, stack.keys, ident)
+    journal = await history(stack.store, stack.keys, ident)
     async with stack.engine.connect() as conn:
         seqs = [r[0] for r in await conn.execute(
             text("select seq from events where dossier_id = :d order by seq"), {"d": ident})]  # fmt: skip
@@ -95,8 +86,8 @@ EXPECTED = [
 ]  # fmt: skip
 
 
-async def test_pmcb_full_lifecycle(stack: Stack) -> None:
-    call = load_call(CALLS_DIR / "hdf-pmcb-reemploi.yaml")
+async def test_pmcb_full_lifecycle(stack: Stack, tmp_path: Path) -> None:
+    call = load_call(dates.write_shifted_call(tmp_path, "hdf-pmcb-reemploi", datetime.now(UTC)))
     ident = await drive(stack, call, EXAMPLES / "hdf-pmcb-reemploi.yaml",
                         "solutions=4,court_terme=3,impact_socio_economique=5", after_closing=False)  # fmt: skip
     assert await check_journal(stack, ident) == EXPECTED
@@ -104,11 +95,10 @@ async def test_pmcb_full_lifecycle(stack: Stack) -> None:
 
 
 async def test_ressourceries_phase_2_full_lifecycle(stack: Stack, tmp_path: Path) -> None:
-    path = moved(tmp_path, "hdf-ressourceries.yaml", {
-        "date: 2026-02-31": "date: 2026-11-01", "date: 2026-06-05": "date: 2027-06-05",
-    })  # fmt: skip
-    call = load_call(path)
-    assert call.phases[1].closes_at.isoformat() == "2027-06-04T22:00:00+00:00"
+    now = datetime.now(UTC)
+    call = load_call(dates.write_shifted_call(tmp_path, "hdf-ressourceries", now))
+    closes = dates.shifted_dates("hdf-ressourceries", now)[("phase-2", dates.CLOSES)]
+    assert call.phases[1].closes_at == dates.paris_midnight(closes)  # reviewed after that closing
     ident = await drive(stack, call, EXAMPLES / "hdf-ressourceries.yaml",
                         "solutions=5,court_terme=4,impact_socio_economique=4", after_closing=True)  # fmt: skip
     types = await check_journal(stack, ident)
@@ -116,10 +106,10 @@ async def test_ressourceries_phase_2_full_lifecycle(stack: Stack, tmp_path: Path
 
 
 async def test_crec_session_full_lifecycle(stack: Stack, tmp_path: Path) -> None:
-    path = moved(tmp_path, "normandie-crec-2018.yaml", {
-        "date: 2018-04-19": "date: 2026-11-01", "date: 2018-09-08": "date: 2027-09-08",
-    })  # fmt: skip
-    call = load_call(path)
+    now = datetime.now(UTC)
+    call = load_call(dates.write_shifted_call(tmp_path, "normandie-crec-2018", now))
+    closes = dates.shifted_dates("normandie-crec-2018", now)[("session-2018-09", dates.CLOSES)]
+    assert call.phases[0].closes_at == dates.paris_midnight(closes)  # reviewed after that closing
     ident = await drive(stack, call, EXAMPLES / "normandie-crec-2018.yaml",
                         "strategie=4,emergence=4,mise_en_oeuvre=3", after_closing=True)  # fmt: skip
     assert await check_journal(stack, ident) == EXPECTED

@@ -7,7 +7,7 @@ amelie only (the YAML also names guichet: the copy proves the captured call is t
 from __future__ import annotations
 
 from collections.abc import Callable
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from functools import cache
 
 import pytest
@@ -15,7 +15,7 @@ import pytest
 from domain import Actor, DossierState, Role, Status, decide, replay
 from domain.access import SYSTEM
 from domain.calls import Call
-from domain.dossier import (
+from domain.commands import (
     Acknowledge,
     AssignReviewers,
     AttachDocument,
@@ -23,13 +23,26 @@ from domain.dossier import (
     Command,
     DeclareComplete,
     DeclareInterests,
+    DestroyContent,
     GrantClearance,
     StartDraft,
     Submit,
     SubmitReview,
-)  # fmt: skip
+    TakeDecision,
+)
 from domain.errors import NotAllowed
-from domain.reading import ReadDecision, Reading, may_read, require_read, summary, visible
+from domain.reading import (
+    Purpose,
+    ReadDecision,
+    Reading,
+    Sight,
+    event_shown,
+    may_read,
+    shown_actor,
+    sight,
+    summary,
+    visible,
+)
 from tests.test_decider_transitions import (
     AUDITOR,
     COMMITTEE,
@@ -198,7 +211,7 @@ def test_staff_of_the_call_reads_everything(state: Callable[[], DossierState], w
 def test_staff_not_listed_is_refused(actor: Actor, what: Reading) -> None:
     decision = may_read(reviewed(), actor, what)
     assert decision.granted is False
-    assert decision.reason == "chargé de mission d’un autre appel"
+    assert decision.reason == "vous n’êtes pas chargé de mission de cet appel (amelie)"
 
 
 @pytest.mark.parametrize("actor", [STAFF, GUICHET, BRUNO], ids=lambda a: a.name)
@@ -361,36 +374,6 @@ def test_those_refused_everything_see_no_content_and_no_reviews(actor: Actor) ->
     assert (seen.content, seen.documents, seen.reviews) == (None, (), ())
 
 
-# --- require_read ---------------------------------------------------------------------------
-
-
-def test_require_read_returns_the_grant() -> None:
-    decision = require_read(reviewed(), STAFF, Reading.CONTENT)
-    assert decision == ReadDecision(granted=True, reason="chargé de mission de l’appel")
-
-
-@pytest.mark.parametrize(
-    ("actor", "what"),
-    [(OTHER_HOLDER, C), (HOLDER, R), (BRUNO, H), (VICTOR, C), (COMMITTEE, C), (AUDITOR, C), (SYSTEM, H)],
-    ids=str,
-)
-def test_require_read_raises_with_dossier_id_and_reason(actor: Actor, what: Reading) -> None:
-    state = reviewed()
-    reason = may_read(state, actor, what).reason
-    with pytest.raises(NotAllowed) as info:
-        require_read(state, actor, what)
-    message = info.value.message
-    assert state.id and state.id in message
-    assert reason in message
-    assert what.label in message
-    assert str(info.value) == message
-
-
-def test_require_read_names_the_missing_declaration() -> None:
-    with pytest.raises(NotAllowed, match="pas encore déclarée"):
-        require_read(assigned(), REVIEWER, Reading.CONTENT)
-
-
 # --- reasons --------------------------------------------------------------------------------
 
 STATES = (submitted, assigned, declared, reviewed, closed)
@@ -423,3 +406,227 @@ def test_staff_not_listed_may_not_act_either() -> None:
 def test_reviewers_stay_anonymous_to_the_holder() -> None:
     seen = visible(reviewed(), HOLDER)
     assert seen.assignments == () and seen.recused == () and seen.reviews == ()
+
+
+# --- sight: what a reader sees and what the read log records ----------------------------------
+# Expectations are written out here, not derived from `domain.reading`'s own tables.
+
+P = Purpose
+CORA_ONLY = PMCB.model_copy(update={"staff": ("amelie",), "committee": ("cora",)})
+ZOE = Actor(role=Role.COMMITTEE, name="zoe")  # committee member, not of CORA_ONLY's committee
+NOT_LISTED = "vous n’êtes pas chargé de mission de cet appel (amelie)"
+
+
+def entries(seen: Sight) -> list[tuple[str, bool]]:
+    return [(e.what, e.granted) for e in seen.logged]
+
+
+# reader, allowed, content, reviews, log entries (what, granted) — `dossier show` of the reviewed dossier
+SHOW_TABLE: list[tuple[str, Actor | None, bool, bool, bool, list[tuple[str, bool]]]] = [
+    ("nobody", None, True, False, False, []),
+    ("holder", HOLDER, True, True, False, [("content", True)]),
+    ("other-holder", OTHER_HOLDER, False, False, False, [("content", False)]),
+    ("staff", STAFF, True, True, True, [("content", True)]),
+    ("staff-unlisted", BRUNO, False, False, False, [("content", False)]),
+    ("reviewer-declared", REVIEWER, True, True, False, [("content", True)]),
+    ("reviewer-recused", REMI, False, False, False, [("content", False)]),
+    ("reviewer-unassigned", VICTOR, False, False, False, [("content", False)]),
+    ("committee", COMMITTEE, True, False, True, [("reviews", True), ("summary", True)]),
+    ("auditor-uncleared", AUDITOR, True, False, False, [("content", False)]),
+    ("system", SYSTEM, False, False, False, [("content", False)]),
+]
+
+
+@pytest.mark.parametrize(("reader", "allowed", "content", "reviews", "logged"),
+                         [row[1:] for row in SHOW_TABLE], ids=[row[0] for row in SHOW_TABLE])  # fmt: skip
+def test_sight_show_table(reader: Actor | None, allowed: bool, content: bool, reviews: bool,
+                          logged: list[tuple[str, bool]]) -> None:  # fmt: skip
+    seen = sight(reviewed(), reader, P.SHOW)
+    assert (seen.allowed, seen.content, seen.reviews) == (allowed, content, reviews)
+    assert entries(seen) == logged
+    assert seen.reason and FRENCH.search(seen.reason)
+    if not allowed:
+        assert seen.state is None
+        return
+    assert seen.state is not None
+    assert (seen.state.content is not None and bool(seen.state.content.sections)) is content
+    assert bool(seen.state.documents) is content
+    assert bool(seen.state.reviews) is reviews
+
+
+def test_sight_without_identity_is_metadata_only_and_masks_reviewers() -> None:
+    seen = sight(reviewed(), None, P.SHOW)
+    assert seen.logged == ()
+    assert seen.state is not None
+    assert seen.state.status is Status.UNDER_REVIEW and seen.state.id == reviewed().id
+    assert (seen.state.content, seen.state.documents, seen.state.reviews) == (None, (), ())
+    assert (seen.state.assignments, seen.state.recused) == ((), ())
+    assert shown_actor(None, "reviewer:rita") == "reviewer:—"
+    assert shown_actor(None, "staff:amelie") == "staff:amelie"
+    assert shown_actor(None, "holder:acme") == "holder:acme"
+    for purpose in (P.DOCUMENT, P.DECODE):
+        refused = sight(reviewed(), None, purpose)
+        assert (refused.allowed, refused.state, refused.logged) == (False, None, ())
+    for purpose in (P.HISTORY, P.TIMELINE):
+        assert sight(reviewed(), None, purpose).logged == ()
+        assert event_shown(sight(reviewed(), None, purpose), None, "review_submitted") is False
+
+
+@pytest.mark.parametrize(("reader", "masked"), [(None, True), (HOLDER, True), (STAFF, False), (COMMITTEE, False),
+                                                (AUDITOR, False), (REVIEWER, False)], ids=str)  # fmt: skip
+def test_reviewer_names_are_masked_for_the_holder_and_for_nobody(reader: Actor | None, masked: bool) -> None:
+    assert shown_actor(reader, "reviewer:rita") == ("reviewer:—" if masked else "reviewer:rita")
+    assert shown_actor(reader, "committee:cora") == "committee:cora"
+
+
+def test_holder_never_sees_reviewers_in_the_state() -> None:
+    seen = sight(reviewed(), HOLDER, P.SHOW).state
+    assert seen is not None and (seen.assignments, seen.recused, seen.reviews) == ((), (), ())
+    assert event_shown(sight(reviewed(), HOLDER, P.HISTORY), HOLDER, "reviewers_assigned") is False
+
+
+@cache
+def committee_reviewed() -> DossierState:
+    """Reviewed like `reviewed`, on a call whose committee is cora alone."""
+    steps: list[Step] = [
+        *start(CORA_ONLY),
+        (Acknowledge(), STAFF),
+        (DeclareComplete(), STAFF),
+        (AssignReviewers(reviewers=("rita",), due=REVIEW_DUE), STAFF),
+        (DeclareInterests(conflict=False, statement="Aucun lien"), REVIEWER),
+        (SubmitReview(scores=SCORES, opinion="Consortium solide"), REVIEWER),
+    ]
+    return drive(steps)
+
+
+def test_committee_of_the_call_reads_reviews_and_summary_logged_as_granted() -> None:
+    seen = sight(committee_reviewed(), COMMITTEE, P.SHOW)
+    assert (seen.allowed, seen.content, seen.reviews) == (True, False, True)
+    assert entries(seen) == [("reviews", True), ("summary", True)]
+    assert all(e.granted for e in seen.logged)  # never "refused" while showing data
+    assert seen.state is not None and seen.state.content is not None
+    assert seen.state.content.sections == {} and seen.state.content.partners == ()
+    assert [r.reviewer for r in seen.state.reviews] == ["rita"]
+    assert seen.state.documents == ()
+
+
+@pytest.mark.parametrize("purpose", list(Purpose), ids=str)
+def test_committee_of_another_call_reads_nothing(purpose: Purpose) -> None:
+    seen = sight(committee_reviewed(), ZOE, purpose)
+    assert (seen.allowed, seen.content, seen.reviews, seen.state) == (False, False, False, None)
+    assert seen.reason == "vous ne siégez pas au comité de cet appel (cora)"
+    assert [e.granted for e in seen.logged] == [False]
+
+
+def test_committee_of_another_call_may_not_decide() -> None:
+    with pytest.raises(NotAllowed, match="ne siégez pas au comité de cet appel"):
+        decide(committee_reviewed(), TakeDecision(retained=True, reasons="Solide"), ZOE, NOW)
+    assert decide(committee_reviewed(), TakeDecision(retained=True, reasons="Solide"), COMMITTEE, NOW)
+
+
+def test_call_without_committee_list_lets_any_member_read() -> None:
+    assert sight(reviewed(), ZOE, P.SHOW).reviews is True
+
+
+def test_committee_history_shows_review_bodies_only() -> None:
+    seen = sight(reviewed(), COMMITTEE, P.HISTORY)
+    assert entries(seen) == [("reviews", True)]
+    assert event_shown(seen, COMMITTEE, "review_submitted") is True
+    assert event_shown(seen, COMMITTEE, "draft_started") is False
+    assert event_shown(reviewed(), COMMITTEE, "review_submitted") is True
+    assert event_shown(reviewed(), COMMITTEE, "submitted") is False
+
+
+# reader, allowed, logged — `dossier timeline`: metadata only, nothing logged unless refused
+TIMELINE_TABLE: list[tuple[Actor, bool, list[tuple[str, bool]]]] = [
+    (HOLDER, True, []), (STAFF, True, []), (AUDITOR, True, []), (COMMITTEE, True, []), (REVIEWER, True, []),
+    (OTHER_HOLDER, False, [("history", False)]), (BRUNO, False, [("history", False)]),
+    (VICTOR, False, [("history", False)]), (SYSTEM, False, [("history", False)]),
+]  # fmt: skip
+
+
+@pytest.mark.parametrize(("reader", "allowed", "logged"), TIMELINE_TABLE, ids=str)
+def test_sight_timeline_table(reader: Actor, allowed: bool, logged: list[tuple[str, bool]]) -> None:
+    seen = sight(reviewed(), reader, P.TIMELINE)
+    assert (seen.allowed, seen.content, seen.reviews) == (allowed, False, False)
+    assert entries(seen) == logged
+
+
+# reader, granted — a document's bytes, and raw payloads through the codec server
+DOCUMENT_DECODE_TABLE: list[tuple[Actor, bool, bool]] = [
+    (HOLDER, True, False), (STAFF, True, True), (REVIEWER, True, False), (COMMITTEE, False, False),
+    (AUDITOR, False, False), (OTHER_HOLDER, False, False), (BRUNO, False, False), (SYSTEM, False, False),
+]  # fmt: skip
+
+
+@pytest.mark.parametrize(("reader", "document", "decode"), DOCUMENT_DECODE_TABLE, ids=str)
+def test_sight_document_and_decode_table(reader: Actor, document: bool, decode: bool) -> None:
+    doc = sight(reviewed(), reader, P.DOCUMENT, what=f"document:{DOCUMENT.id}")
+    assert (doc.allowed, entries(doc)) == (document, [(f"document:{DOCUMENT.id}", document)])
+    raw = sight(reviewed(), reader, P.DECODE)
+    assert (raw.allowed, entries(raw)) == (decode, [("content", decode)])
+
+
+def test_decode_for_a_cleared_auditor_and_not_for_the_holder() -> None:
+    assert sight(grant(reviewed()), AUDITOR, P.DECODE).allowed is True
+    holder = sight(reviewed(), HOLDER, P.DECODE)
+    assert not holder.allowed and "expertises comprises" in holder.reason
+
+
+def test_auditor_reads_content_only_with_a_clearance() -> None:
+    before = sight(reviewed(), AUDITOR, P.SHOW)
+    assert (before.allowed, before.content, entries(before)) == (True, False, [("content", False)])
+    after = sight(grant(reviewed()), AUDITOR, P.SHOW)
+    assert (after.allowed, after.content, entries(after)) == (True, True, [("content", True)])
+
+
+def test_staff_of_no_call_is_told_they_are_not_staff_of_this_call() -> None:
+    seen = sight(reviewed(), BRUNO, P.SHOW)
+    assert seen.reason == NOT_LISTED
+    assert seen.logged[0].reason == NOT_LISTED
+
+
+SHREDDED_AT = datetime(2037, 1, 5, 23, 30, tzinfo=UTC)  # 6 January in Paris
+
+
+@cache
+def shredded() -> DossierState:
+    state = grant(closed())
+    return replay(decide(state, DestroyContent(), STAFF, SHREDDED_AT), state)
+
+
+@pytest.mark.parametrize("reader", [HOLDER, STAFF, REVIEWER, COMMITTEE, AUDITOR], ids=str)
+def test_nobody_reads_the_content_of_a_shredded_dossier(reader: Actor) -> None:
+    state = shredded()
+    assert state.content_destroyed_at == SHREDDED_AT
+    show_ = sight(state, reader, P.SHOW)
+    assert show_.allowed is True and show_.content is False and show_.reviews is False
+    assert "détruit le 2037-01-06" in show_.reason
+    assert entries(show_) == [("content", False)]
+    assert show_.state is not None
+    assert (show_.state.content, show_.state.documents, show_.state.reviews) == (None, (), ())
+    assert show_.state.content_destroyed_at == SHREDDED_AT and show_.state.status is Status.CLOSED
+    timeline = sight(state, reader, P.TIMELINE)
+    assert timeline.allowed is True and timeline.logged == ()
+    for purpose in (P.DOCUMENT, P.DECODE):
+        refused = sight(state, reader, purpose)
+        assert refused.allowed is False and refused.state is None
+    assert "détruit le 2037-01-06" in sight(state, STAFF, P.DOCUMENT).reason
+
+
+def test_shredded_dossier_still_refuses_those_who_never_could_read_it() -> None:
+    seen = sight(shredded(), OTHER_HOLDER, P.TIMELINE)
+    assert (seen.allowed, seen.reason) == (False, "ce dossier appartient à un autre porteur")
+
+
+def test_as_of_read_today_rights_decide_past_state_is_shown() -> None:
+    past, today = submitted(), grant(reviewed())
+    seen = sight(past, AUDITOR, P.SHOW, rights=today, what="content@2026-03-02T10:00:00Z")
+    assert seen.content is True and seen.state == past
+    assert entries(seen) == [("content@2026-03-02T10:00:00Z", True)]
+    assert sight(past, AUDITOR, P.SHOW).content is False  # the past state alone has no clearance
+    committee = sight(declared(), COMMITTEE, P.SHOW, rights=reviewed(), what="content@2026-03-02T12:00:00Z")
+    assert entries(committee) == [("reviews@2026-03-02T12:00:00Z", True), ("summary@2026-03-02T12:00:00Z", True)]
+    assert committee.state is not None and committee.state.reviews == ()  # none yet at that instant
+    gone = sight(past, STAFF, P.SHOW, rights=shredded())
+    assert gone.content is False and "détruit" in gone.reason

@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
-from domain.dossier import LIFECYCLE, Status
+from domain.state import LIFECYCLE, Status
 
 README = Path(__file__).resolve().parent.parent / "README.md"
 

@@ -3,7 +3,8 @@
 The ressourceries call is a copy of deploy/calls/hdf-ressourceries.yaml with phase 1 closing on a
 real date (before 1 March 2026): phase 2 then runs from 1 March to 5 June 2026 (Paris), and each
 test moves its closing, or changes another field, in a copy of that text. PMCB is the shipped file
-(phase "unique", rolling review, 2025-07-01 to 2028-07-01).
+(phase "unique", rolling review, open 1 July 2025 to 1 July 2028). The journals are built at fixed
+instants of 2026: none of these tests depends on today.
 """
 
 from __future__ import annotations
@@ -17,43 +18,36 @@ from amiflow.catalogue import CALLS_DIR, load_dossier, load_schemes
 from domain.access import SYSTEM, Actor, Role
 from domain.calendar import PARIS
 from domain.calls import Call, parse_call
-from domain.decider import decide, evolve
-from domain.dossier import (
+from domain.commands import (
     Acknowledge,
     AssignReviewers,
     AttachDocument,
     Close,
     Command,
-    DeadlineKind,
     DeclareComplete,
     DeclareInterests,
-    DocumentRef,
-    DossierState,
-    DraftStarted,
     EscalateComplement,
     EscalateReview,
-    Event,
     ExpireDraft,
     ExtendDeadline,
     FileReport,
-    FilingStatus,
     FlagLateReport,
-    FollowUpKind,
     GrantClearance,
     Orient,
     ProvideComplement,
     RecordFiling,
     RecordFollowUp,
-    ReportFiled,
     RequestComplement,
     StartDraft,
-    Status,
     Submit,
     SubmitReview,
     TakeDecision,
     UpdateDraft,
     Withdraw,
-)  # fmt: skip
+)
+from domain.decider import decide, evolve
+from domain.events import DraftStarted, Event, ReportFiled
+from domain.state import DeadlineKind, DocumentRef, DossierState, FilingStatus, FollowUpKind, Status
 from domain.whatif import WhatIf, command_of, whatif
 
 EXAMPLES = Path(__file__).resolve().parent.parent / "deploy" / "examples"
@@ -75,6 +69,7 @@ DOCUMENT = DocumentRef(id="doc-0123456789abcdef", name="budget.pdf", sha256="ab"
 
 PHASE_2 = "Phase 2 — porteurs de ressourceries-recycleries"
 PMCB_PHASE = "Phase unique — étude au fil de l’eau"
+PMCB_CLOSES = datetime(2028, 7, 1, tzinfo=PARIS).isoformat(timespec="minutes")  # +02:00: summer time
 
 
 def paris(year: int, month: int, day: int, hour: int = 0, minute: int = 0) -> datetime:
@@ -313,7 +308,7 @@ def test_review_after_closing_refuses_reviewers_assigned_before_it() -> None:
         dossier_id="hdf-pmcb-reemploi.g", differs=True, actual=Status.RETAINED, would_be=Status.COMPLETE,
         at=utc(2026, 3, 2, 12), event_type="reviewers_assigned",
         reason="« assign-reviewers » du 2026-03-02T13:00+01:00 par staff:amelie aurait été refusé : "
-        f"« {PMCB_PHASE} » est étudiée après clôture : l’expertise commence après le 2028-07-01T00:00+02:00. "
+        f"« {PMCB_PHASE} » est étudiée après clôture : l’expertise commence après le {PMCB_CLOSES}. "
         "Statut qu’aurait gardé le dossier : « complet ».",
     )  # fmt: skip
 

@@ -11,13 +11,19 @@ from pydantic import BaseModel
 from temporalio import workflow
 from temporalio.exceptions import FailureError
 
-from activities.contracts import OPEN_DOSSIERS, SEND, OpenDossiers, SendNotices
+from activities.contracts import OPEN_DOSSIERS, SEND, CallStanding, OpenDossiers, PhaseExtension, SendNotices
 from domain import Actor, Call
-from domain.calendar import show
 from domain.calls import extend_phase
 from domain.errors import DomainError
-from domain.notices import STAFF_DESK, Notice
-from workflows.dossier import JOURNAL_RETRY, PhaseExtended, refusal
+from domain.notices import Moment, announcement, moments_to_announce
+from workflows.common import (
+    ANNOUNCE_TIMEOUT,
+    JOURNAL_RETRY,
+    OPEN_DOSSIERS_TIMEOUT,
+    refusal,
+    untrusted,
+)
+from workflows.dossier import PhaseExtended
 
 
 class CallInput(BaseModel):
@@ -25,6 +31,7 @@ class CallInput(BaseModel):
 
     call: Call
     announced: list[str] = []
+    extensions: dict[str, PhaseExtension] = {}  # by phase id: who moved its closing, and to when
 
 
 class ExtendPhase(BaseModel):
@@ -52,54 +59,50 @@ def call_workflow_id(call_id: str) -> str:
 class CallWorkflow:
     """The life of one call."""
 
-    def __init__(self) -> None:
-        self.call: Call | None = None
+    @workflow.init
+    def __init__(self, start: CallInput) -> None:
+        # Read here, not in `run`: a query or an update delivered with the start sees the call.
+        self.call: Call = start.call
         self.changed = False
-        self.announced: set[str] = set()
+        self.announced: set[str] = set(start.announced)
+        self.extensions: dict[str, PhaseExtension] = dict(start.extensions)
 
     @workflow.run
     async def run(self, start: CallInput) -> None:
         """Announce each opening and closing at its instant, and stay to carry extensions."""
-        self.call = start.call
-        self.announced = set(start.announced)
+        if workflow.info().workflow_id != call_workflow_id(start.call.id):
+            # Dossiers ask `call:<id>` for their call: a definition of another call must not answer there.
+            raise untrusted(f"le workflow {workflow.info().workflow_id} ne porte pas l’appel {start.call.id}")
         while True:
-            upcoming = self._moments()
+            upcoming = moments_to_announce(self.call, self.announced, workflow.now())
             self.changed = False
-            timeout = max(upcoming[0][0] - workflow.now(), timedelta(0)) if upcoming else None
+            timeout = max(upcoming[0].at - workflow.now(), timedelta(0)) if upcoming else None
             try:
                 await workflow.wait_condition(lambda: self.changed, timeout=timeout)
             except TimeoutError:
-                await self._announce(*upcoming[0])
+                await self._announce(upcoming[0])
             if workflow.info().is_continue_as_new_suggested():
                 await workflow.wait_condition(workflow.all_handlers_finished)
-                workflow.continue_as_new(CallInput(call=self.call, announced=sorted(self.announced)))
+                workflow.continue_as_new(CallInput(call=self.call, announced=sorted(self.announced),
+                                                   extensions=self.extensions))  # fmt: skip
 
-    async def _announce(self, at: datetime, key: str, text: str) -> None:
+    async def _announce(self, moment: Moment) -> None:
         assert self.call is not None
-        self.announced.add(key)
-        notice = Notice(key=f"{key}|{STAFF_DESK}", dossier_id=call_workflow_id(self.call.id),
-                        kind=key.split("|")[1], recipient=STAFF_DESK,
-                        subject=f"[{self.call.id}] {text}", body=text, due=at)  # fmt: skip
-        await workflow.execute_activity(SEND, SendNotices(notices=[notice]),
-                                        start_to_close_timeout=timedelta(seconds=60),
+        self.announced.add(moment.key)
+        await workflow.execute_activity(SEND, SendNotices(notices=[announcement(self.call, moment)]),
+                                        start_to_close_timeout=ANNOUNCE_TIMEOUT,
                                         retry_policy=JOURNAL_RETRY)  # fmt: skip
-
-    def _moments(self) -> list[tuple[datetime, str, str]]:
-        assert self.call is not None
-        out = []
-        for p in self.call.phases:
-            out.append((p.opens_at, f"{self.call.id}|phase_opened|{p.id}|{p.opens_at.isoformat()}",
-                        f"Ouverture de « {p.label} » ({show(p.opens_at)})"))  # fmt: skip
-            out.append((p.closes_at, f"{self.call.id}|phase_closed|{p.id}|{p.closes_at.isoformat()}",
-                        f"Clôture de « {p.label} » ({show(p.closes_at)})"))  # fmt: skip
-        now = workflow.now()
-        return sorted(m for m in out if m[1] not in self.announced and m[0] > now - timedelta(seconds=1))
 
     @workflow.query
     def definition(self) -> Call:
         """The call as it stands, extensions included: what new dossiers run under."""
-        assert self.call is not None
         return self.call
+
+    @workflow.query
+    def standing(self) -> CallStanding:
+        """The call as it stands and who extended which phase: what dossiers read (by an activity)
+        when they start a draft or hear of an extension, instead of believing a client."""
+        return CallStanding(call=self.call, extensions=self.extensions)
 
     @workflow.update
     async def extend(self, request: ExtendPhase) -> ExtensionResult:
@@ -108,12 +111,14 @@ class CallWorkflow:
             self.call = self._extended(request)
         except DomainError as exc:
             raise refusal(exc) from None
+        self.extensions[request.phase_id] = PhaseExtension(until=request.until, actor=request.actor)
         self.changed = True
         ids: list[str] = await workflow.execute_activity(
             OPEN_DOSSIERS, OpenDossiers(call_id=self.call.id, phase_id=request.phase_id),
-            start_to_close_timeout=timedelta(seconds=30), retry_policy=JOURNAL_RETRY,
+            start_to_close_timeout=OPEN_DOSSIERS_TIMEOUT, retry_policy=JOURNAL_RETRY,
             result_type=list[str],
         )  # fmt: skip
+        # The signal only tells the dossier to ask: it reads the extension back from this workflow.
         signal = PhaseExtended(until=request.until, actor=request.actor)
 
         async def tell(dossier_id: str) -> None:
@@ -134,5 +139,4 @@ class CallWorkflow:
             raise refusal(exc) from None
 
     def _extended(self, request: ExtendPhase) -> Call:
-        assert self.call is not None
         return extend_phase(self.call, request.phase_id, request.until, request.actor, workflow.now())

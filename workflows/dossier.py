@@ -12,33 +12,50 @@ from datetime import datetime, timedelta
 
 from pydantic import BaseModel
 from temporalio import workflow
-from temporalio.common import RetryPolicy
-from temporalio.exceptions import ApplicationError
 
-from activities.contracts import APPEND, SEND, AppendEvents, SendNotices
-from domain import SYSTEM, Actor, DossierState, Event, deadlines, decide, replay
-from domain.deadlines import Deadline, consequence
-from domain.dossier import (
-    Command,
-    DeadlineKind,
-    ExtendDeadline,
-    Status,
+from activities.contracts import (
+    APPEND,
+    LOAD,
+    READ_CALL,
+    SEND,
+    AppendEvents,
+    CallStanding,
+    LoadDossier,
+    PhaseExtension,
+    ReadCall,
+    SendNotices,
 )  # fmt: skip
+from domain import SYSTEM, Actor, DossierState, Event, deadlines, decide, replay
+from domain.commands import Command, ExtendDeadline, StartDraft
+from domain.deadlines import Deadline, consequence, latest_reminders
 from domain.errors import DomainError
 from domain.notices import Notice, notices_for, reminder_notice
+from domain.state import DeadlineKind, Status
+from workflows.common import (
+    CALL_FROM_WORKER,
+    CALL_READ_TIMEOUT,
+    EXTENSION_FROM_CALL,
+    JOURNAL_READ_TIMEOUT,
+    JOURNAL_RETRY,
+    JOURNAL_WRITE_TIMEOUT,
+    NOTICES_TIMEOUT,
+    TRUSTED_START,
+    continued_by_itself,
+    refusal,
+    untrusted,
+)  # fmt: skip
 
-# PostgreSQL down must not lose a transition: retry without limit, at most every 10 s.
-JOURNAL_RETRY = RetryPolicy(
-    initial_interval=timedelta(milliseconds=200), maximum_interval=timedelta(seconds=10)
-)
+__all__ = ["JOURNAL_RETRY", "DossierInput", "DossierWorkflow", "refusal"]  # re-exported for older imports
 
 
 class DossierInput(BaseModel):
-    """Start (or continue-as-new) input: the dossier's id, and its state when continuing."""
+    """Start (or continue-as-new) input: the dossier's id (the workflow's own), and its state when
+    the workflow continues as new — taken from no other start."""
 
     dossier_id: str
     state: DossierState | None = None
     done: list[str] = []  # deadlines already acted on whose consequence the rules refused
+    resume: bool = False  # a finished dossier reopened: its state is read from the journal
 
 
 class CommandRequest(BaseModel):
@@ -58,15 +75,11 @@ class CommandResult(BaseModel):
 
 
 class PhaseExtended(BaseModel):
-    """Signal from the call's workflow: the phase closes later."""
+    """Signal from the call's workflow: the phase closes later. Its dates and actor are not believed
+    (anyone reaching Temporal can send it): the dossier reads the extension from the call's workflow."""
 
     until: datetime
     actor: Actor
-
-
-def refusal(error: DomainError) -> ApplicationError:
-    """A domain refusal as a Temporal failure a client can branch on (`type` is the error code)."""
-    return ApplicationError(error.message, type=error.code, non_retryable=True)
 
 
 @workflow.defn
@@ -75,20 +88,46 @@ class DossierWorkflow:
 
     @workflow.init
     def __init__(self, start: DossierInput) -> None:
-        # The input is read here, not in `run`, so that an Update delivered with the start (a
-        # command on a dossier resumed from the journal) is validated against the real state.
-        self.state = start.state or DossierState()
-        self.dossier_id = start.dossier_id
+        # The input is read here, not in `run`, so that an Update delivered with the start is
+        # validated against the real state (or refused while the state is not known yet).
+        self.dossier_id = workflow.info().workflow_id
+        self.untrusted = self._untrusted(start)
+        self.state = (start.state if self.untrusted is None else None) or DossierState()
+        self.loading = start.resume and self.untrusted is None
         self.lock = asyncio.Lock()
         self.changed = False
         self.done: set[str] = set(start.done)
 
+    def _untrusted(self, start: DossierInput) -> str | None:
+        """Why the input cannot be taken, if it cannot: the workflow works on its own dossier only,
+        and takes a state only from its own continue-as-new (a client's state would be sealed and
+        chained into the real journal)."""
+        if start.dossier_id != self.dossier_id:
+            return f"le workflow {self.dossier_id} ne peut pas porter le dossier {start.dossier_id}"
+        if start.state is None:
+            return None
+        if start.state.id not in ("", self.dossier_id):
+            return f"l’état fourni est celui du dossier {start.state.id}, pas de {self.dossier_id}"
+        # Runs started with a state before this check (reopened dossiers) keep the path they recorded.
+        if not continued_by_itself() and workflow.patched(TRUSTED_START):
+            return f"un état de dossier ne se donne pas au démarrage ({self.dossier_id}) : il se lit au journal"
+        return None
+
     @workflow.run
     async def run(self, start: DossierInput) -> DossierState:
         """Wait for commands and deadlines until the dossier reaches a final status."""
+        if self.untrusted is not None:
+            workflow.logger.warning("start refused: %s", self.untrusted)
+            raise untrusted(self.untrusted)
+        if self.loading:  # reopened: the journal, read by the worker, is the only source of the state
+            self.state = await workflow.execute_activity(
+                LOAD, LoadDossier(dossier_id=self.dossier_id), start_to_close_timeout=JOURNAL_READ_TIMEOUT,
+                retry_policy=JOURNAL_RETRY, result_type=DossierState,
+            )  # fmt: skip
+            self.loading = False
         while True:
             pending = self._pending()
-            if self.state.status is not Status.NEW and not self.state.status.is_open and not pending:
+            if self.state.status.is_final and not pending:
                 break
             self.changed = False
             timeout = None
@@ -120,15 +159,8 @@ class DossierWorkflow:
         return deadlines(self.state, self.state.call, workflow.now())
 
     async def _fire(self, due: list[Deadline]) -> None:
-        latest_reminder: dict[str, Deadline] = {}
         for d in due:
-            if d.kind is DeadlineKind.REMINDER:
-                # After downtime several reminders of one deadline may be due: send the latest only.
-                key = f"{d.subject}:{d.period}:{d.due.isoformat()}"
-                if key not in latest_reminder or d.days_before < latest_reminder[key].days_before:
-                    latest_reminder[key] = d
-                continue
-            command = consequence(d)
+            command = consequence(d)  # None for a reminder: it only notifies
             if command is None:
                 continue
             try:
@@ -136,7 +168,7 @@ class DossierWorkflow:
             except DomainError as exc:
                 workflow.logger.info("deadline %s not acted on: %s", d.key, exc.code)
                 self.done.add(d.key)
-        notices = [reminder_notice(self.state, d) for d in latest_reminder.values()]
+        notices = [reminder_notice(self.state, d) for d in latest_reminders(due)]
         if notices:
             await self._notify(notices)
 
@@ -158,7 +190,7 @@ class DossierWorkflow:
                 next_deadline_kind=upcoming[0].kind.value if upcoming else None,
                 submitted_at=after.submitted_at,
             ),  # fmt: skip
-            start_to_close_timeout=timedelta(seconds=10),  # a batch takes milliseconds; bounds recovery
+            start_to_close_timeout=JOURNAL_WRITE_TIMEOUT,
             retry_policy=JOURNAL_RETRY,
         )
         notices: list[Notice] = []
@@ -175,17 +207,27 @@ class DossierWorkflow:
         await workflow.execute_activity(
             SEND,
             SendNotices(notices=notices),
-            start_to_close_timeout=timedelta(seconds=20),
+            start_to_close_timeout=NOTICES_TIMEOUT,
             retry_policy=JOURNAL_RETRY,
         )
 
     @workflow.update
     async def command(self, request: CommandRequest) -> CommandResult:
         """Run one command of the decider: journal its events before answering."""
+        if self.untrusted is not None:
+            raise untrusted(self.untrusted)
+        await workflow.wait_condition(lambda: not self.loading)
         async with self.lock:
+            command = request.command
+            if isinstance(command, StartDraft) and workflow.patched(CALL_FROM_WORKER):
+                # The client's snapshot is replaced by the call's workflow's own: it holds the extensions
+                # the catalogue lacks, and a workflow cannot query another, so an activity asks it.
+                standing = await self._read_call(ReadCall(call_id=command.call.id))
+                command = command.model_copy(update={"call": standing.call})
             try:
-                events = decide(self.state, request.command, request.actor, workflow.now())
-            except DomainError as exc:  # the state moved since validation
+                events = decide(self.state, command, request.actor, workflow.now())
+                self._check_own(events)
+            except DomainError as exc:  # the state moved since validation, or the call differs
                 raise refusal(exc) from None
             await self._apply(events)
             return CommandResult(dossier_id=self.state.id, status=self.state.status,
@@ -194,18 +236,54 @@ class DossierWorkflow:
     @command.validator
     def validate(self, request: CommandRequest) -> None:
         """Refuse a bad command before it enters history."""
+        if self.untrusted is not None:
+            raise untrusted(self.untrusted)
+        if self.loading:
+            return  # the state is being read from the journal: the handler decides once it is known
         try:
-            decide(self.state, request.command, request.actor, workflow.now())
+            self._check_own(decide(self.state, request.command, request.actor, workflow.now()))
         except DomainError as exc:
             raise refusal(exc) from None
 
+    def _check_own(self, events: list[Event]) -> None:
+        """A draft started here is this workflow's dossier (its id derives from call and reference)."""
+        after = replay(events, self.state) if events else self.state
+        if after.id and after.id != self.dossier_id:
+            raise DomainError(f"Ce workflow porte le dossier {self.dossier_id}, pas {after.id}.")
+
+    async def _read_call(self, request: ReadCall) -> CallStanding:
+        result: CallStanding = await workflow.execute_activity(
+            READ_CALL, request, start_to_close_timeout=CALL_READ_TIMEOUT,
+            retry_policy=JOURNAL_RETRY, result_type=CallStanding,
+        )  # fmt: skip
+        return result
+
     @workflow.signal
     async def phase_extended(self, signal: PhaseExtended) -> None:
-        """The call's phase closes later: follow the new date if the rules allow it."""
+        """The call's phase closes later: follow the new date if the rules allow it.
+
+        Temporal does not tell a signal's handler who sent it (the sender's identity is whatever the
+        client declared), so the signal is only a prompt: the dossier asks its call's workflow, the
+        source of truth, for its phase's closing and who moved it. A forged signal changes nothing.
+        """
         async with self.lock:
-            command = ExtendDeadline(deadline=DeadlineKind.PHASE_CLOSING, until=signal.until)
+            if not workflow.patched(EXTENSION_FROM_CALL):  # runs that recorded the old path replay it
+                until, actor = signal.until, signal.actor
+            else:
+                if self.state.call is None:
+                    return
+                # The signal's claim only lets an answer the call's workflow already gave confirm it.
+                claim = PhaseExtension(until=signal.until, actor=signal.actor)
+                standing = await self._read_call(ReadCall(call_id=self.state.call.id, phase_id=self.state.phase_id,
+                                                          claim=claim))  # fmt: skip
+                extension = standing.extensions.get(self.state.phase_id)
+                if extension is None:
+                    workflow.logger.info("no extension of phase %s in the call's workflow", self.state.phase_id)
+                    return
+                until, actor = extension.until, extension.actor
+            command = ExtendDeadline(deadline=DeadlineKind.PHASE_CLOSING, until=until)
             try:
-                events = decide(self.state, command, signal.actor, workflow.now())
+                events = decide(self.state, command, actor, workflow.now())
             except DomainError as exc:
                 workflow.logger.info("phase extension not applied to %s: %s", self.dossier_id, exc.code)
                 return

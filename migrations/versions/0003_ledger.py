@@ -1,8 +1,9 @@
 """The ledger: hash chains over the journal, daily anchors, append-only events and reads.
 
 - `events.hash` chains each dossier's events; `gseq`/`ghash` chain every entry (events and reads)
-  in one global order whose head is `journal_head` (see amiflow/ledger.py). Rows already there are
-  chained here, in the order they were written.
+  in one global order whose head is `journal_head` (see journal/ledger.py). Rows already there are
+  chained here, in the order they were written, with the rules as they stood at this revision (frozen
+  below: a migration never imports application code, which may change after it).
 - A trigger refuses UPDATE, DELETE and TRUNCATE on `events` and `reads`, for every role.
 - The application's role `amiflow_app` (created if missing, without password: set one in production)
   may read and insert the journal, never change it.
@@ -10,6 +11,13 @@
 Revision ID: 0003
 Revises: 0002
 """
+
+import base64
+import hashlib
+import json
+from collections.abc import Mapping
+from datetime import UTC
+from typing import Any
 
 import sqlalchemy as sa
 from alembic import op
@@ -21,10 +29,52 @@ depends_on = None
 
 APP_ROLE = "amiflow_app"
 
+# --- The chain rules of this revision, copied from the ledger of the time (journal/ledger.py).
+GENESIS = bytes(32)
+
+
+def _canonical(values: list[Any]) -> bytes:
+    return json.dumps(values, ensure_ascii=False, separators=(",", ":")).encode()
+
+
+def _instant_text(value: Any) -> str:
+    if isinstance(value, str):
+        return value
+    return str(value.astimezone(UTC).isoformat(timespec="microseconds"))
+
+
+def _b64_text(value: Any) -> str | None:
+    if value is None or isinstance(value, str):
+        return value
+    return base64.b64encode(bytes(value)).decode()
+
+
+def _json_text(value: Any) -> str | None:
+    if value is None or isinstance(value, str):
+        return value
+    return json.dumps(value, ensure_ascii=False, sort_keys=True, separators=(",", ":"))
+
+
+def event_entry(row: Mapping[str, Any]) -> bytes:
+    return _canonical(["event", row["dossier_id"], int(row["seq"]), row["type"], row["actor"],
+                       _instant_text(row["occurred_at"]), row.get("key_id"), _b64_text(row.get("sealed")),
+                       _json_text(row.get("payload"))])  # fmt: skip
+
+
+def read_entry(row: Mapping[str, Any]) -> bytes:
+    return _canonical(["read", row["dossier_id"], _instant_text(row["at"]), row["actor"], row["what"], row["via"],
+                       bool(row["granted"]), row["reason"]])  # fmt: skip
+
+
+def link(previous: bytes, entry: bytes) -> bytes:
+    return hashlib.sha256(previous + entry).digest()
+
+
+def global_link(previous: bytes, dossier_id: str, entry_hash: bytes) -> bytes:
+    return link(previous, hashlib.sha256(dossier_id.encode()).digest() + entry_hash)
+
 
 def upgrade() -> None:
-    from amiflow.ledger import GENESIS, event_entry, global_link, link, read_entry
-
     for table in ("events", "reads"):
         op.add_column(table, sa.Column("hash", sa.LargeBinary()))
         op.add_column(table, sa.Column("gseq", sa.BigInteger(), unique=True))

@@ -59,10 +59,10 @@ from temporalio.testing import TimeSkipper, TimeSkippingConfig, WorkflowEnvironm
 from activities.journal import JournalActivities
 from activities.notifications import NotificationActivities
 from amiflow.catalogue import CALLS_DIR, load_call
-from amiflow.db import create_engine, migrate
-from amiflow.keys import DossierKeys, Keyring
 from amiflow.temporal import build_worker
 from domain import Call
+from journal.keys import DossierKeys, Keyring
+from journal.postgres import PostgresStore, create_engine, migrate
 from tests.conftest import DEV_SERVER_ARGS, TEMPORAL
 from tests.test_lifecycle import EXAMPLES, drive, moved
 from workflows.call import call_workflow_id
@@ -110,8 +110,8 @@ async def record(tag: str) -> dict[str, Any]:
         await admin.close()
         database = uri.replace("/postgres?", "/histories?")
         await asyncio.to_thread(migrate, database)
-        engine = create_engine(database)
-        keys = DossierKeys(Keyring.open(tmp / "data", create=True), engine)
+        store = PostgresStore(create_engine(database))
+        keys = DossierKeys(Keyring.open(tmp / "data", create=True), store)
         env = await WorkflowEnvironment.start_time_skipping_v2(
             dev_server_existing_path=str(TEMPORAL), dev_server_extra_args=DEV_SERVER_ARGS,
             data_converter=pydantic_data_converter,
@@ -121,8 +121,8 @@ async def record(tag: str) -> dict[str, Any]:
             client = await Client.connect(env.client.service_client.config.target_host, namespace="default",
                                           data_converter=pydantic_data_converter)  # fmt: skip
             skipper = TimeSkipper(client, config=TimeSkippingConfig(enabled=False, max_session_skip_count=5000))
-            journal = JournalActivities(engine, keys)
-            notifications = NotificationActivities(engine, keys, tmp / "maildrop")
+            journal = JournalActivities(store, keys)
+            notifications = NotificationActivities(store, keys, tmp / "maildrop")
             task_queue = f"histories-{uuid.uuid4()}"
             worker = build_worker(skipper.client, task_queue,
                                   [journal.append, journal.open_dossiers, notifications.send])  # fmt: skip
@@ -142,7 +142,7 @@ async def record(tag: str) -> dict[str, Any]:
                         print(f"{file}: {workflow_id}")
         finally:
             await env.shutdown()
-            await engine.dispose()
+            await store.dispose()
     return entries
 
 

@@ -1,5 +1,5 @@
 """Keys: the master keyring (a file under the data directory) and the per-dossier data keys it wraps
-(envelope encryption, stored in PostgreSQL).
+(envelope encryption, kept wrapped by the journal's store).
 
 Every confidential byte amiflow writes — Temporal payloads, journal events, vault documents — is
 sealed with AES-256-GCM. A dossier's content is sealed with that dossier's data key; each data key is
@@ -22,12 +22,9 @@ from pathlib import Path
 
 from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
-from sqlalchemy import func, select, update
-from sqlalchemy.dialects.postgresql import insert
-from sqlalchemy.ext.asyncio import AsyncEngine
 
-from activities.schema import dossier_keys
 from domain.errors import DomainError
+from journal.store import JournalStore
 
 NONCE = 12  # bytes, the GCM standard
 KEYRING = Path("keys") / "keyring.json"
@@ -219,9 +216,9 @@ class DossierKeys:
     # answer, a key already known keeps working (a destruction needs the database to happen at all).
     FRESH_FOR = 30.0
 
-    def __init__(self, keyring: Keyring, engine: AsyncEngine) -> None:
+    def __init__(self, keyring: Keyring, store: JournalStore) -> None:
         self.keyring = keyring
-        self.engine = engine
+        self.store = store
         self._cache: dict[tuple[str, str], tuple[bytes, float]] = {}
 
     async def current(self, dossier_id: str) -> tuple[str, bytes]:
@@ -235,10 +232,8 @@ class DossierKeys:
             return key_id, wrapped[0]
         if wrapped is None:
             fresh = AESGCM.generate_key(bit_length=256)
-            row = {"dossier_id": dossier_id, "key_id": key_id,
-                   "wrapped": seal(self.keyring.key(key_id), fresh, _aad(dossier_id, key_id))}  # fmt: skip
-            async with self.engine.begin() as conn:
-                await conn.execute(insert(dossier_keys).values(row).on_conflict_do_nothing())
+            wrapped = seal(self.keyring.key(key_id), fresh, _aad(dossier_id, key_id))
+            await self.store.add_key(dossier_id, key_id, wrapped)
             wrapped = await self._wrapped(dossier_id, key_id)  # another process may have won the race
             assert wrapped is not None
         return key_id, self._unwrap(dossier_id, key_id, wrapped)
@@ -273,11 +268,7 @@ class DossierKeys:
             return (known[0],)
 
     async def _wrapped(self, dossier_id: str, key_id: str) -> bytes | None:
-        async with self.engine.connect() as conn:
-            row = (await conn.execute(
-                select(dossier_keys.c.wrapped, dossier_keys.c.destroyed_at)
-                .where(dossier_keys.c.dossier_id == dossier_id, dossier_keys.c.key_id == key_id)
-            )).first()  # fmt: skip
+        row = await self.store.key(dossier_id, key_id)
         if row is None:
             return None
         if row.destroyed_at is not None:
@@ -285,7 +276,7 @@ class DossierKeys:
                 f"Le contenu du dossier {dossier_id} a été détruit le {row.destroyed_at:%Y-%m-%d} "
                 "(fin de la durée de conservation) : il n’est plus lisible par personne."
             )
-        return bytes(row.wrapped)
+        return row.wrapped
 
     def _unwrap(self, dossier_id: str, key_id: str, wrapped: bytes) -> bytes:
         key = unseal(self.keyring.key(key_id), wrapped, _aad(dossier_id, key_id), f"clé du dossier {dossier_id}")
@@ -294,22 +285,14 @@ class DossierKeys:
 
     async def destroyed(self, dossier_id: str) -> datetime | None:
         """When the dossier's keys were destroyed, if they were."""
-        async with self.engine.connect() as conn:
-            when: datetime | None = await conn.scalar(select(func.max(dossier_keys.c.destroyed_at))
-                                                      .where(dossier_keys.c.dossier_id == dossier_id))  # fmt: skip
-        return when
+        return await self.store.keys_destroyed_at(dossier_id)
 
     async def destroy(self, dossier_id: str) -> int:
         """Destroy every data key of the dossier (end of retention): its content, wherever it is sealed
         — Temporal, journal, outbox, vault — can no longer be opened by anyone. Returns how many keys."""
-        async with self.engine.begin() as conn:
-            result = await conn.execute(
-                update(dossier_keys)
-                .where(dossier_keys.c.dossier_id == dossier_id, dossier_keys.c.destroyed_at.is_(None))
-                .values(wrapped=b"", destroyed_at=func.now())
-            )  # fmt: skip
+        count = await self.store.destroy_keys(dossier_id)
         self.forget(dossier_id)
-        return int(result.rowcount or 0)
+        return count
 
     def _cached(self, dossier_id: str, key_id: str) -> bytes | None:
         entry = self._cache.get((dossier_id, key_id))

@@ -41,7 +41,7 @@ events = Table(
     Column("payload", JSONB),
     Column("key_id", Text),
     Column("sealed", LargeBinary),
-    # The chains (amiflow/ledger.py): per dossier (`hash`) and over every entry (`gseq`, `ghash`).
+    # The chains (journal/ledger.py): per dossier (`hash`) and over every entry (`gseq`, `ghash`).
     Column("hash", LargeBinary, nullable=False),
     Column("gseq", BigInteger, nullable=False, unique=True),
     Column("ghash", LargeBinary, nullable=False),

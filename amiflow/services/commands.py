@@ -1,0 +1,154 @@
+"""Commands as people give them: by name, with `--option value` pairs (CLI) or JSON fields (API)."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from datetime import datetime
+from typing import Any, get_args
+
+from pydantic import TypeAdapter, ValidationError
+
+from amiflow.services.views import CommandOption, CommandSpec
+from domain.calendar import PARIS, start_of_day
+from domain.commands import Command
+from domain.errors import InvalidCommand
+from domain.schemes import Scheme
+
+COMMAND = TypeAdapter(Command)
+COMMAND_TYPES: dict[str, type[Any]] = {
+    cls.model_fields["type"].default: cls for cls in get_args(get_args(Command)[0])
+}
+# Given by the worker or the system, never typed by a person.
+NOT_TYPED = frozenset({"start-draft", "expire-draft", "escalate-complement", "escalate-review", "flag-late-report",
+                       "attach-document"})  # fmt: skip
+# Filled by the service, not by the person: the catalogue an orientation is made against.
+FILLED = frozenset({"type", "catalogue"})
+
+# How each option is written, in French.
+OPTION_KINDS: dict[str, tuple[str, str]] = {
+    "due": ("date", "échéance : AAAA-MM-JJ (00:00 heure de Paris ce jour-là) ou AAAA-MM-JJTHH:MM"),
+    "until": ("date", "nouvelle échéance : AAAA-MM-JJ (00:00 heure de Paris) ou AAAA-MM-JJTHH:MM"),
+    "scores": ("notes", "une note par critère : critere=note,critere=note"),
+    "reviewers": ("liste", "noms des experts, séparés par des virgules"),
+    "pieces": ("texte", "les pièces demandées"),
+    "reason": ("texte", "le motif"),
+    "reasons": ("texte", "les motifs de la décision"),
+    "note": ("texte", "une note"),
+    "summary": ("texte", "le rapport de suivi"),
+    "opinion": ("texte", "l’avis de l’expert"),
+    "statement": ("texte", "la déclaration"),
+    "conflict": ("oui/non", "conflit d’intérêts : true ou false"),
+    "retained": ("oui/non", "lauréat : true ou false"),
+    "period": ("nombre", "la période de suivi (1 pour la première)"),
+    "scheme-id": ("texte", "l’identifiant du dispositif (amiflow schemes list)"),
+    "outcome": ("valeur", "recommended, filed, granted, refused ou abandoned"),
+    "amount-eur": ("nombre", "le montant en euros"),
+    "kind": ("valeur", "charter, report_reviewed ou meeting"),
+    "deadline": ("valeur", "l’échéance prolongée : complement_due ou review_due"),
+    "auditor": ("texte", "le nom de l’auditeur"),
+    "content": ("fichier", "le contenu (YAML, comme deploy/examples/)"),
+}
+
+COMMAND_LABELS: dict[str, str] = {
+    "update-draft": "modifier le brouillon", "submit": "déposer", "withdraw": "retirer le dossier",
+    "provide-complement": "répondre à une demande de complément", "file-report": "déposer un rapport de suivi",
+    "acknowledge": "accuser réception", "request-complement": "demander un complément",
+    "declare-complete": "déclarer complet", "assign-reviewers": "affecter des experts",
+    "orient": "orienter vers les dispositifs", "record-filing": "suivre une demande de financement",
+    "record-follow-up": "noter un point de suivi", "close": "clore le dossier",
+    "extend-deadline": "prolonger une échéance", "declare-interests": "déclarer ses intérêts",
+    "submit-review": "rendre une expertise", "decide": "décider", "grant-clearance": "habiliter un auditeur",
+    "set-legal-hold": "poser une conservation légale", "lift-legal-hold": "lever la conservation légale",
+    "destroy-content": "détruire le contenu",
+}  # fmt: skip
+
+
+def parse_instant(text: str) -> datetime:
+    """A date or date-time typed by a person. A date alone means 00:00 Paris time that day — the
+    instant before which something is due, as in the calls; a time without offset is Paris time.
+
+    Raises:
+        InvalidCommand: not a date, or out of the calendar's range.
+    """
+    try:
+        if len(text) == 10:
+            return start_of_day(datetime.fromisoformat(text).date())
+        value = datetime.fromisoformat(text)
+        value = value if value.tzinfo else value.replace(tzinfo=PARIS)
+        value.astimezone(PARIS)  # an offset that pushes it past year 9999 fails here, not later
+    except (ValueError, OverflowError):
+        raise InvalidCommand(f"« {text} » n’est pas une date (AAAA-MM-JJ ou AAAA-MM-JJTHH:MM).") from None
+    return value
+
+
+def option_name(field: str) -> str:
+    """A command field as an option: `scheme_id` → `scheme-id`."""
+    return field.replace("_", "-")
+
+
+def spec(name: str) -> CommandSpec:
+    """A command's options, as a person gives them."""
+    fields = COMMAND_TYPES[name].model_fields
+    options = []
+    for field, info in fields.items():
+        if field in FILLED:
+            continue
+        option = option_name(field)
+        kind, text = OPTION_KINDS.get(option, ("texte", option))
+        options.append(CommandOption(name=option, kind=kind, required=info.is_required(), help=text))
+    return CommandSpec(name=name, label=COMMAND_LABELS.get(name, name), options=options)
+
+
+def typed_commands() -> list[str]:
+    """Every command a person may type, by name."""
+    return sorted(n for n in COMMAND_TYPES if n not in NOT_TYPED)
+
+
+def build(name: str, options: Mapping[str, Any], catalogue: tuple[Scheme, ...] = ()) -> Command:
+    """A decider command from its name and its options: strings as typed (lists comma-separated,
+    scores as `criterion=score,…`, dates as AAAA-MM-JJ) or JSON values.
+
+    Raises:
+        InvalidCommand: unknown command or option, or a value the command refuses.
+    """
+    cls = COMMAND_TYPES.get(name)
+    if cls is None or name in NOT_TYPED:
+        raise InvalidCommand(f"Commande inconnue « {name} » (commandes : {', '.join(typed_commands())}).")
+    fields = cls.model_fields
+    data: dict[str, Any] = {"type": name}
+    for key, raw in options.items():
+        field = key.replace("-", "_")
+        if field not in fields or field in FILLED:
+            allowed = ", ".join("--" + option_name(f) for f in fields if f not in FILLED) or "aucune"
+            raise InvalidCommand(f"Option inconnue --{key} pour « {name} » (options : {allowed}).")
+        data[field] = _value(field, str(fields[field].annotation), raw)
+    if name == "orient":
+        data["catalogue"] = catalogue
+    try:
+        return COMMAND.validate_python(data)
+    except ValidationError as exc:
+        err = exc.errors(include_url=False)[0]
+        where = ".".join(str(p) for p in err["loc"][1:]) or name
+        raise InvalidCommand(f"« {name} » : --{option_name(where)} : {err['msg']}.") from None
+
+
+def _value(field: str, annotation: str, raw: Any) -> Any:
+    if not isinstance(raw, str):  # JSON: already typed
+        return raw
+    if field in ("due", "until"):
+        return parse_instant(raw)
+    if field == "scores":
+        return _pairs(raw)
+    if "tuple" in annotation:
+        return tuple(v.strip() for v in raw.split(",") if v.strip())
+    return raw
+
+
+def _pairs(raw: str) -> dict[str, int]:
+    out: dict[str, int] = {}
+    for part in raw.split(","):
+        key, sep, value = part.partition("=")
+        if not sep or not value.strip().lstrip("-").isdigit():
+            raise InvalidCommand(f"« {part} » : écrivez critère=note, par exemple solutions=4.")
+        out[key.strip()] = int(value)
+    return out

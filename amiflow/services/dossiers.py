@@ -1,0 +1,228 @@
+"""Use cases on dossiers: submit, give a command, read (show, as of, history, timeline, list), attach
+and fetch documents. Each takes the acting principal and returns a view model or raises a typed
+error; what a reader sees and what is logged as a read is `domain.reading.sight`'s decision."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from amiflow import dossiers as gateway
+from amiflow.bootstrap import Runtime
+from amiflow.catalogue import load_dossier, load_schemes
+from amiflow.logs import logger
+from amiflow.services import commands
+from amiflow.services.errors import NotFound, ReadRefused
+from amiflow.services.principal import Principal
+from amiflow.services.views import (
+    AttachView,
+    CommandSpec,
+    DossierItem,
+    DossierPage,
+    DossierView,
+    EventView,
+    HistoryView,
+    ReadView,
+    TimelineEntry,
+    TimelineView,
+)
+from domain import replay
+from domain.calendar import show as paris
+from domain.deadlines import deadlines, next_of_each_kind
+from domain.decider import available_commands
+from domain.errors import InvalidCommand
+from domain.events import Event
+from domain.reading import Purpose, Sight, event_shown, shown_actor, sight
+from domain.state import DossierState, Status
+from journal.keys import KeyDestroyed
+from journal.store import ReadEntry
+from workflows.dossier import CommandResult
+
+PAGE_MAX = 500
+
+
+async def submit(rt: Runtime, who: Principal, call_id: str, file: Path, now: datetime) -> CommandResult:
+    """Create the dossier of a file and submit it; a second submission of the same reference finds
+    the same dossier."""
+    prepared = load_dossier(file)
+    if prepared.call != call_id:
+        raise InvalidCommand(f"{file} est un dossier pour l’appel « {prepared.call} », pas « {call_id} ».")
+    return await gateway.submit(rt.temporal(), rt.settings.task_queue, file, who.actor, now)
+
+
+async def command(rt: Runtime, who: Principal, dossier_id: str, name: str, options: Mapping[str, Any]) -> CommandResult:
+    """Give the dossier a command by its name, with its options; the rules accept or refuse it."""
+    order = commands.build(name, options, load_schemes() if name == "orient" else ())
+    return await gateway.send(rt.temporal(), dossier_id, order, who.actor, rt.store, rt.keys,
+                              rt.settings.task_queue)  # fmt: skip
+
+
+async def available(rt: Runtime, who: Principal, dossier_id: str, now: datetime) -> list[CommandSpec]:
+    """The commands this person may give the dossier now, with their options."""
+    state = await _state(rt, dossier_id)
+    typed = set(commands.typed_commands())
+    return [commands.spec(n) for n in available_commands(state, who.actor, now) if n in typed]
+
+
+async def show(rt: Runtime, who: Principal | None, dossier_id: str, now: datetime, as_of: datetime | None = None,
+               all_deadlines: bool = False) -> DossierView:  # fmt: skip
+    """The dossier as the person may see it, and what it waits for; `as_of`: as it stood then,
+    replayed from the journal (today's rules decide who reads it)."""
+    if as_of is not None and as_of > now:
+        raise InvalidCommand(f"{paris(as_of)} est dans le futur : l’état d’un dossier n’est connu que jusqu’à "
+                             f"maintenant ({paris(now)}).")  # fmt: skip
+    current = await _state(rt, dossier_id)
+    past = await _as_of(rt, dossier_id, as_of) if as_of is not None else current
+    what = f"content@{as_of.astimezone(UTC).strftime('%Y-%m-%dT%H:%MZ')}" if as_of is not None else None
+    seen = sight(past, who.actor if who else None, Purpose.SHOW, rights=current, what=what)
+    await _log(rt, dossier_id, who, seen, now)
+    if not seen.allowed or seen.state is None:
+        raise ReadRefused(f"Lecture refusée ({dossier_id}) : {seen.reason}.",
+                          {"dossier_id": dossier_id, "content_granted": False, "reason": seen.reason})  # fmt: skip
+    waiting = deadlines(past, past.call, as_of or now) if past.call else []
+    shown = waiting if all_deadlines else next_of_each_kind(waiting)
+    return DossierView(
+        dossier_id=past.id, call_id=past.call.id if past.call else None,
+        call_title=past.call.title if past.call else None, phase_id=past.phase_id, holder=past.holder,
+        status=past.status, version=past.version, submitted_at=past.submitted_at,
+        phase_closes_at=past.phase_closes_at, deadlines=shown, deadlines_hidden=len(waiting) - len(shown),
+        content_granted=seen.content, reason=seen.reason, as_of=as_of, state=seen.state,
+    )  # fmt: skip
+
+
+async def history(rt: Runtime, who: Principal | None, dossier_id: str, now: datetime,
+                  bodies: bool = False) -> HistoryView:  # fmt: skip
+    """Who did what and when, reads included; event bodies (`bodies`) only for who may read them,
+    and then the read is logged as a content read."""
+    try:
+        events = await gateway.history(rt.store, rt.keys, dossier_id)
+        state = replay(events)
+    except KeyDestroyed:
+        events, state = [], await _metadata_state(rt, dossier_id)
+    reader = who.actor if who else None
+    seen = sight(state, reader, Purpose.HISTORY if bodies else Purpose.TIMELINE)
+    await _log(rt, dossier_id, who, seen, now)
+    if not seen.allowed:
+        raise ReadRefused(f"Lecture refusée (historique de {dossier_id}) : {seen.reason}.",
+                          {"dossier_id": dossier_id, "content_granted": False, "reason": seen.reason})
+    granted = bodies and seen.content
+    if events:
+        shown = [EventView(seq=i, type=e.type, actor=shown_actor(reader, str(e.actor)), at=e.at,
+                           body=_body(e) if bodies and event_shown(seen, reader, e.type) else None)
+                 for i, e in enumerate(events, start=1)]
+    else:
+        shown = [EventView(seq=r.seq, type=r.type, actor=shown_actor(reader, r.actor), at=r.occurred_at)
+                 for r in await rt.store.events(dossier_id)]
+    reads = [ReadView(at=r.at, actor=shown_actor(reader, r.actor), what=r.what, via=r.via, granted=r.granted,
+                      reason=r.reason) for r in await rt.store.reads(dossier_id)] if who else []
+    return HistoryView(dossier_id=dossier_id, content_granted=granted, events=shown, reads=reads)
+
+
+def _body(event: Event) -> dict[str, object]:
+    body: dict[str, object] = event.model_dump(mode="json", exclude={"call"})
+    return body
+
+
+async def timeline(rt: Runtime, who: Principal, dossier_id: str, now: datetime) -> TimelineView:
+    """Events and reads in the order they happened: metadata only, from the journal's clear
+    columns, so it still reads after the content was destroyed."""
+    rows = await rt.store.events(dossier_id)
+    if not rows:
+        raise NotFound(f"Dossier inconnu « {dossier_id} ».")
+    try:
+        state = replay(await gateway.history(rt.store, rt.keys, dossier_id))
+    except KeyDestroyed:
+        state = await _metadata_state(rt, dossier_id)
+    seen = sight(state, who.actor, Purpose.TIMELINE)
+    await _log(rt, dossier_id, who, seen, now)
+    if not seen.allowed:
+        raise ReadRefused(f"Lecture refusée (historique de {dossier_id}) : {seen.reason}.",
+                          {"dossier_id": dossier_id, "entries": [], "reason": seen.reason})  # fmt: skip
+    entries = [TimelineEntry(kind="event", at=r.occurred_at, actor=shown_actor(who.actor, r.actor), seq=r.seq,
+                             type=r.type) for r in rows]  # fmt: skip
+    entries += [TimelineEntry(kind="read", at=r.at, actor=shown_actor(who.actor, r.actor), what=r.what,
+                              via=r.via, granted=r.granted, reason=r.reason)
+                for r in await rt.store.reads(dossier_id)]
+    return TimelineView(dossier_id=dossier_id, entries=sorted(entries, key=lambda x: x.at))
+
+
+async def listing(rt: Runtime, now: datetime, call_id: str | None = None, status: str | None = None,
+                  phase_id: str | None = None, overdue: bool = False, after: str | None = None,
+                  limit: int | None = None) -> DossierPage:  # fmt: skip
+    """The dossier list (ids, statuses, deadlines: no content), filtered, by dossier id; a page
+    continues after the id `next` of the previous one."""
+    if status is not None and status not in {s.value for s in Status}:
+        raise InvalidCommand(f"Statut inconnu « {status} » ({', '.join(s.value for s in Status)}).")
+    if limit is not None and not 1 <= limit <= PAGE_MAX:
+        raise InvalidCommand(f"Une page compte de 1 à {PAGE_MAX} dossiers.")
+    rows = await rt.store.dossiers(call_id=call_id, status=status, phase_id=phase_id,
+                                   due_before=now if overdue else None, after=after, limit=limit)  # fmt: skip
+    items = [DossierItem(dossier_id=r.dossier_id, call_id=r.call_id, phase_id=r.phase_id, holder=r.holder,
+                         status=Status(r.status), version=r.version, next_deadline=r.next_deadline,
+                         next_deadline_kind=r.next_deadline_kind, submitted_at=r.submitted_at,
+                         updated_at=r.updated_at) for r in rows]  # fmt: skip
+    full = limit is not None and len(items) == limit
+    return DossierPage(items=items, next=items[-1].dossier_id if full and items else None)
+
+
+async def attach(rt: Runtime, who: Principal, dossier_id: str, file: Path) -> AttachView:
+    """Seal a file into the vault and attach it; a refused attachment leaves no file behind."""
+    ref, result = await gateway.attach(rt.temporal(), rt.store, rt.vault, dossier_id, file, who.actor)
+    return AttachView(dossier_id=result.dossier_id, version=result.version, document=ref)
+
+
+async def document(rt: Runtime, who: Principal, dossier_id: str, document_id: str, now: datetime) -> tuple[Any, bytes]:
+    """A document's reference and bytes, if the rules let this person read the dossier's content;
+    the read, granted or refused, is logged before anything is returned."""
+    state = await _state(rt, dossier_id)
+    ref = state.document(document_id)
+    if ref is None:
+        known = ", ".join(d.id for d in state.documents) or "aucun"
+        raise NotFound(f"Le dossier {dossier_id} n’a pas de document « {document_id} » (documents : {known}).")
+    seen = sight(state, who.actor, Purpose.DOCUMENT, what=f"document:{ref.id}")
+    await _log(rt, dossier_id, who, seen, now)
+    if not seen.content:
+        raise ReadRefused(f"Lecture refusée ({ref.id} de {dossier_id}) : {seen.reason}.")
+    return ref, await rt.vault.fetch(dossier_id, ref)
+
+
+async def _state(rt: Runtime, dossier_id: str) -> DossierState:
+    """The dossier now: from its workflow while it runs, else from the journal (metadata only once
+    its content was destroyed)."""
+    try:
+        if rt.client is None:
+            return replay(await gateway.history(rt.store, rt.keys, dossier_id))
+        return await gateway.state(rt.client, rt.store, rt.keys, dossier_id)
+    except KeyDestroyed:
+        return await _metadata_state(rt, dossier_id)
+
+
+async def _as_of(rt: Runtime, dossier_id: str, instant: datetime) -> DossierState:
+    try:
+        return await gateway.state_as_of(rt.store, rt.keys, dossier_id, instant)
+    except KeyDestroyed:
+        raise ReadRefused(f"Le contenu du dossier {dossier_id} a été détruit : son passé ne se rejoue plus.") from None
+
+
+async def _metadata_state(rt: Runtime, dossier_id: str) -> DossierState:
+    """What is left of a dossier whose keys were destroyed: its clear columns."""
+    row = await rt.store.dossier(dossier_id)
+    rows = await rt.store.events(dossier_id)
+    if row is None or not rows:
+        raise NotFound(f"Dossier inconnu « {dossier_id} ».")
+    destroyed = next((r.occurred_at for r in reversed(rows) if r.type == "content_destroyed"), rows[-1].occurred_at)
+    return DossierState(id=dossier_id, status=Status(row.status), phase_id=row.phase_id, holder=row.holder,
+                        version=row.version, content_destroyed_at=destroyed)  # fmt: skip
+
+
+async def _log(rt: Runtime, dossier_id: str, who: Principal | None, seen: Sight, now: datetime) -> None:
+    """Write what the rules say counts as a read, before anything is shown."""
+    if who is None:
+        return
+    for entry in seen.logged:
+        await rt.store.record_read(ReadEntry(dossier_id=dossier_id, at=now, actor=str(who.actor), what=entry.what,
+                                             via=who.via, granted=entry.granted, reason=entry.reason))  # fmt: skip
+        logger(dossier_id=dossier_id, actor=str(who.actor)).info("read", what=entry.what, via=who.via,
+                                                                 granted=entry.granted)  # fmt: skip

@@ -1,0 +1,36 @@
+"""The service layer's typed errors. All are `DomainError`s: a French message and a stable `code`."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from domain.errors import DomainError, InvalidCommand, NotAllowed
+
+
+class ServiceError(DomainError):
+    """A use case refused, with the rules' code."""
+
+    def __init__(self, message: str, code: str | None = None) -> None:
+        super().__init__(message)
+        if code is not None:
+            self.code = code
+
+
+class NotFound(InvalidCommand):
+    """No such dossier, call or document."""
+
+    code = "not_found"
+
+
+class Refused(ServiceError):
+    """A command the dossier's workflow refused (its code is the decider's)."""
+
+
+class ReadRefused(NotAllowed):
+    """A read the rules refused; `view` says it in the shape the reader asked for (`--json`)."""
+
+    code = "read_refused"
+
+    def __init__(self, message: str, view: dict[str, Any] | None = None) -> None:
+        super().__init__(message)
+        self.view = view or {}

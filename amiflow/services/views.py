@@ -1,0 +1,128 @@
+"""What the use cases return: view models, in UTC; entry points render them (Paris time for people)."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from pydantic import BaseModel
+
+from domain.deadlines import Deadline
+from domain.state import DocumentRef, DossierState, Status
+
+
+class DossierView(BaseModel):
+    """A dossier as one reader may see it, with what it waits for."""
+
+    dossier_id: str
+    call_id: str | None
+    call_title: str | None
+    phase_id: str
+    holder: str
+    status: Status
+    version: int
+    submitted_at: datetime | None
+    phase_closes_at: datetime | None
+    deadlines: list[Deadline]
+    deadlines_hidden: int = 0  # later deadlines of a kind already shown (all of them with --all)
+    content_granted: bool
+    reason: str
+    as_of: datetime | None = None
+    state: DossierState  # as the reader may see it
+
+
+class EventView(BaseModel):
+    """One journaled event: clear metadata, and its body when the reader may read it."""
+
+    seq: int
+    type: str
+    actor: str
+    at: datetime
+    body: dict[str, object] | None = None
+
+
+class ReadView(BaseModel):
+    """One entry of the read log."""
+
+    at: datetime
+    actor: str
+    what: str
+    via: str
+    granted: bool
+    reason: str
+
+
+class HistoryView(BaseModel):
+    """Who did what and when, and who read what."""
+
+    dossier_id: str
+    content_granted: bool
+    events: list[EventView]
+    reads: list[ReadView]
+
+
+class TimelineEntry(BaseModel):
+    """An event or a read, in the order they happened."""
+
+    kind: str  # "event" | "read"
+    at: datetime
+    actor: str
+    seq: int | None = None
+    type: str | None = None
+    what: str | None = None
+    via: str | None = None
+    granted: bool | None = None
+    reason: str | None = None
+
+
+class TimelineView(BaseModel):
+    """A dossier's timeline: metadata only, readable even after its content was destroyed."""
+
+    dossier_id: str
+    entries: list[TimelineEntry]
+
+
+class DossierItem(BaseModel):
+    """One line of the dossier list: ids, status and deadlines, no content."""
+
+    dossier_id: str
+    call_id: str
+    phase_id: str
+    holder: str
+    status: Status
+    version: int
+    next_deadline: datetime | None
+    next_deadline_kind: str | None
+    submitted_at: datetime | None
+    updated_at: datetime
+
+
+class DossierPage(BaseModel):
+    """A page of the dossier list; `next` continues it (keyset pagination)."""
+
+    items: list[DossierItem]
+    next: str | None = None
+
+
+class CommandOption(BaseModel):
+    """One field of a command, as a person gives it."""
+
+    name: str  # --due
+    kind: str  # date, text, list, scores…
+    required: bool
+    help: str
+
+
+class CommandSpec(BaseModel):
+    """A command this person may give the dossier now."""
+
+    name: str
+    label: str
+    options: list[CommandOption]
+
+
+class AttachView(BaseModel):
+    """A document attached to a dossier."""
+
+    dossier_id: str
+    version: int
+    document: DocumentRef

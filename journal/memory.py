@@ -1,0 +1,239 @@
+"""The journal store in memory: the same contract as `journal.postgres` (same checks, same hashes and
+chain, same errors, same idempotency), for fast tests of what is built on the store. Nothing survives
+the process."""
+
+from __future__ import annotations
+
+import asyncio
+from collections import defaultdict
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass, replace
+from datetime import UTC, date, datetime
+from typing import TYPE_CHECKING
+
+from journal.chaining import check_places, event_rows, place, read_row
+from journal.ledger import GENESIS
+from journal.store import (
+    Anchor,
+    ChainLink,
+    DossierRow,
+    JournalStore,
+    LedgerSnapshot,
+    OutboxEntry,
+    Projection,
+    ReadEntry,
+    SealedEvent,
+    StoredEvent,
+    StoredRead,
+    WrappedKey,
+)  # fmt: skip
+
+
+@dataclass
+class _Sent:
+    entry: OutboxEntry
+    delivered_at: datetime | None = None
+    channel: str | None = None
+
+
+def _utc(value: datetime | None) -> datetime | None:
+    """Instants as PostgreSQL gives them back: in UTC."""
+    return value.astimezone(UTC) if value is not None else None
+
+
+class MemoryStore:
+    """`JournalStore` in memory. One asyncio.Lock makes each method one transaction; an outbox entry
+    has a lock of its own, held while delivering, so a slow delivery does not stop the journal."""
+
+    def __init__(self) -> None:
+        self._lock = asyncio.Lock()
+        self._events: dict[str, list[StoredEvent]] = defaultdict(list)
+        self._reads: list[StoredRead] = []
+        self._chain: list[tuple[ChainLink, datetime]] = []  # index = gseq - 1; with its recorded_at
+        self._head: tuple[int, bytes] = (0, GENESIS)
+        self._dossiers: dict[str, DossierRow] = {}
+        self._counts: dict[tuple[str, str], int] = defaultdict(int)
+        self._anchors: dict[date, Anchor] = {}
+        self._keys: dict[tuple[str, str], WrappedKey] = {}
+        self._outbox: dict[str, _Sent] = {}
+        self._sending: dict[str, asyncio.Lock] = defaultdict(asyncio.Lock)
+
+    # --- events and projections
+
+    async def append(self, dossier_id: str, workflow_id: str, first_seq: int, events: Sequence[SealedEvent],
+                     projection: Projection) -> int:  # fmt: skip
+        """See `JournalStore.append`."""
+        events = [replace(e, occurred_at=e.occurred_at.astimezone(UTC)) for e in events]
+        last_seq = first_seq + len(events) - 1
+        async with self._lock:
+            stored_events = self._events[dossier_id]
+            stored = stored_events[-1].seq if stored_events else 0
+            kept = [(e.type, e.occurred_at) for e in stored_events if first_seq <= e.seq <= last_seq] \
+                if stored >= last_seq else []  # fmt: skip
+            if not check_places(dossier_id, first_seq, events, stored, kept):
+                return 0
+            rows = event_rows(dossier_id, workflow_id, first_seq, events,
+                              stored_events[-1].hash if stored_events else None)  # fmt: skip
+            placed = place(self._head, dossier_id, [r["hash"] for r in rows])
+            now = datetime.now(UTC)
+            for row, (gseq, ghash) in zip(rows, placed, strict=True):
+                stored_events.append(StoredEvent(**row, recorded_at=now, payload=None, gseq=gseq, ghash=ghash))
+                self._chain.append((ChainLink(gseq=gseq, dossier_id=dossier_id, hash=row["hash"], ghash=ghash), now))
+            self._head = placed[-1]
+            self._project(dossier_id, projection, now)
+        return len(rows)
+
+    def _project(self, dossier_id: str, p: Projection, now: datetime) -> None:
+        previous = self._dossiers.get(dossier_id)
+        self._dossiers[dossier_id] = DossierRow(
+            dossier_id=dossier_id, call_id=p.call_id, phase_id=p.phase_id, holder=p.holder, status=p.status,
+            version=p.version, next_deadline=_utc(p.next_deadline), next_deadline_kind=p.next_deadline_kind,
+            submitted_at=_utc(p.submitted_at), updated_at=now,
+        )  # fmt: skip
+        if previous is not None and previous.status == p.status:
+            return
+        if previous is not None and (p.call_id, previous.status) in self._counts:
+            self._counts[(p.call_id, previous.status)] -= 1
+        self._counts[(p.call_id, p.status)] += 1
+
+    async def events(self, dossier_id: str) -> list[StoredEvent]:
+        """See `JournalStore.events`."""
+        async with self._lock:
+            return list(self._events.get(dossier_id, []))
+
+    async def dossier(self, dossier_id: str) -> DossierRow | None:
+        """See `JournalStore.dossier`."""
+        async with self._lock:
+            return self._dossiers.get(dossier_id)
+
+    async def dossiers(self, *, call_id: str | None = None, status: str | None = None, phase_id: str | None = None,
+                       due_before: datetime | None = None, after: str | None = None,
+                       limit: int | None = None) -> list[DossierRow]:  # fmt: skip
+        """See `JournalStore.dossiers`."""
+        async with self._lock:
+            rows = sorted(self._dossiers.values(), key=lambda r: r.dossier_id)
+        found = [
+            r for r in rows
+            if (call_id is None or r.call_id == call_id) and (status is None or r.status == status)
+            and (phase_id is None or r.phase_id == phase_id) and (after is None or r.dossier_id > after)
+            and (due_before is None or (r.next_deadline is not None and r.next_deadline < due_before))
+        ]  # fmt: skip
+        return found[:limit] if limit is not None else found
+
+    async def open_dossiers(self, call_id: str, phase_id: str, final_statuses: Sequence[str]) -> list[str]:
+        """See `JournalStore.open_dossiers`."""
+        final = set(final_statuses)
+        return [r.dossier_id for r in await self.dossiers(call_id=call_id, phase_id=phase_id) if r.status not in final]
+
+    async def call_counts(self, call_id: str) -> dict[str, int]:
+        """See `JournalStore.call_counts` (statuses no dossier stands in are left out)."""
+        async with self._lock:
+            return {status: n for (call, status), n in self._counts.items() if call == call_id and n > 0}
+
+    # --- the read log
+
+    async def record_read(self, entry: ReadEntry) -> None:
+        """See `JournalStore.record_read`."""
+        entry = replace(entry, at=entry.at.astimezone(UTC))
+        row = read_row(entry)
+        async with self._lock:
+            [(gseq, ghash)] = place(self._head, entry.dossier_id, [row["hash"]])
+            now = datetime.now(UTC)
+            self._reads.append(StoredRead(id=len(self._reads) + 1, **row, recorded_at=now, gseq=gseq, ghash=ghash))
+            self._chain.append((ChainLink(gseq=gseq, dossier_id=entry.dossier_id, hash=row["hash"], ghash=ghash), now))
+            self._head = (gseq, ghash)
+
+    async def reads(self, dossier_id: str) -> list[StoredRead]:
+        """See `JournalStore.reads`."""
+        async with self._lock:
+            return [r for r in self._reads if r.dossier_id == dossier_id]
+
+    # --- the ledger
+
+    async def ledger(self, dossier_id: str | None = None) -> LedgerSnapshot:
+        """See `JournalStore.ledger`."""
+        async with self._lock:
+            if dossier_id is None:
+                found = [e for d in sorted(self._events) for e in self._events[d]]
+                read_rows = list(self._reads)
+                listed = {d: r.version for d, r in self._dossiers.items()}
+            else:
+                found = list(self._events.get(dossier_id, []))
+                read_rows = [r for r in self._reads if r.dossier_id == dossier_id]
+                row = self._dossiers.get(dossier_id)
+                listed = {dossier_id: row.version} if row is not None else {}
+            return LedgerSnapshot(events=found, reads=read_rows, versions=listed, head=self._head,
+                                  anchors=[self._anchors[d] for d in sorted(self._anchors)])  # fmt: skip
+
+    async def chain(self, first_gseq: int, last_gseq: int) -> list[ChainLink]:
+        """See `JournalStore.chain`."""
+        async with self._lock:
+            return [link for link, _ in self._chain[max(first_gseq, 1) - 1:max(last_gseq, 0)]]
+
+    async def anchors(self) -> list[Anchor]:
+        """See `JournalStore.anchors`."""
+        async with self._lock:
+            return [self._anchors[d] for d in sorted(self._anchors)]
+
+    async def first_recorded_at(self) -> datetime | None:
+        """See `JournalStore.first_recorded_at`."""
+        async with self._lock:
+            return min((at for _, at in self._chain), default=None)
+
+    async def head_before(self, instant: datetime) -> tuple[int, bytes] | None:
+        """See `JournalStore.head_before`."""
+        async with self._lock:
+            before = [link for link, at in self._chain if at < instant]
+        return (before[-1].gseq, before[-1].ghash) if before else None
+
+    async def add_anchor(self, anchor: Anchor) -> None:
+        """See `JournalStore.add_anchor`."""
+        async with self._lock:
+            self._anchors.setdefault(anchor.day, anchor)
+
+    # --- dossiers' data keys
+
+    async def add_key(self, dossier_id: str, key_id: str, wrapped: bytes) -> None:
+        """See `JournalStore.add_key`."""
+        async with self._lock:
+            self._keys.setdefault((dossier_id, key_id), WrappedKey(dossier_id, key_id, wrapped, None))
+
+    async def key(self, dossier_id: str, key_id: str) -> WrappedKey | None:
+        """See `JournalStore.key`."""
+        async with self._lock:
+            return self._keys.get((dossier_id, key_id))
+
+    async def keys_destroyed_at(self, dossier_id: str) -> datetime | None:
+        """See `JournalStore.keys_destroyed_at`."""
+        async with self._lock:
+            return max((k.destroyed_at for (d, _), k in self._keys.items() if d == dossier_id and k.destroyed_at),
+                       default=None)  # fmt: skip
+
+    async def destroy_keys(self, dossier_id: str) -> int:
+        """See `JournalStore.destroy_keys`."""
+        now = datetime.now(UTC)
+        async with self._lock:
+            live = [k for (d, _), k in self._keys.items() if d == dossier_id and k.destroyed_at is None]
+            for k in live:
+                self._keys[(dossier_id, k.key_id)] = replace(k, wrapped=b"", destroyed_at=now)
+        return len(live)
+
+    # --- the outbox
+
+    async def deliver_once(self, entry: OutboxEntry, deliver: Callable[[], Awaitable[str]]) -> bool:
+        """See `JournalStore.deliver_once`: if `deliver` raises, nothing is kept (as a rolled-back
+        transaction)."""
+        async with self._sending[entry.key]:
+            async with self._lock:
+                sent = self._outbox.get(entry.key)
+            if sent is not None and sent.delivered_at is not None:
+                return False
+            channel = await deliver()
+            async with self._lock:
+                self._outbox[entry.key] = _Sent(sent.entry if sent else replace(entry, due=_utc(entry.due)),
+                                                datetime.now(UTC), channel)  # fmt: skip
+        return True
+
+
+if TYPE_CHECKING:  # mypy checks that the class keeps to the port
+    _conforms: JournalStore = MemoryStore()

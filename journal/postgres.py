@@ -1,0 +1,384 @@
+"""The journal store on PostgreSQL (SQLAlchemy Core, asyncpg): the only code of amiflow that runs SQL,
+with the engine's creation and the migrations (Alembic, run from code)."""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable, Sequence
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from sqlalchemy import func, select, union_all, update
+from sqlalchemy.dialects.postgresql import insert
+from sqlalchemy.engine import Row
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
+
+from journal.chaining import check_places, event_rows, place, read_row
+from journal.schema import anchors, call_counts, dossier_keys, dossiers, events, journal_head, outbox, reads
+from journal.store import (
+    Anchor,
+    ChainLink,
+    DossierRow,
+    JournalStore,
+    LedgerSnapshot,
+    OutboxEntry,
+    Projection,
+    ReadEntry,
+    SealedEvent,
+    StoredEvent,
+    StoredRead,
+    WrappedKey,
+)  # fmt: skip
+
+MIGRATIONS = Path(__file__).resolve().parent.parent / "migrations"
+journal_events = events  # the table, where `append`'s argument takes the name `events`
+APP_ROLE = "amiflow_app"  # created by migration 0003: reads and appends the journal, never changes it
+
+EVENT_COLUMNS = [events.c.dossier_id, events.c.seq, events.c.type, events.c.actor, events.c.occurred_at,
+                 events.c.recorded_at, events.c.workflow_id, events.c.key_id, events.c.sealed, events.c.payload,
+                 events.c.hash, events.c.gseq, events.c.ghash]  # fmt: skip
+READ_COLUMNS = [reads.c.id, reads.c.dossier_id, reads.c.at, reads.c.actor, reads.c.what, reads.c.via,
+                reads.c.granted, reads.c.reason, reads.c.recorded_at, reads.c.hash, reads.c.gseq,
+                reads.c.ghash]  # fmt: skip
+DOSSIER_COLUMNS = [dossiers.c.dossier_id, dossiers.c.call_id, dossiers.c.phase_id, dossiers.c.holder,
+                   dossiers.c.status, dossiers.c.version, dossiers.c.next_deadline, dossiers.c.next_deadline_kind,
+                   dossiers.c.submitted_at, dossiers.c.updated_at]  # fmt: skip
+
+
+def async_url(url: str) -> str:
+    """A PostgreSQL URL for SQLAlchemy's asyncpg dialect (accepts plain postgresql:// URLs)."""
+    for prefix in ("postgresql+asyncpg://", "postgresql://", "postgres://"):
+        if url.startswith(prefix):
+            return "postgresql+asyncpg://" + url[len(prefix):]
+    raise ValueError(f"URL PostgreSQL attendue, reçu : {url!r}")
+
+
+def app_url(url: str) -> str:
+    """The same database, as the application's role (the embedded server trusts local connections;
+    in production give the role a password and put it in AMIFLOW_DATABASE_URL)."""
+    from sqlalchemy.engine import make_url
+
+    return make_url(url).set(username=APP_ROLE, password=None).render_as_string(hide_password=False)
+
+
+def create_engine(url: str, pool_size: int = 10) -> AsyncEngine:
+    """An async engine on asyncpg; connections are checked before use so a restarted server is
+    reconnected to instead of failing the next transaction."""
+    return create_async_engine(async_url(url), pool_size=pool_size, pool_pre_ping=True)
+
+
+def is_database_error(exc: BaseException) -> bool:
+    """Whether an exception comes from the database or its driver (unreachable server, refused query):
+    what an entry point says in one sentence rather than with a traceback."""
+    return type(exc).__module__.startswith(("sqlalchemy", "asyncpg"))
+
+
+def migrate(url: str) -> None:
+    """Bring the database to the latest migration. Blocking: call it outside an event loop (or in
+    a thread), since Alembic's environment runs its own loop."""
+    from alembic import command
+    from alembic.config import Config
+
+    config = Config()
+    config.set_main_option("script_location", str(MIGRATIONS))
+    config.set_main_option("sqlalchemy.url", url.replace("%", "%%"))
+    command.upgrade(config, "head")
+
+
+class PostgresStore:
+    """`JournalStore` on PostgreSQL. Every method is one transaction on `engine`."""
+
+    def __init__(self, engine: AsyncEngine) -> None:
+        self.engine = engine
+
+    @classmethod
+    def from_url(cls, url: str, pool_size: int = 10) -> PostgresStore:
+        """The store on the database at `url` (its own engine, closed by `dispose`)."""
+        return cls(create_engine(url, pool_size=pool_size))
+
+    async def dispose(self) -> None:
+        """Close the engine's connections (at the end of a process or a test)."""
+        await self.engine.dispose()
+
+    # --- events and projections
+
+    async def append(self, dossier_id: str, workflow_id: str, first_seq: int, events: Sequence[SealedEvent],
+                     projection: Projection) -> int:  # fmt: skip
+        """See `JournalStore.append`."""
+        last_seq = first_seq + len(events) - 1
+        t = journal_events
+        async with self.engine.begin() as conn:
+            # Serialise writers of one dossier (a retry can overlap a slow first attempt).
+            await conn.execute(select(func.pg_advisory_xact_lock(func.hashtext(dossier_id))))
+            stored = int(await conn.scalar(select(func.coalesce(func.max(t.c.seq), 0))
+                                           .where(t.c.dossier_id == dossier_id)) or 0)  # fmt: skip
+            kept: list[tuple[str, datetime]] = []
+            if stored >= last_seq:
+                kept = [(r.type, r.occurred_at) for r in await conn.execute(
+                    select(t.c.type, t.c.occurred_at)
+                    .where(t.c.dossier_id == dossier_id, t.c.seq >= first_seq, t.c.seq <= last_seq).order_by(t.c.seq)
+                )]  # fmt: skip
+            if not check_places(dossier_id, first_seq, events, stored, kept):
+                return 0
+            before = await conn.scalar(select(t.c.hash).where(t.c.dossier_id == dossier_id, t.c.seq == stored))
+            rows = event_rows(dossier_id, workflow_id, first_seq, events,
+                              bytes(before) if before is not None else None)  # fmt: skip
+            placed = await self._chain(conn, dossier_id, [r["hash"] for r in rows])
+            for row, (gseq, ghash) in zip(rows, placed, strict=True):
+                row |= {"gseq": gseq, "ghash": ghash}
+            await conn.execute(t.insert(), rows)
+            await self._project(conn, dossier_id, projection)
+        return len(rows)
+
+    @staticmethod
+    async def _chain(conn: AsyncConnection, dossier_id: str, hashes: list[bytes]) -> list[tuple[int, bytes]]:
+        """Place entries at the end of the global chain, in this transaction. The head row is locked
+        until commit, so the chain has one order."""
+        head = (await conn.execute(select(journal_head.c.gseq, journal_head.c.ghash)
+                                   .where(journal_head.c.id == 1).with_for_update())).one()  # fmt: skip
+        placed = place((int(head.gseq), bytes(head.ghash)), dossier_id, hashes)
+        gseq, ghash = placed[-1]
+        await conn.execute(update(journal_head).where(journal_head.c.id == 1).values(gseq=gseq, ghash=ghash))
+        return placed
+
+    @staticmethod
+    async def _project(conn: AsyncConnection, dossier_id: str, p: Projection) -> None:
+        previous = await conn.scalar(
+            select(dossiers.c.status).where(dossiers.c.dossier_id == dossier_id).with_for_update()
+        )
+        values = {
+            "call_id": p.call_id, "phase_id": p.phase_id, "holder": p.holder, "status": p.status,
+            "version": p.version, "next_deadline": p.next_deadline, "next_deadline_kind": p.next_deadline_kind,
+            "submitted_at": p.submitted_at, "updated_at": datetime.now(UTC),
+        }  # fmt: skip
+        upsert = insert(dossiers).values(dossier_id=dossier_id, **values)
+        await conn.execute(upsert.on_conflict_do_update(index_elements=["dossier_id"], set_=values))
+        if previous == p.status:
+            return
+        if previous is not None:
+            await conn.execute(
+                update(call_counts)
+                .where(call_counts.c.call_id == p.call_id, call_counts.c.status == previous)
+                .values(count=call_counts.c.count - 1)
+            )
+        bump = insert(call_counts).values(call_id=p.call_id, status=p.status, count=1)
+        await conn.execute(
+            bump.on_conflict_do_update(index_elements=["call_id", "status"], set_={"count": call_counts.c.count + 1})
+        )
+
+    async def events(self, dossier_id: str) -> list[StoredEvent]:
+        """See `JournalStore.events`."""
+        async with self.engine.connect() as conn:
+            rows = await conn.execute(select(*EVENT_COLUMNS).where(events.c.dossier_id == dossier_id)
+                                      .order_by(events.c.seq))  # fmt: skip
+            return [_event(r) for r in rows]
+
+    async def dossier(self, dossier_id: str) -> DossierRow | None:
+        """See `JournalStore.dossier`."""
+        async with self.engine.connect() as conn:
+            row = (await conn.execute(select(*DOSSIER_COLUMNS).where(dossiers.c.dossier_id == dossier_id))).first()
+        return DossierRow(**row._mapping) if row is not None else None
+
+    async def dossiers(self, *, call_id: str | None = None, status: str | None = None, phase_id: str | None = None,
+                       due_before: datetime | None = None, after: str | None = None,
+                       limit: int | None = None) -> list[DossierRow]:  # fmt: skip
+        """See `JournalStore.dossiers`."""
+        query = select(*DOSSIER_COLUMNS).order_by(dossiers.c.dossier_id)
+        if call_id is not None:
+            query = query.where(dossiers.c.call_id == call_id)
+        if status is not None:
+            query = query.where(dossiers.c.status == status)
+        if phase_id is not None:
+            query = query.where(dossiers.c.phase_id == phase_id)
+        if due_before is not None:
+            query = query.where(dossiers.c.next_deadline < due_before)
+        if after is not None:
+            query = query.where(dossiers.c.dossier_id > after)
+        if limit is not None:
+            query = query.limit(limit)
+        async with self.engine.connect() as conn:
+            return [DossierRow(**r._mapping) for r in await conn.execute(query)]
+
+    async def open_dossiers(self, call_id: str, phase_id: str, final_statuses: Sequence[str]) -> list[str]:
+        """See `JournalStore.open_dossiers`."""
+        async with self.engine.connect() as conn:
+            result = await conn.execute(
+                select(dossiers.c.dossier_id)
+                .where(dossiers.c.call_id == call_id, dossiers.c.phase_id == phase_id,
+                       dossiers.c.status.not_in(list(final_statuses)))  # fmt: skip
+                .order_by(dossiers.c.dossier_id)
+            )
+            return [row[0] for row in result]
+
+    async def call_counts(self, call_id: str) -> dict[str, int]:
+        """See `JournalStore.call_counts` (statuses no dossier stands in are left out)."""
+        async with self.engine.connect() as conn:
+            rows = await conn.execute(select(call_counts.c.status, call_counts.c.count)
+                                      .where(call_counts.c.call_id == call_id, call_counts.c.count > 0))  # fmt: skip
+            return {status: int(count) for status, count in rows}
+
+    # --- the read log
+
+    async def record_read(self, entry: ReadEntry) -> None:
+        """See `JournalStore.record_read`."""
+        row = read_row(entry)
+        async with self.engine.begin() as conn:
+            [(gseq, ghash)] = await self._chain(conn, entry.dossier_id, [row["hash"]])
+            await conn.execute(reads.insert().values(**row, gseq=gseq, ghash=ghash))
+
+    async def reads(self, dossier_id: str) -> list[StoredRead]:
+        """See `JournalStore.reads`."""
+        async with self.engine.connect() as conn:
+            rows = await conn.execute(select(*READ_COLUMNS).where(reads.c.dossier_id == dossier_id)
+                                      .order_by(reads.c.gseq))  # fmt: skip
+            return [_read(r) for r in rows]
+
+    # --- the ledger
+
+    async def ledger(self, dossier_id: str | None = None) -> LedgerSnapshot:
+        """See `JournalStore.ledger`: one REPEATABLE READ transaction, so that entries written meanwhile
+        are not taken for holes."""
+        async with self.engine.connect() as conn:
+            await conn.execution_options(isolation_level="REPEATABLE READ")
+            async with conn.begin():
+                found_q = select(*EVENT_COLUMNS).order_by(events.c.dossier_id, events.c.seq)
+                reads_q = select(*READ_COLUMNS).order_by(reads.c.gseq)
+                listed_q = select(dossiers.c.dossier_id, dossiers.c.version)
+                if dossier_id is not None:
+                    found_q = found_q.where(events.c.dossier_id == dossier_id)
+                    reads_q = reads_q.where(reads.c.dossier_id == dossier_id)
+                    listed_q = listed_q.where(dossiers.c.dossier_id == dossier_id)
+                head = (await conn.execute(select(journal_head.c.gseq, journal_head.c.ghash)
+                                           .where(journal_head.c.id == 1))).one()  # fmt: skip
+                return LedgerSnapshot(
+                    events=[_event(r) for r in await conn.execute(found_q)],
+                    reads=[_read(r) for r in await conn.execute(reads_q)],
+                    versions={r[0]: int(r[1]) for r in await conn.execute(listed_q)},
+                    head=(int(head.gseq), bytes(head.ghash)),
+                    anchors=_anchors(await conn.execute(_ANCHORS)),
+                )
+
+    async def chain(self, first_gseq: int, last_gseq: int) -> list[ChainLink]:
+        """See `JournalStore.chain`."""
+        parts = [select(t.c.gseq, t.c.dossier_id, t.c.hash, t.c.ghash)
+                 .where(t.c.gseq >= first_gseq, t.c.gseq <= last_gseq) for t in (events, reads)]  # fmt: skip
+        both = union_all(*parts).subquery()
+        async with self.engine.connect() as conn:
+            rows = await conn.execute(select(both).order_by(both.c.gseq))
+            return [ChainLink(gseq=int(r.gseq), dossier_id=r.dossier_id, hash=bytes(r.hash), ghash=bytes(r.ghash))
+                    for r in rows]  # fmt: skip
+
+    async def anchors(self) -> list[Anchor]:
+        """See `JournalStore.anchors`."""
+        async with self.engine.connect() as conn:
+            return _anchors(await conn.execute(_ANCHORS))
+
+    async def first_recorded_at(self) -> datetime | None:
+        """See `JournalStore.first_recorded_at` (events and reads alike are entries)."""
+        both = union_all(select(func.min(events.c.recorded_at).label("at")),
+                         select(func.min(reads.c.recorded_at).label("at"))).subquery()  # fmt: skip
+        async with self.engine.connect() as conn:
+            first: datetime | None = await conn.scalar(select(func.min(both.c.at)))
+            return first
+
+    async def head_before(self, instant: datetime) -> tuple[int, bytes] | None:
+        """See `JournalStore.head_before`."""
+        head: tuple[int, bytes] | None = None
+        async with self.engine.connect() as conn:
+            for table in (events, reads):
+                row = (await conn.execute(select(table.c.gseq, table.c.ghash).where(table.c.recorded_at < instant)
+                                          .order_by(table.c.gseq.desc()).limit(1))).first()  # fmt: skip
+                if row is not None and (head is None or row.gseq > head[0]):
+                    head = (int(row.gseq), bytes(row.ghash))
+        return head
+
+    async def add_anchor(self, anchor: Anchor) -> None:
+        """See `JournalStore.add_anchor`."""
+        async with self.engine.begin() as conn:
+            await conn.execute(insert(anchors).values(day=anchor.day, gseq=anchor.gseq, ghash=anchor.ghash)
+                               .on_conflict_do_nothing(index_elements=["day"]))  # fmt: skip
+
+    # --- dossiers' data keys
+
+    async def add_key(self, dossier_id: str, key_id: str, wrapped: bytes) -> None:
+        """See `JournalStore.add_key`."""
+        async with self.engine.begin() as conn:
+            await conn.execute(insert(dossier_keys).values(dossier_id=dossier_id, key_id=key_id, wrapped=wrapped)
+                               .on_conflict_do_nothing())  # fmt: skip
+
+    async def key(self, dossier_id: str, key_id: str) -> WrappedKey | None:
+        """See `JournalStore.key`."""
+        async with self.engine.connect() as conn:
+            row = (await conn.execute(
+                select(dossier_keys.c.wrapped, dossier_keys.c.destroyed_at)
+                .where(dossier_keys.c.dossier_id == dossier_id, dossier_keys.c.key_id == key_id)
+            )).first()  # fmt: skip
+        if row is None:
+            return None
+        return WrappedKey(dossier_id=dossier_id, key_id=key_id, wrapped=bytes(row.wrapped),
+                          destroyed_at=row.destroyed_at)  # fmt: skip
+
+    async def keys_destroyed_at(self, dossier_id: str) -> datetime | None:
+        """See `JournalStore.keys_destroyed_at`."""
+        async with self.engine.connect() as conn:
+            when: datetime | None = await conn.scalar(select(func.max(dossier_keys.c.destroyed_at))
+                                                      .where(dossier_keys.c.dossier_id == dossier_id))  # fmt: skip
+        return when
+
+    async def destroy_keys(self, dossier_id: str) -> int:
+        """See `JournalStore.destroy_keys`."""
+        async with self.engine.begin() as conn:
+            result = await conn.execute(
+                update(dossier_keys)
+                .where(dossier_keys.c.dossier_id == dossier_id, dossier_keys.c.destroyed_at.is_(None))
+                .values(wrapped=b"", destroyed_at=func.now())
+            )  # fmt: skip
+        return int(result.rowcount or 0)
+
+    # --- the outbox
+
+    async def deliver_once(self, entry: OutboxEntry, deliver: Callable[[], Awaitable[str]]) -> bool:
+        """See `JournalStore.deliver_once`: the row is locked while delivering, so a concurrent attempt
+        waits and then finds it delivered; if `deliver` raises, nothing is kept."""
+        async with self.engine.begin() as conn:
+            await conn.execute(
+                insert(outbox)
+                .values(key=entry.key, dossier_id=entry.dossier_id, kind=entry.kind, recipient=entry.recipient,
+                        key_id=entry.key_id, sealed=entry.sealed, due=entry.due)  # fmt: skip
+                .on_conflict_do_nothing(index_elements=["key"])
+            )
+            done = await conn.scalar(select(outbox.c.delivered_at).where(outbox.c.key == entry.key).with_for_update())
+            if done is not None:
+                return False
+            channel = await deliver()
+            await conn.execute(update(outbox).where(outbox.c.key == entry.key)
+                               .values(delivered_at=datetime.now(UTC), channel=channel))  # fmt: skip
+        return True
+
+
+_ANCHORS = select(anchors.c.day, anchors.c.gseq, anchors.c.ghash).order_by(anchors.c.day)
+
+
+def _event(r: Row[Any]) -> StoredEvent:
+    return StoredEvent(
+        dossier_id=r.dossier_id, seq=int(r.seq), type=r.type, actor=r.actor, occurred_at=r.occurred_at,
+        recorded_at=r.recorded_at, workflow_id=r.workflow_id, key_id=r.key_id,
+        sealed=bytes(r.sealed) if r.sealed is not None else None, payload=r.payload, hash=bytes(r.hash),
+        gseq=int(r.gseq), ghash=bytes(r.ghash),
+    )  # fmt: skip
+
+
+def _read(r: Row[Any]) -> StoredRead:
+    return StoredRead(
+        id=int(r.id), dossier_id=r.dossier_id, at=r.at, actor=r.actor, what=r.what, via=r.via,
+        granted=bool(r.granted), reason=r.reason, recorded_at=r.recorded_at, hash=bytes(r.hash),
+        gseq=int(r.gseq), ghash=bytes(r.ghash),
+    )  # fmt: skip
+
+
+def _anchors(rows: Any) -> list[Anchor]:
+    return [Anchor(day=r.day, gseq=int(r.gseq), ghash=bytes(r.ghash)) for r in rows]
+
+
+if TYPE_CHECKING:  # mypy checks that the class keeps to the port
+    _conforms: JournalStore = PostgresStore(create_engine("postgresql://"))
