@@ -64,6 +64,6 @@ class CallActivities:
         except RPCError as exc:
             if exc.status is RPCStatusCode.NOT_FOUND:
                 raise ApplicationError(f"Appel inconnu « {call_id} ».", type="UnknownCall",
-                                       non_retryable=True) from None  # fmt: skip
+                                       non_retryable=True) from None
             raise
         return standing

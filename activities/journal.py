@@ -20,7 +20,7 @@ def projection(batch: AppendEvents) -> Projection:
     """What the dossier list shows of the dossier after the batch."""
     return Projection(call_id=batch.call_id, phase_id=batch.phase_id, holder=batch.holder, status=batch.status.value,
                       version=batch.version, next_deadline=batch.next_deadline,
-                      next_deadline_kind=batch.next_deadline_kind, submitted_at=batch.submitted_at)  # fmt: skip
+                      next_deadline_kind=batch.next_deadline_kind, submitted_at=batch.submitted_at)
 
 
 def _own_dossier(dossier_id: str, what: str) -> None:
@@ -29,7 +29,7 @@ def _own_dossier(dossier_id: str, what: str) -> None:
     caller = activity.info().workflow_id
     if caller != dossier_id:
         raise ApplicationError(f"le workflow {caller} ne peut pas {what} le journal du dossier {dossier_id}",
-                               type="ForeignDossier", non_retryable=True)  # fmt: skip
+                               type="ForeignDossier", non_retryable=True)
 
 
 class JournalActivities:
@@ -46,7 +46,7 @@ class JournalActivities:
         _own_dossier(batch.dossier_id, "écrire dans")
         try:
             written = await append_events(self.store, self.keys, batch.dossier_id, batch.workflow_id,
-                                          batch.first_seq, batch.events, projection(batch))  # fmt: skip
+                                          batch.first_seq, batch.events, projection(batch))
         except StoreError as exc:  # retrying cannot fix another batch at those places, nor a hole
             raise ApplicationError(exc.message, type=exc.code, non_retryable=True) from None
         if written:

@@ -51,7 +51,7 @@ class NotificationActivities:
             text = json.dumps({"subject": notice.subject, "body": notice.body}).encode()
             sealed = seal(key, text, f"amiflow:outbox:{notice.key}".encode())
             entry = OutboxEntry(key=notice.key, dossier_id=notice.dossier_id, kind=notice.kind,
-                                recipient=notice.recipient, key_id=key_id, sealed=sealed, due=notice.due)  # fmt: skip
+                                recipient=notice.recipient, key_id=key_id, sealed=sealed, due=notice.due)
             if not await self.store.deliver_once(entry, functools.partial(self._deliver, notice)):
                 continue
             delivered += 1

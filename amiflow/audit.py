@@ -24,7 +24,7 @@ from journal.store import Anchor, JournalStore, Projection, StoreError
 
 
 async def verify_journal(store: JournalStore, dossier_id: str | None = None,
-                         external_anchors: list[dict[str, Any]] | None = None) -> list[ledger.Break]:  # fmt: skip
+                         external_anchors: list[dict[str, Any]] | None = None) -> list[ledger.Break]:
     """Every broken link of the journal — or of one dossier and the stretch of the global chain around
     it, up to the anchor after its last entry — checked also against the journal's head, the anchors
     in the database and, if given, those kept elsewhere. Read in one snapshot, so that entries written
@@ -61,7 +61,7 @@ async def _stretch(store: JournalStore, first: int, last: int) -> list[dict[str,
     """(gseq, tag, hash, ghash) of every entry of the global chain from `first` to `last`, whoever it
     belongs to (the tag is a hash of the dossier id: nothing of another dossier is read)."""
     return [{"gseq": c.gseq, "tag": ledger.tag(c.dossier_id).hex(), "hash": c.hash.hex(), "ghash": c.ghash.hex()}
-            for c in await store.chain(first, last)]  # fmt: skip
+            for c in await store.chain(first, last)]
 
 
 async def anchor(store: JournalStore, today: date) -> list[dict[str, Any]]:
@@ -91,17 +91,17 @@ def _event_json(row: dict[str, Any]) -> dict[str, Any]:
     return {"dossier_id": row["dossier_id"], "seq": row["seq"], "type": row["type"], "actor": row["actor"],
             "occurred_at": ledger.instant_text(row["occurred_at"]), "key_id": row["key_id"],
             "sealed": ledger.b64_text(row["sealed"]), "payload": ledger.json_text(row["payload"]),
-            "hash": bytes(row["hash"]).hex(), "gseq": row["gseq"], "ghash": bytes(row["ghash"]).hex()}  # fmt: skip
+            "hash": bytes(row["hash"]).hex(), "gseq": row["gseq"], "ghash": bytes(row["ghash"]).hex()}
 
 
 def _read_json(row: dict[str, Any]) -> dict[str, Any]:
     return {"dossier_id": row["dossier_id"], "at": ledger.instant_text(row["at"]), "actor": row["actor"],
             "what": row["what"], "via": row["via"], "granted": row["granted"], "reason": row["reason"],
-            "hash": bytes(row["hash"]).hex(), "gseq": row["gseq"], "ghash": bytes(row["ghash"]).hex()}  # fmt: skip
+            "hash": bytes(row["hash"]).hex(), "gseq": row["gseq"], "ghash": bytes(row["ghash"]).hex()}
 
 
 async def export(store: JournalStore, dossier_id: str, out: Path, today: date,
-                 temporal_history: str | None = None) -> dict[str, Any]:  # fmt: skip
+                 temporal_history: str | None = None) -> dict[str, Any]:
     """Write a self-contained bundle of one dossier into the folder `out`: its events and reads as
     stored, the global chain from its first entry to the latest anchor after its last, the anchors,
     the Temporal history while retained, a verifier and a README. Returns a summary."""
@@ -124,9 +124,9 @@ async def export(store: JournalStore, dossier_id: str, out: Path, today: date,
         (out / "temporal-history.json").write_text(temporal_history, encoding="utf-8")
     shutil.copyfile(Path(ledger.__file__), out / "verify.py")
     (out / "README.md").write_text(BUNDLE_README.format(dossier=dossier_id, events=len(found), reads=len(read_rows),
-                                                        today=today.isoformat()), encoding="utf-8")  # fmt: skip
+                                                        today=today.isoformat()), encoding="utf-8")
     return {"dossier_id": dossier_id, "out": str(out), "events": len(found), "reads": len(read_rows),
-            "chain": len(chain), "anchors": len(marks), "temporal_history": temporal_history is not None}  # fmt: skip
+            "chain": len(chain), "anchors": len(marks), "temporal_history": temporal_history is not None}
 
 
 def _lines(path: Path, rows: list[dict[str, Any]]) -> None:
@@ -164,7 +164,7 @@ The same in English: run `python verify.py .`; exit 0 means every link holds, 1 
 
 
 async def shred(client: Any, store: JournalStore, keys: DossierKeys, vault: Vault, actor: Actor, now: datetime,
-                dry_run: bool, only: str | None = None) -> list[dict[str, Any]]:  # fmt: skip
+                dry_run: bool, only: str | None = None) -> list[dict[str, Any]]:
     """Destroy the content of every ended dossier whose retention has run out (or of `only`): the rules
     decide (final status, no legal hold, retention over); the destruction is journaled, then the
     dossier's keys and documents are destroyed. Its metadata and chains stay, and still verify.
@@ -193,7 +193,7 @@ async def shred(client: Any, store: JournalStore, keys: DossierKeys, vault: Vaul
             if not dry_run:
                 report.append({**entry, "outcome": "destroyed", "keys": await keys.destroy(ident),
                                "documents": vault.destroy(ident), "retention_ends": retention_ends(state),
-                               "reason": "destruction achevée"})  # fmt: skip
+                               "reason": "destruction achevée"})
             continue
         outcome, reason = shred_verdict(state, now)  # the rules: ended, no legal hold, retention over
         events = []
@@ -214,15 +214,15 @@ async def shred(client: Any, store: JournalStore, keys: DossierKeys, vault: Vaul
         try:
             written = await append_events(store, keys, ident, ident, state.version + 1, events, Projection(
                 call_id=call.id, phase_id=state.phase_id, holder=state.holder, status=after.status.value,
-                version=after.version, submitted_at=after.submitted_at))  # fmt: skip
+                version=after.version, submitted_at=after.submitted_at))
         except StoreError:
             written = 0
         if written != len(events):  # another event took that place first (a legal hold…): decide again later
             report.append({**entry, "outcome": "kept", "reason": "le dossier a changé pendant la destruction : "
-                           "relancez audit shred", "retention_ends": retention_ends(state)})  # fmt: skip
+                           "relancez audit shred", "retention_ends": retention_ends(state)})
             continue
         count = await keys.destroy(ident)
         files = vault.destroy(ident)
         report.append({**entry, "outcome": "destroyed", "keys": count, "documents": files,
-                       "retention_ends": retention_ends(state), "reason": ""})  # fmt: skip
+                       "retention_ends": retention_ends(state), "reason": ""})
     return report

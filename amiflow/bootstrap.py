@@ -55,7 +55,7 @@ class NoStack(DomainError):
 
 @asynccontextmanager
 async def runtime(settings: Settings, temporal: NeedTemporal = NeedTemporal.REQUIRED,
-                  pool_size: int = 2) -> AsyncIterator[Runtime]:  # fmt: skip
+                  pool_size: int = 2) -> AsyncIterator[Runtime]:
     """Assemble the runtime of `settings`; the store's connections are closed on exit.
 
     Raises:
@@ -84,7 +84,7 @@ async def runtime(settings: Settings, temporal: NeedTemporal = NeedTemporal.REQU
 
 
 def run(settings: Settings, work: Callable[[Runtime], Awaitable[T]],
-        temporal: NeedTemporal = NeedTemporal.REQUIRED) -> T:  # fmt: skip
+        temporal: NeedTemporal = NeedTemporal.REQUIRED) -> T:
     """Run one use case to its end in a fresh event loop (the CLI's way)."""
     import asyncio
 

@@ -36,7 +36,7 @@ def read_yaml(path: Path) -> Any:
         raise CallDefinitionError(
             str(path), "(fichier)", str(path), f"lecture impossible ({exc.strerror})",
             "Vérifiez le chemin du fichier.",
-        ) from None  # fmt: skip
+        ) from None
     try:
         return yaml.load(text, Loader=yaml.BaseLoader)  # noqa: S506 - BaseLoader builds no objects
     except yaml.YAMLError as exc:
@@ -46,7 +46,7 @@ def read_yaml(path: Path) -> Any:
         raise CallDefinitionError(
             str(path), where, "(syntaxe)", f"YAML invalide : {problem}",
             "Corrigez la syntaxe (un « : » dans un texte impose des guillemets autour du texte).",
-        ) from None  # fmt: skip
+        ) from None
 
 
 def load_call(path: Path) -> Call:
@@ -88,7 +88,7 @@ def load_calls(paths: Iterable[Path] = ()) -> CallSet:
             result.refused.append(CallDefinitionError(
                 _shown(path), "id", call.id, f"identifiant déjà pris par {seen[call.id]}",
                 "Chaque appel a son propre identifiant.",
-            ))  # fmt: skip
+            ))
             continue
         seen[call.id] = result.files[call.id] = _shown(path)
         result.calls.append(call)
@@ -132,7 +132,7 @@ def load_dossier(path: Path) -> DossierFile:
         where = ".".join(str(p) for p in ("content", *err["loc"]))
         raise InvalidCommand(f"{_shown(path)} : {where} : {err['msg']}.") from None
     return DossierFile(call=str(data["call"]), phase=str(data["phase"]),
-                       reference=str(data["reference"]), content=content)  # fmt: skip
+                       reference=str(data["reference"]), content=content)
 
 
 def _shown(path: Path) -> str:

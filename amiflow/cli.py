@@ -92,12 +92,12 @@ def calls_extend(ctx: typer.Context,
                  phase: Annotated[str, typer.Argument(metavar="PHASE", help="Identifiant de la phase.")],
                  until: Annotated[str, typer.Option("--until", metavar="DATE", help="Nouvelle clôture : 00:00 (heure "
                                                     "de Paris) ce jour-là, ou AAAA-MM-JJTHH:MM.")],
-                 actor: Actor) -> None:  # fmt: skip
+                 actor: Actor) -> None:
     """Prolonge une phase ; chaque dossier ouvert de la phase suit la nouvelle date (porteur prévenu)."""
     when, who = command_service.parse_instant(until), _who(actor)
     result = _use(ctx, lambda rt: call_service.extend(rt, who, call, phase, when, _now()))
     typer.echo(f"{call} / {phase} : clôture au {render.paris(result.closes_at)} ; "
-               f"{len(result.dossiers)} dossier(s) ouvert(s) prévenu(s).")  # fmt: skip
+               f"{len(result.dossiers)} dossier(s) ouvert(s) prévenu(s).")
 
 
 @schemes_app.command("list", cls=command)
@@ -113,7 +113,7 @@ def schemes_list(as_json: Json = False) -> None:
 
 @app.command("up", cls=command)
 def up_command(ctx: typer.Context, workers: Annotated[int, typer.Option(help="Nombre de workers à lancer.", min=1,
-                                                                          max=16)] = 1) -> None:  # fmt: skip
+                                                                          max=16)] = 1) -> None:
     """Démarre tout (Temporal, PostgreSQL, worker, décodage) dans le dossier de données ; Ctrl-C arrête tout."""
     from amiflow.logs import configure
     from amiflow.stack import up
@@ -135,7 +135,7 @@ def status_command(ctx: typer.Context, as_json: Json = False) -> None:
     else:
         typer.echo(f"Temporal      {info['temporal_address']}\nInterface web {info['ui_url']}\n"
                    f"PostgreSQL    {info['database_url']}\nDécodage      {info['codec_url']}\n"
-                   f"Workers       {', '.join(map(str, info['worker_pids']))}")  # fmt: skip
+                   f"Workers       {', '.join(map(str, info['worker_pids']))}")
     if not info["running"]:
         raise typer.Exit(1)
 
@@ -148,7 +148,7 @@ def dossier_submit(ctx: typer.Context, call: Annotated[str, typer.Option("--call
                                                                          help="Identifiant de l’appel.")],
                    file: Annotated[Path, typer.Option("--file", metavar="FICHIER",
                                                       help="Le dossier (YAML, voir deploy/examples/).")],
-                   actor: Actor) -> None:  # fmt: skip
+                   actor: Actor) -> None:
     """Crée et dépose un dossier ; un second dépôt de la même référence retrouve le même dossier.
     La dernière ligne affichée est l’identifiant du dossier."""
     who = _who(actor)
@@ -163,7 +163,7 @@ def dossier_do(ctx: typer.Context, dossier_id: Annotated[str | None, typer.Argum
                actor: Annotated[str | None, typer.Option("--as", metavar="ROLE:NOM", help="Qui agit.")] = None,
                as_json: Json = False,
                show_help: Annotated[bool, typer.Option("--help", help="Les commandes possibles et leurs options.")]
-               = False) -> None:  # fmt: skip
+               = False) -> None:
     """Donne une commande au dossier, par exemple :
     amiflow dossier do ID request-complement --pieces "Kbis" --due 2026-07-01 --as staff:amelie
     (une date seule vaut 00:00, heure de Paris, ce jour-là). `amiflow dossier do ID --help --as ROLE:NOM`
@@ -207,14 +207,14 @@ def dossier_show(ctx: typer.Context, dossier_id: Ident, actor: Reader = None, as
                  as_of: Annotated[str | None, typer.Option("--as-of", metavar="DATE", help="L’état à cet instant "
                                   "passé (AAAA-MM-JJTHH:MM, heure de Paris), rejoué depuis le journal.")] = None,
                  show_all: Annotated[bool, typer.Option("--all", help="Toutes les échéances à venir, pas seulement "
-                                                        "la prochaine de chaque sorte.")] = False) -> None:  # fmt: skip
+                                                        "la prochaine de chaque sorte.")] = False) -> None:
     """L’état du dossier et ce qu’il attend, tel que la personne peut le lire. Chaque lecture,
     accordée ou refusée, est inscrite au journal des lectures (amiflow dossier history)."""
     who = _who(actor) if actor else None
     instant = command_service.parse_instant(as_of) if as_of else None
     try:
         view = _use(ctx, lambda rt: dossier_service.show(rt, who, dossier_id, _now(), instant, show_all),
-                    NeedTemporal.OPTIONAL)  # fmt: skip
+                    NeedTemporal.OPTIONAL)
     except ReadRefused as exc:
         _refusal(exc, as_json)
     render.dossier(view, typer.echo, as_json)
@@ -227,7 +227,7 @@ def dossier_history(ctx: typer.Context, dossier_id: Ident, actor: Reader = None,
     who = _who(actor) if actor else None
     try:
         view = _use(ctx, lambda rt: dossier_service.history(rt, who, dossier_id, _now(), bodies=as_json),
-                    NeedTemporal.NONE)  # fmt: skip
+                    NeedTemporal.NONE)
     except ReadRefused as exc:
         _refusal(exc, as_json)
     render.history(view, typer.echo, as_json)
@@ -249,7 +249,7 @@ def dossier_timeline(ctx: typer.Context, dossier_id: Ident, actor: Actor, as_jso
 def dossier_attach(ctx: typer.Context, dossier_id: Ident,
                    file: Annotated[Path, typer.Argument(metavar="FICHIER", help="Le fichier à joindre.", exists=True,
                                                         dir_okay=False)],
-                   actor: Actor, as_json: Json = False) -> None:  # fmt: skip
+                   actor: Actor, as_json: Json = False) -> None:
     """Joint un fichier au dossier : il est chiffré dans le coffre, le journal garde son empreinte.
     La dernière ligne affichée est l’identifiant du document."""
     who = _who(actor)
@@ -266,7 +266,7 @@ def dossier_attach(ctx: typer.Context, dossier_id: Ident,
 def dossier_document(ctx: typer.Context, dossier_id: Ident,
                      document_id: Annotated[str, typer.Argument(metavar="DOCUMENT", help="Identifiant (doc-…).")],
                      out: Annotated[Path, typer.Option("--out", metavar="FICHIER", help="Où écrire le fichier.")],
-                     actor: Actor) -> None:  # fmt: skip
+                     actor: Actor) -> None:
     """Extrait un document du coffre, après vérification du droit d’en connaître et de son empreinte."""
     who = _who(actor)
     ref, data = _use(ctx, lambda rt: dossier_service.document(rt, who, dossier_id, document_id, _now()))
@@ -288,10 +288,10 @@ def dossier_list(ctx: typer.Context,
                  after: Annotated[str | None, typer.Option("--after", metavar="ID", help="La page après ce dossier.")]
                  = None,
                  limit: Annotated[int | None, typer.Option("--limit", metavar="N", help="Au plus N dossiers.")] = None,
-                 as_json: Json = False) -> None:  # fmt: skip
+                 as_json: Json = False) -> None:
     """La liste des dossiers : statut, phase, prochaine échéance (aucun contenu)."""
     page = _use(ctx, lambda rt: dossier_service.listing(rt, _now(), call, status, phase, overdue, after, limit),
-                NeedTemporal.NONE)  # fmt: skip
+                NeedTemporal.NONE)
     render.dossiers(page, typer.echo, as_json)
 
 

@@ -39,7 +39,7 @@ def audit_verify(ctx: typer.Context,
                                                              help="Vérifier un bundle exporté, sans base.")] = None,
                  anchors: Annotated[Path | None, typer.Option("--anchors", metavar="FICHIER",
                                                               help="Ancres conservées ailleurs (JSONL).")] = None,
-                 as_json: Json = False) -> None:  # fmt: skip
+                 as_json: Json = False) -> None:
     """Recalcule les chaînes d’empreintes et nomme la première rupture (dossier, n° d’événement) ;
     code de sortie 1 si quelque chose a été modifié, supprimé, inséré ou déplacé."""
     if bundle is not None:
@@ -52,7 +52,7 @@ def audit_verify(ctx: typer.Context,
 def audit_anchor(ctx: typer.Context,
                  out: Annotated[Path | None, typer.Option("--out", metavar="FICHIER", help="Écrire les ancres dans ce "
                                                           "fichier (JSONL ; son dossier est créé au besoin).")]
-                 = None) -> None:  # fmt: skip
+                 = None) -> None:
     """Ancre chaque journée achevée (tête de la chaîne globale, heure de Paris) et écrit les ancres,
     à conserver hors de la machine (une fois par jour, par exemple par cron)."""
     today = now().astimezone(PARIS).date()
@@ -67,7 +67,7 @@ def audit_anchor(ctx: typer.Context,
 @audit_app.command("export", cls=command)
 def audit_export(ctx: typer.Context, dossier_id: Ident,
                  out: Annotated[Path, typer.Option("--out", metavar="DOSSIER", help="Dossier à créer pour le bundle.")],
-                 actor: Actor, as_json: Json = False) -> None:  # fmt: skip
+                 actor: Actor, as_json: Json = False) -> None:
     """Exporte un bundle autonome du dossier (événements tels que stockés, lectures, chaîne, ancres,
     historique Temporal s’il est conservé, vérificateur, README) ; il se vérifie sans base :
     python OUT/verify.py OUT. Réservé aux auditeurs ; l’export est inscrit au journal des lectures."""
@@ -80,7 +80,7 @@ def audit_export(ctx: typer.Context, dossier_id: Ident,
         return
     typer.echo(f"Bundle de {dossier_id} : {summary['events']} événement(s), {summary['reads']} lecture(s), "
                f"{summary['anchors']} ancre(s){', historique Temporal' if summary['temporal_history'] else ''} "
-               f"→ {out}\nVérifier : python {out}/verify.py {out}")  # fmt: skip
+               f"→ {out}\nVérifier : python {out}/verify.py {out}")
 
 
 @audit_app.command("crosscheck", cls=command)
@@ -104,7 +104,7 @@ def audit_whatif(ctx: typer.Context, call: Annotated[str, typer.Option("--call",
                                                                        help="Identifiant de l’appel.")],
                  rules: Annotated[Path, typer.Option("--rules", metavar="FICHIER", exists=True, dir_okay=False,
                                                      help="La définition modifiée de l’appel (YAML).")],
-                 actor: Actor, as_json: Json = False) -> None:  # fmt: skip
+                 actor: Actor, as_json: Json = False) -> None:
     """Rejoue les dossiers d’un appel sous une définition modifiée (autre clôture, autres porteurs…) et
     dit lesquels auraient connu une autre issue, où et pourquoi. Rien n’est écrit, sauf les lectures.
     Réservé aux auditeurs."""
@@ -118,7 +118,7 @@ def audit_whatif(ctx: typer.Context, call: Annotated[str, typer.Option("--call",
         typer.echo(f"{r.dossier_id} : {r.actual.label} → {r.would_be.label}{when} — {r.reason}")
     typer.echo(f"{len(report.differing)} dossier(s) sur {report.dossiers} auraient une autre issue sous {rules}."
                + (f" {len(report.content_destroyed)} dossier(s) au contenu détruit, non rejoué(s)."
-                  if report.content_destroyed else ""))  # fmt: skip
+                  if report.content_destroyed else ""))
 
 
 @audit_app.command("shred", cls=command)
@@ -127,7 +127,7 @@ def audit_shred(ctx: typer.Context, actor: Actor,
                                                       "détruire.")] = False,
                 dossier: Annotated[str | None, typer.Option("--dossier", metavar="ID", help="Seulement ce dossier.")]
                 = None,
-                as_json: Json = False) -> None:  # fmt: skip
+                as_json: Json = False) -> None:
     """Fin de conservation : détruit les clés (donc le contenu, partout) des dossiers terminés dont la
     durée de conservation est écoulée et qui ne sont pas sous conservation légale. Métadonnées et
     chaînes d’empreintes restent, et se vérifient toujours."""
@@ -135,11 +135,11 @@ def audit_shred(ctx: typer.Context, actor: Actor,
     report = use(ctx, lambda rt: audit_service.shred(rt, person, now(), dry_run, dossier), NeedTemporal.OPTIONAL)
     if as_json:
         out = [{**r, "retention_ends": render.paris(r["retention_ends"]) if r.get("retention_ends") else None}
-               for r in report]  # fmt: skip
+               for r in report]
         typer.echo(render.dump({"dry_run": dry_run, "dossiers": out}))
     else:
         labels = {"destroyed": "DÉTRUIT", "would_destroy": "à détruire", "kept": "conservé",
-                  "already_destroyed": "déjà détruit"}  # fmt: skip
+                  "already_destroyed": "déjà détruit"}
         for r in report:
             typer.echo(f"{labels[r['outcome']]:<13} {r['dossier_id']}  {r['reason']}")
         if not report:

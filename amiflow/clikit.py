@@ -23,7 +23,7 @@ HELP = "Affiche cette aide."
 # click's section titles and markers, in French (typer.core looks them up through gettext).
 WORDS = {"Options": "Options", "Commands": "Commandes", "Arguments": "Arguments", "required": "obligatoire",
          "default: {default}": "défaut : {default}", "env var: {var}": "variable : {var}",
-         "Missing command.": "Commande manquante.", "Aborted!": "Interrompu."}  # fmt: skip
+         "Missing command.": "Commande manquante.", "Aborted!": "Interrompu."}
 
 
 def _french(message: str) -> str:
@@ -34,7 +34,7 @@ typer.core._ = _french  # type: ignore[attr-defined]
 
 DataDir = Annotated[Path | None, typer.Option("--data-dir", envvar="AMIFLOW_DATA_DIR", metavar="DOSSIER",
                                               help="Dossier de données de la pile (défaut .amiflow/) ; "
-                                                   "accepté aussi après la commande.")]  # fmt: skip
+                                                   "accepté aussi après la commande.")]
 Actor = Annotated[str, typer.Option("--as", metavar="ROLE:NOM", help="Qui agit : ROLE:NOM, par exemple staff:amelie.")]
 Reader = Annotated[str | None, typer.Option("--as", metavar="ROLE:NOM", help="Qui lit : ROLE:NOM ; le contenu n’est "
                                             "montré qu’à qui a le droit d’en connaître (sans --as : métadonnées).")]
@@ -76,7 +76,7 @@ class OwnHelp(Command):
 def group(text: str) -> typer.Typer:
     """A group of commands, helped in French."""
     return typer.Typer(help=text, cls=Group, no_args_is_help=True, add_completion=False, rich_markup_mode=None,
-                       pretty_exceptions_enable=False)  # fmt: skip
+                       pretty_exceptions_enable=False)
 
 
 def command_class(own_help: bool = False) -> type[TyperCommand]:

@@ -28,7 +28,7 @@ from temporalio.converter import (
     SerializationContext,
     WithSerializationContext,
     WorkflowSerializationContext,
-)  # fmt: skip
+)
 from temporalio.exceptions import ApplicationError
 
 from domain.state import is_dossier_id
@@ -80,7 +80,7 @@ class EnvelopeCodec(PayloadCodec, WithSerializationContext):
             aad, meta = self.dossier_id.encode(), {DOSSIER: self.dossier_id.encode()}
         return [
             Payload(metadata={"encoding": ENCODING, KEY_ID: key_id.encode(), **meta},
-                    data=seal(key, p.SerializeToString(), aad))  # fmt: skip
+                    data=seal(key, p.SerializeToString(), aad))
             for p in payloads
         ]
 
@@ -104,7 +104,7 @@ class EnvelopeCodec(PayloadCodec, WithSerializationContext):
         sealed_for = dossier_of(payload)
         if sealed_for != self.dossier_id:
             raise RefusedPayload(f"charge utile scellée pour {sealed_for or 'aucun dossier'} refusée pour le "
-                                 f"workflow {self.workflow_id}")  # fmt: skip
+                                 f"workflow {self.workflow_id}")
 
     async def _own_or_refused(self, payload: Payload) -> Payload:
         # A refusal, not an exception: an exception here fails the whole workflow task, and a signal

@@ -160,7 +160,7 @@ def _answer(payloads: list[Payload]) -> web.Response:
 
 
 async def serve(keys: DossierKeys, store: JournalStore, tokens: Tokens, host: str, port: int,
-                origins: tuple[str, ...], stop: asyncio.Event) -> None:  # fmt: skip
+                origins: tuple[str, ...], stop: asyncio.Event) -> None:
     """Run the codec server until `stop` is set."""
     runner = web.AppRunner(CodecServer(keys, store, tokens, origins).app(), access_log=None)
     await runner.setup()

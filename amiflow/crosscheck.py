@@ -110,7 +110,7 @@ async def crosscheck(client: Client, store: JournalStore, keys: DossierKeys, dos
     # In the order the dossier lived them: each run starts from a later state (a clock that was
     # fast-forwarded in a test makes start times alone unreliable).
     runs = sorted([await _read_run(client, run_id, h) for run_id, h in histories.items()],
-                  key=lambda r: (r.start_version, r.started_at))  # fmt: skip
+                  key=lambda r: (r.start_version, r.started_at))
 
     replay_error = await _replay(client, [(r.run_id, histories[r.run_id]) for r in runs]) if runs else None
     differences: list[Difference] = []
@@ -121,7 +121,7 @@ async def crosscheck(client: Client, store: JournalStore, keys: DossierKeys, dos
                 differences.append(Difference(seq=seq, kind="differs", detail=(
                     f"Dossier {dossier_id}, événement {seq} : les exécutions {temporal[seq][2]} et {run.run_id} "
                     f"de Temporal l’ont journalisé différemment ({_fields(temporal[seq][0], event)})."
-                )))  # fmt: skip
+                )))
                 continue
             if seq not in temporal or (confirmed and not temporal[seq][1]):
                 temporal[seq] = (event, confirmed, run.run_id)
@@ -142,7 +142,7 @@ async def crosscheck(client: Client, store: JournalStore, keys: DossierKeys, dos
         temporal_events=len(temporal), journal_events=len(rows),
         covered_from=min([s for s in range(1, last + 2) if s not in uncovered]), unconfirmed=unconfirmed,
         differences=differences, ok=ok, message="",
-    )  # fmt: skip
+    )
     result.message = _summary(result)
     return result
 
@@ -237,7 +237,7 @@ async def _read_run(client: Client, run_id: str, history: WorkflowHistory) -> _R
         for i, e in enumerate(batch.events):
             appended[batch.first_seq + i] = (e, scheduled in completed)
     return _Run(run_id=run_id, started_at=first.event_time.ToDatetime(tzinfo=UTC), start=start,
-                appended=appended)  # fmt: skip
+                appended=appended)
 
 
 async def _replay(client: Client, runs: Sequence[tuple[str, WorkflowHistory]]) -> str | None:
@@ -245,13 +245,13 @@ async def _replay(client: Client, runs: Sequence[tuple[str, WorkflowHistory]]) -
     failures = []
     with concurrent.futures.ThreadPoolExecutor(max_workers=2) as pool:
         replayer = Replayer(workflows=WORKFLOWS, workflow_runner=SANDBOX, data_converter=client.data_converter,
-                            workflow_task_executor=pool)  # fmt: skip
+                            workflow_task_executor=pool)
         for run_id, history in runs:
             result = await replayer.replay_workflow(history, raise_on_replay_failure=False)
             if result.replay_failure is not None:
                 failure = result.replay_failure
                 failures.append(f"l’exécution {run_id} ne se rejoue pas avec le code actuel "
-                                f"({type(failure).__name__} : {failure})")  # fmt: skip
+                                f"({type(failure).__name__} : {failure})")
     return " ; ".join(failures) or None
 
 
@@ -269,7 +269,7 @@ async def _journal(store: JournalStore, keys: DossierKeys, dossier_id: str) -> l
         except ValidationError as exc:  # a clear row (before encryption) that is no event
             problem = f"ce n’est pas un événement ({exc.error_count()} erreur(s) de validation)"
         rows.append(_Row(seq=r.seq, type=r.type, actor=r.actor, occurred_at=r.occurred_at, event=event,
-                         problem=problem))  # fmt: skip
+                         problem=problem))
     return rows
 
 
@@ -285,12 +285,12 @@ def _uncovered(runs: Sequence[_Run], last: int) -> set[int]:
 
 
 def _compare(dossier_id: str, seq: int, temporal: tuple[Event, bool, str] | None, row: _Row | None,
-             uncovered: bool) -> list[Difference]:  # fmt: skip
+             uncovered: bool) -> list[Difference]:
     where = f"Dossier {dossier_id}, événement {seq}"
     if row is None:
         if temporal is None:
             return [Difference(seq=seq, kind="missing_in_journal",
-                               detail=f"{where} : absent du journal (trou entre les événements voisins).")]  # fmt: skip
+                               detail=f"{where} : absent du journal (trou entre les événements voisins).")]
         event, confirmed, run_id = temporal
         if not confirmed:  # scheduled, not completed: in flight, or its run ended before it did
             return []
@@ -300,7 +300,7 @@ def _compare(dossier_id: str, seq: int, temporal: tuple[Event, bool, str] | None
         return [Difference(seq=seq, kind="unreadable", detail=f"{where} ({row.type}) : illisible — {row.problem}")]
     out = []
     clear = {"type": (row.type, row.event.type), "actor": (row.actor, str(row.event.actor)),
-             "occurred_at": (row.occurred_at, row.event.at)}  # fmt: skip
+             "occurred_at": (row.occurred_at, row.event.at)}
     for column, (stored, sealed) in clear.items():
         if stored != sealed:
             out.append(Difference(seq=seq, kind="differs", detail=(
@@ -341,18 +341,18 @@ def _summary(check: CrossCheck) -> str:
     d, n = check.dossier_id, len(check.differences)
     if not check.retained:
         text = (f"Dossier {d} : Temporal n’a plus d’historique (durée de rétention passée) ; le journal "
-                f"({check.journal_events} événements) en est le seul registre")  # fmt: skip
+                f"({check.journal_events} événements) en est le seul registre")
         return text + (f", et il a {n} défaut(s)." if n else ", sans défaut.")
     if check.ok:
         text = (f"Dossier {d} : Temporal et le journal concordent ({check.journal_events} événements, "
-                f"{check.runs} exécution(s) rejouée(s) sans erreur).")  # fmt: skip
+                f"{check.runs} exécution(s) rejouée(s) sans erreur).")
     else:
         text = f"Dossier {d} : {n} écart(s) entre Temporal et le journal."
         if check.replay_error:
             text += f" Rejeu en échec : {check.replay_error}."
     if check.covered_from > 1:
         text += (f" Les événements 1 à {check.covered_from - 1} ne sont plus dans Temporal : ils sont "
-                 "vérifiés contre l’état de départ de l’exécution suivante.")  # fmt: skip
+                 "vérifiés contre l’état de départ de l’exécution suivante.")
     if check.unconfirmed:
         text += f" Journalisation en cours ou non confirmée : événements {', '.join(map(str, check.unconfirmed))}."
     return text

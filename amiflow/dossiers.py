@@ -15,7 +15,7 @@ from temporalio.client import (
     WithStartWorkflowOperation,
     WorkflowHandle,
     WorkflowUpdateFailedError,
-)  # fmt: skip
+)
 from temporalio.common import WorkflowIDConflictPolicy
 from temporalio.exceptions import ApplicationError
 from temporalio.service import RPCError, RPCStatusCode
@@ -60,7 +60,7 @@ async def call_definition(client: Client, call_id: str) -> Call:
 
 
 async def submit(client: Client, task_queue: str, file: Path, actor: Actor,
-                 now: datetime) -> CommandResult:  # fmt: skip
+                 now: datetime) -> CommandResult:
     """Create the dossier from a file and submit it; a repeated submission finds the same dossier.
 
     The rules are checked before anything starts, so that a refused submission starts no workflow.
@@ -68,7 +68,7 @@ async def submit(client: Client, task_queue: str, file: Path, actor: Actor,
     prepared = load_dossier(file)
     call = await call_definition(client, prepared.call)
     start = StartDraft(call=call, phase_id=prepared.phase, reference=prepared.reference,
-                       content=prepared.content)  # fmt: skip
+                       content=prepared.content)
     ident = dossier_id(call.id, prepared.reference)
     handle = client.get_workflow_handle(ident)
     if await _exists(handle):
@@ -82,12 +82,12 @@ async def submit(client: Client, task_queue: str, file: Path, actor: Actor,
     operation = WithStartWorkflowOperation(
         DossierWorkflow.run, DossierInput(dossier_id=ident), id=ident, task_queue=task_queue,
         id_conflict_policy=WorkflowIDConflictPolicy.USE_EXISTING,
-    )  # fmt: skip
+    )
     try:
         await client.execute_update_with_start_workflow(
             DossierWorkflow.command, CommandRequest(command=start, actor=actor),
             start_workflow_operation=operation,
-        )  # fmt: skip
+        )
     except WorkflowUpdateFailedError as exc:
         raise _refused(exc) from None
     return await send(client, ident, Submit(), actor)
@@ -95,7 +95,7 @@ async def submit(client: Client, task_queue: str, file: Path, actor: Actor,
 
 async def send(client: Client, ident: str, command: Command, actor: Actor,
                store: JournalStore | None = None, keys: DossierKeys | None = None,
-               task_queue: str = "") -> CommandResult:  # fmt: skip
+               task_queue: str = "") -> CommandResult:
     """Give a command to a running dossier.
 
     A dossier whose workflow has ended (closed, withdrawn, expired…) is read back from the journal
@@ -106,7 +106,7 @@ async def send(client: Client, ident: str, command: Command, actor: Actor,
     handle = client.get_workflow_handle(ident)
     try:
         return await handle.execute_update(DossierWorkflow.command,
-                                           CommandRequest(command=command, actor=actor))  # fmt: skip
+                                           CommandRequest(command=command, actor=actor))
     except WorkflowUpdateFailedError as exc:
         raise _refused(exc) from None
     except RPCError as exc:
@@ -124,23 +124,23 @@ async def send(client: Client, ident: str, command: Command, actor: Actor,
 
 
 async def _resume(client: Client, task_queue: str, final: DossierState, command: Command,
-                  actor: Actor) -> CommandResult:  # fmt: skip
+                  actor: Actor) -> CommandResult:
     # The new run reads the dossier from the journal itself: a worker never takes a state from a client.
     operation = WithStartWorkflowOperation(
         DossierWorkflow.run, DossierInput(dossier_id=final.id, resume=True), id=final.id, task_queue=task_queue,
         id_conflict_policy=WorkflowIDConflictPolicy.USE_EXISTING,
-    )  # fmt: skip
+    )
     try:
         return await client.execute_update_with_start_workflow(
             DossierWorkflow.command, CommandRequest(command=command, actor=actor),
             start_workflow_operation=operation,
-        )  # fmt: skip
+        )
     except WorkflowUpdateFailedError as exc:
         raise _refused(exc) from None
 
 
 async def extend(client: Client, call_id: str, phase_id: str, until: datetime,
-                 actor: Actor) -> ExtensionResult:  # fmt: skip
+                 actor: Actor) -> ExtensionResult:
     """Move a phase's closing later; every open dossier of the phase follows."""
     handle = client.get_workflow_handle(call_workflow_id(call_id))
     try:
@@ -195,12 +195,12 @@ async def state_as_of(store: JournalStore, keys: DossierKeys, ident: str, instan
     found = [e for e in await history(store, keys, ident) if e.at <= instant]
     if not found:
         raise InvalidCommand(f"Le dossier {ident} n’existait pas encore le {instant.astimezone(PARIS):%Y-%m-%d %H:%M} "
-                             "(heure de Paris).")  # fmt: skip
+                             "(heure de Paris).")
     return replay(found)
 
 
 async def attach(client: Client, store: JournalStore, vault: Vault, ident: str, file: Path,
-                 actor: Actor) -> tuple[DocumentRef, CommandResult]:  # fmt: skip
+                 actor: Actor) -> tuple[DocumentRef, CommandResult]:
     """Seal a file into the vault and attach it to the dossier; a refused attachment leaves no file."""
     ref = await vault.store(ident, file)
     try:
@@ -220,6 +220,6 @@ async def start_calls(client: Client, task_queue: str, calls: Sequence[Call]) ->
         await client.start_workflow(
             CallWorkflow.run, CallInput(call=call), id=call_workflow_id(call.id), task_queue=task_queue,
             id_conflict_policy=WorkflowIDConflictPolicy.USE_EXISTING,
-        )  # fmt: skip
+        )
         started.append(call.id)
     return started

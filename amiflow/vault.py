@@ -53,7 +53,7 @@ class Vault:
         ref = DocumentRef(
             id=f"doc-{secrets.token_hex(8)}", name=file.name, sha256=hashlib.sha256(data).hexdigest(),
             size=len(data), media_type=mimetypes.guess_type(file.name)[0] or "application/octet-stream",
-        )  # fmt: skip
+        )
         target = self.path(dossier_id, ref.id)  # checks the id before any key is made for it
         key_id, key = await self.keys.current(dossier_id)
         target.parent.mkdir(parents=True, exist_ok=True)
@@ -101,7 +101,7 @@ class Vault:
         digest = hashlib.sha256(data).hexdigest()
         if digest != ref.sha256 or len(data) != ref.size:
             raise Tampered(f"Document {ref.id} ({ref.name}) : empreinte SHA-256 {digest} ≠ {ref.sha256} "
-                           "inscrite au journal ; le fichier a été remplacé.")  # fmt: skip
+                           "inscrite au journal ; le fichier a été remplacé.")
         return data
 
 

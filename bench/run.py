@@ -245,9 +245,9 @@ def machine() -> dict[str, Any]:
     with contextlib.suppress(OSError, subprocess.SubprocessError):
         git = ["git", "-C", str(ROOT)]
         head = subprocess.run([*git, "rev-parse", "--short", "HEAD"], capture_output=True, text=True,
-                              timeout=20, check=True).stdout.strip()  # fmt: skip
+                              timeout=20, check=True).stdout.strip()
         dirty = subprocess.run([*git, "status", "--porcelain", "--untracked-files=no"], capture_output=True,
-                               text=True, timeout=20, check=True).stdout.strip()  # fmt: skip
+                               text=True, timeout=20, check=True).stdout.strip()
         versions["amiflow"] = head + (" + uncommitted changes" if dirty else "")
     return {
         "cpus": os.cpu_count(),
@@ -653,7 +653,7 @@ async def step_direct(stack: Stack, sizes: Sizes) -> dict[str, Any]:
             nonlocal version, previous, ghash
             at = datetime.now(UTC)
             row = {"dossier_id": ident, "seq": version + 1, "type": "follow_up_recorded", "actor": str(STAFF),
-                   "occurred_at": at, "payload": payload}  # fmt: skip
+                   "occurred_at": at, "payload": payload}
             digest = ledger.link(previous, ledger.event_entry(row))
             chained = ledger.global_link(ghash, ident, digest)
             async with conn.transaction():
@@ -1056,7 +1056,7 @@ async def replay_child(url: str, data_dir: str, long_n: int) -> dict[str, Any]:
     keys.FRESH_FOR = 3600.0  # a bulk reader keeps the keys it fetched for the whole read (30 s by default)
     query = (
         select(events_table.c.dossier_id, events_table.c.seq, events_table.c.key_id, events_table.c.sealed,
-               events_table.c.payload)  # fmt: skip
+               events_table.c.payload)
         .where(events_table.c.dossier_id.like(REPLAY_PREFIX + "%"))
         .order_by(events_table.c.dossier_id, events_table.c.seq)
     )

@@ -44,7 +44,7 @@ def journal(events: int, dossiers: int, reads: int) -> tuple[list[dict], list[di
         seq = seqs[dossier] = seqs.get(dossier, 0) + 1
         row = {"dossier_id": dossier, "seq": seq, "type": "follow_up_recorded", "actor": "staff:amelie",
                "occurred_at": start + timedelta(seconds=i), "key_id": "k1", "sealed": secrets.token_bytes(420),
-               "payload": None, "workflow_id": dossier}  # fmt: skip
+               "payload": None, "workflow_id": dossier}
         row["hash"] = previous[dossier] = ledger.link(previous.get(dossier, ledger.GENESIS), ledger.event_entry(row))
         gseq += 1
         head = ledger.global_link(head, dossier, row["hash"])
@@ -52,7 +52,7 @@ def journal(events: int, dossiers: int, reads: int) -> tuple[list[dict], list[di
         rows.append(row)
         if i % every == every - 1 and len(read_rows) < reads:
             read = {"dossier_id": dossier, "at": row["occurred_at"], "actor": "auditor:odile", "what": "content",
-                    "via": "cli", "granted": False, "reason": "auditeur sans habilitation"}  # fmt: skip
+                    "via": "cli", "granted": False, "reason": "auditeur sans habilitation"}
             read["hash"] = ledger.link(ledger.GENESIS, ledger.read_entry(read))
             gseq += 1
             head = ledger.global_link(head, dossier, read["hash"])
@@ -65,17 +65,17 @@ async def write(owner: str, rows: list[dict], read_rows: list[dict]) -> asyncpg.
     """The rows into the journal's tables (COPY), its head and projection: an open connection."""
     conn = await asyncpg.connect(owner)
     columns = ["dossier_id", "seq", "type", "actor", "occurred_at", "key_id", "sealed", "workflow_id", "hash",
-               "gseq", "ghash"]  # fmt: skip
+               "gseq", "ghash"]
     await conn.copy_records_to_table("events", records=[tuple(r[c] for c in columns) for r in rows],
-                                     columns=columns)  # fmt: skip
+                                     columns=columns)
     read_columns = ["dossier_id", "at", "actor", "what", "via", "granted", "reason", "hash", "gseq", "ghash"]
     await conn.copy_records_to_table("reads", records=[tuple(r[c] for c in read_columns) for r in read_rows],
-                                     columns=read_columns)  # fmt: skip
+                                     columns=read_columns)
     last = max([*rows, *read_rows], key=lambda r: r["gseq"])
     await conn.execute("update journal_head set gseq = $1, ghash = $2", last["gseq"], last["ghash"])
     await conn.execute("insert into dossiers select distinct on (dossier_id) dossier_id, 'hdf-pmcb-reemploi', "
                        "'unique', 'acme', 'follow_up', max(seq) over (partition by dossier_id), null, null, null, "
-                       "now() from events")  # fmt: skip
+                       "now() from events")
     await conn.execute("ANALYZE")
     return conn
 
@@ -109,7 +109,7 @@ async def main(events: int, dossiers: int, reads: int, runs: int = 3) -> None:
 
             await conn.execute("set session_replication_role = replica")
             await conn.execute("update events set sealed = overlay(sealed placing '\\x00'::bytea from 100 for 1) "
-                               "where gseq = $1", rows[len(rows) // 2]["gseq"])  # fmt: skip
+                               "where gseq = $1", rows[len(rows) // 2]["gseq"])
             found = await audit.verify_journal(store)
             await conn.close()
             await store.dispose()

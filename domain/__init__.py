@@ -21,4 +21,4 @@ __all__ = [
     "Purpose", "ReadDecision", "Reading", "ReviewMode", "Role", "Scheme", "Sight", "Status", "available_commands",
     "deadlines", "decide", "dossier_id", "event_shown", "evolve", "latest_reminders", "may_audit", "may_read",
     "parse_call", "parse_schemes", "recommend", "replay", "retention_ends", "shown_actor", "shred_verdict", "sight",
-]  # fmt: skip
+]

@@ -94,8 +94,8 @@ def may_audit(actor: Actor | None, operation: AuditOperation) -> ReadDecision:
     """Whether `actor` may run an audit operation: auditors only (they see what every dossier became)."""
     if actor is None:
         return ReadDecision(granted=False, reason=f"« audit {operation.value} » : sans identité "
-                                                  "(--as auditor:NOM), aucune opération d’audit")  # fmt: skip
+                                                  "(--as auditor:NOM), aucune opération d’audit")
     if actor.role is not Role.AUDITOR:
         return ReadDecision(granted=False, reason=f"« audit {operation.value} » est réservé aux auditeurs "
-                            f"(auditor) ; vous agissez comme {actor.role.label} ({actor.role.value})")  # fmt: skip
+                            f"(auditor) ; vous agissez comme {actor.role.label} ({actor.role.value})")
     return ReadDecision(granted=True, reason=f"auditeur : {operation.label}")

@@ -109,7 +109,7 @@ def _calendar_date(value: object) -> date:
 _MONTHS = (
     "janvier", "février", "mars", "avril", "mai", "juin",
     "juillet", "août", "septembre", "octobre", "novembre", "décembre",
-)  # fmt: skip
+)
 
 CalendarDate = Annotated[date, BeforeValidator(_calendar_date)]
 E = TypeVar("E", bound=StrEnum)
@@ -308,7 +308,7 @@ def parse_call(data: Mapping[str, Any] | object, source: str) -> Call:
         raise CallDefinitionError(
             source, "(racine)", data, "le fichier doit décrire un appel (un dictionnaire YAML)",
             "Reprenez un fichier de deploy/calls/ comme modèle.",
-        )  # fmt: skip
+        )
     try:
         spec = CallFile.model_validate(dict(data))
     except ValidationError as exc:
@@ -330,17 +330,17 @@ def definition_error(
         return CallDefinitionError(
             source, path, MISSING, "champ obligatoire absent",
             "Ajoutez ce champ (voir les autres fichiers de deploy/calls/ pour un exemple).",
-        )  # fmt: skip
+        )
     if kind == "extra_forbidden":
         return CallDefinitionError(
             source, path, value, "champ inconnu",
             "Retirez-le ou corrigez son nom (faute de frappe ?).",
-        )  # fmt: skip
+        )
     if kind == "too_short":
         return CallDefinitionError(
             source, path, value, "la liste est vide",
             "Un appel doit avoir au moins une phase, une section du dossier et un critère.",
-        )  # fmt: skip
+        )
     advice = str(ctx.get("advice", "Corrigez cette valeur dans le fichier."))
     return CallDefinitionError(source, path, value, str(err["msg"]), advice)
 
@@ -373,13 +373,13 @@ def _resolve(spec: CallFile, source: str) -> Call:
     for field, ids in (
         ("phases", [p.id for p in spec.phases]), ("themes", [t.id for t in spec.themes]),
         ("sections", [s.id for s in spec.sections]), ("criteria", [c.id for c in spec.criteria]),
-    ):  # fmt: skip
+    ):
         for i, ident in enumerate(ids):
             if ident in ids[:i]:
                 raise CallDefinitionError(
                     source, f"{field}[{i}].id", ident, "identifiant en double",
                     "Donnez à chaque élément un identifiant unique.",
-                )  # fmt: skip
+                )
 
     phases: list[Phase] = []
     for i, p in enumerate(spec.phases):
@@ -388,7 +388,7 @@ def _resolve(spec: CallFile, source: str) -> Call:
                 source, f"phases[{i}].opens.years_after_opening", p.opens.years_after_opening,
                 "une ouverture ne peut pas dépendre d’elle-même",
                 "Écrivez la date d’ouverture (`date:`) ou `after_phase:`.",
-            )  # fmt: skip
+            )
         if p.opens.date is not None:
             opens_at = start_of_day(p.opens.date)
             opens_assumed = p.opens.assumed
@@ -399,7 +399,7 @@ def _resolve(spec: CallFile, source: str) -> Call:
                     source, f"phases[{i}].opens.after_phase", p.opens.after_phase,
                     "cette phase n’est pas définie plus haut dans le fichier",
                     "Nommez une phase déjà décrite au-dessus de celle-ci.",
-                )  # fmt: skip
+                )
             opens_at = previous.closes_at
             opens_assumed = p.opens.assumed or previous.closes_assumed
         if p.closes.after_phase is not None:
@@ -408,7 +408,7 @@ def _resolve(spec: CallFile, source: str) -> Call:
                 "une clôture s’écrit par une date ou une durée",
                 "Écrivez `date:` (clôture à 00:00, heure de Paris, ce jour-là) "
                 "ou `years_after_opening:`.",
-            )  # fmt: skip
+            )
         if p.closes.date is not None:
             closes_at = start_of_day(p.closes.date)
             closes_assumed = p.closes.assumed
@@ -423,7 +423,7 @@ def _resolve(spec: CallFile, source: str) -> Call:
                 f"la phase « {p.label} » se clôt avant (ou quand) elle ouvre "
                 f"(ouverture le {paris_date(opens_at).isoformat()})",
                 "Vérifiez les deux dates de cette phase.",
-            )  # fmt: skip
+            )
         for j, q in enumerate(phases):
             if opens_at < q.closes_at and q.opens_at < closes_at:
                 raise CallDefinitionError(
@@ -432,14 +432,14 @@ def _resolve(spec: CallFile, source: str) -> Call:
                     f"ouverte jusqu’au {paris_date(q.closes_at).isoformat()}",
                     "Les phases d’un appel se suivent sans se chevaucher : "
                     "ouvrez celle-ci à la clôture de la précédente ou après.",
-                )  # fmt: skip
+                )
         phases.append(
             Phase(
                 id=p.id, kind=p.kind, label=p.label, opens_at=opens_at, closes_at=closes_at,
                 opens_assumed=opens_assumed, closes_assumed=closes_assumed,
                 closes_source=p.closes.source, holder_types=tuple(p.holder_types),
                 review_mode=p.review_mode,
-            )  # fmt: skip
+            )
         )
     return Call(
         id=spec.id, title=spec.title, region=spec.region, owner=spec.owner,
@@ -449,7 +449,7 @@ def _resolve(spec: CallFile, source: str) -> Call:
         reminder_days=tuple(sorted(set(spec.reminder_days), reverse=True)),
         follow_up=spec.follow_up, notes=tuple(spec.notes), staff=tuple(spec.staff),
         retention_years=spec.retention_years, committee=tuple(spec.committee),
-    )  # fmt: skip
+    )
 
 
 

@@ -221,4 +221,4 @@ Command = Annotated[
     | ExpireDraft | EscalateComplement | EscalateReview | FlagLateReport
     | AttachDocument | GrantClearance | SetLegalHold | LiftLegalHold | DestroyContent,
     Field(discriminator="type"),
-]  # fmt: skip
+]

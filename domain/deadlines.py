@@ -86,16 +86,16 @@ def deadlines(state: DossierState, call: Call, now: datetime) -> list[Deadline]:
     out: list[Deadline] = []
 
     def due(kind: DeadlineKind, at: datetime, since: datetime | None, period: int = 0,
-            reminders: bool = True) -> None:  # fmt: skip
+            reminders: bool = True) -> None:
         out.append(Deadline(kind=kind, at=at, subject=kind, due=at, period=period,
-                            overdue=at <= now))  # fmt: skip
+                            overdue=at <= now))
         if not reminders:
             return
         for days in call.reminder_days:
             when = days_before(at, days)
             if when > now and (since is None or when > since):
                 out.append(Deadline(kind=DeadlineKind.REMINDER, at=when, subject=kind, due=at,
-                                    days_before=days, period=period))  # fmt: skip
+                                    days_before=days, period=period))
 
     if state.status is Status.DRAFT and state.phase_closes_at is not None:
         due(DeadlineKind.PHASE_CLOSING, state.phase_closes_at, state.started_at)

@@ -50,7 +50,7 @@ from domain.errors import (
     NotEligible,
     PhaseClosed,
     sentence,
-)  # fmt: skip
+)
 from domain.events import (
     ClearanceGranted,
     ComplementOverdue,
@@ -138,7 +138,7 @@ PERMISSIONS: dict[str, Role] = {
 _OPEN_AFTER_SUBMISSION = frozenset(
     {Status.SUBMITTED, Status.ACKNOWLEDGED, Status.COMPLEMENT_REQUESTED, Status.COMPLETE,
      Status.UNDER_REVIEW, Status.RETAINED, Status.ORIENTED, Status.FOLLOW_UP}
-)  # fmt: skip
+)
 ACCEPTED_IN: dict[str, frozenset[Status]] = {
     "start-draft": frozenset({Status.NEW}),
     "update-draft": frozenset({Status.DRAFT}),
@@ -235,7 +235,7 @@ def available_commands(state: DossierState, actor: Actor, now: datetime) -> list
     now = to_utc(require_aware(now))
     return [name for name in PERMISSIONS
             if state.status in ACCEPTED_IN[name] and _refusal(state, name, actor) is None
-            and _OFFERED.get(name, _always)(state, actor, now)]  # fmt: skip
+            and _OFFERED.get(name, _always)(state, actor, now)]
 
 
 def _always(state: DossierState, actor: Actor, now: datetime) -> bool:
@@ -336,7 +336,7 @@ def _start_draft(state: DossierState, c: StartDraft, actor: Actor, now: datetime
     except ValueError as exc:
         raise InvalidCommand(str(exc)) from None
     return [DraftStarted(actor=actor, at=now, dossier_id=ident, call=c.call, phase_id=c.phase_id,
-                         reference=c.reference, content=c.content)]  # fmt: skip
+                         reference=c.reference, content=c.content)]
 
 
 def _update_draft(state: DossierState, c: UpdateDraft, actor: Actor, now: datetime) -> list[Event]:
@@ -444,7 +444,7 @@ def _orient(state: DossierState, c: Orient, actor: Actor, now: datetime) -> list
             "(passez au suivi : record-follow-up --kind charter_signed)."
         )
     fitting = recommend(c.catalogue, content.financing_need.kinds, content.holder_type,
-                        content.region)  # fmt: skip
+                        content.region)
     if not fitting:
         needs = ", ".join(k.label for k in content.financing_need.kinds)
         raise NoFittingScheme(
@@ -468,7 +468,7 @@ def _record_filing(state: DossierState, c: RecordFiling, actor: Actor, now: date
     if c.amount_eur is not None and c.outcome is not FilingStatus.GRANTED:
         raise InvalidCommand("Un montant ne s’inscrit qu’avec une aide accordée (granted).")
     return [FilingRecorded(actor=actor, at=now, scheme_id=c.scheme_id, outcome=c.outcome,
-                           amount_eur=c.amount_eur, note=c.note)]  # fmt: skip
+                           amount_eur=c.amount_eur, note=c.note)]
 
 
 def _record_follow_up(
@@ -543,7 +543,7 @@ def _submit_review(state: DossierState, c: SubmitReview, actor: Actor, now: date
                 f"Note hors barème pour « {criterion} » : {score} (de 0 à {call.score_max})."
             )
     return [ReviewSubmitted(actor=actor, at=now, reviewer=actor.name, scores=c.scores,
-                            opinion=c.opinion)]  # fmt: skip
+                            opinion=c.opinion)]
 
 
 def _take_decision(state: DossierState, c: TakeDecision, actor: Actor, now: datetime) -> list[Event]:
@@ -649,7 +649,7 @@ _HANDLERS: dict[type[Any], Callable[[DossierState, Any, Actor, datetime], list[E
     FlagLateReport: _flag_late_report, AttachDocument: _attach_document,
     GrantClearance: _grant_clearance, SetLegalHold: _set_legal_hold, LiftLegalHold: _lift_legal_hold,
     DestroyContent: _destroy_content,
-}  # fmt: skip
+}
 
 
 # --- evolve ---------------------------------------------------------------------------------
@@ -673,7 +673,7 @@ def _changes(s: DossierState, e: Event) -> dict[str, Any]:
             return {"status": Status.DRAFT, "id": e.dossier_id, "call": e.call,
                     "phase_id": e.phase_id, "reference": e.reference, "holder": e.actor.name,
                     "content": e.content, "started_at": e.at,
-                    "phase_closes_at": phase.closes_at if phase else None}  # fmt: skip
+                    "phase_closes_at": phase.closes_at if phase else None}
         case DraftUpdated():
             return {"content": e.content}
         case DossierSubmitted():
@@ -683,7 +683,7 @@ def _changes(s: DossierState, e: Event) -> dict[str, Any]:
         case ComplementProvided():
             content = e.content if e.content is not None else s.content
             return {"status": Status.ACKNOWLEDGED, "content": content, "complement_due": None,
-                    "complement_overdue": False, "complement_pieces": ""}  # fmt: skip
+                    "complement_overdue": False, "complement_pieces": ""}
         case ReportFiled():
             report = Report(period=e.period, at=e.at, late=e.late)
             return {"reports": (*s.reports, report)}
@@ -692,14 +692,14 @@ def _changes(s: DossierState, e: Event) -> dict[str, Any]:
         case ComplementRequested():
             return {"status": Status.COMPLEMENT_REQUESTED, "complement_pieces": e.pieces,
                     "complement_requested_at": e.at, "complement_due": e.due,
-                    "complement_overdue": False}  # fmt: skip
+                    "complement_overdue": False}
         case DossierDeclaredComplete():
             return {"status": Status.COMPLETE}
         case ReviewersAssigned():
             added = tuple(Assignment(reviewer=r) for r in e.reviewers)
             return {"status": Status.UNDER_REVIEW, "assignments": (*s.assignments, *added),
                     "review_due": e.due, "review_assigned_at": e.at,
-                    "review_overdue": False}  # fmt: skip
+                    "review_overdue": False}
         case DossierOriented():
             filings = tuple(Filing(scheme_id=x.id, scheme_name=x.name) for x in e.schemes)
             return {"status": Status.ORIENTED, "filings": filings}
@@ -707,7 +707,7 @@ def _changes(s: DossierState, e: Event) -> dict[str, Any]:
             return {"filings": tuple(
                 f.model_copy(update={"status": e.outcome, "amount_eur": e.amount_eur})
                 if f.scheme_id == e.scheme_id else f
-                for f in s.filings)}  # fmt: skip
+                for f in s.filings)}
         case FollowUpRecorded():
             if e.kind is FollowUpKind.CHARTER_SIGNED:
                 return {"status": Status.FOLLOW_UP, "follow_up_started_at": e.at}
@@ -723,10 +723,10 @@ def _changes(s: DossierState, e: Event) -> dict[str, Any]:
         case InterestsDeclared():
             return {"assignments": tuple(
                 a.model_copy(update={"declared": True}) if a.reviewer == e.reviewer else a
-                for a in s.assignments)}  # fmt: skip
+                for a in s.assignments)}
         case ReviewerRecused():
             return {"assignments": tuple(a for a in s.assignments if a.reviewer != e.reviewer),
-                    "recused": (*s.recused, e.reviewer)}  # fmt: skip
+                    "recused": (*s.recused, e.reviewer)}
         case ReviewSubmitted():
             review = Review(reviewer=e.reviewer, scores=e.scores, opinion=e.opinion, at=e.at)
             return {"reviews": (*s.reviews, review)}

@@ -182,4 +182,4 @@ Event = Annotated[
     | DraftExpired | ComplementOverdue | ReviewOverdue | ReportLate
     | DocumentAttached | ClearanceGranted | LegalHoldSet | LegalHoldLifted | ContentDestroyed,
     Field(discriminator="type"),
-]  # fmt: skip
+]

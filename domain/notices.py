@@ -55,12 +55,12 @@ _DEADLINE_WORDS = {
 
 
 def _notice(state: DossierState, kind: str, recipient: str, subject: str, body: str,
-            due: datetime) -> Notice:  # fmt: skip
+            due: datetime) -> Notice:
     key = f"{state.id}|{kind}|{recipient}|{due.isoformat()}"
     title = state.call.title if state.call else ""
     text = f"{body}\n\nDossier {state.id} — appel « {title} »."
     return Notice(key=key, dossier_id=state.id, kind=kind, recipient=recipient,
-                  subject=f"[{state.id}] {subject}", body=text, due=due)  # fmt: skip
+                  subject=f"[{state.id}] {subject}", body=text, due=due)
 
 
 def notices_for(state: DossierState, event: Event) -> list[Notice]:
@@ -136,7 +136,7 @@ def call_moments(call: Call) -> list[Moment]:
     for p in call.phases:
         for kind, at, word in (("phase_opened", p.opens_at, "Ouverture"), ("phase_closed", p.closes_at, "Clôture")):
             out.append(Moment(at=at, key=f"{call.id}|{kind}|{p.id}|{at.isoformat()}", kind=kind,
-                              text=f"{word} de « {p.label} » ({show(at)})"))  # fmt: skip
+                              text=f"{word} de « {p.label} » ({show(at)})"))
     return sorted(out, key=lambda m: (m.at, m.key))
 
 
@@ -150,7 +150,7 @@ def announcement(call: Call, moment: Moment) -> Notice:
     """The notice that tells the call's back office of `moment`."""
     return Notice(key=f"{moment.key}|{STAFF_DESK}", dossier_id=f"call:{call.id}", kind=moment.kind,
                   recipient=STAFF_DESK, subject=f"[{call.id}] {moment.text}", body=moment.text,
-                  due=moment.at)  # fmt: skip
+                  due=moment.at)
 
 
 def reminder_notice(state: DossierState, deadline: Deadline) -> Notice:
@@ -163,4 +163,4 @@ def reminder_notice(state: DossierState, deadline: Deadline) -> Notice:
         kind += f"_p{deadline.period}"
     return _notice(state, kind, f"holder:{state.holder}", f"Rappel : échéance {days}",
                    f"Rappel : l’échéance de {what}{period} tombe {days}, le {show(deadline.due)}.",
-                   deadline.due)  # fmt: skip
+                   deadline.due)

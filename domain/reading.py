@@ -12,7 +12,7 @@ from domain.record import Record
 from domain.state import DossierContent, DossierState
 
 __all__ = ["METADATA", "REVIEW_EVENTS", "LoggedRead", "Purpose", "ReadDecision", "Reading", "Sight", "event_shown",
-           "may_read", "may_read_all", "shown_actor", "sight", "summary", "visible"]  # fmt: skip
+           "may_read", "may_read_all", "shown_actor", "sight", "summary", "visible"]
 
 
 class Reading(StrEnum):
@@ -98,11 +98,11 @@ METADATA = frozenset({
     "complement_requested_at", "complement_due", "complement_overdue", "review_assigned_at", "review_due",
     "review_overdue", "follow_up_started_at", "reports", "late_reports", "meetings_attended", "last_meeting_at",
     "closed_at", "clearances", "legal_hold", "content_destroyed_at",
-})  # fmt: skip
+})
 
 # Events whose bodies belong to the review, read only with `Reading.REVIEWS`.
 REVIEW_EVENTS = frozenset({"reviewers_assigned", "interests_declared", "reviewer_recused", "review_submitted",
-                           "review_overdue"})  # fmt: skip
+                           "review_overdue"})
 
 
 class Purpose(StrEnum):
@@ -150,7 +150,7 @@ def destroyed_reason(state: DossierState) -> str | None:
     if at is None:
         return None
     return f"contenu détruit le {paris_date(at).isoformat()} (heure de Paris), en fin de conservation : " \
-           "seules les métadonnées restent"  # fmt: skip
+           "seules les métadonnées restent"
 
 
 def _parts(state: DossierState, reader: Actor, rights: DossierState | None) -> _Parts:
@@ -163,11 +163,11 @@ def _parts(state: DossierState, reader: Actor, rights: DossierState | None) -> _
         return _Parts(history=history, content=_no(gone), reviews=_no(gone), summary=_no(gone))
     return _Parts(history=history, content=may_read(judged, reader, Reading.CONTENT),
                   reviews=may_read(judged, reader, Reading.REVIEWS),
-                  summary=may_read(judged, reader, Reading.SUMMARY))  # fmt: skip
+                  summary=may_read(judged, reader, Reading.SUMMARY))
 
 
 def sight(state: DossierState, reader: Actor | None, purpose: Purpose, *, rights: DossierState | None = None,
-          what: str | None = None) -> Sight:  # fmt: skip
+          what: str | None = None) -> Sight:
     """What `reader` sees of the dossier for `purpose`, and what the read log must record first.
 
     `rights`: the state whose rules decide (today's, when `state` is a past state: a clearance granted
@@ -180,9 +180,9 @@ def sight(state: DossierState, reader: Actor | None, purpose: Purpose, *, rights
     if reader is None:
         if purpose in (Purpose.DOCUMENT, Purpose.DECODE):
             return Sight(allowed=False, content=False, reviews=False, state=None,
-                         reason="sans identité, aucun contenu n’est lu")  # fmt: skip
+                         reason="sans identité, aucun contenu n’est lu")
         return Sight(allowed=True, content=False, reviews=False, reason=NO_IDENTITY,
-                     state=_seen(state, None, content=False, reviews=False, with_summary=False))  # fmt: skip
+                     state=_seen(state, None, content=False, reviews=False, with_summary=False))
     p = _parts(state, reader, rights)
     if purpose in (Purpose.DOCUMENT, Purpose.DECODE):
         decision = p.content
@@ -191,14 +191,14 @@ def sight(state: DossierState, reader: Actor | None, purpose: Purpose, *, rights
         ok = decision.granted
         shown = _seen(state, reader, content=True, reviews=p.reviews.granted, with_summary=False) if ok else None
         return Sight(allowed=ok, content=ok, reviews=ok and purpose is Purpose.DECODE, reason=decision.reason,
-                     state=shown, logged=(LoggedRead(what=main, granted=ok, reason=decision.reason),))  # fmt: skip
+                     state=shown, logged=(LoggedRead(what=main, granted=ok, reason=decision.reason),))
     if not p.history.granted:
         logged_what = main if purpose is Purpose.SHOW else f"{Reading.HISTORY.value}{suffix}"
         return Sight(allowed=False, content=False, reviews=False, reason=p.history.reason, state=None,
-                     logged=(LoggedRead(what=logged_what, granted=False, reason=p.history.reason),))  # fmt: skip
+                     logged=(LoggedRead(what=logged_what, granted=False, reason=p.history.reason),))
     if purpose is Purpose.TIMELINE:  # metadata is not a content read: nothing to log
         return Sight(allowed=True, content=False, reviews=False, reason=p.history.reason,
-                     state=_seen(state, reader, content=False, reviews=False, with_summary=False))  # fmt: skip
+                     state=_seen(state, reader, content=False, reviews=False, with_summary=False))
     content, reviews = p.content.granted, p.reviews.granted
     summary_shown = purpose is Purpose.SHOW and p.summary.granted and not content
     if content:
@@ -210,7 +210,7 @@ def sight(state: DossierState, reader: Actor | None, purpose: Purpose, *, rights
     else:
         logged = [LoggedRead(what=main, granted=False, reason=p.content.reason)]
     return Sight(allowed=True, content=content, reviews=reviews, reason=p.content.reason, logged=tuple(logged),
-                 state=_seen(state, reader, content=content, reviews=reviews, with_summary=summary_shown))  # fmt: skip
+                 state=_seen(state, reader, content=content, reviews=reviews, with_summary=summary_shown))
 
 
 def _seen(state: DossierState, reader: Actor | None, *, content: bool, reviews: bool,

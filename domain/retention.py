@@ -31,14 +31,14 @@ def destruction_refusal(state: DossierState, now: datetime) -> DomainError | Non
         return InvalidTransition(f"Le contenu de ce dossier a été détruit le {show(state.content_destroyed_at)}.")
     if not state.status.is_final:
         return InvalidTransition(f"Le dossier n’est pas terminé (« {state.status.label} ») : sa durée de "
-                                 "conservation n’a pas commencé.")  # fmt: skip
+                                 "conservation n’a pas commencé.")
     if state.legal_hold:
         return NotAllowed("Ce dossier est sous conservation légale : levez-la d’abord (lift-legal-hold).")
     ends = retention_ends(state)
     if ends is None or now < ends:
         years = state.call.retention_years if state.call else "?"
         return InvalidCommand(f"La durée de conservation ({years} ans après la fin du dossier) court jusqu’au "
-                              f"{show(ends) if ends else '—'} : rien n’est détruit avant.")  # fmt: skip
+                              f"{show(ends) if ends else '—'} : rien n’est détruit avant.")
     return None
 
 

@@ -76,7 +76,7 @@ def parse_schemes(data: Mapping[str, Any] | object, source: str) -> tuple[Scheme
         raise CallDefinitionError(
             source, "(racine)", data, "le catalogue doit contenir une clé `schemes`",
             "Reprenez deploy/schemes.yaml comme modèle.",
-        )  # fmt: skip
+        )
     try:
         catalogue = _Catalogue.model_validate(dict(data))
     except ValidationError as exc:
@@ -87,7 +87,7 @@ def parse_schemes(data: Mapping[str, Any] | object, source: str) -> tuple[Scheme
             raise CallDefinitionError(
                 source, f"schemes[{i}].id", scheme.id, "identifiant en double",
                 "Donnez à chaque dispositif un identifiant unique.",
-            )  # fmt: skip
+            )
         seen.add(scheme.id)
     return tuple(catalogue.schemes)
 

@@ -180,7 +180,7 @@ def command_of(event: Event, call: Call) -> Command | None:
                 return Orient(catalogue=e.schemes)
             case FilingRecorded():
                 return RecordFiling(scheme_id=e.scheme_id, outcome=e.outcome, amount_eur=e.amount_eur,
-                                    note=e.note)  # fmt: skip
+                                    note=e.note)
             case FollowUpRecorded():
                 return RecordFollowUp(kind=e.kind, note=e.note)
             case DraftExpired():

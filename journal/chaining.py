@@ -12,7 +12,7 @@ from journal.store import JournalConflict, JournalGap, ReadEntry, SealedEvent
 
 
 def check_places(dossier_id: str, first_seq: int, events: Sequence[SealedEvent], stored: int,
-                 kept: Sequence[tuple[str, datetime]]) -> bool:  # fmt: skip
+                 kept: Sequence[tuple[str, datetime]]) -> bool:
     """Whether the batch is to be written (False: a retry of a batch already there).
 
     `stored` is the dossier's last seq; `kept` the (type, instant) of the events already at the
@@ -41,7 +41,7 @@ def check_places(dossier_id: str, first_seq: int, events: Sequence[SealedEvent],
 
 
 def event_rows(dossier_id: str, workflow_id: str, first_seq: int, events: Sequence[SealedEvent],
-               previous: bytes | None) -> list[dict[str, Any]]:  # fmt: skip
+               previous: bytes | None) -> list[dict[str, Any]]:
     """The batch's rows with their per-dossier `hash`, chained from the dossier's last hash."""
     rows: list[dict[str, Any]] = []
     chained = previous if previous is not None else GENESIS
@@ -49,7 +49,7 @@ def event_rows(dossier_id: str, workflow_id: str, first_seq: int, events: Sequen
         row: dict[str, Any] = {
             "dossier_id": dossier_id, "seq": first_seq + i, "type": e.type, "actor": e.actor,
             "occurred_at": e.occurred_at, "workflow_id": workflow_id, "key_id": e.key_id, "sealed": e.sealed,
-        }  # fmt: skip
+        }
         chained = row["hash"] = link(chained, event_entry(row))
         rows.append(row)
     return rows
@@ -58,7 +58,7 @@ def event_rows(dossier_id: str, workflow_id: str, first_seq: int, events: Sequen
 def read_row(entry: ReadEntry) -> dict[str, Any]:
     """A read-log entry's row with its `hash` (reads are not chained to one another per dossier)."""
     row: dict[str, Any] = {"dossier_id": entry.dossier_id, "at": entry.at, "actor": entry.actor, "what": entry.what,
-                           "via": entry.via, "granted": entry.granted, "reason": entry.reason}  # fmt: skip
+                           "via": entry.via, "granted": entry.granted, "reason": entry.reason}
     row["hash"] = link(GENESIS, read_entry(row))
     return row
 

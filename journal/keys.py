@@ -149,7 +149,7 @@ class Keyring:
                        "chiffrement, `amiflow keys init` crée le premier trousseau.)" if used else
                        "Lancez `amiflow up` pour créer la pile et son trousseau, ou indiquez-le avec "
                        "AMIFLOW_KEYRING.")
-                )  # fmt: skip
+                )
             keyring = cls(path=path, _active="k1", keys={"k1": AESGCM.generate_key(bit_length=256)})
             keyring._write()
             return keyring
@@ -173,7 +173,7 @@ class Keyring:
 
     def _write(self) -> None:
         data = {"active": self._active, "keys": {k: base64.b64encode(v).decode() for k, v in self.keys.items()},
-                "written_at": datetime.now(UTC).isoformat()}  # fmt: skip
+                "written_at": datetime.now(UTC).isoformat()}
         write_private(self.path, json.dumps(data, indent=1))
         self._seen = self.path.stat().st_mtime_ns
 

@@ -36,13 +36,13 @@ def event_entry(row: Mapping[str, Any]) -> bytes:
     """The canonical bytes of a stored event: its clear columns and its sealed bytes (base64)."""
     return _canonical(["event", row["dossier_id"], int(row["seq"]), row["type"], row["actor"],
                        instant_text(row["occurred_at"]), row.get("key_id"), b64_text(row.get("sealed")),
-                       json_text(row.get("payload"))])  # fmt: skip
+                       json_text(row.get("payload"))])
 
 
 def read_entry(row: Mapping[str, Any]) -> bytes:
     """The canonical bytes of an entry of the read log."""
     return _canonical(["read", row["dossier_id"], instant_text(row["at"]), row["actor"], row["what"], row["via"],
-                       bool(row["granted"]), row["reason"]])  # fmt: skip
+                       bool(row["granted"]), row["reason"]])
 
 
 def link(previous: bytes, entry: bytes) -> bytes:
@@ -75,7 +75,7 @@ class Break:
 def verify(events: Iterable[Mapping[str, Any]], reads: Iterable[Mapping[str, Any]] = (),
            anchors: Iterable[Mapping[str, Any]] = (), listed: Mapping[str, int] | None = None,
            chain: Iterable[Mapping[str, Any]] = (), whole: bool = True,
-           span: tuple[int, int] | None = None) -> list[Break]:  # fmt: skip
+           span: tuple[int, int] | None = None) -> list[Break]:
     """Every broken link, first ones first.
 
     `events` and `reads` are stored rows (hashes as hex, sealed bytes as base64 or bytes); `anchors`
@@ -101,7 +101,7 @@ def verify(events: Iterable[Mapping[str, Any]], reads: Iterable[Mapping[str, Any
             if seq > expected_seq:
                 breaks.append(Break("deleted", dossier, expected_seq, _gseq(row),
                                     f"{dossier} : événement(s) {expected_seq}–{seq - 1} absent(s) du journal "
-                                    f"(supprimés)"))  # fmt: skip
+                                    f"(supprimés)"))
             elif seq < expected_seq:
                 breaks.append(Break("inserted", dossier, seq, _gseq(row), f"{dossier} : événement {seq} en double"))
             if link(previous, event_entry(row)) != stored:
@@ -116,7 +116,7 @@ def verify(events: Iterable[Mapping[str, Any]], reads: Iterable[Mapping[str, Any
         if link(GENESIS, read_entry(row)) != stored:
             breaks.append(Break("changed", row["dossier_id"], None, _gseq(row),
                                 f"{row['dossier_id']} : une lecture du journal des lectures a été modifiée "
-                                f"(position {_gseq(row)})"))  # fmt: skip
+                                f"(position {_gseq(row)})"))
         if row.get("gseq") is not None:
             entries[int(row["gseq"])] = (tag(row["dossier_id"]), stored, _bytes(row["ghash"]), row["dossier_id"], None)
     own = {tag(d) for d in by_dossier} | {tag(r["dossier_id"]) for r in reads_seen}
@@ -124,7 +124,7 @@ def verify(events: Iterable[Mapping[str, Any]], reads: Iterable[Mapping[str, Any
         g = int(row["gseq"])
         if g not in entries and _bytes(row["tag"]) in own:
             breaks.append(Break("deleted", None, None, g, f"la chaîne globale porte à la position {g} une entrée de "
-                                "ce dossier absente des événements et des lectures : supprimée"))  # fmt: skip
+                                "ce dossier absente des événements et des lectures : supprimée"))
         entries.setdefault(g, (_bytes(row["tag"]), _bytes(row["hash"]), _bytes(row["ghash"]), None, None))
     breaks += _global(entries, whole, span)
     for dossier, version in sorted((listed or {}).items()):
@@ -132,12 +132,12 @@ def verify(events: Iterable[Mapping[str, Any]], reads: Iterable[Mapping[str, Any
         if not kept:
             breaks.append(Break("missing_dossier", dossier, 1, None,
                                 f"{dossier} : connu des listes ({version} événement(s)) mais plus aucun "
-                                f"événement au journal : supprimé"))  # fmt: skip
+                                f"événement au journal : supprimé"))
         elif int(kept[-1]["seq"]) < version:
             last = int(kept[-1]["seq"])
             breaks.append(Break("deleted", dossier, last + 1, None,
                                 f"{dossier} : le journal s’arrête à l’événement {last}, les listes en comptent "
-                                f"{version} : derniers événements supprimés"))  # fmt: skip
+                                f"{version} : derniers événements supprimés"))
     top = max(entries, default=0)
     for anchor in anchors:
         g, head = int(anchor["gseq"]), _bytes(anchor["ghash"])
@@ -147,18 +147,18 @@ def verify(events: Iterable[Mapping[str, Any]], reads: Iterable[Mapping[str, Any
         elif g in entries and entries[g][2] != head:
             breaks.append(Break("anchor", entries[g][3], entries[g][4], g, f"la chaîne à la position {g} ne "
                                 f"correspond plus à l’ancre du {anchor.get('day', '?')} : le journal a été "
-                                f"réécrit avant cette date"))  # fmt: skip
+                                f"réécrit avant cette date"))
     return sorted(breaks, key=lambda b: (b.gseq if b.gseq is not None else 1 << 62, b.seq or 0))
 
 
 def _global(entries: dict[int, tuple[bytes, bytes, bytes, str | None, int | None]], whole: bool,
-            span: tuple[int, int] | None = None) -> list[Break]:  # fmt: skip
+            span: tuple[int, int] | None = None) -> list[Break]:
     breaks: list[Break] = []
     if span is not None:
         missing = sorted(set(range(span[0], span[1] + 1)) - set(entries))
         if missing:
             breaks.append(Break("deleted", None, None, missing[0], f"positions {missing[0]}–{missing[-1]} absentes "
-                                f"de la chaîne globale autour du dossier : entrées supprimées"))  # fmt: skip
+                                f"de la chaîne globale autour du dossier : entrées supprimées"))
     previous: bytes | None = GENESIS if whole else None
     last = 0
     for g in sorted(entries):
@@ -168,11 +168,11 @@ def _global(entries: dict[int, tuple[bytes, bytes, bytes, str | None, int | None
                 after = f" (après {entries[last][3]} n° {entries[last][4]})" if last in entries else ""
                 breaks.append(Break("deleted", None, None, last + 1,
                                     f"positions {last + 1}–{g - 1} absentes de la chaîne globale{after} : "
-                                    f"entrées supprimées"))  # fmt: skip
+                                    f"entrées supprimées"))
             previous = None
         if previous is not None and global_link(previous, marker, stored) != ghash:
             breaks.append(Break("changed", dossier, seq, g, f"chaîne globale rompue à la position {g}"
-                                + (f" ({dossier} n° {seq})" if dossier else "")))  # fmt: skip
+                                + (f" ({dossier} n° {seq})" if dossier else "")))
         previous, last = ghash, g
     return breaks
 
@@ -194,7 +194,7 @@ def _guess(rows: list[Mapping[str, Any]], row: Mapping[str, Any]) -> str:
 
 def _say(kind: str, dossier: str, seq: int) -> str:
     what = {"changed": "modifié (contenu, acteur, date ou type)", "reordered": "déplacé (ordre changé)",
-            "inserted": "inséré"}.get(kind, kind)  # fmt: skip
+            "inserted": "inséré"}.get(kind, kind)
     return f"{dossier} : l’événement {seq} a été {what} — son empreinte ne suit plus la précédente"
 
 
@@ -237,7 +237,7 @@ def read_bundle(folder: Path) -> dict[str, list[dict[str, Any]]]:
     for name in ("events", "reads", "chain", "anchors"):
         path = folder / f"{name}.jsonl"
         out[name] = [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line.strip()] \
-            if path.exists() else []  # fmt: skip
+            if path.exists() else []
     return out
 
 
@@ -248,7 +248,7 @@ def verify_bundle(folder: Path, extra_anchors: Iterable[Mapping[str, Any]] = ())
     places = [int(r["gseq"]) for r in parts["chain"]]
     span = (min(places), max(places)) if places else None
     return verify(parts["events"], parts["reads"], [*parts["anchors"], *extra_anchors], chain=parts["chain"],
-                  whole=False, span=span)  # fmt: skip
+                  whole=False, span=span)
 
 
 def main(argv: list[str]) -> int:

@@ -15,7 +15,7 @@ CONTENT_FIELDS = frozenset(
      "payload", "events", "command", "holder_name", "partners", "financing_need", "description",
      "territory", "name", "filename", "document", "documents", "data", "text", "reason", "scores",
      "reference", "state"}
-)  # fmt: skip
+)
 
 
 def drop_content(_: Any, __: str, event_dict: MutableMapping[str, Any]) -> MutableMapping[str, Any]:

@@ -26,7 +26,7 @@ from journal.store import (
     StoredEvent,
     StoredRead,
     WrappedKey,
-)  # fmt: skip
+)
 
 
 @dataclass
@@ -61,7 +61,7 @@ class MemoryStore:
     # --- events and projections
 
     async def append(self, dossier_id: str, workflow_id: str, first_seq: int, events: Sequence[SealedEvent],
-                     projection: Projection) -> int:  # fmt: skip
+                     projection: Projection) -> int:
         """See `JournalStore.append`."""
         events = [replace(e, occurred_at=e.occurred_at.astimezone(UTC)) for e in events]
         last_seq = first_seq + len(events) - 1
@@ -69,11 +69,11 @@ class MemoryStore:
             stored_events = self._events[dossier_id]
             stored = stored_events[-1].seq if stored_events else 0
             kept = [(e.type, e.occurred_at) for e in stored_events if first_seq <= e.seq <= last_seq] \
-                if stored >= last_seq else []  # fmt: skip
+                if stored >= last_seq else []
             if not check_places(dossier_id, first_seq, events, stored, kept):
                 return 0
             rows = event_rows(dossier_id, workflow_id, first_seq, events,
-                              stored_events[-1].hash if stored_events else None)  # fmt: skip
+                              stored_events[-1].hash if stored_events else None)
             placed = place(self._head, dossier_id, [r["hash"] for r in rows])
             now = datetime.now(UTC)
             for row, (gseq, ghash) in zip(rows, placed, strict=True):
@@ -89,7 +89,7 @@ class MemoryStore:
             dossier_id=dossier_id, call_id=p.call_id, phase_id=p.phase_id, holder=p.holder, status=p.status,
             version=p.version, next_deadline=_utc(p.next_deadline), next_deadline_kind=p.next_deadline_kind,
             submitted_at=_utc(p.submitted_at), updated_at=now,
-        )  # fmt: skip
+        )
         if previous is not None and previous.status == p.status:
             return
         if previous is not None and (p.call_id, previous.status) in self._counts:
@@ -108,7 +108,7 @@ class MemoryStore:
 
     async def dossiers(self, *, call_id: str | None = None, status: str | None = None, phase_id: str | None = None,
                        due_before: datetime | None = None, after: str | None = None,
-                       limit: int | None = None) -> list[DossierRow]:  # fmt: skip
+                       limit: int | None = None) -> list[DossierRow]:
         """See `JournalStore.dossiers`."""
         async with self._lock:
             rows = sorted(self._dossiers.values(), key=lambda r: r.dossier_id)
@@ -117,7 +117,7 @@ class MemoryStore:
             if (call_id is None or r.call_id == call_id) and (status is None or r.status == status)
             and (phase_id is None or r.phase_id == phase_id) and (after is None or r.dossier_id > after)
             and (due_before is None or (r.next_deadline is not None and r.next_deadline < due_before))
-        ]  # fmt: skip
+        ]
         return found[:limit] if limit is not None else found
 
     async def open_dossiers(self, call_id: str, phase_id: str, final_statuses: Sequence[str]) -> list[str]:
@@ -163,7 +163,7 @@ class MemoryStore:
                 row = self._dossiers.get(dossier_id)
                 listed = {dossier_id: row.version} if row is not None else {}
             return LedgerSnapshot(events=found, reads=read_rows, versions=listed, head=self._head,
-                                  anchors=[self._anchors[d] for d in sorted(self._anchors)])  # fmt: skip
+                                  anchors=[self._anchors[d] for d in sorted(self._anchors)])
 
     async def chain(self, first_gseq: int, last_gseq: int) -> list[ChainLink]:
         """See `JournalStore.chain`."""
@@ -207,7 +207,7 @@ class MemoryStore:
         """See `JournalStore.keys_destroyed_at`."""
         async with self._lock:
             return max((k.destroyed_at for (d, _), k in self._keys.items() if d == dossier_id and k.destroyed_at),
-                       default=None)  # fmt: skip
+                       default=None)
 
     async def destroy_keys(self, dossier_id: str) -> int:
         """See `JournalStore.destroy_keys`."""
@@ -231,7 +231,7 @@ class MemoryStore:
             channel = await deliver()
             async with self._lock:
                 self._outbox[entry.key] = _Sent(sent.entry if sent else replace(entry, due=_utc(entry.due)),
-                                                datetime.now(UTC), channel)  # fmt: skip
+                                                datetime.now(UTC), channel)
         return True
 
 

@@ -28,7 +28,7 @@ from journal.store import (
     StoredEvent,
     StoredRead,
     WrappedKey,
-)  # fmt: skip
+)
 
 MIGRATIONS = Path(__file__).resolve().parent.parent / "migrations"
 journal_events = events  # the table, where `append`'s argument takes the name `events`
@@ -36,13 +36,13 @@ APP_ROLE = "amiflow_app"  # created by migration 0003: reads and appends the jou
 
 EVENT_COLUMNS = [events.c.dossier_id, events.c.seq, events.c.type, events.c.actor, events.c.occurred_at,
                  events.c.recorded_at, events.c.workflow_id, events.c.key_id, events.c.sealed, events.c.payload,
-                 events.c.hash, events.c.gseq, events.c.ghash]  # fmt: skip
+                 events.c.hash, events.c.gseq, events.c.ghash]
 READ_COLUMNS = [reads.c.id, reads.c.dossier_id, reads.c.at, reads.c.actor, reads.c.what, reads.c.via,
                 reads.c.granted, reads.c.reason, reads.c.recorded_at, reads.c.hash, reads.c.gseq,
-                reads.c.ghash]  # fmt: skip
+                reads.c.ghash]
 DOSSIER_COLUMNS = [dossiers.c.dossier_id, dossiers.c.call_id, dossiers.c.phase_id, dossiers.c.holder,
                    dossiers.c.status, dossiers.c.version, dossiers.c.next_deadline, dossiers.c.next_deadline_kind,
-                   dossiers.c.submitted_at, dossiers.c.updated_at]  # fmt: skip
+                   dossiers.c.submitted_at, dossiers.c.updated_at]
 
 
 def async_url(url: str) -> str:
@@ -103,7 +103,7 @@ class PostgresStore:
     # --- events and projections
 
     async def append(self, dossier_id: str, workflow_id: str, first_seq: int, events: Sequence[SealedEvent],
-                     projection: Projection) -> int:  # fmt: skip
+                     projection: Projection) -> int:
         """See `JournalStore.append`."""
         last_seq = first_seq + len(events) - 1
         t = journal_events
@@ -111,18 +111,18 @@ class PostgresStore:
             # Serialise writers of one dossier (a retry can overlap a slow first attempt).
             await conn.execute(select(func.pg_advisory_xact_lock(func.hashtext(dossier_id))))
             stored = int(await conn.scalar(select(func.coalesce(func.max(t.c.seq), 0))
-                                           .where(t.c.dossier_id == dossier_id)) or 0)  # fmt: skip
+                                           .where(t.c.dossier_id == dossier_id)) or 0)
             kept: list[tuple[str, datetime]] = []
             if stored >= last_seq:
                 kept = [(r.type, r.occurred_at) for r in await conn.execute(
                     select(t.c.type, t.c.occurred_at)
                     .where(t.c.dossier_id == dossier_id, t.c.seq >= first_seq, t.c.seq <= last_seq).order_by(t.c.seq)
-                )]  # fmt: skip
+                )]
             if not check_places(dossier_id, first_seq, events, stored, kept):
                 return 0
             before = await conn.scalar(select(t.c.hash).where(t.c.dossier_id == dossier_id, t.c.seq == stored))
             rows = event_rows(dossier_id, workflow_id, first_seq, events,
-                              bytes(before) if before is not None else None)  # fmt: skip
+                              bytes(before) if before is not None else None)
             placed = await self._chain(conn, dossier_id, [r["hash"] for r in rows])
             for row, (gseq, ghash) in zip(rows, placed, strict=True):
                 row |= {"gseq": gseq, "ghash": ghash}
@@ -135,7 +135,7 @@ class PostgresStore:
         """Place entries at the end of the global chain, in this transaction. The head row is locked
         until commit, so the chain has one order."""
         head = (await conn.execute(select(journal_head.c.gseq, journal_head.c.ghash)
-                                   .where(journal_head.c.id == 1).with_for_update())).one()  # fmt: skip
+                                   .where(journal_head.c.id == 1).with_for_update())).one()
         placed = place((int(head.gseq), bytes(head.ghash)), dossier_id, hashes)
         gseq, ghash = placed[-1]
         await conn.execute(update(journal_head).where(journal_head.c.id == 1).values(gseq=gseq, ghash=ghash))
@@ -150,7 +150,7 @@ class PostgresStore:
             "call_id": p.call_id, "phase_id": p.phase_id, "holder": p.holder, "status": p.status,
             "version": p.version, "next_deadline": p.next_deadline, "next_deadline_kind": p.next_deadline_kind,
             "submitted_at": p.submitted_at, "updated_at": datetime.now(UTC),
-        }  # fmt: skip
+        }
         upsert = insert(dossiers).values(dossier_id=dossier_id, **values)
         await conn.execute(upsert.on_conflict_do_update(index_elements=["dossier_id"], set_=values))
         if previous == p.status:
@@ -170,7 +170,7 @@ class PostgresStore:
         """See `JournalStore.events`."""
         async with self.engine.connect() as conn:
             rows = await conn.execute(select(*EVENT_COLUMNS).where(events.c.dossier_id == dossier_id)
-                                      .order_by(events.c.seq))  # fmt: skip
+                                      .order_by(events.c.seq))
             return [_event(r) for r in rows]
 
     async def dossier(self, dossier_id: str) -> DossierRow | None:
@@ -181,7 +181,7 @@ class PostgresStore:
 
     async def dossiers(self, *, call_id: str | None = None, status: str | None = None, phase_id: str | None = None,
                        due_before: datetime | None = None, after: str | None = None,
-                       limit: int | None = None) -> list[DossierRow]:  # fmt: skip
+                       limit: int | None = None) -> list[DossierRow]:
         """See `JournalStore.dossiers`."""
         query = select(*DOSSIER_COLUMNS).order_by(dossiers.c.dossier_id)
         if call_id is not None:
@@ -205,7 +205,7 @@ class PostgresStore:
             result = await conn.execute(
                 select(dossiers.c.dossier_id)
                 .where(dossiers.c.call_id == call_id, dossiers.c.phase_id == phase_id,
-                       dossiers.c.status.not_in(list(final_statuses)))  # fmt: skip
+                       dossiers.c.status.not_in(list(final_statuses)))
                 .order_by(dossiers.c.dossier_id)
             )
             return [row[0] for row in result]
@@ -214,7 +214,7 @@ class PostgresStore:
         """See `JournalStore.call_counts` (statuses no dossier stands in are left out)."""
         async with self.engine.connect() as conn:
             rows = await conn.execute(select(call_counts.c.status, call_counts.c.count)
-                                      .where(call_counts.c.call_id == call_id, call_counts.c.count > 0))  # fmt: skip
+                                      .where(call_counts.c.call_id == call_id, call_counts.c.count > 0))
             return {status: int(count) for status, count in rows}
 
     # --- the read log
@@ -230,7 +230,7 @@ class PostgresStore:
         """See `JournalStore.reads`."""
         async with self.engine.connect() as conn:
             rows = await conn.execute(select(*READ_COLUMNS).where(reads.c.dossier_id == dossier_id)
-                                      .order_by(reads.c.gseq))  # fmt: skip
+                                      .order_by(reads.c.gseq))
             return [_read(r) for r in rows]
 
     # --- the ledger
@@ -249,7 +249,7 @@ class PostgresStore:
                     reads_q = reads_q.where(reads.c.dossier_id == dossier_id)
                     listed_q = listed_q.where(dossiers.c.dossier_id == dossier_id)
                 head = (await conn.execute(select(journal_head.c.gseq, journal_head.c.ghash)
-                                           .where(journal_head.c.id == 1))).one()  # fmt: skip
+                                           .where(journal_head.c.id == 1))).one()
                 return LedgerSnapshot(
                     events=[_event(r) for r in await conn.execute(found_q)],
                     reads=[_read(r) for r in await conn.execute(reads_q)],
@@ -261,12 +261,12 @@ class PostgresStore:
     async def chain(self, first_gseq: int, last_gseq: int) -> list[ChainLink]:
         """See `JournalStore.chain`."""
         parts = [select(t.c.gseq, t.c.dossier_id, t.c.hash, t.c.ghash)
-                 .where(t.c.gseq >= first_gseq, t.c.gseq <= last_gseq) for t in (events, reads)]  # fmt: skip
+                 .where(t.c.gseq >= first_gseq, t.c.gseq <= last_gseq) for t in (events, reads)]
         both = union_all(*parts).subquery()
         async with self.engine.connect() as conn:
             rows = await conn.execute(select(both).order_by(both.c.gseq))
             return [ChainLink(gseq=int(r.gseq), dossier_id=r.dossier_id, hash=bytes(r.hash), ghash=bytes(r.ghash))
-                    for r in rows]  # fmt: skip
+                    for r in rows]
 
     async def anchors(self) -> list[Anchor]:
         """See `JournalStore.anchors`."""
@@ -276,7 +276,7 @@ class PostgresStore:
     async def first_recorded_at(self) -> datetime | None:
         """See `JournalStore.first_recorded_at` (events and reads alike are entries)."""
         both = union_all(select(func.min(events.c.recorded_at).label("at")),
-                         select(func.min(reads.c.recorded_at).label("at"))).subquery()  # fmt: skip
+                         select(func.min(reads.c.recorded_at).label("at"))).subquery()
         async with self.engine.connect() as conn:
             first: datetime | None = await conn.scalar(select(func.min(both.c.at)))
             return first
@@ -287,7 +287,7 @@ class PostgresStore:
         async with self.engine.connect() as conn:
             for table in (events, reads):
                 row = (await conn.execute(select(table.c.gseq, table.c.ghash).where(table.c.recorded_at < instant)
-                                          .order_by(table.c.gseq.desc()).limit(1))).first()  # fmt: skip
+                                          .order_by(table.c.gseq.desc()).limit(1))).first()
                 if row is not None and (head is None or row.gseq > head[0]):
                     head = (int(row.gseq), bytes(row.ghash))
         return head
@@ -296,7 +296,7 @@ class PostgresStore:
         """See `JournalStore.add_anchor`."""
         async with self.engine.begin() as conn:
             await conn.execute(insert(anchors).values(day=anchor.day, gseq=anchor.gseq, ghash=anchor.ghash)
-                               .on_conflict_do_nothing(index_elements=["day"]))  # fmt: skip
+                               .on_conflict_do_nothing(index_elements=["day"]))
 
     # --- dossiers' data keys
 
@@ -304,7 +304,7 @@ class PostgresStore:
         """See `JournalStore.add_key`."""
         async with self.engine.begin() as conn:
             await conn.execute(insert(dossier_keys).values(dossier_id=dossier_id, key_id=key_id, wrapped=wrapped)
-                               .on_conflict_do_nothing())  # fmt: skip
+                               .on_conflict_do_nothing())
 
     async def key(self, dossier_id: str, key_id: str) -> WrappedKey | None:
         """See `JournalStore.key`."""
@@ -312,17 +312,17 @@ class PostgresStore:
             row = (await conn.execute(
                 select(dossier_keys.c.wrapped, dossier_keys.c.destroyed_at)
                 .where(dossier_keys.c.dossier_id == dossier_id, dossier_keys.c.key_id == key_id)
-            )).first()  # fmt: skip
+            )).first()
         if row is None:
             return None
         return WrappedKey(dossier_id=dossier_id, key_id=key_id, wrapped=bytes(row.wrapped),
-                          destroyed_at=row.destroyed_at)  # fmt: skip
+                          destroyed_at=row.destroyed_at)
 
     async def keys_destroyed_at(self, dossier_id: str) -> datetime | None:
         """See `JournalStore.keys_destroyed_at`."""
         async with self.engine.connect() as conn:
             when: datetime | None = await conn.scalar(select(func.max(dossier_keys.c.destroyed_at))
-                                                      .where(dossier_keys.c.dossier_id == dossier_id))  # fmt: skip
+                                                      .where(dossier_keys.c.dossier_id == dossier_id))
         return when
 
     async def destroy_keys(self, dossier_id: str) -> int:
@@ -332,7 +332,7 @@ class PostgresStore:
                 update(dossier_keys)
                 .where(dossier_keys.c.dossier_id == dossier_id, dossier_keys.c.destroyed_at.is_(None))
                 .values(wrapped=b"", destroyed_at=func.now())
-            )  # fmt: skip
+            )
         return int(result.rowcount or 0)
 
     # --- the outbox
@@ -344,7 +344,7 @@ class PostgresStore:
             await conn.execute(
                 insert(outbox)
                 .values(key=entry.key, dossier_id=entry.dossier_id, kind=entry.kind, recipient=entry.recipient,
-                        key_id=entry.key_id, sealed=entry.sealed, due=entry.due)  # fmt: skip
+                        key_id=entry.key_id, sealed=entry.sealed, due=entry.due)
                 .on_conflict_do_nothing(index_elements=["key"])
             )
             done = await conn.scalar(select(outbox.c.delivered_at).where(outbox.c.key == entry.key).with_for_update())
@@ -352,7 +352,7 @@ class PostgresStore:
                 return False
             channel = await deliver()
             await conn.execute(update(outbox).where(outbox.c.key == entry.key)
-                               .values(delivered_at=datetime.now(UTC), channel=channel))  # fmt: skip
+                               .values(delivered_at=datetime.now(UTC), channel=channel))
         return True
 
 
@@ -365,7 +365,7 @@ def _event(r: Row[Any]) -> StoredEvent:
         recorded_at=r.recorded_at, workflow_id=r.workflow_id, key_id=r.key_id,
         sealed=bytes(r.sealed) if r.sealed is not None else None, payload=r.payload, hash=bytes(r.hash),
         gseq=int(r.gseq), ghash=bytes(r.ghash),
-    )  # fmt: skip
+    )
 
 
 def _read(r: Row[Any]) -> StoredRead:
@@ -373,7 +373,7 @@ def _read(r: Row[Any]) -> StoredRead:
         id=int(r.id), dossier_id=r.dossier_id, at=r.at, actor=r.actor, what=r.what, via=r.via,
         granted=bool(r.granted), reason=r.reason, recorded_at=r.recorded_at, hash=bytes(r.hash),
         gseq=int(r.gseq), ghash=bytes(r.ghash),
-    )  # fmt: skip
+    )
 
 
 def _anchors(rows: Any) -> list[Anchor]:

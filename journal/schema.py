@@ -20,7 +20,7 @@ from sqlalchemy import (
     Text,
     UniqueConstraint,
     func,
-)  # fmt: skip
+)
 from sqlalchemy.dialects.postgresql import JSONB
 
 metadata = MetaData()

@@ -58,7 +58,7 @@ def _aad(dossier_id: str, seq: int) -> bytes:
 
 
 async def append_events(store: JournalStore, keys: DossierKeys, dossier_id: str, workflow_id: str, first_seq: int,
-                        events: Sequence[Event], projection: Projection) -> int:  # fmt: skip
+                        events: Sequence[Event], projection: Projection) -> int:
     """Seal the events at their places and append them with the projection after them; returns how many
     were written (0 when a previous attempt already wrote them).
 
@@ -70,5 +70,5 @@ async def append_events(store: JournalStore, keys: DossierKeys, dossier_id: str,
     for i, e in enumerate(events):
         key_id, blob = await seal_event(keys, dossier_id, first_seq + i, e)
         sealed.append(SealedEvent(seq=first_seq + i, type=e.type, actor=str(e.actor), occurred_at=e.at, key_id=key_id,
-                                  sealed=blob))  # fmt: skip
+                                  sealed=blob))
     return await store.append(dossier_id, workflow_id, first_seq, sealed, projection)

@@ -186,7 +186,7 @@ class JournalStore(Protocol):
 
     # --- events and projections
     async def append(self, dossier_id: str, workflow_id: str, first_seq: int, events: Sequence[SealedEvent],
-                     projection: Projection) -> int:  # fmt: skip
+                     projection: Projection) -> int:
         """Chain the events (per dossier and globally), store them and update the projections.
 
         Idempotent: returns 0 when the same events (type and instant) already stand at those places.
@@ -207,7 +207,7 @@ class JournalStore(Protocol):
 
     async def dossiers(self, *, call_id: str | None = None, status: str | None = None, phase_id: str | None = None,
                        due_before: datetime | None = None, after: str | None = None,
-                       limit: int | None = None) -> list[DossierRow]:  # fmt: skip
+                       limit: int | None = None) -> list[DossierRow]:
         """The dossier list ordered by dossier id, filtered; `after` is the last id of the previous
         page (keyset pagination); `due_before`: next deadline before that instant (overdue)."""
         ...

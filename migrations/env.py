@@ -27,7 +27,7 @@ async def _online() -> None:
 
 if context.is_offline_mode():
     context.configure(url=context.config.get_main_option("sqlalchemy.url"), target_metadata=metadata,
-                      literal_binds=True)  # fmt: skip
+                      literal_binds=True)
     with context.begin_transaction():
         context.run_migrations()
 else:

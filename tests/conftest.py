@@ -39,7 +39,7 @@ DEV_SERVER_ARGS = [
     "--dynamic-config-value", 'history.timerProcessorMaxTimeShift="50ms"',
     "--dynamic-config-value", "limit.historyCount.suggestContinueAsNew=300",
     *DEV_SERVER_TUNING,
-]  # fmt: skip
+]
 NAMESPACES = [f"test-{i:02d}" for i in range(80)]
 for _namespace in NAMESPACES:
     DEV_SERVER_ARGS += ["--namespace", _namespace]
@@ -136,19 +136,19 @@ def namespace() -> str:
 
 @pytest.fixture
 async def stack(temporal: WorkflowEnvironment, database: str, tmp_path: Path,
-                namespace: str) -> AsyncIterator[Stack]:  # fmt: skip
+                namespace: str) -> AsyncIterator[Stack]:
     """A worker on a namespace and task queue of the test's own, with the real activities."""
     data_dir = tmp_path / "data"
     engine = create_engine(app_url(database))  # the application's role, as in production
     store = PostgresStore(engine)
     keys = DossierKeys(Keyring.open(data_dir, create=True), store)
     client = await Client.connect(temporal.client.service_client.config.target_host, namespace=namespace,
-                                  data_converter=data_converter(keys))  # fmt: skip
+                                  data_converter=data_converter(keys))
     skipper = TimeSkipper(client, config=TimeSkippingConfig(enabled=False, max_session_skip_count=5000))
     mail_dir = tmp_path / "maildrop"
     task_queue = f"tq-{uuid.uuid4()}"
     worker = build_worker(skipper.client, task_queue, journal_activities(store, keys, mail_dir))
     async with worker:
         yield Stack(skipper, skipper.client, namespace, task_queue, engine, store, app_url(database), mail_dir, worker,
-                    keys, Vault(data_dir / "vault", keys), data_dir, database)  # fmt: skip
+                    keys, Vault(data_dir / "vault", keys), data_dir, database)
     await engine.dispose()

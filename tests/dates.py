@@ -99,7 +99,7 @@ def dst_changes(year: int) -> tuple[date, date]:
     while day.year == year:
         after = day + timedelta(days=1)
         if datetime(day.year, day.month, day.day, tzinfo=PARIS).utcoffset() != \
-                datetime(after.year, after.month, after.day, tzinfo=PARIS).utcoffset():  # fmt: skip
+                datetime(after.year, after.month, after.day, tzinfo=PARIS).utcoffset():
             found.append(day)
         day = after
     spring, autumn = found  # Europe/Paris changes twice a year
@@ -137,7 +137,7 @@ SCENARIOS = {
         ("session-2018-09", OPENS): -29,
         ("session-2018-09", CLOSES): 282,
     }, "The deposit session opened 29 days ago and closes in 282 days; dossiers are reviewed after it."),
-}  # fmt: skip
+}
 
 
 def shifted_dates(name: str, now: datetime) -> dict[tuple[str, str], date]:

@@ -23,7 +23,7 @@ from activities.contracts import (
     OpenDossiers,
     ReadCall,
     SendNotices,
-)  # fmt: skip
+)
 from domain import DossierState, Event, replay
 from domain.notices import Notice
 
@@ -31,7 +31,7 @@ from domain.notices import Notice
 def _own(dossier_id: str) -> None:
     if activity.info().workflow_id != dossier_id:
         raise ApplicationError(f"{activity.info().workflow_id} ≠ {dossier_id}", type="ForeignDossier",
-                               non_retryable=True)  # fmt: skip
+                               non_retryable=True)
 
 
 @dataclass
@@ -69,7 +69,7 @@ class FakeActivities:
         """As journal.open_dossiers, from the last batch of each dossier."""
         return sorted(d for d, b in self.batches.items()
                       if b[-1].call_id == query.call_id and b[-1].phase_id == query.phase_id
-                      and b[-1].status.is_open)  # fmt: skip
+                      and b[-1].status.is_open)
 
     @activity.defn(name=SEND)
     async def send(self, request: SendNotices) -> None:

@@ -78,7 +78,7 @@ async def draft_only(stack: Stack, reference: str) -> str:
     ident = f"hdf-pmcb-reemploi.{reference.lower()}"
     operation = WithStartWorkflowOperation(DossierWorkflow.run, DossierInput(dossier_id=ident), id=ident,
                                            task_queue=stack.task_queue,
-                                           id_conflict_policy=WorkflowIDConflictPolicy.USE_EXISTING)  # fmt: skip
+                                           id_conflict_policy=WorkflowIDConflictPolicy.USE_EXISTING)
     await stack.client.execute_update_with_start_workflow(
         DossierWorkflow.command, CommandRequest(command=start, actor=HOLDER), start_workflow_operation=operation)
     return ident
@@ -109,7 +109,7 @@ async def journal(stack: Stack, tmp_path: Path) -> AsyncIterator[Journal]:
 async def test_the_application_cannot_change_the_journal(journal: Journal) -> None:
     assert await journal.breaks() == []
     for statement in ("update events set type = 'closed'", "delete from events", "delete from reads",
-                      "truncate events"):  # fmt: skip
+                      "truncate events"):
         with pytest.raises(sqlalchemy.exc.DBAPIError, match="permission denied|ajout"):
             async with journal.stack.engine.begin() as conn:
                 await conn.execute(text(statement))
@@ -128,7 +128,7 @@ async def change_a_byte(j: Journal) -> tuple[str, str | None, int | None]:
     row = await j.row(j.a, 2)
     sealed = bytes(row["sealed"])
     await j.tamper(("update events set sealed = $1 where id = $2", sealed[:30] + bytes([sealed[30] ^ 1]) + sealed[31:],
-                    row["id"]))  # fmt: skip
+                    row["id"]))
     return "changed", j.a, 2
 
 
@@ -170,7 +170,7 @@ async def insert_one(j: Journal) -> tuple[str, str | None, int | None]:
                    ("insert into events (dossier_id, seq, type, actor, occurred_at, workflow_id, key_id, sealed, hash, "
                     "gseq, ghash) values ($1, 3, $2, $3, $4, $5, $6, $7, $8, $9, $10)", j.a, row["type"], row["actor"],
                     row["occurred_at"], row["workflow_id"], row["key_id"], row["sealed"], row["hash"],
-                    10_000, row["ghash"]))  # fmt: skip
+                    10_000, row["ghash"]))
     return "inserted", j.a, 3
 
 
@@ -191,7 +191,7 @@ CASES: dict[str, Case] = {
     "a middle event": delete_a_middle_one, "the last event": delete_the_last,
     "a dossier's only event": delete_a_dossiers_only_event, "a whole dossier": delete_a_whole_dossier,
     "an inserted event": insert_one, "two events swapped": reorder_two,
-}  # fmt: skip
+}
 
 
 @pytest.mark.parametrize("case", CASES, ids=str)
@@ -206,11 +206,11 @@ async def test_tampering_is_detected_and_named(journal: Journal, case: str, tmp_
     # The command line says the same and exits 1.
     env = {"AMIFLOW_DATA_DIR": str(journal.stack.data_dir), "AMIFLOW_TEMPORAL_ADDRESS":
            journal.stack.client.service_client.config.target_host, "AMIFLOW_DATABASE_URL": journal.stack.database_url,
-           "AMIFLOW_NAMESPACE": journal.stack.namespace, "PATH": "/usr/bin:/bin"}  # fmt: skip
+           "AMIFLOW_NAMESPACE": journal.stack.namespace, "PATH": "/usr/bin:/bin"}
     process = await asyncio.create_subprocess_exec(
         sys.executable, "-m", "amiflow.cli", "audit", "verify", "--json", env=env,
         stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
-    )  # fmt: skip
+    )
     out, err = await process.communicate()
     assert process.returncode == 1, err
     report = json.loads(out)
@@ -250,7 +250,7 @@ async def rechain(j: Journal) -> None:
     previous: dict[str, bytes] = {}
     for row in sorted(events, key=lambda r: (r["dossier_id"], r["seq"])):
         row["hash"] = previous[row["dossier_id"]] = ledger.link(previous.get(row["dossier_id"], ledger.GENESIS),
-                                                                ledger.event_entry(row))  # fmt: skip
+                                                                ledger.event_entry(row))
     for row in reads:
         row["hash"] = ledger.link(ledger.GENESIS, ledger.read_entry(row))
     entries = sorted([("events", r) for r in events] + [("reads", r) for r in reads], key=lambda e: e[1]["gseq"])
@@ -274,7 +274,7 @@ async def test_an_exported_bundle_verifies_in_a_fresh_virtualenv(journal: Journa
     summary = await audit.export(journal.stack.store, journal.a, bundle, date.today() + timedelta(days=1), history)
     assert summary["events"] == 5 and summary["reads"] == 1 and summary["temporal_history"]
     assert {p.name for p in bundle.iterdir()} == {"events.jsonl", "reads.jsonl", "chain.jsonl", "anchors.jsonl",
-                                                  "temporal-history.json", "verify.py", "README.md"}  # fmt: skip
+                                                  "temporal-history.json", "verify.py", "README.md"}
     venv = tmp_path / "venv"
     subprocess.run([sys.executable, "-m", "venv", "--without-pip", str(venv)], check=True, timeout=120)
     fresh = [str(venv / "bin" / "python"), "-I", str(bundle / "verify.py"), str(bundle)]  # -I: no site, no amiflow
@@ -318,17 +318,17 @@ async def test_one_dossier_is_verified_with_the_chain_around_it(journal: Journal
 
 async def test_a_dossier_rewritten_alone_is_caught_in_dossier_mode(journal: Journal) -> None:
     rows = [dict(r) for r in await journal.owner.fetch(
-        "select * from events where dossier_id = $1 order by seq", journal.a)]  # fmt: skip
+        "select * from events where dossier_id = $1 order by seq", journal.a)]
     rows[1]["actor"] = "staff:faussaire"
     previous, sql = ledger.GENESIS, []
     for row in rows:  # the forger recomputes this dossier's hashes and its own global links only
         row["hash"] = previous = ledger.link(previous, ledger.event_entry(row))
         before = await journal.owner.fetchval(
             "select ghash from (select gseq, ghash from events union all select gseq, ghash from reads) x "
-            "where gseq = $1", row["gseq"] - 1) or ledger.GENESIS  # fmt: skip
+            "where gseq = $1", row["gseq"] - 1) or ledger.GENESIS
         row["ghash"] = ledger.global_link(bytes(before), journal.a, row["hash"])
         sql.append(("update events set actor = $1, hash = $2, ghash = $3 where id = $4", row["actor"], row["hash"],
-                    row["ghash"], row["id"]))  # fmt: skip
+                    row["ghash"], row["id"]))
     await journal.tamper(*sql)
     assert any(b.kind == "changed" for b in await journal.breaks(dossier_id=journal.a))
 
@@ -337,7 +337,7 @@ async def test_an_anchor_forged_in_the_future_does_not_stop_anchoring(journal: J
     head = await journal.owner.fetchrow("select gseq, ghash from journal_head")
     async with journal.stack.engine.begin() as conn:  # the application's role may insert anchors
         await conn.execute(text("insert into anchors (day, gseq, ghash) values ('2999-12-31', :g, :h)"),
-                           {"g": head["gseq"], "h": head["ghash"]})  # fmt: skip
+                           {"g": head["gseq"], "h": head["ghash"]})
     marks = await audit.anchor(journal.stack.store, datetime.now(PARIS).date() + timedelta(days=1))
     assert {m["day"] for m in marks} >= {datetime.now(PARIS).date().isoformat(), "2999-12-31"}
 

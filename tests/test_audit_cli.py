@@ -25,13 +25,13 @@ AUDITOR = "auditor:odile"
 
 async def test_state_as_of_any_instant_is_the_state_it_had(cli: Run, stack: Stack, tmp_path: Path) -> None:  # noqa: F811
     code, _, err = await cli("dossier", "submit", "--call", "hdf-pmcb-reemploi", "--file", str(EXAMPLE),
-                             "--as", "holder:acme")  # fmt: skip
+                             "--as", "holder:acme")
     assert code == 0, err
     handle = stack.client.get_workflow_handle(PMCB_ID)
     due = dates.due(datetime.now(UTC), 20).arg
     steps = [await handle.query(DossierWorkflow.current)]
     commands = [(STAFF, "acknowledge", {}), (STAFF, "request-complement", {"pieces": "Kbis", "due": due}),
-                (HOLDER, "provide-complement", {"note": "joint"}), (STAFF, "declare-complete", {})]  # fmt: skip
+                (HOLDER, "provide-complement", {"note": "joint"}), (STAFF, "declare-complete", {})]
     for actor, name, options in commands:
         await send(stack.client, PMCB_ID, build_command(name, options), actor)
         steps.append(await handle.query(DossierWorkflow.current))
@@ -79,7 +79,7 @@ async def test_state_as_of_any_instant_is_the_state_it_had(cli: Run, stack: Stac
 
 async def test_whatif_anchor_export_and_verify(cli: Run, stack: Stack, tmp_path: Path, pmcb_file: Path) -> None:  # noqa: F811
     code, _, err = await cli("dossier", "submit", "--call", "hdf-pmcb-reemploi", "--file", str(EXAMPLE),
-                             "--as", "holder:acme")  # fmt: skip
+                             "--as", "holder:acme")
     assert code == 0, err
     await send(stack.client, PMCB_ID, build_command("acknowledge", {}), STAFF)
 
@@ -89,16 +89,16 @@ async def test_whatif_anchor_export_and_verify(cli: Run, stack: Stack, tmp_path:
     changed = tmp_path / "pmcb-sans-entreprises.yaml"
     changed.write_text(yaml.safe_dump(definition, allow_unicode=True))
     code, out, err = await cli("audit", "whatif", "--call", "hdf-pmcb-reemploi", "--rules", str(changed), "--json",
-                               "--as", "staff:amelie")  # fmt: skip
+                               "--as", "staff:amelie")
     assert code == 1 and "réservé aux auditeurs" in err and "Consortium" not in out + err
     code, out, err = await cli("audit", "whatif", "--call", "hdf-pmcb-reemploi", "--rules", str(changed), "--json",
-                               "--as", AUDITOR)  # fmt: skip
+                               "--as", AUDITOR)
     assert code == 0, err
     report = json.loads(out)
     assert report["dossiers"] == 1 and [d["dossier_id"] for d in report["differing"]] == [PMCB_ID]
     assert report["differing"][0]["would_be"] == "new" and "éligible" in report["differing"][0]["reason"]
     code, out, _ = await cli("audit", "whatif", "--call", "hdf-pmcb-reemploi",
-                             "--rules", str(pmcb_file), "--as", AUDITOR)  # fmt: skip
+                             "--rules", str(pmcb_file), "--as", AUDITOR)
     assert code == 0 and "0 dossier(s) sur 1" in out
     code, _, err = await cli("audit", "whatif", "--call", "autre-appel", "--rules", str(changed), "--as", AUDITOR)
     assert code == 1 and "pas « autre-appel »" in err

@@ -65,7 +65,7 @@ def test_corrected_ressourceries_closes_phase_2_before_5_june_paris(tmp_path: Pa
     assert phase2.holder_types == (
         HolderType.COLLECTIVITE, HolderType.SYNDICAT_DECHETS, HolderType.ENTREPRISE,
         HolderType.ACTEUR_ESS, HolderType.ECO_ORGANISME,
-    )  # fmt: skip
+    )
 
 
 def test_pmcb_is_open_three_years_from_the_assumed_deliberation() -> None:
@@ -76,7 +76,7 @@ def test_pmcb_is_open_three_years_from_the_assumed_deliberation() -> None:
     assert phase.opens_assumed and phase.closes_assumed  # closing follows the assumed opening
     assert [s.id for s in call.sections] == [
         "presentation", "partenariats", "problematiques", "etapes", "suites", "impacts", "financement",
-    ]  # fmt: skip
+    ]
     assert len(call.criteria) == 3
 
 
@@ -211,7 +211,7 @@ def test_two_files_with_one_id(tmp_path: Path) -> None:
 def test_scheme_catalogue() -> None:
     schemes = {s.id: s for s in load_schemes()}
     for wanted in ("fratri", "booster-rev3", "feder-hdf", "ftj", "interreg-cross", "riv-circular",
-                   "feder-grand-est", "ari", "territoires-industrie", "france-2030"):  # fmt: skip
+                   "feder-grand-est", "ari", "territoires-industrie", "france-2030"):
         assert wanted in schemes
     assert schemes["ftj"].envelope_eur == 180_000_000
     assert schemes["feder-grand-est"].envelope_eur == 1_140_000_000

@@ -16,7 +16,7 @@ def amiflow(*args: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
         [sys.executable, "-m", "amiflow.cli", *args],
         cwd=ROOT, capture_output=True, text=True, timeout=60, check=False,
-    )  # fmt: skip
+    )
 
 
 def test_validate_refuses_the_ressourceries_file_and_names_field_and_value() -> None:
@@ -59,7 +59,7 @@ def test_list_marks_assumed_dates_and_refused_files() -> None:
     [refused] = doc["refused"]
     assert refused.keys() == {"file", "path", "value", "error"}
     assert (refused["file"], refused["path"], refused["value"]) == (
-        "deploy/calls/hdf-ressourceries.yaml", "phases[0].closes.date", "2026-02-31")  # fmt: skip
+        "deploy/calls/hdf-ressourceries.yaml", "phases[0].closes.date", "2026-02-31")
     # The error is the whole message: file, field and value, what is wrong, and what to do.
     assert refused["error"].startswith(
         "deploy/calls/hdf-ressourceries.yaml: phases[0].closes.date = '2026-02-31' : cette date n’existe pas "

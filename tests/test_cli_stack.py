@@ -53,7 +53,7 @@ async def cli(stack: Stack, tmp_path: Path, pmcb_file: Path) -> Run:
         process = await asyncio.create_subprocess_exec(
             sys.executable, "-m", "amiflow.cli", *args, cwd=ROOT, env=env,
             stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
-        )  # fmt: skip
+        )
         out, err = await asyncio.wait_for(process.communicate(), 120)
         assert process.returncode is not None
         return process.returncode, out.decode(), err.decode()
@@ -77,14 +77,14 @@ async def no_workflow(stack: Stack, workflow_id: str) -> bool:
 
 async def test_submit_do_show_history_list(cli: Run, stack: Stack) -> None:
     code, out, err = await cli("dossier", "submit", "--call", "hdf-pmcb-reemploi", "--file", str(EXAMPLE),
-                               "--as", "holder:acme")  # fmt: skip
+                               "--as", "holder:acme")
     assert code == 0, err
     assert out.strip().splitlines()[-1] == PMCB_ID
     code, out, _ = await cli("dossier", "do", PMCB_ID, "acknowledge", "--as", "staff:amelie")
     assert code == 0 and "en instruction" in out
     due = dates.due(datetime.now(UTC), 10)
     code, out, err = await cli("dossier", "do", PMCB_ID, "request-complement", "--pieces", "Kbis",
-                               "--due", due.arg, "--as", "staff:amelie")  # fmt: skip
+                               "--due", due.arg, "--as", "staff:amelie")
     assert code == 0, err
     code, out, _ = await cli("dossier", "show", PMCB_ID, "--json", "--as", "staff:amelie")
     shown = json.loads(out)
@@ -108,14 +108,14 @@ async def test_submit_do_show_history_list(cli: Run, stack: Stack) -> None:
     # Submitting the same reference again finds the same dossier.
     before = await journal(stack)
     code, out, _ = await cli("dossier", "submit", "--call", "hdf-pmcb-reemploi", "--file", str(EXAMPLE),
-                             "--as", "holder:acme")  # fmt: skip
+                             "--as", "holder:acme")
     assert code == 0 and out.strip().splitlines()[-1] == PMCB_ID
     assert await journal(stack) == before
 
 
 async def test_bad_input_is_refused_and_writes_nothing(cli: Run, stack: Stack, tmp_path: Path) -> None:
     code, _, err = await cli("dossier", "submit", "--call", "hdf-pmcb-reemploi", "--file", str(EXAMPLE),
-                             "--as", "holder:acme")  # fmt: skip
+                             "--as", "holder:acme")
     assert code == 0, err
     before = await journal(stack)
 
@@ -123,25 +123,25 @@ async def test_bad_input_is_refused_and_writes_nothing(cli: Run, stack: Stack, t
     other = tmp_path / "other.yaml"
     other.write_text(EXAMPLE.read_text().replace("call: hdf-pmcb-reemploi", "call: appel-inconnu"))
     code, _, err = await cli("dossier", "submit", "--call", "appel-inconnu", "--file", str(other),
-                             "--as", "holder:acme")  # fmt: skip
+                             "--as", "holder:acme")
     assert code == 1 and "Appel inconnu « appel-inconnu »" in err and "Traceback" not in err
     assert await no_workflow(stack, "appel-inconnu.siret-90000000000017-plateforme-lens-lievin")
 
     # Malformed dossier file.
     broken = tmp_path / "broken.yaml"
     broken.write_text(EXAMPLE.read_text().replace("holder_type: entreprise", "holder_type: startup")
-                      .replace('reference: "SIRET', 'reference: "AUTRE'))  # fmt: skip
+                      .replace('reference: "SIRET', 'reference: "AUTRE'))
     code, _, err = await cli("dossier", "submit", "--call", "hdf-pmcb-reemploi", "--file", str(broken),
-                             "--as", "holder:acme")  # fmt: skip
+                             "--as", "holder:acme")
     assert code == 1 and "content.holder_type" in err and "type de porteur inconnu" in err
     assert await no_workflow(stack, "hdf-pmcb-reemploi.autre-90000000000017-plateforme-lens-lievin")
 
     # Ineligible holder type: refused by the rules before any workflow starts.
     ineligible = tmp_path / "ineligible.yaml"
     ineligible.write_text(EXAMPLE.read_text().replace("holder_type: entreprise", "holder_type: association")
-                          .replace('reference: "SIRET', 'reference: "ASSO'))  # fmt: skip
+                          .replace('reference: "SIRET', 'reference: "ASSO'))
     code, _, err = await cli("dossier", "submit", "--call", "hdf-pmcb-reemploi", "--file", str(ineligible),
-                             "--as", "holder:acme")  # fmt: skip
+                             "--as", "holder:acme")
     assert code == 1 and "n’est pas éligible" in err
     assert await no_workflow(stack, "hdf-pmcb-reemploi.asso-90000000000017-plateforme-lens-lievin")
 
@@ -155,7 +155,7 @@ async def test_bad_input_is_refused_and_writes_nothing(cli: Run, stack: Stack, t
         (["acknowledge", "--as", "amelie"], "écrivez ROLE:NOM"),
         (["acknowledge", "--bogus", "1", "--as", "staff:amelie"], "Option inconnue --bogus"),
         (["acknowledge", "--as", "auditor:aude"], "Un auditeur consulte"),
-    ]  # fmt: skip
+    ]
     for args, message in cases:
         code, out, err = await cli("dossier", "do", PMCB_ID, *args)
         assert code == 1, (args, out, err)
@@ -175,17 +175,17 @@ async def test_extend_a_phase_from_the_command_line(cli: Run, stack: Stack, pmcb
     closes = dates.paris_today(load_call(pmcb_file).phases[0].closes_at)
     later, earlier = dates.Due(closes + timedelta(days=62)), dates.Due(closes + timedelta(days=31))
     code, _, err = await cli("dossier", "submit", "--call", "hdf-pmcb-reemploi", "--file", str(EXAMPLE),
-                             "--as", "holder:acme")  # fmt: skip
+                             "--as", "holder:acme")
     assert code == 0, err
     code, _, err = await cli("calls", "extend", "hdf-pmcb-reemploi", "unique", "--until", later.arg,
-                             "--as", "holder:acme")  # fmt: skip
+                             "--as", "holder:acme")
     assert code == 1 and "réservé aux chargés de mission" in err
     code, out, err = await cli("calls", "extend", "hdf-pmcb-reemploi", "unique", "--until", later.arg,
-                               "--as", "staff:amelie")  # fmt: skip
+                               "--as", "staff:amelie")
     assert code == 0, err
     assert later.shown in out and "1 dossier(s)" in out
     code, _, err = await cli("calls", "extend", "hdf-pmcb-reemploi", "unique", "--until", earlier.arg,
-                             "--as", "staff:amelie")  # fmt: skip
+                             "--as", "staff:amelie")
     assert code == 1 and "repousse la clôture" in err
     for _ in range(50):  # the dossier follows by signal: wait for its journal
         rows = await journal(stack)

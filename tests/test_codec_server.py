@@ -74,7 +74,7 @@ class Scene:
             rows = await conn.execute(
                 select(reads.c.dossier_id, reads.c.actor, reads.c.granted, reads.c.reason, reads.c.what, reads.c.via)
                 .order_by(reads.c.id)
-            )  # fmt: skip
+            )
             entries = rows.all()
         assert all(e.via == "codec" and e.what == "content" for e in entries), entries
         return [(e.dossier_id, e.actor, e.granted, e.reason) for e in entries]
@@ -147,7 +147,7 @@ async def test_without_a_valid_token_nothing_is_decoded_nor_logged(scene: Scene)
     expired = scene.token(STAFF, days=30, now=datetime.now(UTC) - timedelta(days=400))
     attempts: list[tuple[str | None, bool]] = [
         (None, False), ("jeton-invente", False), ("jeton-invente", True), (expired, False), (expired, True),
-    ]  # fmt: skip
+    ]
     for token, path in attempts:
         status, answer = await scene.decode(request, token, path=path)
         assert status == 401, (token, path, status, answer)
@@ -177,7 +177,7 @@ async def test_staff_decodes_with_bearer_and_in_the_path(scene: Scene) -> None:
     assert await scene.read_log() == [
         (scene.first, "staff:amelie", *granted), (scene.first, "staff:amelie", *granted),
         (scene.second, "staff:amelie", *granted),
-    ]  # fmt: skip
+    ]
 
 
 FULL_ONLY = "le décodage montre tout le dossier, expertises comprises : lisez-le avec amiflow dossier show"
@@ -206,7 +206,7 @@ async def test_a_reviewer_never_decodes_even_once_declared(scene: Scene) -> None
          "expert affecté, mais l’absence de conflit d’intérêts n’est pas encore déclarée"),
         (scene.first, "reviewer:rita", False, FULL_ONLY),
         (scene.second, "reviewer:rita", False, "expert non affecté à ce dossier"),
-    ]  # fmt: skip
+    ]
 
 
 async def test_holders_and_other_staff_are_refused_a_cleared_auditor_decodes(scene: Scene) -> None:
@@ -228,7 +228,7 @@ async def test_holders_and_other_staff_are_refused_a_cleared_auditor_decodes(sce
         (scene.first, "holder:acme", False), (scene.first, "holder:other", False),
         (scene.first, "staff:bruno", False), (scene.first, "auditor:odile", False),
         (scene.first, "auditor:odile", True),
-    ]  # fmt: skip
+    ]
 
 
 async def test_a_request_spanning_two_dossiers_needs_both(scene: Scene) -> None:
@@ -240,7 +240,7 @@ async def test_a_request_spanning_two_dossiers_needs_both(scene: Scene) -> None:
     assert status == 200 and len(answer["payloads"]) == len(both)
     log = await scene.read_log()
     assert (scene.second, "auditor:odile", False, "auditeur sans habilitation au contenu de ce dossier "
-            "(demandez-la à un chargé de mission)") in log  # fmt: skip
+            "(demandez-la à un chargé de mission)") in log
     # Decoded whole or not at all: the dossier she may read was not decoded, and the log says so.
     (mine,) = [row for row in log if row[:2] == (scene.first, "auditor:odile")]
     assert mine[2] is False and scene.second in mine[3]
@@ -293,7 +293,7 @@ async def test_encode_then_decode_round_trip(scene: Scene) -> None:
 
 async def test_cors_preflight_echoes_the_ui_origin(scene: Scene) -> None:
     preflight = {"Origin": UI_ORIGIN, "Access-Control-Request-Method": "POST",
-                 "Access-Control-Request-Headers": "content-type,x-namespace"}  # fmt: skip
+                 "Access-Control-Request-Headers": "content-type,x-namespace"}
     for url in ("/decode", "/encode", "/t/quelconque/decode"):
         async with scene.http.options(url, headers=preflight) as r:
             assert r.status == 204, url

@@ -77,7 +77,7 @@ def files_with(root: Path, needle: bytes) -> list[str]:
 async def test_a_canary_dossier_leaves_no_clear_trace(  # noqa: PLR0915 (one lifecycle, read end to end)
     database: str, postgres_uri: str, postgres_data: Path, tmp_path: Path, processes: list[Any],  # noqa: F811
     capfd: pytest.CaptureFixture[str], caplog: pytest.LogCaptureFixture,
-) -> None:  # fmt: skip
+) -> None:
     marker = f"CANARI{uuid.uuid4().hex}"
     data_dir = tmp_path / "data"
     keys = make_keys(data_dir, database)
@@ -90,13 +90,13 @@ async def test_a_canary_dossier_leaves_no_clear_trace(  # noqa: PLR0915 (one lif
     worker = build_worker(client, task_queue, [journal.append, journal.open_dossiers, notifications.send])
     env = {**os.environ, "AMIFLOW_DATA_DIR": str(data_dir), "AMIFLOW_TEMPORAL_ADDRESS": server.address,
            "AMIFLOW_DATABASE_URL": app_url(database), "AMIFLOW_TASK_QUEUE": task_queue,
-           "AMIFLOW_NAMESPACE": "default"}  # fmt: skip
+           "AMIFLOW_NAMESPACE": "default"}
 
     async def cli(*args: str) -> tuple[int, str, str]:
         process = await asyncio.create_subprocess_exec(
             sys.executable, "-m", "amiflow.cli", *args, cwd=ROOT, env=env,
             stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
-        )  # fmt: skip
+        )
         out, err = await asyncio.wait_for(process.communicate(), 120)
         return process.returncode or 0, out.decode(), err.decode()
 
@@ -122,18 +122,18 @@ async def test_a_canary_dossier_leaves_no_clear_trace(  # noqa: PLR0915 (one lif
         # Readers without the need to know: refused, with the reason, nothing shown.
         for who, reason in [("reviewer:remi", "non affecté"), ("reviewer:rita", "pas encore déclarée"),
                             ("staff:bruno", "pas chargé de mission de cet appel"),
-                            ("holder:intrus", "autre porteur")]:  # fmt: skip
+                            ("holder:intrus", "autre porteur")]:
             code, out, err = await cli("dossier", "show", ident, "--as", who, "--json")
             assert code == 1 and reason in err and marker not in out + err, (who, out, err)
         code, _, err = await cli("dossier", "document", ident, document_id, "--out", str(tmp_path / "x"),
-                                 "--as", "reviewer:rita")  # fmt: skip
+                                 "--as", "reviewer:rita")
         assert code == 1 and "Lecture refusée" in err and not (tmp_path / "x").exists()
 
         await do(RITA, "declare-interests", conflict="false", statement=f"Aucun lien {marker}")
         code, out, _ = await cli("dossier", "show", ident, "--as", "reviewer:rita", "--json")
         assert code == 0 and marker in out  # declared free of conflict: now reads
         await do(RITA, "submit-review", scores="solutions=4,court_terme=3,impact_socio_economique=5",
-                 opinion=f"Avis {marker}")  # fmt: skip
+                 opinion=f"Avis {marker}")
         code, out, _ = await cli("dossier", "show", ident, "--as", "committee:cora", "--json")
         shown = json.loads(out)
         assert code == 0 and not shown["content_granted"] and shown["state"]["reviews"]
@@ -149,7 +149,7 @@ async def test_a_canary_dossier_leaves_no_clear_trace(  # noqa: PLR0915 (one lif
             assert code == 0 and json.loads(out)["content_granted"], err
             assert f"Consortium {marker}" in out and f"Artois {marker}" in out
         code, _, err = await cli("dossier", "document", ident, document_id, "--out", str(tmp_path / "copie.txt"),
-                                 "--as", "staff:amelie")  # fmt: skip
+                                 "--as", "staff:amelie")
         assert code == 0, err
         assert (tmp_path / "copie.txt").read_bytes() == attachment.read_bytes()
 
@@ -160,7 +160,7 @@ async def test_a_canary_dossier_leaves_no_clear_trace(  # noqa: PLR0915 (one lif
         assert marker not in out and not history["content_granted"]
         refused = {(r["actor"], r["what"]) for r in history["reads"] if not r["granted"]}
         assert {("reviewer:remi", "content"), ("reviewer:rita", "content"),
-                (("reviewer:rita", f"document:{document_id}"))} <= refused  # fmt: skip
+                (("reviewer:rita", f"document:{document_id}"))} <= refused
         assert ("auditor:odile", "content") in refused  # the auditor's own attempt at the bodies
         granted = {(r["actor"], r["what"]) for r in history["reads"] if r["granted"]}
         assert ("staff:amelie", f"document:{document_id}") in granted and ("holder:acme", "content") in granted
@@ -175,7 +175,7 @@ async def test_a_canary_dossier_leaves_no_clear_trace(  # noqa: PLR0915 (one lif
         shown_by_temporal = subprocess.run(
             [str(TEMPORAL), "workflow", "show", "-w", ident, "--address", server.address, "-o", "json"],
             capture_output=True, text=True, timeout=60, check=True,
-        ).stdout  # fmt: skip
+        ).stdout
         assert "YmluYXJ5L2VuY3J5cHRlZA==" in shown_by_temporal  # base64 of binary/encrypted: payloads are there
         assert marker not in shown_by_temporal
 
@@ -191,7 +191,7 @@ async def test_a_canary_dossier_leaves_no_clear_trace(  # noqa: PLR0915 (one lif
     assert files_with(data_dir, needle) == []  # the vault holds the document sealed
     async with keys.store.engine.connect() as conn:
         sealed = (await conn.execute(select(events.c.key_id, events.c.sealed, events.c.payload)
-                                     .where(events.c.dossier_id == ident))).all()  # fmt: skip
+                                     .where(events.c.dossier_id == ident))).all()
         assert sealed and all(r.key_id == "k1" and r.sealed and r.payload is None for r in sealed)
         assert not (await conn.execute(select(outbox.c.body).where(outbox.c.body.is_not(None)))).all()
         assert (await conn.execute(select(dossier_keys.c.dossier_id))).scalars().all() == [ident]

@@ -32,7 +32,7 @@ PMCB = "hdf-pmcb-reemploi.yaml"
 async def pmcb(stack: Stack) -> str:
     """A whole PMCB lifecycle (test_lifecycle's), closed: 17 events."""
     return await drive(stack, dates.shifted_call("hdf-pmcb-reemploi", datetime.now(UTC)), EXAMPLES / PMCB,
-                       "solutions=4,court_terme=3,impact_socio_economique=5", after_closing=False)  # fmt: skip
+                       "solutions=4,court_terme=3,impact_socio_economique=5", after_closing=False)
 
 
 async def check(stack: Stack, ident: str) -> CrossCheck:
@@ -62,7 +62,7 @@ async def test_a_whole_lifecycle_agrees_and_replays(stack: Stack) -> None:
     assert_clean(found, len(EXPECTED))
     assert found.runs == 1 and len(found.run_ids) == 1
     assert found.message == (f"Dossier {ident} : Temporal et le journal concordent (17 événements, "
-                             "1 exécution(s) rejouée(s) sans erreur).")  # fmt: skip
+                             "1 exécution(s) rejouée(s) sans erreur).")
     assert json.loads(found.model_dump_json())["ok"] is True  # JSON-able
 
 
@@ -76,9 +76,9 @@ async def test_a_changed_column_and_a_deleted_event_are_caught(stack: Stack, own
     assert [(d.seq, d.kind) for d in found.differences] == [(3, "differs"), (17, "missing_in_journal")]
     changed, missing = found.differences
     assert changed.detail == (f"Dossier {ident}, événement 3 : la colonne type du journal (« declared_complete ») "
-                              "contredit l’événement scellé (« acknowledged »).")  # fmt: skip
+                              "contredit l’événement scellé (« acknowledged »).")
     assert missing.detail == (f"Dossier {ident}, événement 17 (closed) : journalisé selon Temporal "
-                              f"(exécution {found.run_ids[0]}) mais absent du journal.")  # fmt: skip
+                              f"(exécution {found.run_ids[0]}) mais absent du journal.")
     assert found.message == f"Dossier {ident} : 2 écart(s) entre Temporal et le journal."
 
 
@@ -88,7 +88,7 @@ async def test_moved_seals_a_forged_row_and_a_gap_are_caught(stack: Stack, owner
     ident = await pmcb(stack)
     closed = (await history(stack.store, stack.keys, ident))[-1]
     five, six = [bytes(r["sealed"]) for r in await owner.fetch(
-        "SELECT sealed FROM events WHERE dossier_id = $1 AND seq IN (5, 6) ORDER BY seq", ident)]  # fmt: skip
+        "SELECT sealed FROM events WHERE dossier_id = $1 AND seq IN (5, 6) ORDER BY seq", ident)]
     await owner.execute("UPDATE events SET sealed = $2 WHERE dossier_id = $1 AND seq = 5", ident, six)
     await owner.execute("UPDATE events SET sealed = $2 WHERE dossier_id = $1 AND seq = 6", ident, five)
     await owner.execute("DELETE FROM events WHERE dossier_id = $1 AND seq = 10", ident)
@@ -96,14 +96,14 @@ async def test_moved_seals_a_forged_row_and_a_gap_are_caught(stack: Stack, owner
         "INSERT INTO events (dossier_id, seq, type, actor, occurred_at, workflow_id, payload, hash, gseq, ghash)"
         " SELECT dossier_id, 18, type, actor, occurred_at, workflow_id, $2::jsonb, hash, 1000000, ghash FROM events"
         " WHERE dossier_id = $1 AND seq = 17", ident, json.dumps({**closed.model_dump(mode="json"), "reason": "Bis."}),
-    )  # fmt: skip
+    )
     found = await check(stack, ident)
     assert [(d.seq, d.kind) for d in found.differences] == [
-        (5, "unreadable"), (6, "unreadable"), (10, "missing_in_journal"), (18, "missing_in_temporal")]  # fmt: skip
+        (5, "unreadable"), (6, "unreadable"), (10, "missing_in_journal"), (18, "missing_in_temporal")]
     assert found.differences[0].detail.startswith(f"Dossier {ident}, événement 5 (complement_provided) : illisible")
     assert "ne s’ouvre pas avec sa clé" in found.differences[0].detail
     assert found.differences[3].detail == (f"Dossier {ident}, événement 18 (closed) : dans le journal mais dans "
-                                           "aucune exécution de Temporal.")  # fmt: skip
+                                           "aucune exécution de Temporal.")
     assert (found.temporal_events, found.journal_events) == (17, 17)
 
 
@@ -118,12 +118,12 @@ async def test_an_event_resealed_with_the_dossiers_key_differs_from_temporal(
     assert review.type == "review_submitted"
     key_id, sealed = await seal_event(stack.keys, ident, 9, review.model_copy(update={"opinion": "Fragile."}))
     await owner.execute("UPDATE events SET sealed = $2, key_id = $3 WHERE dossier_id = $1 AND seq = 9",
-                        ident, sealed, key_id)  # fmt: skip
+                        ident, sealed, key_id)
     found = await check(stack, ident)
     [difference] = found.differences
     assert (difference.seq, difference.kind) == (9, "differs")
     assert difference.detail == (f"Dossier {ident}, événement 9 : le journal diffère de Temporal (exécution "
-                                 f"{found.run_ids[0]}) — champs différents : opinion.")  # fmt: skip
+                                 f"{found.run_ids[0]}) — champs différents : opinion.")
 
 
 async def test_a_dossier_that_continued_as_new_is_checked_across_its_runs(
@@ -166,17 +166,17 @@ async def test_a_dossier_that_continued_as_new_is_checked_across_its_runs(
 
     # An early event resealed by someone holding the keys: only the carried state can tell.
     [(seq, review)] = [(i, e) for i, e in enumerate(await history(stack.store, stack.keys, ident), 1)
-                       if e.type == "review_submitted"]  # fmt: skip
+                       if e.type == "review_submitted"]
     assert seq < partial.covered_from
     key_id, sealed = await seal_event(stack.keys, ident, seq, review.model_copy(update={"opinion": "Fragile."}))
     await owner.execute("UPDATE events SET sealed = $2, key_id = $3 WHERE dossier_id = $1 AND seq = $4",
-                        ident, sealed, key_id, seq)  # fmt: skip
+                        ident, sealed, key_id, seq)
     tampered = await check(stack, ident)
     start = partial.covered_from - 1
     assert [(d.seq, d.kind) for d in tampered.differences] == [(start, "differs")]
     assert tampered.differences[0].detail == (
         f"Dossier {ident}, événement {start} : les événements 1 à {start} du journal ne donnent pas l’état dont "
-        f"l’exécution {partial.run_ids[0]} de Temporal est partie.")  # fmt: skip
+        f"l’exécution {partial.run_ids[0]} de Temporal est partie.")
 
 
 async def test_a_closed_dossier_resumed_for_a_clearance_is_checked_across_executions(stack: Stack) -> None:
@@ -206,7 +206,7 @@ async def test_code_that_no_longer_replays_is_reported(stack: Stack, monkeypatch
     assert not found.ok and not found.replayed and found.differences == []
     assert found.replay_error is not None
     assert found.replay_error.startswith(f"l’exécution {found.run_ids[0]} ne se rejoue pas avec le code actuel "
-                                         "(NondeterminismError")  # fmt: skip
+                                         "(NondeterminismError")
     assert "Rejeu en échec" in found.message
 
 
@@ -221,6 +221,6 @@ async def test_a_dossier_temporal_no_longer_holds(stack: Stack) -> None:
     assert not found.retained and not found.replayed and found.runs == 0
     assert found.ok and found.journal_events == 17 and found.temporal_events == 0 and found.differences == []
     assert found.message == (f"Dossier {ident} : Temporal n’a plus d’historique (durée de rétention passée) ; "
-                             "le journal (17 événements) en est le seul registre, sans défaut.")  # fmt: skip
+                             "le journal (17 événements) en est le seul registre, sans défaut.")
     with pytest.raises(InvalidCommand, match="Dossier inconnu"):
         await crosscheck(elsewhere, stack.store, stack.keys, "hdf-pmcb-reemploi.inconnu")

@@ -120,7 +120,7 @@ def test_pmcb_copy_is_open_now_and_closes_three_years_after_its_opening(now: dat
     (phase,) = call.phases
     opens = dates.paris_today(now) - timedelta(days=517)
     assert (phase.opens_at, phase.closes_at) == (dates.paris_midnight(opens),
-                                                 dates.paris_midnight(dates.add_years(opens, 3)))  # fmt: skip
+                                                 dates.paris_midnight(dates.add_years(opens, 3)))
     assert phase.opens_at <= now < phase.closes_at
     assert timedelta(days=570) < phase.closes_at - now < timedelta(days=580)
 
@@ -164,6 +164,6 @@ def test_the_copies_are_the_dates_the_tests_were_designed_with() -> None:
     assert dates.shifted_call_text("hdf-pmcb-reemploi", designed) == pmcb
     ressourceries = dates.shifted_dates("hdf-ressourceries", designed)
     assert ressourceries == {("phase-1", OPENS): date(2026, 7, 1), ("phase-1", CLOSES): date(2026, 11, 1),
-                             ("phase-2", CLOSES): date(2027, 6, 5)}  # fmt: skip
+                             ("phase-2", CLOSES): date(2027, 6, 5)}
     crec = dates.shifted_dates("normandie-crec-2018", designed)
     assert crec == {("session-2018-09", OPENS): date(2026, 11, 1), ("session-2018-09", CLOSES): date(2027, 9, 8)}

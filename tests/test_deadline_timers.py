@@ -151,7 +151,7 @@ async def ressourceries_call(stack: Stack, tmp_path: Path, started: list[str], n
 
 
 async def start_drafts(stack: Stack, started: list[str], call: Call,
-                       drafts: Sequence[tuple[str, Actor]]) -> list[WorkflowHandle[Any, Any]]:  # fmt: skip
+                       drafts: Sequence[tuple[str, Actor]]) -> list[WorkflowHandle[Any, Any]]:
     """Phase-2 drafts (reference, holder) started concurrently, without submitting them: the workflow
     is started by its first command, StartDraft, as `amiflow.dossiers.submit` does."""
     content = load_dossier(EXAMPLES / "hdf-ressourceries.yaml").content
@@ -163,11 +163,11 @@ async def start_drafts(stack: Stack, started: list[str], call: Call,
         operation = WithStartWorkflowOperation(
             DossierWorkflow.run, DossierInput(dossier_id=ident), id=ident, task_queue=stack.task_queue,
             id_conflict_policy=WorkflowIDConflictPolicy.FAIL,
-        )  # fmt: skip
+        )
         result = await stack.client.execute_update_with_start_workflow(
             DossierWorkflow.command, CommandRequest(command=start, actor=holder),
             start_workflow_operation=operation,
-        )  # fmt: skip
+        )
         assert result.status is Status.DRAFT
         return stack.client.get_workflow_handle(ident)  # no run id: follows continue-as-new
 
@@ -201,7 +201,7 @@ async def ff_to(env: WorkflowEnvironment, handle: WorkflowHandle[Any, Any], targ
 
 
 async def ff_all(env: WorkflowEnvironment, handles: Sequence[WorkflowHandle[Any, Any]],
-                 target: datetime) -> None:  # fmt: skip
+                 target: datetime) -> None:
     await asyncio.gather(*(ff_to(env, h, target) for h in handles))
 
 
@@ -223,11 +223,11 @@ async def journal(stack: Stack, ident: str) -> list[dict[str, Any]]:
     """The dossier's events as journaled: seq, type, occurred_at, and the event opened with its key."""
     query = (select(events.c.dossier_id, events.c.seq, events.c.type, events.c.occurred_at, events.c.key_id,
                     events.c.sealed, events.c.payload)
-             .where(events.c.dossier_id == ident).order_by(events.c.seq))  # fmt: skip
+             .where(events.c.dossier_id == ident).order_by(events.c.seq))
     async with stack.engine.connect() as conn:
         rows = (await conn.execute(query)).all()
     return [{"seq": r.seq, "type": r.type, "occurred_at": r.occurred_at,
-             "payload": (await open_event(stack.keys, r)).model_dump(mode="json")} for r in rows]  # fmt: skip
+             "payload": (await open_event(stack.keys, r)).model_dump(mode="json")} for r in rows]
 
 
 async def notices(engine: AsyncEngine, ident: str) -> list[dict[str, Any]]:
@@ -287,7 +287,7 @@ class Run:
 SKIPPING_EVENTS = frozenset({
     EventType.EVENT_TYPE_WORKFLOW_EXECUTION_OPTIONS_UPDATED,
     EventType.EVENT_TYPE_WORKFLOW_EXECUTION_TIME_SKIPPING_TRANSITIONED,
-})  # fmt: skip
+})
 
 
 async def trail(client: Client, ident: str) -> tuple[list[Step], list[Run]]:
@@ -349,7 +349,7 @@ async def test_phase_2_reminds_expires_drafts_and_accepts_a_submission_one_secon
     forgotten, last_second = await start_drafts(stack, started, call, [
         ("SMTD-OUBLIE", Actor.parse("holder:smtd-oublie")),
         ("SMTD-DERNIERE-SECONDE", Actor.parse("holder:smtd-derniere")),
-    ])  # fmt: skip
+    ])
     drafts = [forgotten, last_second]
     for state in await asyncio.gather(*(current(h) for h in drafts)):
         assert state.status is Status.DRAFT and state.phase_closes_at == closing_at
@@ -380,7 +380,7 @@ async def test_phase_2_reminds_expires_drafts_and_accepts_a_submission_one_secon
     assert rows[1]["payload"]["actor"] == {"role": "system", "name": "echeances"}
     listed = await stack.store.dossiers(call_id=call.id)
     assert {r.dossier_id: r.status for r in listed} == {forgotten.id: "expired",
-                                                               last_second.id: "submitted"}  # fmt: skip
+                                                               last_second.id: "submitted"}
     assert (await forgotten.describe()).status is WorkflowExecutionStatus.COMPLETED
 
     kept = await journal(stack, last_second.id)
@@ -403,7 +403,7 @@ async def test_phase_2_reminds_expires_drafts_and_accepts_a_submission_one_secon
             (APPEND, ("draft_started",)),
             *((SEND, (f"reminder_phase_closing_{d}d",)) for d in reminders),
             (APPEND, (final[0],)), (SEND, (final[1],)),
-        ]  # fmt: skip
+        ]
         for days, instant in reminders.items():
             assert_at(sent_at(steps)[f"reminder_phase_closing_{days}d"], instant, f"{days}d")
     steps, _ = await trail(stack.client, forgotten.id)
@@ -442,7 +442,7 @@ async def test_extension_moves_the_closing_of_fifty_open_drafts(
     async def once_each(kind_column: Any, value: str) -> dict[str, int]:
         table = events if kind_column is events.c.type else outbox
         query = (select(table.c.dossier_id, func.count()).where(kind_column == value)
-                 .group_by(table.c.dossier_id))  # fmt: skip
+                 .group_by(table.c.dossier_id))
         async with engine.connect() as conn:
             return {row[0]: row[1] for row in await conn.execute(query)}
 
@@ -451,7 +451,7 @@ async def test_extension_moves_the_closing_of_fifty_open_drafts(
     async def told() -> list[dict[str, Any]]:
         async with engine.connect() as conn:
             rows = [dict(r._mapping) for r in await conn.execute(
-                select(outbox).where(outbox.c.kind == "extended_phase_closing"))]  # fmt: skip
+                select(outbox).where(outbox.c.kind == "extended_phase_closing"))]
         assert sorted(r["dossier_id"] for r in rows) == ids
         return rows
 
@@ -510,7 +510,7 @@ async def test_complement_overdue_reminds_then_escalates_once(stack: Stack, star
     due_day = dates.due(await env.get_current_time(handle), 40)
     due = due_day.at
     request = build_command("request-complement", {"pieces": "Kbis et lettre d’engagement du bailleur",
-                                                   "due": due_day.arg})  # fmt: skip
+                                                   "due": due_day.arg})
     assert (await send(client, ident, request, STAFF)).status is Status.COMPLEMENT_REQUESTED
     assert (await current(handle)).complement_due == due
 
@@ -607,7 +607,7 @@ async def follow_up(stack: Stack, ident: str) -> datetime:
                                  "opinion": "Consortium solide."}),
         (COMMITTEE, "decide", {"retained": "true", "reasons": "Projet structurant."}),
         (STAFF, "record-follow-up", {"kind": "charter_signed"}),
-    ]  # fmt: skip
+    ]
     for actor, name, options in steps:
         await send(client, ident, build_command(name, options), actor)
     state = await current(client.get_workflow_handle(ident))
@@ -722,16 +722,16 @@ async def test_submission_one_second_after_the_closing_is_refused_and_writes_not
     assert (await current(draft)).status is Status.DRAFT
     await ff_to(env, draft, closing_at + SECOND)
     await eventually(kinds_are, engine, draft.id,
-                     Counter([*(f"reminder_phase_closing_{d}d" for d in reminders), "expired"]))  # fmt: skip
+                     Counter([*(f"reminder_phase_closing_{d}d" for d in reminders), "expired"]))
     before = (await journal(stack, draft.id), await notices(engine, draft.id),
-              await projection(engine, draft.id), mail_keys(stack.mail_dir))  # fmt: skip
+              await projection(engine, draft.id), mail_keys(stack.mail_dir))
     run = (await draft.describe()).run_id
 
     with pytest.raises(DomainError) as refused:
         await send(stack.client, draft.id, Submit(), holder, stack.store, stack.keys)
 
     after = (await journal(stack, draft.id), await notices(engine, draft.id),
-             await projection(engine, draft.id), mail_keys(stack.mail_dir))  # fmt: skip
+             await projection(engine, draft.id), mail_keys(stack.mail_dir))
     assert after == before, "a refused submission wrote something"
     description = await draft.describe()
     assert (description.run_id, description.status) == (run, WorkflowExecutionStatus.COMPLETED)

@@ -93,7 +93,7 @@ def test_reminders_already_past_are_not_listed_and_closing_becomes_overdue(resso
     later = deadlines(state, ressourceries, paris(2026, 6, 1))
     assert [(d.kind, d.days_before) for d in later] == [
         (DeadlineKind.REMINDER, 1), (DeadlineKind.PHASE_CLOSING, 0),
-    ]  # fmt: skip
+    ]
     after = deadlines(state, ressourceries, z("2026-06-04T22:00:00Z"))
     assert [(d.kind, d.overdue) for d in after] == [(DeadlineKind.PHASE_CLOSING, True)]
     # One second before the closing the holder still submits; at the closing, the draft expires.
@@ -115,7 +115,7 @@ def test_phase_extension_moves_every_phase_deadline(ressourceries: Call) -> None
     state = draft(ressourceries, "phase-2", paris(2026, 3, 2))
     until = start_of_day(datetime(2026, 6, 19).date())
     state = act(state, ExtendDeadline(deadline=DeadlineKind.PHASE_CLOSING, until=until), STAFF,
-                paris(2026, 6, 1))  # fmt: skip
+                paris(2026, 6, 1))
     found = deadlines(state, ressourceries, paris(2026, 6, 1))
     assert {d.due for d in found} == {z("2026-06-18T22:00:00Z")}
     assert [d.days_before for d in found] == [7, 1, 0]
@@ -124,7 +124,7 @@ def test_phase_extension_moves_every_phase_deadline(ressourceries: Call) -> None
 def submitted_pmcb(pmcb: Call, now: datetime) -> DossierState:
     example = load_dossier(EXAMPLES / "hdf-pmcb-reemploi.yaml")
     state = act(DossierState(), StartDraft(call=pmcb, phase_id="unique", reference="R",
-                                           content=example.content), HOLDER, now)  # fmt: skip
+                                           content=example.content), HOLDER, now)
     state = act(state, Submit(), HOLDER, now)
     return act(state, Acknowledge(), STAFF, now)
 
@@ -179,7 +179,7 @@ def test_quarterly_reports_for_three_years(pmcb: Call) -> None:
     state = act(state, AssignReviewers(reviewers=("rita",), due=paris(2026, 4, 2)), STAFF, now)
     state = act(state, DeclareInterests(conflict=False), REVIEWER, now)
     state = act(state, SubmitReview(scores={c.id: 3 for c in pmcb.criteria}, opinion="Oui."),
-                REVIEWER, now)  # fmt: skip
+                REVIEWER, now)
     state = act(state, TakeDecision(retained=True, reasons="Consortium solide."), COMMITTEE, now)
     start = paris(2026, 3, 31, 10)
     state = act(state, RecordFollowUp(kind=FollowUpKind.CHARTER_SIGNED), STAFF, start)
@@ -188,12 +188,12 @@ def test_quarterly_reports_for_three_years(pmcb: Call) -> None:
     # 00:00 Paris on the 30th or 31st, as the month allows, whatever the offset (fixed instants of
     # 2026-2029, not dates relative to today).
     assert [d.at for d in dues[:4]] == [paris(2026, 6, 30), paris(2026, 9, 30), paris(2026, 12, 31),
-                                        paris(2027, 3, 31)]  # fmt: skip
+                                        paris(2027, 3, 31)]
     assert dues[-1].at == paris(2029, 3, 31)
     assert dues[2].at == datetime(2026, 12, 30, 23, tzinfo=UTC)
     # Each report has its own reminders 30, 7 and 1 days before.
     reminders = [d for d in deadlines(state, pmcb, start) if d.subject is DeadlineKind.REPORT_DUE
-                 and d.kind is DeadlineKind.REMINDER and d.period == 1]  # fmt: skip
+                 and d.kind is DeadlineKind.REMINDER and d.period == 1]
     assert [d.days_before for d in reminders] == [30, 7, 1]
     # A report filed on time leaves the list; the next one is then first.
     filed = act(state, FileReport(period=1, summary="T1"), HOLDER, paris(2026, 6, 15))

@@ -92,7 +92,7 @@ EVERYONE = [*HOLDERS, *STAFF, *REVIEWERS, *COMMITTEE, *SYSTEMS, *AUDITORS]
 BY_ROLE: dict[Role, list[Actor]] = {
     Role.HOLDER: HOLDERS, Role.STAFF: STAFF, Role.REVIEWER: REVIEWERS, Role.COMMITTEE: COMMITTEE,
     Role.SYSTEM: SYSTEMS, Role.AUDITOR: AUDITORS,
-}  # fmt: skip
+}
 
 # Which role produces each kind of event: an independent reading of PERMISSIONS.
 EVENT_ROLES: dict[str, Role] = {
@@ -106,13 +106,13 @@ EVENT_ROLES: dict[str, Role] = {
     **dict.fromkeys(["interests_declared", "reviewer_recused", "review_submitted"], Role.REVIEWER),
     "decision_taken": Role.COMMITTEE,
     **dict.fromkeys(["draft_expired", "complement_overdue", "review_overdue", "report_late"], Role.SYSTEM),
-}  # fmt: skip
+}
 
 AFTER_SUBMISSION = frozenset(
     {Status.SUBMITTED, Status.ACKNOWLEDGED, Status.COMPLEMENT_REQUESTED, Status.COMPLETE,
      Status.UNDER_REVIEW, Status.RETAINED, Status.NOT_RETAINED, Status.ORIENTED, Status.FOLLOW_UP,
      Status.CLOSED}
-)  # fmt: skip
+)
 DECIDED = frozenset({Status.RETAINED, Status.NOT_RETAINED, Status.ORIENTED, Status.FOLLOW_UP})
 
 
@@ -124,7 +124,7 @@ def _last_sunday(year: int, month: int) -> int:
 DST_CHANGES = tuple(
     datetime(year, month, _last_sunday(year, month), 1, tzinfo=UTC)
     for year in range(2018, 2080) for month in (3, 10)
-)  # fmt: skip
+)
 
 
 def clock_steps(max_months: int) -> st.SearchStrategy[timedelta]:
@@ -139,7 +139,7 @@ def clock_steps(max_months: int) -> st.SearchStrategy[timedelta]:
 
 
 SHORT_WAITS = st.sampled_from([timedelta(0)] * 4 + [timedelta(seconds=7), timedelta(hours=5),
-                                                   timedelta(days=2), timedelta(days=20)])  # fmt: skip
+                                                   timedelta(days=2), timedelta(days=20)])
 DST_APPROACHES = {"-1s": timedelta(seconds=1), "-30min": timedelta(minutes=30), "-3h": timedelta(hours=3)}
 # Offsets of due dates: in the future (usual), or now and in the past (wrong).
 FUTURE = st.one_of(
@@ -156,7 +156,7 @@ WITHOUT_ARGUMENTS: dict[str, Callable[[], Command]] = {
     "submit": Submit, "acknowledge": Acknowledge, "declare-complete": DeclareComplete,
     "expire-draft": ExpireDraft, "escalate-complement": EscalateComplement,
     "escalate-review": EscalateReview,
-}  # fmt: skip
+}
 
 T = TypeVar("T")
 
@@ -201,7 +201,7 @@ class DossierMachine(RuleBasedStateMachine):
             "ineligible": {"holder_type": next(t for t in HolderType
                                                if t not in self.call.phases[0].holder_types)},
             "no-theme": {"theme": None},
-        }  # fmt: skip
+        }
         return base.model_copy(update=updates[edit])
 
     # --- the clock -------------------------------------------------------------------------
@@ -227,12 +227,12 @@ class DossierMachine(RuleBasedStateMachine):
         """Park the clock on an instant the dossier waits for (closing, dues), or a hair around it:
         the boundaries where "before" turns into "late"."""
         ahead = [d.at for d in deadlines(self.state, self.call, self.now)
-                 if d.kind is not DeadlineKind.REMINDER and d.at > self.now]  # fmt: skip
+                 if d.kind is not DeadlineKind.REMINDER and d.at > self.now]
         if not ahead:
             return
         target = data.draw(st.sampled_from([ahead[0]] * 3 + ahead), label="deadline")
         offset = data.draw(st.sampled_from([timedelta(0), timedelta(0), timedelta(microseconds=-1),
-                                            timedelta(seconds=1)]), label="offset")  # fmt: skip
+                                            timedelta(seconds=1)]), label="offset")
         self.now = max(self.now, target + offset)
 
     # --- acting ----------------------------------------------------------------------------
@@ -290,7 +290,7 @@ class DossierMachine(RuleBasedStateMachine):
             Status.ORIENTED: ["record-follow-up", "record-filing"],
             Status.FOLLOW_UP: ["file-report", "file-report", "record-filing", "record-follow-up",
                                "flag-late-report"],
-        }.get(s.status, sorted(PERMISSIONS))  # fmt: skip
+        }.get(s.status, sorted(PERMISSIONS))
 
     def _side(self) -> list[str]:
         side = {
@@ -397,7 +397,7 @@ class DossierMachine(RuleBasedStateMachine):
                 return GrantClearance(auditor=auditor, reason="Contrôle d’opération")
             case "flag-late-report":
                 first = next((p for p in range(1, total + 1)
-                              if p not in filed and p not in s.late_reports), total + 1)  # fmt: skip
+                              if p not in filed and p not in s.late_reports), total + 1)
                 return FlagLateReport(period=pick("period", st.just(first), st.integers(1, total + 1)))
         raise AssertionError(name)  # pragma: no cover
 
@@ -425,7 +425,7 @@ class DossierMachine(RuleBasedStateMachine):
             DeadlineKind.REVIEW_DUE: s.review_due,
         }[kind] or self.now
         until = pick("until", FUTURE.map(lambda d: max(current, self.now) + d),
-                     PAST.map(lambda d: current + d))  # fmt: skip
+                     PAST.map(lambda d: current + d))
         return ExtendDeadline(deadline=kind, until=until)
 
     def _scores(self, pick: Pick) -> dict[str, int]:

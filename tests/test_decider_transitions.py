@@ -62,7 +62,7 @@ from domain.errors import (
     NotAllowed,
     NotEligible,
     PhaseClosed,
-)  # fmt: skip
+)
 from domain.events import ComplementOverdue, DossierSubmitted, DraftStarted, Event, ReviewerRecused, ReviewOverdue
 from domain.schemes import recommend
 from domain.state import (
@@ -96,7 +96,7 @@ AUDITOR = Actor(role=Role.AUDITOR, name="aude")
 ACTORS: dict[Role, Actor] = {
     Role.HOLDER: HOLDER, Role.STAFF: STAFF, Role.REVIEWER: REVIEWER, Role.COMMITTEE: COMMITTEE,
     Role.SYSTEM: SYSTEM, Role.AUDITOR: AUDITOR,
-}  # fmt: skip
+}
 
 NOW = datetime(2026, 3, 10, 10, 0, tzinfo=PARIS)  # inside the PMCB phase
 T0 = datetime(2026, 3, 2, 9, 0, tzinfo=PARIS)  # the drive to a status happens before NOW
@@ -166,7 +166,7 @@ PARENT: dict[Status, Status] = {
     Status.NOT_RETAINED: Status.UNDER_REVIEW, Status.ORIENTED: Status.RETAINED,
     Status.FOLLOW_UP: Status.ORIENTED, Status.CLOSED: Status.ACKNOWLEDGED,
     Status.WITHDRAWN: Status.SUBMITTED, Status.EXPIRED: Status.DRAFT,
-}  # fmt: skip
+}
 
 
 def _last_steps(status: Status, content: DossierContent) -> list[Step]:
@@ -176,7 +176,7 @@ def _last_steps(status: Status, content: DossierContent) -> list[Step]:
     ]
     steps: dict[Status, list[Step]] = {
         Status.DRAFT: [(StartDraft(call=PMCB, phase_id="unique", reference=PMCB_EXAMPLE.reference,
-                                   content=content), HOLDER, None)],  # fmt: skip
+                                   content=content), HOLDER, None)],
         Status.SUBMITTED: [(Submit(), HOLDER, None)],
         Status.ACKNOWLEDGED: [(Acknowledge(), STAFF, None)],
         Status.COMPLEMENT_REQUESTED: [
@@ -185,9 +185,9 @@ def _last_steps(status: Status, content: DossierContent) -> list[Step]:
         Status.COMPLETE: [(DeclareComplete(), STAFF, None)],
         Status.UNDER_REVIEW: [(AssignReviewers(reviewers=("rita",), due=REVIEW_DUE), STAFF, None)],
         Status.RETAINED: [*review, (TakeDecision(retained=True, reasons="Projet structurant"),
-                                    COMMITTEE, None)],  # fmt: skip
+                                    COMMITTEE, None)],
         Status.NOT_RETAINED: [*review, (TakeDecision(retained=False, reasons="Hors champ"),
-                                        COMMITTEE, None)],  # fmt: skip
+                                        COMMITTEE, None)],
         Status.ORIENTED: [(Orient(catalogue=SCHEMES), STAFF, None)],
         Status.FOLLOW_UP: [(RecordFollowUp(kind=FollowUpKind.CHARTER_SIGNED), STAFF, None)],
         Status.CLOSED: [(Close(reason="Projet hors du champ de l’AMI"), STAFF, None)],
@@ -220,7 +220,7 @@ def reach(status: Status) -> DossierState:
 def crec_acknowledged() -> DossierState:
     """A CREC dossier of acme, submitted and acknowledged during the session (June 2018)."""
     start = StartDraft(call=CREC, phase_id=CREC_PHASE.id, reference=CREC_EXAMPLE.reference,
-                       content=CREC_EXAMPLE.content)  # fmt: skip
+                       content=CREC_EXAMPLE.content)
     state = apply(DossierState(), start, HOLDER, paris(2018, 6, 1, 10))
     state = apply(state, Submit(), HOLDER, paris(2018, 6, 1, 11))
     return apply(state, Acknowledge(), STAFF, paris(2018, 6, 4, 9))
@@ -233,11 +233,11 @@ def crec_complete() -> DossierState:
 # --- valid commands, and what they lead to --------------------------------------------------
 
 DOCUMENT = DocumentRef(id="doc-0123456789abcdef", name="budget.pdf", sha256="ab" * 32, size=1024,
-                       media_type="application/pdf")  # fmt: skip
+                       media_type="application/pdf")
 
 VALID: dict[str, Callable[[DossierState], Command]] = {
     "start-draft": lambda s: StartDraft(call=PMCB, phase_id="unique", reference="REF-NOUVEAU",
-                                        content=CONTENT),  # fmt: skip
+                                        content=CONTENT),
     "update-draft": lambda s: UpdateDraft(content=CONTENT.model_copy(update={"territory": "Lens"})),
     "submit": lambda s: Submit(),
     "withdraw": lambda s: Withdraw(reason="Le consortium se dissout"),
@@ -245,7 +245,7 @@ VALID: dict[str, Callable[[DossierState], Command]] = {
     "file-report": lambda s: FileReport(period=1, summary="Bail signé, site en travaux"),
     "acknowledge": lambda s: Acknowledge(),
     "request-complement": lambda s: RequestComplement(pieces="Budget détaillé",
-                                                      due=NOW + timedelta(days=14)),  # fmt: skip
+                                                      due=NOW + timedelta(days=14)),
     "declare-complete": lambda s: DeclareComplete(),
     "assign-reviewers": lambda s: AssignReviewers(reviewers=("remi",), due=NOW + timedelta(days=30)),
     "orient": lambda s: Orient(catalogue=SCHEMES),
@@ -269,7 +269,7 @@ VALID: dict[str, Callable[[DossierState], Command]] = {
     "set-legal-hold": lambda s: SetLegalHold(reason="Contentieux en cours"),
     "lift-legal-hold": lambda s: LiftLegalHold(reason="Contentieux clos"),
     "destroy-content": lambda s: DestroyContent(),
-}  # fmt: skip
+}
 
 # Where an accepted command leads; a command not listed leaves the status as it is.
 LEADS_TO: dict[str, Status] = {
@@ -278,7 +278,7 @@ LEADS_TO: dict[str, Status] = {
     "request-complement": Status.COMPLEMENT_REQUESTED, "declare-complete": Status.COMPLETE,
     "assign-reviewers": Status.UNDER_REVIEW, "orient": Status.ORIENTED, "close": Status.CLOSED,
     "declare-interests": Status.UNDER_REVIEW,
-}  # fmt: skip
+}
 
 # Right role, right status, valid arguments, and still refused at NOW on the reached state, for a
 # reason of the command itself; each has a test below where it is then accepted.
@@ -293,7 +293,7 @@ DOCUMENTED_REFUSALS: dict[tuple[Status, str], tuple[type[DomainError], str]] = {
     **{(s, "lift-legal-hold"): (InvalidCommand, "pas sous conservation légale") for s in Status if s is not Status.NEW},
     **{(s, "destroy-content"): (InvalidCommand, "durée de conservation") for s in Status
        if not s.is_open and s is not Status.NEW},
-}  # fmt: skip
+}
 
 
 def expected_status(status: Status, name: str) -> Status:
@@ -375,7 +375,7 @@ def test_expire_draft_only_at_or_after_the_closing() -> None:
 def test_expire_draft_waits_for_an_extended_closing() -> None:
     until = PHASE.closes_at + timedelta(days=30)
     draft = accepted(reach(Status.DRAFT), ExtendDeadline(deadline=DeadlineKind.PHASE_CLOSING,
-                                                         until=until), STAFF, NOW)  # fmt: skip
+                                                         until=until), STAFF, NOW)
     refused(draft, ExpireDraft(), SYSTEM, PHASE.closes_at, InvalidCommand)
     assert accepted(draft, Submit(), HOLDER, PHASE.closes_at + timedelta(days=1)).status is (
         Status.SUBMITTED
@@ -391,7 +391,7 @@ def test_escalate_complement_at_due_then_once_only() -> None:
     overdue = accepted(state, EscalateComplement(), SYSTEM, COMPLEMENT_DUE)
     assert overdue.complement_overdue and overdue.status is Status.COMPLEMENT_REQUESTED
     exc = refused(overdue, EscalateComplement(), SYSTEM, COMPLEMENT_DUE + timedelta(days=3),
-                  InvalidCommand)  # fmt: skip
+                  InvalidCommand)
     assert "déjà signalé" in exc.message
 
 
@@ -443,7 +443,7 @@ def test_flag_late_report_only_once_due() -> None:
     refused(flagged, FlagLateReport(period=2), SYSTEM, due + timedelta(days=1), InvalidCommand)
     total = report_count(PMCB)
     exc = refused(state, FlagLateReport(period=total + 1), SYSTEM, due + timedelta(days=3650),
-                  InvalidCommand)  # fmt: skip
+                  InvalidCommand)
     assert f"{total} périodes" in exc.message
     # A report already received cannot be flagged late.
     filed = accepted(state, FileReport(period=1, summary="T1"), HOLDER, NOW)
@@ -498,7 +498,7 @@ def test_ineligible_holder_type_is_refused(holder_type: HolderType) -> None:
     # The submission re-checks eligibility (defence in depth), on a draft recorded before.
     draft = evolve(DossierState(), DraftStarted(
         actor=HOLDER, at=T0, dossier_id="hdf-pmcb-reemploi.r", call=PMCB, phase_id="unique",
-        reference="R", content=content))  # fmt: skip
+        reference="R", content=content))
     refused(draft, Submit(), HOLDER, NOW, NotEligible)
 
 
@@ -541,10 +541,10 @@ def test_crec_complement_cannot_drop_the_theme() -> None:
     """Submission requires a theme on a call with themes; corrected content given with a
     complement must not remove it (the complement already refuses emptied sections)."""
     state = apply(crec_acknowledged(), RequestComplement(pieces="Budget", due=paris(2018, 7, 1)), STAFF,
-                  paris(2018, 6, 6))  # fmt: skip
+                  paris(2018, 6, 6))
     no_theme = CREC_EXAMPLE.content.model_copy(update={"theme": None})
     refused(state, ProvideComplement(note="Budget joint", content=no_theme), HOLDER, paris(2018, 6, 7),
-            IncompleteDossier)  # fmt: skip
+            IncompleteDossier)
 
 
 # --- ownership and assignment ---------------------------------------------------------------
@@ -573,7 +573,7 @@ def test_any_holder_may_start_a_draft_and_owns_it() -> None:
 )
 def test_a_reviewer_not_assigned_cannot_act(command: Command) -> None:
     exc = refused(reach(Status.UNDER_REVIEW), command, Actor(role=Role.REVIEWER, name="rex"), NOW,
-                  NotAllowed)  # fmt: skip
+                  NotAllowed)
     assert "pas affecté" in exc.message
 
 
@@ -591,10 +591,10 @@ def test_a_reviewer_declaring_a_conflict_is_removed_and_cannot_come_back() -> No
     assert recused.status is Status.UNDER_REVIEW
     assert recused.assignment("rita") is None and recused.recused == ("rita",)
     exc = refused(recused, AssignReviewers(reviewers=("rita",), due=REVIEW_DUE), STAFF, NOW,
-                  InvalidCommand)  # fmt: skip
+                  InvalidCommand)
     assert "conflit" in exc.message
     refused(recused, AssignReviewers(reviewers=("remi", "rita"), due=REVIEW_DUE), STAFF, NOW,
-            InvalidCommand)  # fmt: skip
+            InvalidCommand)
     refused(recused, DeclareInterests(conflict=False), REVIEWER, NOW, NotAllowed)
     refused(recused, SubmitReview(scores=SCORES, opinion="Vu"), REVIEWER, NOW, NotAllowed)
     # Another reviewer can still be assigned.
@@ -605,7 +605,7 @@ def test_a_reviewer_declaring_a_conflict_is_removed_and_cannot_come_back() -> No
 def test_assign_reviewers_refuses_duplicates_and_reassignment() -> None:
     complete = reach(Status.COMPLETE)
     refused(complete, AssignReviewers(reviewers=("remi", "remi"), due=REVIEW_DUE), STAFF, NOW,
-            InvalidCommand)  # fmt: skip
+            InvalidCommand)
     under = reach(Status.UNDER_REVIEW)
     exc = refused(under, AssignReviewers(reviewers=("rita",), due=REVIEW_DUE), STAFF, NOW, InvalidCommand)
     assert "déjà affecté" in exc.message
@@ -615,7 +615,7 @@ def test_assign_reviewers_refuses_duplicates_and_reassignment() -> None:
 
 def test_a_reviewer_who_has_not_declared_interests_cannot_review() -> None:
     exc = refused(reach(Status.UNDER_REVIEW), SubmitReview(scores=SCORES, opinion="Vu"), REVIEWER, NOW,
-                  NotAllowed)  # fmt: skip
+                  NotAllowed)
     assert "declare-interests" in exc.message
 
 
@@ -714,7 +714,7 @@ ALLOWED_FILING_STEPS = {
     (FilingStatus.RECOMMENDED, FilingStatus.FILED), (FilingStatus.RECOMMENDED, FilingStatus.ABANDONED),
     (FilingStatus.FILED, FilingStatus.GRANTED), (FilingStatus.FILED, FilingStatus.REFUSED),
     (FilingStatus.FILED, FilingStatus.ABANDONED),
-}  # fmt: skip
+}
 # How to bring the "fratri" filing to each sub-status.
 FILING_PATHS: dict[FilingStatus, list[FilingStatus]] = {
     FilingStatus.RECOMMENDED: [],
@@ -727,7 +727,7 @@ FILING_CASES = [
     (status, old, new)
     for status in (Status.ORIENTED, Status.FOLLOW_UP)
     for old in FilingStatus for new in FilingStatus
-]  # fmt: skip
+]
 
 
 def test_filing_steps_table() -> None:
@@ -742,7 +742,7 @@ def test_record_filing_follows_its_steps(status: Status, old: FilingStatus, new:
     for outcome in FILING_PATHS[old]:
         state = accepted(state, RecordFiling(scheme_id="fratri", outcome=outcome), STAFF, NOW)
     command = RecordFiling(scheme_id="fratri", outcome=new,
-                           amount_eur=250_000 if new is FilingStatus.GRANTED else None)  # fmt: skip
+                           amount_eur=250_000 if new is FilingStatus.GRANTED else None)
     if (old, new) in ALLOWED_FILING_STEPS:
         after = accepted(state, command, STAFF, NOW)
         filing = next(f for f in after.filings if f.scheme_id == "fratri")
@@ -757,14 +757,14 @@ def test_record_filing_follows_its_steps(status: Status, old: FilingStatus, new:
 def test_record_filing_refuses_unknown_schemes_and_misplaced_amounts() -> None:
     oriented = reach(Status.ORIENTED)
     exc = refused(oriented, RecordFiling(scheme_id="feder-grand-est", outcome=FilingStatus.FILED), STAFF,
-                  NOW, InvalidCommand)  # fmt: skip
+                  NOW, InvalidCommand)
     assert "feder-grand-est" in exc.message and "fratri" in exc.message
     refused(oriented, RecordFiling(scheme_id="fratri", outcome=FilingStatus.FILED, amount_eur=10), STAFF,
-            NOW, InvalidCommand)  # fmt: skip
+            NOW, InvalidCommand)
     # A laureate who went straight to follow-up has no recommended scheme.
     direct = accepted(reach(Status.RETAINED), RecordFollowUp(kind=FollowUpKind.CHARTER_SIGNED), STAFF, NOW)
     exc = refused(direct, RecordFiling(scheme_id="fratri", outcome=FilingStatus.FILED), STAFF, NOW,
-                  InvalidCommand)  # fmt: skip
+                  InvalidCommand)
     assert "aucun" in exc.message
 
 
@@ -780,7 +780,7 @@ def test_charter_signed_starts_the_follow_up(status: Status) -> None:
     assert following.follow_up_started_at == to_utc(NOW)
     assert following.decision is not None and following.decision.retained
     exc = refused(following, RecordFollowUp(kind=FollowUpKind.CHARTER_SIGNED), STAFF, NOW,
-                  InvalidTransition)  # fmt: skip
+                  InvalidTransition)
     assert "déjà signée" in exc.message
     met = accepted(following, RecordFollowUp(kind=FollowUpKind.MEETING_ATTENDED), STAFF, NOW)
     assert met.meetings_attended == 1 and met.last_meeting_at == to_utc(NOW)
@@ -835,24 +835,24 @@ def test_extending_the_phase_closing_must_move_it_later() -> None:
     closes = PHASE.closes_at
     for until in (closes, closes - timedelta(days=1)):
         exc = refused(draft, ExtendDeadline(deadline=DeadlineKind.PHASE_CLOSING, until=until), STAFF,
-                      NOW, InvalidCommand)  # fmt: skip
+                      NOW, InvalidCommand)
         assert "repousse" in exc.message
     past = ExtendDeadline(deadline=DeadlineKind.PHASE_CLOSING, until=NOW - timedelta(days=1))
     assert "futur" in refused(draft, past, STAFF, NOW, InvalidCommand).message
     later = closes + timedelta(days=1)
     extended = accepted(draft, ExtendDeadline(deadline=DeadlineKind.PHASE_CLOSING, until=later), STAFF,
-                        NOW)  # fmt: skip
+                        NOW)
     assert extended.phase_closes_at == later
 
 
 def test_extending_the_complement_due() -> None:
     state = reach(Status.COMPLEMENT_REQUESTED)
     refused(state, ExtendDeadline(deadline=DeadlineKind.COMPLEMENT_DUE, until=COMPLEMENT_DUE), STAFF,
-            NOW, InvalidCommand)  # fmt: skip
+            NOW, InvalidCommand)
     overdue = accepted(state, EscalateComplement(), SYSTEM, COMPLEMENT_DUE)
     until = COMPLEMENT_DUE + timedelta(days=7)
     extended = accepted(overdue, ExtendDeadline(deadline=DeadlineKind.COMPLEMENT_DUE, until=until), STAFF,
-                        COMPLEMENT_DUE + timedelta(hours=1))  # fmt: skip
+                        COMPLEMENT_DUE + timedelta(hours=1))
     assert extended.complement_due == until and not extended.complement_overdue
     exc = refused(reach(Status.ACKNOWLEDGED), ExtendDeadline(deadline=DeadlineKind.COMPLEMENT_DUE,
                                                              until=until), STAFF, NOW, InvalidTransition)
@@ -862,19 +862,19 @@ def test_extending_the_complement_due() -> None:
 def test_extending_the_review_due() -> None:
     state = reach(Status.UNDER_REVIEW)
     refused(state, ExtendDeadline(deadline=DeadlineKind.REVIEW_DUE, until=REVIEW_DUE - timedelta(days=1)),
-            STAFF, NOW, InvalidCommand)  # fmt: skip
+            STAFF, NOW, InvalidCommand)
     overdue = accepted(state, EscalateReview(), SYSTEM, REVIEW_DUE)
     until = REVIEW_DUE + timedelta(days=14)
     extended = accepted(overdue, ExtendDeadline(deadline=DeadlineKind.REVIEW_DUE, until=until), STAFF,
-                        REVIEW_DUE + timedelta(hours=2))  # fmt: skip
+                        REVIEW_DUE + timedelta(hours=2))
     assert extended.review_due == until and not extended.review_overdue
     exc = refused(reach(Status.COMPLETE), ExtendDeadline(deadline=DeadlineKind.REVIEW_DUE, until=until),
-                  STAFF, NOW, InvalidTransition)  # fmt: skip
+                  STAFF, NOW, InvalidTransition)
     assert "expertise" in exc.message
 
 
 @pytest.mark.parametrize("due_offset", [timedelta(0), timedelta(seconds=-1), timedelta(days=-30)],
-                         ids=["now", "a-second-ago", "a-month-ago"])  # fmt: skip
+                         ids=["now", "a-second-ago", "a-month-ago"])
 @pytest.mark.parametrize("status", [Status.SUBMITTED, Status.ACKNOWLEDGED], ids=str)
 def test_request_complement_due_in_the_past_is_refused(status: Status, due_offset: timedelta) -> None:
     command = RequestComplement(pieces="Kbis", due=NOW + due_offset)

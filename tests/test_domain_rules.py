@@ -31,7 +31,7 @@ from tests.test_reading import (
     reviewed,
     start,
     submitted,
-)  # fmt: skip
+)
 
 
 def draft() -> DossierState:
@@ -43,7 +43,7 @@ def draft() -> DossierState:
 HOLDER_DRAFT = ["update-draft", "submit", "withdraw", "attach-document"]
 HOLDER_OPEN = ["withdraw", "attach-document"]
 STAFF_CHECKING = ["acknowledge", "request-complement", "close", "extend-deadline", "grant-clearance",
-                  "set-legal-hold"]  # fmt: skip
+                  "set-legal-hold"]
 STAFF_REVIEWING = ["assign-reviewers", "close", "extend-deadline", "grant-clearance", "set-legal-hold"]
 STAFF_ENDED = ["grant-clearance", "set-legal-hold"]
 
@@ -80,12 +80,12 @@ TABLE: list[tuple[str, Actor, list[str]]] = [
     ("closed", COMMITTEE, []),
 ]
 STATES = {"new": DossierState, "draft": draft, "submitted": submitted, "assigned": assigned,
-          "declared": declared, "reviewed": reviewed, "closed": closed}  # fmt: skip
+          "declared": declared, "reviewed": reviewed, "closed": closed}
 AUDITORS_ACT_ON_NOTHING = [(name, AUDITOR, []) for name in STATES]
 
 
 @pytest.mark.parametrize(("state", "actor", "expected"), TABLE + AUDITORS_ACT_ON_NOTHING,
-                         ids=[f"{s}-{a}" for s, a, _ in TABLE + AUDITORS_ACT_ON_NOTHING])  # fmt: skip
+                         ids=[f"{s}-{a}" for s, a, _ in TABLE + AUDITORS_ACT_ON_NOTHING])
 def test_available_commands(state: str, actor: Actor, expected: list[str]) -> None:
     assert available_commands(STATES[state](), actor, NOW) == expected
 
@@ -146,7 +146,7 @@ def test_every_offered_command_passes_the_decider_for_role_and_status() -> None:
 @pytest.mark.parametrize("operation", list(AuditOperation), ids=str)
 @pytest.mark.parametrize(("actor", "granted"), [(AUDITOR, True), (STAFF, False), (HOLDER, False),
                                                 (COMMITTEE, False), (REVIEWER, False), (SYSTEM, False),
-                                                (None, False)], ids=str)  # fmt: skip
+                                                (None, False)], ids=str)
 def test_only_auditors_audit(operation: AuditOperation, actor: Actor | None, granted: bool) -> None:
     decision = may_audit(actor, operation)
     assert decision.granted is granted
@@ -166,7 +166,7 @@ def test_only_auditors_audit(operation: AuditOperation, actor: Actor | None, gra
     (datetime(2026, 3, 2, 0, 0, tzinfo=PARIS), datetime(2036, 3, 3, 0, 0, tzinfo=PARIS)),
     (datetime(2028, 2, 29, 12, 0, tzinfo=PARIS), datetime(2038, 3, 1, 0, 0, tzinfo=PARIS)),  # 28 Feb 2038 kept
     (datetime(2026, 12, 31, 23, 30, tzinfo=UTC), datetime(2037, 1, 2, 0, 0, tzinfo=PARIS)),  # 1 Jan 2027 in Paris
-])  # fmt: skip
+])
 def test_retention_ends_at_the_exact_instant(closed_at: datetime, over_at: datetime) -> None:
     state = closed().model_copy(update={"closed_at": closed_at})
     assert state.call is not None and state.call.retention_years == 10
@@ -214,14 +214,14 @@ def test_final_statuses() -> None:
 def _reminder(days: int, period: int = 0, subject: DeadlineKind = DeadlineKind.PHASE_CLOSING) -> Deadline:
     due = datetime(2026, 6, 4, 22, 0, tzinfo=UTC)  # "before 5 June", in UTC as deadlines() gives it
     return Deadline(kind=DeadlineKind.REMINDER, at=due - timedelta(days=days), subject=subject, due=due,
-                    days_before=days, period=period)  # fmt: skip
+                    days_before=days, period=period)
 
 
 def test_catch_up_key_and_latest_reminders() -> None:
     assert _reminder(30).catch_up_key == "phase_closing:0:2026-06-04T22:00:00+00:00"
     assert _reminder(30).catch_up_key == _reminder(7).catch_up_key != _reminder(7, period=1).catch_up_key
     due = Deadline(kind=DeadlineKind.PHASE_CLOSING, at=_reminder(0).due, subject=DeadlineKind.PHASE_CLOSING,
-                   due=_reminder(0).due)  # fmt: skip
+                   due=_reminder(0).due)
     several = [_reminder(30), _reminder(7, period=1), _reminder(7), due, _reminder(1), _reminder(30, period=1)]
     assert latest_reminders(several) == [_reminder(1), _reminder(7, period=1)]
     assert latest_reminders([due]) == []
@@ -236,7 +236,7 @@ def test_catch_up_key_and_latest_reminders() -> None:
     (date(2026, 3, 28), datetime(2026, 3, 28, 23, 0, tzinfo=UTC)),   # the day before the spring change
     (date(2026, 3, 29), datetime(2026, 3, 29, 22, 0, tzinfo=UTC)),   # a 23-hour day
     (date(2026, 10, 25), datetime(2026, 10, 25, 23, 0, tzinfo=UTC)),  # a 25-hour day
-])  # fmt: skip
+])
 def test_end_of_day_is_the_next_paris_midnight(day: date, end_utc: datetime) -> None:
     assert end_of_day(day) == end_utc
 
@@ -269,7 +269,7 @@ def test_moments_to_announce_skip_the_announced_and_the_past() -> None:
     assert moments_to_announce(PMCB, set(), phase.opens_at + timedelta(seconds=2)) == [closing]
     assert moments_to_announce(PMCB, set(), phase.closes_at + timedelta(days=1)) == []
     extended = PMCB.model_copy(update={"phases": (phase.model_copy(update={"closes_at": phase.closes_at
-                                                                           + timedelta(days=30)}),)})  # fmt: skip
+                                                                           + timedelta(days=30)}),)})
     later = moments_to_announce(extended, {opened.key, closing.key}, phase.closes_at - timedelta(days=1))
     assert [m.kind for m in later] == ["phase_closed"] and later[0].key != closing.key  # a new closing is told
 
@@ -312,5 +312,5 @@ def test_a_phase_extension_is_told_to_the_holder_of_a_draft_only() -> None:
     extended = DeadlineExtended(actor=STAFF, at=NOW, deadline=DeadlineKind.PHASE_CLOSING, until=later)
     told = notices_for(draft(), extended)
     assert [(n.recipient, n.subject.split("] ")[1]) for n in told] == [(f"holder:{draft().holder}",
-                                                                       "Échéance prolongée")]  # fmt: skip
+                                                                       "Échéance prolongée")]
     assert notices_for(submitted(), extended) == []

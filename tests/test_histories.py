@@ -74,7 +74,7 @@ def test_a_recorded_dossier_is_a_whole_lifecycle(file: str) -> None:
     history = load(file)
     assert history.events[-1].HasField("workflow_execution_completed_event_attributes")
     appends = [e for e in history.events if e.HasField("activity_task_scheduled_event_attributes")
-               and e.activity_task_scheduled_event_attributes.activity_type.name == APPEND]  # fmt: skip
+               and e.activity_task_scheduled_event_attributes.activity_type.name == APPEND]
     seqs: list[int] = []
     for event in appends:
         [payload] = event.activity_task_scheduled_event_attributes.input.payloads
@@ -109,7 +109,7 @@ async def journal_after_notices(wf: DossierWorkflow, events: list[Event]) -> Non
             events=events, call_id=call.id, phase_id=after.phase_id, holder=after.holder, status=after.status,
             version=after.version, next_deadline=upcoming[0].at if upcoming else None,
             next_deadline_kind=upcoming[0].kind.value if upcoming else None, submitted_at=after.submitted_at,
-        ),  # fmt: skip
+        ),
         start_to_close_timeout=timedelta(seconds=10),
         retry_policy=JOURNAL_RETRY,
     )
@@ -151,7 +151,7 @@ async def test_a_change_of_commands_does_not_replay(file: str) -> None:
         await replayer(NoticesFirst, CallWorkflow).replay_workflow(load(file))
     # History has the journal's activity where the code now schedules the notices' one.
     assert ("Nondeterminism error: Activity type of scheduled event 'journal.append' does not match activity "
-            "type of activity command 'notifications.send'") in str(failure.value)  # fmt: skip
+            "type of activity command 'notifications.send'") in str(failure.value)
 
 
 @pytest.mark.parametrize("file", DOSSIERS)
@@ -169,7 +169,7 @@ def test_a_draft_reads_its_call_from_the_worker_only_in_histories_recorded_since
     since (`*.trust.json.gz`) read it from the call's workflow (activity `calls.read`) before the first
     journal write. Both replay (above): the change is behind `workflow.patched("call-from-worker")`."""
     names = [e.activity_task_scheduled_event_attributes.activity_type.name for e in load(file).events
-             if e.HasField("activity_task_scheduled_event_attributes")]  # fmt: skip
+             if e.HasField("activity_task_scheduled_event_attributes")]
     if ".trust." in file:
         assert names[:2] == [READ_CALL, APPEND]
     else:

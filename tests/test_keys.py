@@ -91,11 +91,11 @@ async def test_rotation_in_the_middle_of_a_lifecycle(stack: Stack) -> None:
     # Both generations open, in a process that starts afresh from the keyring file.
     fresh = DossierKeys(Keyring.open(stack.data_dir), stack.store)
     assert [e.type for e in await history(stack.store, fresh, ident)][-2:] == ["complement_requested",
-                                                                                "complement_provided"]  # fmt: skip
+                                                                                "complement_provided"]
     # Temporal's copy: the last update's payload names the new key.
     accepted = [e.workflow_execution_update_accepted_event_attributes
                 for e in (await stack.client.get_workflow_handle(ident).fetch_history()).events
-                if e.HasField("workflow_execution_update_accepted_event_attributes")]  # fmt: skip
+                if e.HasField("workflow_execution_update_accepted_event_attributes")]
     payload = accepted[-1].accepted_request.input.args.payloads[0]
     assert payload.metadata[KEY_ID] == b"k2" and payload.metadata["encoding"] == b"binary/encrypted"
 
@@ -112,7 +112,7 @@ async def test_a_worker_without_the_key_retries_until_the_key_is_back(
     shutil.copy(stack.data_dir / KEYRING, behind / KEYRING)
     worker_keys = DossierKeys(Keyring.open(behind), stack.store)
     worker_client = await Client.connect(stack.client.service_client.config.target_host, namespace=stack.namespace,
-                                         data_converter=data_converter(worker_keys))  # fmt: skip
+                                         data_converter=data_converter(worker_keys))
     queue = f"{stack.task_queue}-behind"
     journal = JournalActivities(stack.store, worker_keys)
     notices = NotificationActivities(stack.store, worker_keys, tmp_path / "maildrop")
@@ -188,7 +188,7 @@ def test_keys_commands(tmp_path: Path) -> None:
 
     def amiflow(*args: str) -> subprocess.CompletedProcess[str]:
         return subprocess.run([sys.executable, "-m", "amiflow.cli", "--data-dir", str(tmp_path / "data"), *args],
-                              capture_output=True, text=True, timeout=60, check=False)  # fmt: skip
+                              capture_output=True, text=True, timeout=60, check=False)
 
     assert amiflow("keys", "list").returncode == 1  # no keyring yet, and `list` never makes one
     assert amiflow("keys", "init").returncode == 0

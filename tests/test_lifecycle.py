@@ -68,9 +68,9 @@ async def check_journal(stack: Stack, ident: str) -> list[str]:
     journal = await history(stack.store, stack.keys, ident)
     async with stack.engine.connect() as conn:
         seqs = [r[0] for r in await conn.execute(
-            text("select seq from events where dossier_id = :d order by seq"), {"d": ident})]  # fmt: skip
+            text("select seq from events where dossier_id = :d order by seq"), {"d": ident})]
         status = (await conn.execute(text("select status from dossiers where dossier_id = :d"),
-                                     {"d": ident})).scalar()  # fmt: skip
+                                     {"d": ident})).scalar()
         counts = dict((await conn.execute(text("select status, count from call_counts"))).all())
     assert seqs == list(range(1, len(journal) + 1))
     assert status == "closed"
@@ -83,13 +83,13 @@ EXPECTED = [
     "declared_complete", "reviewers_assigned", "interests_declared", "review_submitted",
     "decision_taken", "oriented", "filing_recorded", "filing_recorded", "follow_up_recorded",
     "report_filed", "follow_up_recorded", "closed",
-]  # fmt: skip
+]
 
 
 async def test_pmcb_full_lifecycle(stack: Stack, tmp_path: Path) -> None:
     call = load_call(dates.write_shifted_call(tmp_path, "hdf-pmcb-reemploi", datetime.now(UTC)))
     ident = await drive(stack, call, EXAMPLES / "hdf-pmcb-reemploi.yaml",
-                        "solutions=4,court_terme=3,impact_socio_economique=5", after_closing=False)  # fmt: skip
+                        "solutions=4,court_terme=3,impact_socio_economique=5", after_closing=False)
     assert await check_journal(stack, ident) == EXPECTED
     assert len(list(stack.mail_dir.iterdir())) >= 6  # acknowledgements, decision, orientation…
 
@@ -100,7 +100,7 @@ async def test_ressourceries_phase_2_full_lifecycle(stack: Stack, tmp_path: Path
     closes = dates.shifted_dates("hdf-ressourceries", now)[("phase-2", dates.CLOSES)]
     assert call.phases[1].closes_at == dates.paris_midnight(closes)  # reviewed after that closing
     ident = await drive(stack, call, EXAMPLES / "hdf-ressourceries.yaml",
-                        "solutions=5,court_terme=4,impact_socio_economique=4", after_closing=True)  # fmt: skip
+                        "solutions=5,court_terme=4,impact_socio_economique=4", after_closing=True)
     types = await check_journal(stack, ident)
     assert types == EXPECTED
 
@@ -111,5 +111,5 @@ async def test_crec_session_full_lifecycle(stack: Stack, tmp_path: Path) -> None
     closes = dates.shifted_dates("normandie-crec-2018", now)[("session-2018-09", dates.CLOSES)]
     assert call.phases[0].closes_at == dates.paris_midnight(closes)  # reviewed after that closing
     ident = await drive(stack, call, EXAMPLES / "normandie-crec-2018.yaml",
-                        "strategie=4,emergence=4,mise_en_oeuvre=3", after_closing=True)  # fmt: skip
+                        "strategie=4,emergence=4,mise_en_oeuvre=3", after_closing=True)
     assert await check_journal(stack, ident) == EXPECTED

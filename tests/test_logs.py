@@ -48,7 +48,7 @@ def log_one_line(**bound: Any) -> None:
 
 def test_content_fields_are_those_a_holder_writes() -> None:
     assert {"content", "sections", "partners", "holder_name", "opinion", "reasons", "statement",
-            "pieces", "note", "summary", "financing_need", "territory", "name"} <= CONTENT_FIELDS  # fmt: skip
+            "pieces", "note", "summary", "financing_need", "territory", "name"} <= CONTENT_FIELDS
     assert not {"status", "dossier_id", "workflow_id", "actor", "event", "level"} & CONTENT_FIELDS
 
 
@@ -149,6 +149,6 @@ def test_lines_follow_the_current_stderr(monkeypatch: pytest.MonkeyPatch) -> Non
 def test_content_nested_under_another_key_is_dropped(capsys: pytest.CaptureFixture[str]) -> None:
     configure("json")
     logger(dossier_id="X").info("nested", snapshot={"status": "draft", "content": {"sections": "SECRETNESTED"}},
-                                batch=[{"opinion": "SECRETNESTED"}])  # fmt: skip
+                                batch=[{"opinion": "SECRETNESTED"}])
     line = capsys.readouterr().err
     assert "SECRETNESTED" not in line and '"status": "draft"' in line

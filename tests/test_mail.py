@@ -42,6 +42,6 @@ def test_a_mail_has_a_paris_date_and_a_message_id_of_its_notice() -> None:
 
 def test_a_line_break_in_a_name_cannot_break_or_forge_a_header() -> None:
     raw = message(notice("Dépôt", recipient="reviewer:rita\nBcc: tout-le-monde@exemple.fr"),
-                  datetime(2026, 11, 30, tzinfo=UTC)).as_bytes()  # fmt: skip
+                  datetime(2026, 11, 30, tzinfo=UTC)).as_bytes()
     read = message_from_bytes(raw, policy=policy.default)
     assert read["Bcc"] is None and "\n" not in read["X-Amiflow-Recipient"]

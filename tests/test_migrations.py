@@ -38,7 +38,7 @@ def test_migrations_import_no_application_code() -> None:
     for path in sorted((MIGRATIONS / "versions").glob("*.py")):
         for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
             names = [a.name for a in node.names] if isinstance(node, ast.Import) else \
-                [node.module or ""] if isinstance(node, ast.ImportFrom) else []  # fmt: skip
+                [node.module or ""] if isinstance(node, ast.ImportFrom) else []
             assert not {n.split(".")[0] for n in names} & ours, (path.name, names)
 
 
@@ -51,12 +51,12 @@ def test_the_frozen_chain_rules_of_0003_are_the_ledger_s() -> None:
     spec.loader.exec_module(frozen)
     at = datetime(2026, 3, 1, 9, 30, tzinfo=UTC)
     event = {"dossier_id": "a.b", "seq": 2, "type": "submitted", "actor": "holder:acme", "occurred_at": at,
-             "key_id": None, "sealed": None, "payload": {"type": "submitted", "é": [1, 2]}}  # fmt: skip
+             "key_id": None, "sealed": None, "payload": {"type": "submitted", "é": [1, 2]}}
     read = {"dossier_id": "a.b", "at": at, "actor": "staff:amelie", "what": "content", "via": "cli",
-            "granted": True, "reason": "équipe de l’appel"}  # fmt: skip
+            "granted": True, "reason": "équipe de l’appel"}
     assert frozen.event_entry(event) == ledger.event_entry(event)
     assert frozen.event_entry({**event, "sealed": b"\x00\x01", "payload": None}) == \
-        ledger.event_entry({**event, "sealed": b"\x00\x01", "payload": None})  # fmt: skip
+        ledger.event_entry({**event, "sealed": b"\x00\x01", "payload": None})
     assert frozen.read_entry(read) == ledger.read_entry(read)
     h = frozen.link(frozen.GENESIS, frozen.event_entry(event))
     assert h == ledger.link(ledger.GENESIS, ledger.event_entry(event))

@@ -59,7 +59,7 @@ from tests.test_decider_transitions import (
     SCORES,
     STAFF,
     T0,
-)  # fmt: skip
+)
 
 RESTRICTED = PMCB.model_copy(update={"staff": ("amelie",)})
 UNRESTRICTED = PMCB.model_copy(update={"staff": ()})
@@ -438,9 +438,9 @@ SHOW_TABLE: list[tuple[str, Actor | None, bool, bool, bool, list[tuple[str, bool
 
 
 @pytest.mark.parametrize(("reader", "allowed", "content", "reviews", "logged"),
-                         [row[1:] for row in SHOW_TABLE], ids=[row[0] for row in SHOW_TABLE])  # fmt: skip
+                         [row[1:] for row in SHOW_TABLE], ids=[row[0] for row in SHOW_TABLE])
 def test_sight_show_table(reader: Actor | None, allowed: bool, content: bool, reviews: bool,
-                          logged: list[tuple[str, bool]]) -> None:  # fmt: skip
+                          logged: list[tuple[str, bool]]) -> None:
     seen = sight(reviewed(), reader, P.SHOW)
     assert (seen.allowed, seen.content, seen.reviews) == (allowed, content, reviews)
     assert entries(seen) == logged
@@ -473,7 +473,7 @@ def test_sight_without_identity_is_metadata_only_and_masks_reviewers() -> None:
 
 
 @pytest.mark.parametrize(("reader", "masked"), [(None, True), (HOLDER, True), (STAFF, False), (COMMITTEE, False),
-                                                (AUDITOR, False), (REVIEWER, False)], ids=str)  # fmt: skip
+                                                (AUDITOR, False), (REVIEWER, False)], ids=str)
 def test_reviewer_names_are_masked_for_the_holder_and_for_nobody(reader: Actor | None, masked: bool) -> None:
     assert shown_actor(reader, "reviewer:rita") == ("reviewer:—" if masked else "reviewer:rita")
     assert shown_actor(reader, "committee:cora") == "committee:cora"
@@ -542,7 +542,7 @@ TIMELINE_TABLE: list[tuple[Actor, bool, list[tuple[str, bool]]]] = [
     (HOLDER, True, []), (STAFF, True, []), (AUDITOR, True, []), (COMMITTEE, True, []), (REVIEWER, True, []),
     (OTHER_HOLDER, False, [("history", False)]), (BRUNO, False, [("history", False)]),
     (VICTOR, False, [("history", False)]), (SYSTEM, False, [("history", False)]),
-]  # fmt: skip
+]
 
 
 @pytest.mark.parametrize(("reader", "allowed", "logged"), TIMELINE_TABLE, ids=str)
@@ -556,7 +556,7 @@ def test_sight_timeline_table(reader: Actor, allowed: bool, logged: list[tuple[s
 DOCUMENT_DECODE_TABLE: list[tuple[Actor, bool, bool]] = [
     (HOLDER, True, False), (STAFF, True, True), (REVIEWER, True, False), (COMMITTEE, False, False),
     (AUDITOR, False, False), (OTHER_HOLDER, False, False), (BRUNO, False, False), (SYSTEM, False, False),
-]  # fmt: skip
+]
 
 
 @pytest.mark.parametrize(("reader", "document", "decode"), DOCUMENT_DECODE_TABLE, ids=str)

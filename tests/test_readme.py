@@ -37,6 +37,6 @@ def test_the_readme_gives_every_command_with_its_options() -> None:
     for name in commands.typed_commands():
         spec = commands.spec(name)
         options = " ".join(("" if o.required else "[") + f"--{o.name} {o.kind.upper()}" + ("" if o.required else "]")
-                           for o in spec.options)  # fmt: skip
+                           for o in spec.options)
         row = f"| `{name}` ({spec.label}) | {'`' + options + '`' if options else '—'} | {PERMISSIONS[name].label} |"
         assert row in text, row

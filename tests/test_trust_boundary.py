@@ -22,7 +22,7 @@ from temporalio.client import (
     WorkflowExecutionStatus,
     WorkflowHandle,
     WorkflowUpdateFailedError,
-)  # fmt: skip
+)
 from temporalio.common import WorkflowIDConflictPolicy
 from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.converter import WorkflowSerializationContext
@@ -50,7 +50,7 @@ WAIT = 60.0  # seconds: an attack that hangs instead of being refused fails the 
 async def attacker(stack: Stack) -> Client:
     """A plain client: the frontend's address and the namespace, no keyring, no codec."""
     return await Client.connect(stack.client.service_client.config.target_host, namespace=stack.namespace,
-                                data_converter=pydantic_data_converter)  # fmt: skip
+                                data_converter=pydantic_data_converter)
 
 
 async def journal(stack: Stack, ident: str) -> list[tuple[Any, ...]]:
@@ -74,7 +74,7 @@ async def settled(handle: WorkflowHandle[Any, Any], after: int) -> None:
         events = [e async for e in handle.fetch_history_events()]
         described = await handle.describe()
         if (len(events) > after and events[-1].event_type == EventType.EVENT_TYPE_WORKFLOW_TASK_COMPLETED
-                and not described.raw_description.pending_activities):  # fmt: skip
+                and not described.raw_description.pending_activities):
             return
         await asyncio.sleep(0.1)
     raise AssertionError("the workflow did not settle")
@@ -84,7 +84,7 @@ async def asked_the_call(handle: WorkflowHandle[Any, Any]) -> int:
     """How many times the dossier's workflow read its call (activity `calls.read`)."""
     return len([e async for e in handle.fetch_history_events()
                 if e.HasField("activity_task_scheduled_event_attributes")
-                and e.activity_task_scheduled_event_attributes.activity_type.name == READ_CALL])  # fmt: skip
+                and e.activity_task_scheduled_event_attributes.activity_type.name == READ_CALL])
 
 
 async def history_length(handle: WorkflowHandle[Any, Any]) -> int:
@@ -95,9 +95,9 @@ async def forged_start(client: Client, stack: Stack, ident: str, start: DossierI
     operation = WithStartWorkflowOperation(
         DossierWorkflow.run, start, id=ident, task_queue=stack.task_queue,
         id_conflict_policy=WorkflowIDConflictPolicy.USE_EXISTING,
-    )  # fmt: skip
+    )
     await asyncio.wait_for(client.execute_update_with_start_workflow(
-        DossierWorkflow.command, request, start_workflow_operation=operation), WAIT)  # fmt: skip
+        DossierWorkflow.command, request, start_workflow_operation=operation), WAIT)
 
 
 # --- 1. a forged state ---------------------------------------------------------------------------
@@ -114,7 +114,7 @@ async def test_a_forged_state_is_refused(stack: Stack) -> None:
     real = replay(await history(stack.store, stack.keys, ident))
     assert real.status is Status.WITHDRAWN and real.call is not None
     forged = real.model_copy(update={"status": Status.SUBMITTED,
-                                     "call": real.call.model_copy(update={"staff": ("mallory",)})})  # fmt: skip
+                                     "call": real.call.model_copy(update={"staff": ("mallory",)})})
     request = CommandRequest(command=Acknowledge(), actor=MALLORY)
 
     plain = await attacker(stack)
@@ -152,12 +152,12 @@ async def test_a_forged_call_snapshot_is_not_believed(stack: Stack) -> None:
     real = await call_definition(stack.client, "hdf-pmcb-reemploi")
     late = datetime(2099, 1, 1, tzinfo=UTC)
     forged = real.model_copy(update={"retention_years": -1, "staff": ("mallory",), "phases": tuple(
-        p.model_copy(update={"closes_at": late}) for p in real.phases)})  # fmt: skip
+        p.model_copy(update={"closes_at": late}) for p in real.phases)})
     content = load_dossier(EXAMPLE).content
     reference = "Forged snapshot"
     ident = dossier_id(real.id, reference)
     request = CommandRequest(command=StartDraft(call=forged, phase_id="unique", reference=reference, content=content),
-                             actor=HOLDER)  # fmt: skip
+                             actor=HOLDER)
 
     plain = await attacker(stack)
     with pytest.raises(Exception):  # noqa: B017,PT011
@@ -187,7 +187,7 @@ async def test_a_batch_for_another_dossier_is_refused_by_the_journal(stack: Stac
     after = replay(events, state)
     batch = AppendEvents(dossier_id=ident, workflow_id="hdf-pmcb-reemploi.mallory", first_seq=state.version + 1,
                          events=events, call_id=state.call.id, phase_id=after.phase_id, holder=after.holder,
-                         status=after.status, version=after.version)  # fmt: skip
+                         status=after.status, version=after.version)
     journal_activities = JournalActivities(stack.store, stack.keys)
     env = ActivityEnvironment()
     env.info = dataclasses.replace(env.info, workflow_id="hdf-pmcb-reemploi.mallory")
@@ -204,11 +204,11 @@ async def test_a_batch_for_another_dossier_is_refused_by_the_journal(stack: Stac
     start = StartDraft(call=state.call, phase_id="unique", reference=state.reference, content=content)
     with pytest.raises(WorkflowUpdateFailedError) as other_id:
         await forged_start(stack.client, stack, "hdf-pmcb-reemploi.mallory", DossierInput(
-            dossier_id="hdf-pmcb-reemploi.mallory"), CommandRequest(command=start, actor=HOLDER))  # fmt: skip
+            dossier_id="hdf-pmcb-reemploi.mallory"), CommandRequest(command=start, actor=HOLDER))
     assert f"pas {ident}" in str(other_id.value.cause)
     with pytest.raises(WorkflowUpdateFailedError) as other_input:
         await forged_start(stack.client, stack, "hdf-pmcb-reemploi.mallory2", DossierInput(dossier_id=ident),
-                           CommandRequest(command=start, actor=HOLDER))  # fmt: skip
+                           CommandRequest(command=start, actor=HOLDER))
     assert isinstance(other_input.value.cause, ApplicationError) and other_input.value.cause.type == "Untrusted"
     assert await journal(stack, ident) == before
 
@@ -229,19 +229,19 @@ async def test_a_clear_payload_is_refused_and_the_dossier_keeps_working(stack: S
     handle = plain.get_workflow_handle(ident)
     with pytest.raises(Exception) as refused:  # noqa: PT011
         await asyncio.wait_for(handle.execute_update(
-            DossierWorkflow.command, CommandRequest(command=Acknowledge(), actor=STAFF)), WAIT)  # fmt: skip
+            DossierWorkflow.command, CommandRequest(command=Acknowledge(), actor=STAFF)), WAIT)
     cause = getattr(refused.value, "cause", None)  # the Update was rejected, before entering history
     assert isinstance(cause, ApplicationError) and cause.type == "RefusedPayload"
     assert await journal(stack, ident) == before
 
     # The codec itself, under the dossier's context: clear refused, another dossier's seal refused.
     codec = EnvelopeCodec(stack.keys).with_context(WorkflowSerializationContext(namespace=stack.namespace,
-                                                                                workflow_id=ident))  # fmt: skip
+                                                                                workflow_id=ident))
     clear = Payload(metadata={"encoding": b"json/plain"}, data=b'{"type": "acknowledge"}')
     [out] = await codec.decode([clear])
     assert out.metadata["encoding"] == REFUSED.encode() and b"clair" in out.data
     other = EnvelopeCodec(stack.keys).with_context(WorkflowSerializationContext(
-        namespace=stack.namespace, workflow_id="hdf-pmcb-reemploi.autre-dossier"))  # fmt: skip
+        namespace=stack.namespace, workflow_id="hdf-pmcb-reemploi.autre-dossier"))
     [foreign] = await other.encode([clear])
     assert foreign.metadata["encoding"] == ENCODING
     [out] = await codec.decode([foreign])
@@ -249,7 +249,7 @@ async def test_a_clear_payload_is_refused_and_the_dossier_keeps_working(stack: S
     [own] = await codec.encode([clear])
     assert (await codec.decode([own]))[0] == clear
     converter = data_converter(stack.keys).with_context(WorkflowSerializationContext(
-        namespace=stack.namespace, workflow_id=ident))  # fmt: skip
+        namespace=stack.namespace, workflow_id=ident))
     with pytest.raises(ApplicationError) as failure:
         await converter.decode([clear])
     assert failure.value.type == "RefusedPayload" and failure.value.non_retryable

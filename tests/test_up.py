@@ -33,13 +33,13 @@ PMCB_COPY = "hdf-pmcb-reemploi-copie"
 def amiflow(data: Path, *args: str) -> subprocess.CompletedProcess[str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("AMIFLOW_")}
     return subprocess.run([sys.executable, "-m", "amiflow.cli", "--data-dir", str(data), *args], cwd=ROOT,
-                          env=env, capture_output=True, text=True, timeout=120, check=False)  # fmt: skip
+                          env=env, capture_output=True, text=True, timeout=120, check=False)
 
 
 def start(data: Path) -> subprocess.Popen[str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("AMIFLOW_")}
     process = subprocess.Popen([sys.executable, "-m", "amiflow.cli", "--data-dir", str(data), "up"], cwd=ROOT,
-                               env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)  # fmt: skip
+                               env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     deadline = time.monotonic() + 90
     while time.monotonic() < deadline:
         status = amiflow(data, "status", "--json")
@@ -97,12 +97,12 @@ def test_up_runs_everything_stops_on_sigterm_and_resumes(tmp_path: Path) -> None
         assert "hdf-ressourceries.yaml" in info["refused_calls"][0]["file"]
         example = open_pmcb_copy(data, tmp_path / "calls")
         submitted = amiflow(data, "dossier", "submit", "--call", PMCB_COPY, "--file", str(example),
-                            "--as", "holder:acme")  # fmt: skip
+                            "--as", "holder:acme")
         assert submitted.returncode == 0, submitted.stderr
         ident = submitted.stdout.strip().splitlines()[-1]
         due = dates.due(datetime.now(UTC), 46)  # some weeks ahead, shown with that day's Paris offset
         asked = amiflow(data, "dossier", "do", ident, "request-complement", "--pieces", "Kbis", "--due",
-                        due.arg, "--as", "staff:amelie")  # fmt: skip
+                        due.arg, "--as", "staff:amelie")
         assert asked.returncode == 0, asked.stderr
         pids = [info["temporal_pid"], info["postgres_pid"], info["codec_pid"], *info["worker_pids"]]
         keyring = data / "keys" / "keyring.json"
@@ -120,7 +120,7 @@ def test_up_runs_everything_stops_on_sigterm_and_resumes(tmp_path: Path) -> None
         assert shown["status"] == "complement_requested"
         assert shown["deadlines"][-1]["at"] == due.shown
         answered = amiflow(data, "dossier", "do", ident, "provide-complement", "--note", "Kbis joint",
-                           "--as", "holder:acme")  # fmt: skip
+                           "--as", "holder:acme")
         assert answered.returncode == 0, answered.stderr
         history = amiflow(data, "dossier", "history", ident, "--json", "--as", "staff:amelie").stdout
         assert [e["seq"] for e in json.loads(history)["events"]] == [1, 2, 3, 4]
@@ -134,7 +134,7 @@ def test_up_runs_everything_stops_on_sigterm_and_resumes(tmp_path: Path) -> None
     # The keyring lost: a clear error, never a silent new key that would leave the journal unreadable.
     keyring.rename(tmp_path / "keyring.saved")
     refused = subprocess.run([sys.executable, "-m", "amiflow.cli", "--data-dir", str(data), "up"], cwd=ROOT,
-                             capture_output=True, text=True, timeout=120, check=False)  # fmt: skip
+                             capture_output=True, text=True, timeout=120, check=False)
     assert refused.returncode == 1 and "Trousseau de clés introuvable" in refused.stderr, refused.stderr
     assert "restaurez" in refused.stderr and not keyring.exists()
     assert amiflow(data, "keys", "list").returncode == 1

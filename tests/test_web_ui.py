@@ -33,7 +33,7 @@ def require_chromium(chromium: str = CHROMIUM) -> None:
     if os.environ.get("CI", "").strip().lower() in ("true", "1", "yes"):
         pytest.fail(f"Chromium absent ({chromium}) with CI={os.environ['CI']}: the Web UI test must run in CI "
                     "(.ci/run installs it: apt-get install chromium; see its output for why it could not)",
-                    pytrace=False)  # fmt: skip
+                    pytrace=False)
     pytest.skip("Chromium absent (apt-get install chromium)")
 
 
@@ -45,7 +45,7 @@ async def page_text(url: str, profile: Path, local_storage: dict[str, str] | Non
          "--disable-component-update", f"--remote-debugging-port={port}", f"--user-data-dir={profile}",
          "about:blank"],
         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-    )  # fmt: skip
+    )
     try:
         async with aiohttp.ClientSession() as http:
             targets: list[dict[str, Any]] = []
@@ -100,7 +100,7 @@ def test_the_web_ui_shows_ciphertext_without_a_token_and_the_dossier_with_one(tm
         info = json.loads(amiflow(data, "status", "--json").stdout)
         example = open_pmcb_copy(data, tmp_path / "calls")
         submitted = amiflow(data, "dossier", "submit", "--call", PMCB_COPY, "--file", str(example),
-                            "--as", "holder:acme")  # fmt: skip
+                            "--as", "holder:acme")
         assert submitted.returncode == 0, submitted.stderr
         ident = submitted.stdout.strip().splitlines()[-1]
         url = f"{info['ui_url']}/namespaces/default/workflows/{ident}"
@@ -113,7 +113,7 @@ def test_the_web_ui_shows_ciphertext_without_a_token_and_the_dossier_with_one(tm
 
         token = amiflow(data, "codec", "token", "--as", "staff:amelie").stdout.strip().splitlines()[-1]
         settings = {"endpoint": json.dumps(f"{info['codec_url']}/t/{token}"),
-                    "overrideRemoteCodecConfiguration": "true"}  # fmt: skip
+                    "overrideRemoteCodecConfiguration": "true"}
         seen = asyncio.run(page_text(url, tmp_path / "profile-amelie", settings))
         assert decoded in seen and "Codec Server could not connect" not in seen
 

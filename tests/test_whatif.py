@@ -65,7 +65,7 @@ RITA = Actor(role=Role.REVIEWER, name="rita")
 REMI = Actor(role=Role.REVIEWER, name="remi")
 COMMITTEE = Actor(role=Role.COMMITTEE, name="cora")
 DOCUMENT = DocumentRef(id="doc-0123456789abcdef", name="budget.pdf", sha256="ab" * 32, size=1024,
-                       media_type="application/pdf")  # fmt: skip
+                       media_type="application/pdf")
 
 PHASE_2 = "Phase 2 — porteurs de ressourceries-recycleries"
 PMCB_PHASE = "Phase unique — étude au fil de l’eau"
@@ -112,7 +112,7 @@ def start(call: Call, reference: str, at: datetime) -> tuple[Command, Actor, dat
 def same(events: list[Event], status: Status) -> WhatIf:
     ident = events[0].dossier_id if events and isinstance(events[0], DraftStarted) else ""
     return WhatIf(dossier_id=ident, differs=False, actual=status, would_be=status, at=None, event_type=None,
-                  reason="identique")  # fmt: skip
+                  reason="identique")
 
 
 # --- the ressourceries dossiers -------------------------------------------------------------
@@ -122,11 +122,11 @@ SUBMITTED_EARLY = journal([start(RESSOURCERIES, "B", paris(2026, 3, 3, 10)), (Su
 EXPIRED = journal([start(RESSOURCERIES, "C", paris(2026, 3, 4, 10)), (ExpireDraft(), SYSTEM, paris(2026, 6, 5))])
 OPEN_DRAFT = journal([start(RESSOURCERIES, "D", paris(2026, 4, 20, 10))])
 WITHDRAWN = journal([start(RESSOURCERIES, "E", paris(2026, 3, 5, 10)),
-                     (Withdraw(reason="Projet abandonné"), HOLDER, paris(2026, 3, 20, 10))])  # fmt: skip
+                     (Withdraw(reason="Projet abandonné"), HOLDER, paris(2026, 3, 20, 10))])
 EXTENDED = journal([start(RESSOURCERIES, "F", paris(2026, 3, 6, 10)),
                     (ExtendDeadline(deadline=DeadlineKind.PHASE_CLOSING, until=paris(2026, 6, 20)), STAFF,
                      paris(2026, 6, 1, 9)),
-                    (Submit(), HOLDER, paris(2026, 6, 10, 10))])  # fmt: skip
+                    (Submit(), HOLDER, paris(2026, 6, 10, 10))])
 
 
 # --- a PMCB dossier through nearly every event ----------------------------------------------
@@ -140,7 +140,7 @@ RETAINED = journal([
     (DeclareInterests(conflict=False, statement="Aucun lien"), RITA, paris(2026, 3, 2, 14)),
     (SubmitReview(scores={c.id: 4 for c in PMCB.criteria}, opinion="Consortium solide"), RITA, paris(2026, 3, 2, 15)),
     (TakeDecision(retained=True, reasons="Projet structurant"), COMMITTEE, paris(2026, 3, 2, 16)),
-])  # fmt: skip
+])
 
 FULL = journal([
     start(PMCB, "H", paris(2026, 3, 2, 9)),
@@ -167,7 +167,7 @@ FULL = journal([
     (FileReport(period=1, summary="Site aménagé"), HOLDER, paris(2026, 6, 20, 9)),
     (FlagLateReport(period=2), SYSTEM, paris(2026, 9, 26)),
     (Close(reason="Projet arrêté par le porteur"), STAFF, paris(2026, 10, 1, 9)),
-])  # fmt: skip
+])
 
 
 def follow_up(charter_at: datetime, *more: tuple[Command, Actor, datetime]) -> list[Event]:
@@ -180,7 +180,7 @@ def follow_up(charter_at: datetime, *more: tuple[Command, Actor, datetime]) -> l
         (SubmitReview(scores={c.id: 4 for c in PMCB.criteria}, opinion="Solide"), RITA, paris(2026, 3, 2, 15)),
         (TakeDecision(retained=True, reasons="Projet structurant"), COMMITTEE, paris(2026, 3, 2, 16)),
         (RecordFollowUp(kind=FollowUpKind.CHARTER_SIGNED), STAFF, charter_at), *more,
-    ])  # fmt: skip
+    ])
 
 
 # --- an unchanged call changes nothing ------------------------------------------------------
@@ -193,7 +193,7 @@ def test_the_journals_are_what_the_decider_records() -> None:
         "reviewers_assigned", "reviewer_recused", "interests_declared", "review_overdue", "deadline_extended",
         "review_submitted", "decision_taken", "oriented", "filing_recorded", "follow_up_recorded",
         "follow_up_recorded", "clearance_granted", "report_filed", "report_late", "closed",
-    ]  # fmt: skip
+    ]
     assert all(command_of(e, PMCB) is not None for e in [*FULL, *SUBMITTED_LATE, *EXPIRED, *WITHDRAWN, *EXTENDED])
     assert [e.type for e in EXPIRED] == ["draft_started", "draft_expired"]
     assert [e.type for e in WITHDRAWN] == ["draft_started", "withdrawn"]
@@ -204,7 +204,7 @@ def test_unchanged_call_differs_for_no_dossier() -> None:
     dossiers = [
         (SUBMITTED_LATE, Status.SUBMITTED), (SUBMITTED_EARLY, Status.SUBMITTED), (EXPIRED, Status.EXPIRED),
         (OPEN_DRAFT, Status.DRAFT), (WITHDRAWN, Status.WITHDRAWN), (EXTENDED, Status.SUBMITTED),
-    ]  # fmt: skip
+    ]
     for events, status in dossiers:
         assert whatif(events, RESSOURCERIES, now) == same(events, status)
     assert whatif(RETAINED, PMCB, now) == same(RETAINED, Status.RETAINED)
@@ -234,7 +234,7 @@ def test_earlier_closing_refuses_a_submission_made_after_it() -> None:
         reason="« submit » du 2026-05-20T10:00+02:00 par holder:acme aurait été refusé : Le dépôt impossible : "
         f"« {PHASE_2} » est close depuis le 2026-05-01T00:00+02:00 (heure de Paris). "
         "Statut qu’aurait gardé le dossier : « brouillon ».",
-    )  # fmt: skip
+    )
 
 
 def test_earlier_closing_keeps_a_submission_made_before_it() -> None:
@@ -248,7 +248,7 @@ def test_earlier_closing_would_have_expired_a_draft_still_open() -> None:
         at=utc(2026, 4, 30, 22), event_type="draft_expired",
         reason="Le brouillon, jamais déposé, aurait expiré à la clôture de la phase, le 2026-05-01T00:00+02:00 "
         "(heure de Paris).",
-    )  # fmt: skip
+    )
     # Before the changed closing, nothing would differ yet.
     assert whatif(OPEN_DRAFT, EARLIER, paris(2026, 4, 30, 23)) == same(OPEN_DRAFT, Status.DRAFT)
 
@@ -261,14 +261,14 @@ def test_later_closing_the_draft_would_not_have_expired_then() -> None:
     assert whatif(EXPIRED, LATER, paris(2026, 6, 15)) == WhatIf(
         dossier_id="hdf-ressourceries.c", differs=True, actual=Status.EXPIRED, would_be=Status.DRAFT,
         at=utc(2026, 6, 4, 22), event_type="draft_expired", reason=refusal,
-    )  # fmt: skip
+    )
     # Past the changed closing, the system would have expired it then.
     assert whatif(EXPIRED, LATER, paris(2026, 7, 10)) == WhatIf(
         dossier_id="hdf-ressourceries.c", differs=True, actual=Status.EXPIRED, would_be=Status.EXPIRED,
         at=utc(2026, 6, 4, 22), event_type="draft_expired",
         reason=f"{refusal} Le brouillon, jamais déposé, aurait expiré à la clôture de la phase, le "
         "2026-06-30T00:00+02:00 (heure de Paris).",
-    )  # fmt: skip
+    )
 
 
 def test_later_closing_makes_an_extension_superfluous_not_a_difference() -> None:
@@ -288,7 +288,7 @@ def test_a_holder_type_no_longer_eligible_is_refused_its_draft() -> None:
         f"« syndicat de gestion des déchets » n’est pas éligible à « {PHASE_2} » (types admis : collectivité "
         "locale ou groupement, entreprise, acteur de l’économie sociale et solidaire, éco-organisme). "
         "Statut qu’aurait gardé le dossier : « inexistant ».",
-    )  # fmt: skip
+    )
 
 
 def test_a_phase_missing_from_the_changed_call_is_a_difference() -> None:
@@ -299,7 +299,7 @@ def test_a_phase_missing_from_the_changed_call_is_a_difference() -> None:
         reason="« start-draft » du 2026-04-20T10:00+02:00 par holder:acme aurait été refusé : L’appel "
         "« hdf-ressourceries » n’a pas de phase « phase-2 » (phase-1, phase-b). "
         "Statut qu’aurait gardé le dossier : « inexistant ».",
-    )  # fmt: skip
+    )
 
 
 def test_review_after_closing_refuses_reviewers_assigned_before_it() -> None:
@@ -310,13 +310,13 @@ def test_review_after_closing_refuses_reviewers_assigned_before_it() -> None:
         reason="« assign-reviewers » du 2026-03-02T13:00+01:00 par staff:amelie aurait été refusé : "
         f"« {PMCB_PHASE} » est étudiée après clôture : l’expertise commence après le {PMCB_CLOSES}. "
         "Statut qu’aurait gardé le dossier : « complet ».",
-    )  # fmt: skip
+    )
 
 
 def test_a_longer_report_period_counts_a_late_report_on_time() -> None:
     # Charter signed 10 March: the first report is due 10 June (3 months) or 10 September (6 months).
     events = follow_up(paris(2026, 3, 10, 9), (FileReport(period=1, summary="Site aménagé"), HOLDER,
-                                                paris(2026, 6, 20, 10)))  # fmt: skip
+                                                paris(2026, 6, 20, 10)))
     last = events[-1]
     assert isinstance(last, ReportFiled) and last.late is True  # late under the journal's own rule
     call = variant(PMCB_TEXT, {"report_period_months: 3": "report_period_months: 6"})
@@ -325,7 +325,7 @@ def test_a_longer_report_period_counts_a_late_report_on_time() -> None:
         at=utc(2026, 6, 20, 8), event_type="report_filed",
         reason="Le rapport de la période 1, reçu le 2026-06-20T10:00+02:00, aurait été compté à temps "
         "(échéance : 2026-09-10T00:00+02:00) et non en retard.",
-    )  # fmt: skip
+    )
 
 
 def test_a_longer_report_period_refuses_a_late_flag_raised_too_early() -> None:
@@ -336,7 +336,7 @@ def test_a_longer_report_period_refuses_a_late_flag_raised_too_early() -> None:
         at=utc(2026, 6, 9, 22), event_type="report_late",
         reason="« flag-late-report » du 2026-06-10T00:00+02:00 par system:echeances aurait été refusé : "
         "Retard du rapport : l’échéance (2026-09-10T00:00+02:00) n’est pas atteinte.",
-    )  # fmt: skip
+    )
 
 
 def test_a_shorter_report_period_would_have_flagged_a_report_late() -> None:
@@ -346,5 +346,5 @@ def test_a_shorter_report_period_would_have_flagged_a_report_late() -> None:
         dossier_id="hdf-pmcb-reemploi.i", differs=True, actual=Status.FOLLOW_UP, would_be=Status.FOLLOW_UP,
         at=utc(2026, 4, 9, 22), event_type="report_late",
         reason="Le rapport de la période 1, dû le 2026-04-10T00:00+02:00, aurait été signalé en retard.",
-    )  # fmt: skip
+    )
     assert whatif(events, PMCB, paris(2026, 5, 1)) == same(events, Status.FOLLOW_UP)

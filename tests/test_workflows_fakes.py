@@ -43,12 +43,12 @@ class Bare:
 @pytest.fixture
 async def bare(temporal: WorkflowEnvironment, namespace: str) -> AsyncIterator[Bare]:
     client = await Client.connect(temporal.client.service_client.config.target_host, namespace=namespace,
-                                  data_converter=pydantic_data_converter)  # fmt: skip
+                                  data_converter=pydantic_data_converter)
     skipper = TimeSkipper(client, config=TimeSkippingConfig(enabled=False, max_session_skip_count=5000))
     fakes = FakeActivities()
     task_queue = f"tq-{uuid.uuid4()}"
     async with Worker(skipper.client, task_queue=task_queue, workflows=WORKFLOWS, activities=fakes.all(),
-                      workflow_runner=SANDBOX):  # fmt: skip
+                      workflow_runner=SANDBOX):
         yield Bare(skipper, skipper.client, task_queue, fakes)
 
 
@@ -59,7 +59,7 @@ async def draft(bare: Bare, call: Call, reference: str) -> WorkflowHandle[Dossie
     operation = WithStartWorkflowOperation(
         DossierWorkflow.run, DossierInput(dossier_id=ident), id=ident, task_queue=bare.task_queue,
         id_conflict_policy=WorkflowIDConflictPolicy.FAIL,
-    )  # fmt: skip
+    )
     with bare.env.with_time_skipping_disabled():
         result = await bare.client.execute_update_with_start_workflow(
             DossierWorkflow.command, CommandRequest(command=start, actor=HOLDER), start_workflow_operation=operation
@@ -84,7 +84,7 @@ async def test_a_dossier_continues_as_new_and_keeps_its_timers(bare: Bare) -> No
             sections = {**content.sections, "presentation": f"Version {i} de la présentation."}
             note = content.model_copy(update={"sections": sections})
             await handle.execute_update(DossierWorkflow.command,
-                                        CommandRequest(command=UpdateDraft(content=note), actor=HOLDER))  # fmt: skip
+                                        CommandRequest(command=UpdateDraft(content=note), actor=HOLDER))
             described = await handle.describe()
             if described.run_id != first_run:
                 continued = described

@@ -84,14 +84,14 @@ class CallWorkflow:
             if workflow.info().is_continue_as_new_suggested():
                 await workflow.wait_condition(workflow.all_handlers_finished)
                 workflow.continue_as_new(CallInput(call=self.call, announced=sorted(self.announced),
-                                                   extensions=self.extensions))  # fmt: skip
+                                                   extensions=self.extensions))
 
     async def _announce(self, moment: Moment) -> None:
         assert self.call is not None
         self.announced.add(moment.key)
         await workflow.execute_activity(SEND, SendNotices(notices=[announcement(self.call, moment)]),
                                         start_to_close_timeout=ANNOUNCE_TIMEOUT,
-                                        retry_policy=JOURNAL_RETRY)  # fmt: skip
+                                        retry_policy=JOURNAL_RETRY)
 
     @workflow.query
     def definition(self) -> Call:
@@ -117,7 +117,7 @@ class CallWorkflow:
             OPEN_DOSSIERS, OpenDossiers(call_id=self.call.id, phase_id=request.phase_id),
             start_to_close_timeout=OPEN_DOSSIERS_TIMEOUT, retry_policy=JOURNAL_RETRY,
             result_type=list[str],
-        )  # fmt: skip
+        )
         # The signal only tells the dossier to ask: it reads the extension back from this workflow.
         signal = PhaseExtended(until=request.until, actor=request.actor)
 

@@ -24,7 +24,7 @@ from activities.contracts import (
     PhaseExtension,
     ReadCall,
     SendNotices,
-)  # fmt: skip
+)
 from domain import SYSTEM, Actor, DossierState, Event, deadlines, decide, replay
 from domain.commands import Command, ExtendDeadline, StartDraft
 from domain.deadlines import Deadline, consequence, latest_reminders
@@ -43,7 +43,7 @@ from workflows.common import (
     continued_by_itself,
     refusal,
     untrusted,
-)  # fmt: skip
+)
 
 __all__ = ["JOURNAL_RETRY", "DossierInput", "DossierWorkflow", "refusal"]  # re-exported for older imports
 
@@ -123,7 +123,7 @@ class DossierWorkflow:
             self.state = await workflow.execute_activity(
                 LOAD, LoadDossier(dossier_id=self.dossier_id), start_to_close_timeout=JOURNAL_READ_TIMEOUT,
                 retry_policy=JOURNAL_RETRY, result_type=DossierState,
-            )  # fmt: skip
+            )
             self.loading = False
         while True:
             pending = self._pending()
@@ -189,7 +189,7 @@ class DossierWorkflow:
                 version=after.version, next_deadline=upcoming[0].at if upcoming else None,
                 next_deadline_kind=upcoming[0].kind.value if upcoming else None,
                 submitted_at=after.submitted_at,
-            ),  # fmt: skip
+            ),
             start_to_close_timeout=JOURNAL_WRITE_TIMEOUT,
             retry_policy=JOURNAL_RETRY,
         )
@@ -231,7 +231,7 @@ class DossierWorkflow:
                 raise refusal(exc) from None
             await self._apply(events)
             return CommandResult(dossier_id=self.state.id, status=self.state.status,
-                                 version=self.state.version, events=[e.type for e in events])  # fmt: skip
+                                 version=self.state.version, events=[e.type for e in events])
 
     @command.validator
     def validate(self, request: CommandRequest) -> None:
@@ -255,7 +255,7 @@ class DossierWorkflow:
         result: CallStanding = await workflow.execute_activity(
             READ_CALL, request, start_to_close_timeout=CALL_READ_TIMEOUT,
             retry_policy=JOURNAL_RETRY, result_type=CallStanding,
-        )  # fmt: skip
+        )
         return result
 
     @workflow.signal
@@ -275,7 +275,7 @@ class DossierWorkflow:
                 # The signal's claim only lets an answer the call's workflow already gave confirm it.
                 claim = PhaseExtension(until=signal.until, actor=signal.actor)
                 standing = await self._read_call(ReadCall(call_id=self.state.call.id, phase_id=self.state.phase_id,
-                                                          claim=claim))  # fmt: skip
+                                                          claim=claim))
                 extension = standing.extensions.get(self.state.phase_id)
                 if extension is None:
                     workflow.logger.info("no extension of phase %s in the call's workflow", self.state.phase_id)

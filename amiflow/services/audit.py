@@ -102,12 +102,12 @@ def write_anchors(out: Path, marks: list[dict[str, Any]]) -> None:
 
 
 async def _require_auditor(rt: Runtime, who: Principal, dossier_id: str, what: AuditOperation,
-                           now: datetime) -> None:  # fmt: skip
+                           now: datetime) -> None:
     decision = may_audit(who.actor, what)
     await rt.store.record_read(ReadEntry(dossier_id=dossier_id, at=now, actor=str(who.actor), what=what.value,
                                          via=who.via, granted=decision.granted, reason=decision.reason))
     logger(dossier_id=dossier_id, actor=str(who.actor)).info("read", what=what.value, via=who.via,
-                                                             granted=decision.granted)  # fmt: skip
+                                                             granted=decision.granted)
     if not decision.granted:
         raise ReadRefused(f"Refusé ({what} de {dossier_id}) : {decision.reason}.")
 
@@ -157,11 +157,11 @@ async def whatif(rt: Runtime, who: Principal, call_id: str, rules: Path, now: da
         await _require_auditor(rt, who, row.dossier_id, AuditOperation.WHATIF, now)
         results.append(replay_under(events, changed, now).model_copy(update={"dossier_id": row.dossier_id}))
     return WhatIfReport(call=call_id, rules=str(rules), dossiers=len(results),
-                        differing=[r for r in results if r.differs], content_destroyed=destroyed)  # fmt: skip
+                        differing=[r for r in results if r.differs], content_destroyed=destroyed)
 
 
 async def shred(rt: Runtime, who: Principal, now: datetime, dry_run: bool,
-                dossier_id: str | None = None) -> list[dict[str, Any]]:  # fmt: skip
+                dossier_id: str | None = None) -> list[dict[str, Any]]:
     """End of retention: destroy the keys (so the content, everywhere) of ended dossiers whose retention
     is over and that are under no legal hold; the rules decide each, and say why."""
     if dossier_id is not None and await rt.store.dossier(dossier_id) is None:

@@ -31,7 +31,7 @@ def catalogue(paths: list[Path] | None = None, calls_dir: Path | None = None) ->
 
 
 async def extend(rt: Runtime, who: Principal, call_id: str, phase_id: str, until: datetime,
-                 now: datetime) -> ExtensionResult:  # fmt: skip
+                 now: datetime) -> ExtensionResult:
     """Move a phase's closing later; every open dossier of the phase follows (the call's workflow
     refuses what the rules refuse)."""
     if until <= now:

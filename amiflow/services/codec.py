@@ -30,7 +30,7 @@ class TokenView(BaseModel):
 
 
 async def decode(store: JournalStore, keys: DossierKeys, who: Principal, payloads: list[Payload],
-                 now: datetime) -> list[Payload]:  # fmt: skip
+                 now: datetime) -> list[Payload]:
     """Open the payloads if the person may read every dossier they belong to, whole (a payload can
     carry anything of the dossier, reviews included). A request is decoded whole or not at all, and
     every dossier it names is logged as such.
@@ -51,7 +51,7 @@ async def decode(store: JournalStore, keys: DossierKeys, who: Principal, payload
                           granted=decision.granted, reason=decision.reason)
         await store.record_read(entry)
         logger(dossier_id=dossier, actor=str(who.actor)).info("read", what=decision.what, via=who.via,
-                                                              granted=decision.granted)  # fmt: skip
+                                                              granted=decision.granted)
     if refused:
         first = refused[0]
         raise ReadRefused(f"lecture refusée ({first}) : {decisions[first].reason}")

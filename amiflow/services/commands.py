@@ -21,7 +21,7 @@ COMMAND_TYPES: dict[str, type[Any]] = {
 }
 # Given by the worker or the system, never typed by a person.
 NOT_TYPED = frozenset({"start-draft", "expire-draft", "escalate-complement", "escalate-review", "flag-late-report",
-                       "attach-document"})  # fmt: skip
+                       "attach-document"})
 # Filled by the service, not by the person: the catalogue an orientation is made against.
 FILLED = frozenset({"type", "catalogue"})
 
@@ -61,7 +61,7 @@ COMMAND_LABELS: dict[str, str] = {
     "submit-review": "rendre une expertise", "decide": "décider", "grant-clearance": "habiliter un auditeur",
     "set-legal-hold": "poser une conservation légale", "lift-legal-hold": "lever la conservation légale",
     "destroy-content": "détruire le contenu",
-}  # fmt: skip
+}
 
 
 def parse_instant(text: str) -> datetime:

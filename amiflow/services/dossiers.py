@@ -60,7 +60,7 @@ async def command(rt: Runtime, who: Principal, dossier_id: str, name: str, optio
     """Give the dossier a command by its name, with its options; the rules accept or refuse it."""
     order = commands.build(name, options, load_schemes() if name == "orient" else ())
     return await gateway.send(rt.temporal(), dossier_id, order, who.actor, rt.store, rt.keys,
-                              rt.settings.task_queue)  # fmt: skip
+                              rt.settings.task_queue)
 
 
 async def available(rt: Runtime, who: Principal, dossier_id: str, now: datetime) -> list[CommandSpec]:
@@ -71,12 +71,12 @@ async def available(rt: Runtime, who: Principal, dossier_id: str, now: datetime)
 
 
 async def show(rt: Runtime, who: Principal | None, dossier_id: str, now: datetime, as_of: datetime | None = None,
-               all_deadlines: bool = False) -> DossierView:  # fmt: skip
+               all_deadlines: bool = False) -> DossierView:
     """The dossier as the person may see it, and what it waits for; `as_of`: as it stood then,
     replayed from the journal (today's rules decide who reads it)."""
     if as_of is not None and as_of > now:
         raise InvalidCommand(f"{paris(as_of)} est dans le futur : l’état d’un dossier n’est connu que jusqu’à "
-                             f"maintenant ({paris(now)}).")  # fmt: skip
+                             f"maintenant ({paris(now)}).")
     current = await _state(rt, dossier_id)
     past = await _as_of(rt, dossier_id, as_of) if as_of is not None else current
     what = f"content@{as_of.astimezone(UTC).strftime('%Y-%m-%dT%H:%MZ')}" if as_of is not None else None
@@ -84,7 +84,7 @@ async def show(rt: Runtime, who: Principal | None, dossier_id: str, now: datetim
     await _log(rt, dossier_id, who, seen, now)
     if not seen.allowed or seen.state is None:
         raise ReadRefused(f"Lecture refusée ({dossier_id}) : {seen.reason}.",
-                          {"dossier_id": dossier_id, "content_granted": False, "reason": seen.reason})  # fmt: skip
+                          {"dossier_id": dossier_id, "content_granted": False, "reason": seen.reason})
     waiting = deadlines(past, past.call, as_of or now) if past.call else []
     shown = waiting if all_deadlines else next_of_each_kind(waiting)
     return DossierView(
@@ -93,11 +93,11 @@ async def show(rt: Runtime, who: Principal | None, dossier_id: str, now: datetim
         status=past.status, version=past.version, submitted_at=past.submitted_at,
         phase_closes_at=past.phase_closes_at, deadlines=shown, deadlines_hidden=len(waiting) - len(shown),
         content_granted=seen.content, reason=seen.reason, as_of=as_of, state=seen.state,
-    )  # fmt: skip
+    )
 
 
 async def history(rt: Runtime, who: Principal | None, dossier_id: str, now: datetime,
-                  bodies: bool = False) -> HistoryView:  # fmt: skip
+                  bodies: bool = False) -> HistoryView:
     """Who did what and when, reads included; event bodies (`bodies`) only for who may read them,
     and then the read is logged as a content read."""
     try:
@@ -143,9 +143,9 @@ async def timeline(rt: Runtime, who: Principal, dossier_id: str, now: datetime) 
     await _log(rt, dossier_id, who, seen, now)
     if not seen.allowed:
         raise ReadRefused(f"Lecture refusée (historique de {dossier_id}) : {seen.reason}.",
-                          {"dossier_id": dossier_id, "entries": [], "reason": seen.reason})  # fmt: skip
+                          {"dossier_id": dossier_id, "entries": [], "reason": seen.reason})
     entries = [TimelineEntry(kind="event", at=r.occurred_at, actor=shown_actor(who.actor, r.actor), seq=r.seq,
-                             type=r.type) for r in rows]  # fmt: skip
+                             type=r.type) for r in rows]
     entries += [TimelineEntry(kind="read", at=r.at, actor=shown_actor(who.actor, r.actor), what=r.what,
                               via=r.via, granted=r.granted, reason=r.reason)
                 for r in await rt.store.reads(dossier_id)]
@@ -154,7 +154,7 @@ async def timeline(rt: Runtime, who: Principal, dossier_id: str, now: datetime) 
 
 async def listing(rt: Runtime, now: datetime, call_id: str | None = None, status: str | None = None,
                   phase_id: str | None = None, overdue: bool = False, after: str | None = None,
-                  limit: int | None = None) -> DossierPage:  # fmt: skip
+                  limit: int | None = None) -> DossierPage:
     """The dossier list (ids, statuses, deadlines: no content), filtered, by dossier id; a page
     continues after the id `next` of the previous one."""
     if status is not None and status not in {s.value for s in Status}:
@@ -162,11 +162,11 @@ async def listing(rt: Runtime, now: datetime, call_id: str | None = None, status
     if limit is not None and not 1 <= limit <= PAGE_MAX:
         raise InvalidCommand(f"Une page compte de 1 à {PAGE_MAX} dossiers.")
     rows = await rt.store.dossiers(call_id=call_id, status=status, phase_id=phase_id,
-                                   due_before=now if overdue else None, after=after, limit=limit)  # fmt: skip
+                                   due_before=now if overdue else None, after=after, limit=limit)
     items = [DossierItem(dossier_id=r.dossier_id, call_id=r.call_id, phase_id=r.phase_id, holder=r.holder,
                          status=Status(r.status), version=r.version, next_deadline=r.next_deadline,
                          next_deadline_kind=r.next_deadline_kind, submitted_at=r.submitted_at,
-                         updated_at=r.updated_at) for r in rows]  # fmt: skip
+                         updated_at=r.updated_at) for r in rows]
     full = limit is not None and len(items) == limit
     return DossierPage(items=items, next=items[-1].dossier_id if full and items else None)
 
@@ -218,7 +218,7 @@ async def _metadata_state(rt: Runtime, dossier_id: str) -> DossierState:
         raise NotFound(f"Dossier inconnu « {dossier_id} ».")
     destroyed = next((r.occurred_at for r in reversed(rows) if r.type == "content_destroyed"), rows[-1].occurred_at)
     return DossierState(id=dossier_id, status=Status(row.status), phase_id=row.phase_id, holder=row.holder,
-                        version=row.version, content_destroyed_at=destroyed)  # fmt: skip
+                        version=row.version, content_destroyed_at=destroyed)
 
 
 async def _log(rt: Runtime, dossier_id: str, who: Principal | None, seen: Sight, now: datetime) -> None:
@@ -227,6 +227,6 @@ async def _log(rt: Runtime, dossier_id: str, who: Principal | None, seen: Sight,
         return
     for entry in seen.logged:
         await rt.store.record_read(ReadEntry(dossier_id=dossier_id, at=now, actor=str(who.actor), what=entry.what,
-                                             via=who.via, granted=entry.granted, reason=entry.reason))  # fmt: skip
+                                             via=who.via, granted=entry.granted, reason=entry.reason))
         logger(dossier_id=dossier_id, actor=str(who.actor)).info("read", what=entry.what, via=who.via,
-                                                                 granted=entry.granted)  # fmt: skip
+                                                                 granted=entry.granted)

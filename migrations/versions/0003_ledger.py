@@ -58,12 +58,12 @@ def _json_text(value: Any) -> str | None:
 def event_entry(row: Mapping[str, Any]) -> bytes:
     return _canonical(["event", row["dossier_id"], int(row["seq"]), row["type"], row["actor"],
                        _instant_text(row["occurred_at"]), row.get("key_id"), _b64_text(row.get("sealed")),
-                       _json_text(row.get("payload"))])  # fmt: skip
+                       _json_text(row.get("payload"))])
 
 
 def read_entry(row: Mapping[str, Any]) -> bytes:
     return _canonical(["read", row["dossier_id"], _instant_text(row["at"]), row["actor"], row["what"], row["via"],
-                       bool(row["granted"]), row["reason"]])  # fmt: skip
+                       bool(row["granted"]), row["reason"]])
 
 
 def link(previous: bytes, entry: bytes) -> bytes:
@@ -80,7 +80,7 @@ def upgrade() -> None:
         op.add_column(table, sa.Column("gseq", sa.BigInteger(), unique=True))
         op.add_column(table, sa.Column("ghash", sa.LargeBinary()))
     op.add_column("reads", sa.Column("recorded_at", sa.DateTime(timezone=True), nullable=False,
-                                     server_default=sa.func.now()))  # fmt: skip
+                                     server_default=sa.func.now()))
     op.create_table(
         "journal_head",
         sa.Column("id", sa.Integer(), primary_key=True),
@@ -108,7 +108,7 @@ def upgrade() -> None:
     for row in reads:
         hashes[("reads", row["id"])] = link(GENESIS, read_entry(row))
     order = sorted([(r["recorded_at"], 0, r["id"], "events", r["dossier_id"]) for r in events]
-                   + [(r["recorded_at"], 1, r["id"], "reads", r["dossier_id"]) for r in reads])  # fmt: skip
+                   + [(r["recorded_at"], 1, r["id"], "reads", r["dossier_id"]) for r in reads])
     head, gseq = GENESIS, 0
     for _, _, ident, table, dossier in order:
         gseq += 1

@@ -77,13 +77,13 @@ def pmcb(_: Path) -> Call:
 def ressourceries(tmp: Path) -> Call:  # as tests/test_lifecycle.py's phase-2 lifecycle
     return load_call(moved(tmp, "hdf-ressourceries.yaml", {
         "date: 2026-02-31": "date: 2026-11-01", "date: 2026-06-05": "date: 2027-06-05",
-    }))  # fmt: skip
+    }))
 
 
 def crec(tmp: Path) -> Call:  # as tests/test_lifecycle.py's session lifecycle
     return load_call(moved(tmp, "normandie-crec-2018.yaml", {
         "date: 2018-04-19": "date: 2026-11-01", "date: 2018-09-08": "date: 2027-09-08",
-    }))  # fmt: skip
+    }))
 
 
 # name → (the call, the example dossier, review scores, reviewed after the phase closed)
@@ -92,7 +92,7 @@ LIFECYCLES: dict[str, tuple[Callable[[Path], Call], str, str, bool]] = {
     "ressourceries": (ressourceries, "hdf-ressourceries.yaml",
                       "solutions=5,court_terme=4,impact_socio_economique=4", True),
     "crec": (crec, "normandie-crec-2018.yaml", "strategie=4,emergence=4,mise_en_oeuvre=3", True),
-}  # fmt: skip
+}
 
 
 async def record(tag: str) -> dict[str, Any]:
@@ -109,29 +109,29 @@ async def record(tag: str) -> dict[str, Any]:
             dev_server_existing_path=str(TEMPORAL), dev_server_extra_args=DEV_SERVER_ARGS,
             data_converter=pydantic_data_converter,
             ts_config=TimeSkippingConfig(enabled=False, max_session_skip_count=5000),
-        )  # fmt: skip
+        )
         try:
             client = await Client.connect(env.client.service_client.config.target_host, namespace="default",
-                                          data_converter=pydantic_data_converter)  # fmt: skip
+                                          data_converter=pydantic_data_converter)
             skipper = TimeSkipper(client, config=TimeSkippingConfig(enabled=False, max_session_skip_count=5000))
             journal = JournalActivities(store, keys)
             notifications = NotificationActivities(store, keys, tmp / "maildrop")
             task_queue = f"histories-{uuid.uuid4()}"
             worker = build_worker(skipper.client, task_queue,
-                                  [journal.append, journal.open_dossiers, notifications.send])  # fmt: skip
+                                  [journal.append, journal.open_dossiers, notifications.send])
             stack = SimpleNamespace(env=skipper, client=skipper.client, task_queue=task_queue)
             async with worker:
                 for name, (make_call, example, scores, after_closing) in LIFECYCLES.items():
                     (tmp / name).mkdir()
                     call = make_call(tmp / name)
                     ident = await drive(stack, call, EXAMPLES / example, scores,  # type: ignore[arg-type]
-                                        after_closing=after_closing)  # fmt: skip
+                                        after_closing=after_closing)
                     for kind, workflow_id in (("dossier", ident), ("call", call_workflow_id(call.id))):
                         file = f"{name}.{kind}{'.' + tag if tag else ''}.json.gz"
                         await _export(client, workflow_id, HERE / file)
                         entries[file] = {"workflow_id": workflow_id,
                                          "workflow": "DossierWorkflow" if kind == "dossier" else "CallWorkflow",
-                                         "call": call.id}  # fmt: skip
+                                         "call": call.id}
                         print(f"{file}: {workflow_id}")
         finally:
             await env.shutdown()
@@ -153,7 +153,7 @@ def _revision() -> str:
     try:
         head = subprocess.run([*git, "rev-parse", "--short", "HEAD"], capture_output=True, text=True, check=True)
         dirty = subprocess.run([*git, "status", "--porcelain", "workflows", "domain", "activities/contracts.py"],
-                               capture_output=True, text=True, check=True)  # fmt: skip
+                               capture_output=True, text=True, check=True)
     except (OSError, subprocess.CalledProcessError):
         return "inconnu"
     return head.stdout.strip() + ("+changes" if dirty.stdout.strip() else "")
@@ -166,10 +166,10 @@ def main() -> None:
     entries = asyncio.run(record(args.tag))
     manifest = json.loads(MANIFEST.read_text(encoding="utf-8")) if MANIFEST.exists() else {}
     stamp = {"recorded_at": datetime.now(UTC).isoformat(timespec="seconds"),
-             "temporalio": temporalio.__version__, "code": _revision()}  # fmt: skip
+             "temporalio": temporalio.__version__, "code": _revision()}
     manifest.update({file: {**entry, **stamp} for file, entry in entries.items()})
     MANIFEST.write_text(json.dumps(dict(sorted(manifest.items())), indent=2, ensure_ascii=False) + "\n",
-                        encoding="utf-8")  # fmt: skip
+                        encoding="utf-8")
 
 
 if __name__ == "__main__":
