@@ -26,7 +26,9 @@ from amiflow.dossiers import build_command, call_definition, send, start_calls, 
 from domain import Actor
 from domain.calendar import PARIS
 from domain.commands import StartDraft
+from domain.reading import ReadDecision
 from journal import ledger
+from journal.store import JournalStore, ReadEntry
 from tests import dates
 from tests.conftest import Stack
 from tests.test_lifecycle import EXAMPLES
@@ -218,7 +220,6 @@ async def test_tampering_is_detected_and_named(journal: Journal, case: str, tmp_
 
 
 async def test_a_changed_read_is_detected(journal: Journal) -> None:
-    from amiflow.reads import record
     from domain.reading import ReadDecision
 
     await record(journal.stack.store, journal.a, Actor.parse("reviewer:remi"), "content", "cli",
@@ -264,7 +265,6 @@ async def rechain(j: Journal) -> None:
 
 
 async def test_an_exported_bundle_verifies_in_a_fresh_virtualenv(journal: Journal, tmp_path: Path) -> None:
-    from amiflow.reads import record
     from domain.reading import ReadDecision
 
     await record(journal.stack.store, journal.a, STAFF, "content", "cli",
@@ -293,7 +293,6 @@ async def test_an_exported_bundle_verifies_in_a_fresh_virtualenv(journal: Journa
 
 
 async def test_truncating_the_end_of_the_journal_is_caught_by_its_head(journal: Journal) -> None:
-    from amiflow.reads import record
     from domain.reading import ReadDecision
 
     await record(journal.stack.store, journal.a, STAFF, "content", "cli",
@@ -306,7 +305,6 @@ async def test_truncating_the_end_of_the_journal_is_caught_by_its_head(journal: 
 async def test_one_dossier_is_verified_with_the_chain_around_it(journal: Journal) -> None:
     """`--dossier`: the stretch of the global chain from the dossier's first entry to the head is loaded
     whole, so a dossier rewritten with recomputed hashes, or a read of it deleted, is still caught."""
-    from amiflow.reads import record
     from domain.reading import ReadDecision
 
     await record(journal.stack.store, journal.a, Actor.parse("reviewer:remi"), "content", "cli",
@@ -343,7 +341,6 @@ async def test_an_anchor_forged_in_the_future_does_not_stop_anchoring(journal: J
 
 
 async def test_a_bundle_missing_its_own_lines_does_not_verify(journal: Journal, tmp_path: Path) -> None:
-    from amiflow.reads import record
     from domain.reading import ReadDecision
 
     await record(journal.stack.store, journal.a, STAFF, "content", "cli",
@@ -355,3 +352,10 @@ async def test_a_bundle_missing_its_own_lines_does_not_verify(journal: Journal, 
         lines = (bundle / f"{cut}.jsonl").read_text().splitlines()
         (bundle / f"{cut}.jsonl").write_text("\n".join(lines[:-1]) + ("\n" if lines[:-1] else ""))
         assert [b.kind for b in ledger.verify_bundle(bundle)] == ["deleted"], name
+
+
+async def record(store: JournalStore, dossier_id: str, actor: Actor, what: str, via: str, decision: ReadDecision,
+                 at: datetime) -> None:
+    """One entry of the read log, as the service layer writes it."""
+    await store.record_read(ReadEntry(dossier_id=dossier_id, at=at, actor=str(actor), what=what, via=via,
+                                      granted=decision.granted, reason=decision.reason))
