@@ -20,6 +20,7 @@ from email.charset import QP, Charset
 from email.header import Header
 from email.message import Message
 from email.mime.text import MIMEText
+from email.policy import compat32
 from email.utils import format_datetime
 from pathlib import Path
 
@@ -96,6 +97,8 @@ class NotificationActivities:
         return message(notice, datetime.now(UTC))
 
 
+# Headers stay on one line (the outbox key is read back exactly); the subject folds itself, in RFC 2047 words.
+_UNFOLDED = compat32.clone(max_line_length=None)
 _QUOTED = Charset("utf-8")
 _QUOTED.body_encoding = QP  # the body stays readable as text in the .eml file (base64 would not)
 
@@ -109,7 +112,7 @@ def message(notice: Notice, sent_at: datetime) -> Message:
     """The mail of a notice. The subject is one RFC 2047 word sequence whose spaces are inside the
     encoded text, so that no reader drops them; the Message-ID derives from the notice's key, so a
     retried delivery is recognisably the same mail."""
-    mail = MIMEText(notice.body, "plain", _QUOTED)  # type: ignore[arg-type]  # a Charset is accepted
+    mail = MIMEText(notice.body, "plain", _QUOTED, policy=_UNFOLDED)  # type: ignore[arg-type]  # a Charset is accepted
     # Recipients are actors (`holder:acme`); mapping them to mail addresses needs a directory
     # amiflow does not have yet, so the address is a placeholder and the actor travels in a header.
     recipient = _header(notice.recipient)

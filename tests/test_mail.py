@@ -45,3 +45,10 @@ def test_a_line_break_in_a_name_cannot_break_or_forge_a_header() -> None:
                   datetime(2026, 11, 30, tzinfo=UTC)).as_bytes()
     read = message_from_bytes(raw, policy=policy.default)
     assert read["Bcc"] is None and "\n" not in read["X-Amiflow-Recipient"]
+
+
+def test_a_long_outbox_key_reads_back_exactly() -> None:
+    key = "hdf-ressourceries.smtd-oublie|reminder_phase_closing_30d|holder:smtd-oublie|2021-06-04T22:00:00+00:00"
+    long = notice(SUBJECTS[2]).model_copy(update={"key": key})
+    read = message_from_bytes(message(long, datetime(2026, 11, 30, tzinfo=UTC)).as_bytes(), policy=policy.default)
+    assert str(read["X-Amiflow-Key"]) == key
