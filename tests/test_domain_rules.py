@@ -195,7 +195,7 @@ def test_shred_verdicts() -> None:
     outcome, reason = shred_verdict(held, LATER)
     assert outcome == "kept" and "conservation légale" in reason
     gone = replay(decide(ended, DestroyContent(), STAFF, datetime(2037, 6, 30, 23, 0, tzinfo=UTC)), ended)
-    assert shred_verdict(gone, LATER) == ("already_destroyed", "contenu détruit le 2037-07-01")
+    assert shred_verdict(gone, LATER) == ("already_destroyed", f"contenu détruit le {date(2037, 7, 1)}")  # Paris day
 
 
 # --- final statuses ----------------------------------------------------------------------------
