@@ -95,7 +95,7 @@ def calls_extend(ctx: typer.Context,
                  actor: Actor) -> None:
     """Prolonge une phase ; chaque dossier ouvert de la phase suit la nouvelle date (porteur prévenu)."""
     when, who = command_service.parse_instant(until), _who(actor)
-    result = _use(ctx, lambda rt: call_service.extend(rt, who, call, phase, when, _now()))
+    result = _use(ctx, lambda rt: call_service.extend(rt, who, call, phase, when))
     typer.echo(f"{call} / {phase} : clôture au {render.paris(result.closes_at)} ; "
                f"{len(result.dossiers)} dossier(s) ouvert(s) prévenu(s).")
 

@@ -19,13 +19,6 @@ from domain.state import DeadlineKind, Status
 
 Echo = Callable[[str], Any]
 
-DEADLINE_LABELS: dict[DeadlineKind, str] = {
-    DeadlineKind.PHASE_CLOSING: "clôture de la phase",
-    DeadlineKind.COMPLEMENT_DUE: "complément attendu",
-    DeadlineKind.REVIEW_DUE: "expertise attendue",
-    DeadlineKind.REPORT_DUE: "rapport de suivi attendu",
-    DeadlineKind.REMINDER: "rappel",
-}
 
 
 def paris(instant: datetime) -> str:
@@ -128,7 +121,7 @@ def deadline_json(d: Deadline) -> dict[str, Any]:
 
 def deadline_text(d: Deadline) -> str:
     """`rappel J-30 : rapport de suivi attendu (période 2)`, in French."""
-    what = DEADLINE_LABELS.get(d.subject, d.subject.value)
+    what = d.subject.label
     if d.period:
         what += f" (période {d.period})"
     if d.kind is DeadlineKind.REMINDER:

@@ -188,6 +188,20 @@ class DeadlineKind(StrEnum):
     REPORT_DUE = "report_due"
     REMINDER = "reminder"
 
+    @property
+    def label(self) -> str:
+        """French label, as a list of deadlines shows it."""
+        return DEADLINE_LABELS[self]
+
+
+DEADLINE_LABELS: dict[DeadlineKind, str] = {
+    DeadlineKind.PHASE_CLOSING: "clôture de la phase",
+    DeadlineKind.COMPLEMENT_DUE: "complément attendu",
+    DeadlineKind.REVIEW_DUE: "expertise attendue",
+    DeadlineKind.REPORT_DUE: "rapport de suivi attendu",
+    DeadlineKind.REMINDER: "rappel",
+}
+
 
 class DocumentRef(Record):
     """A file attached to a dossier as events and workflows carry it: never its bytes. The name is

@@ -10,7 +10,6 @@ from amiflow.bootstrap import Runtime
 from amiflow.catalogue import CallSet, load_calls
 from amiflow.services.errors import NotFound
 from amiflow.services.principal import Principal
-from domain.errors import InvalidCommand
 from workflows.call import ExtensionResult
 
 
@@ -30,10 +29,7 @@ def catalogue(paths: list[Path] | None = None, calls_dir: Path | None = None) ->
     return found
 
 
-async def extend(rt: Runtime, who: Principal, call_id: str, phase_id: str, until: datetime,
-                 now: datetime) -> ExtensionResult:
+async def extend(rt: Runtime, who: Principal, call_id: str, phase_id: str, until: datetime) -> ExtensionResult:
     """Move a phase's closing later; every open dossier of the phase follows (the call's workflow
-    refuses what the rules refuse)."""
-    if until <= now:
-        raise InvalidCommand("Une prolongation fixe une clôture à venir.")
+    refuses what the rules refuse: `domain.calls.extend_phase`)."""
     return await gateway.extend(rt.temporal(), call_id, phase_id, until, who.actor)
