@@ -15,7 +15,7 @@ from domain.calls import Call, Phase
 from domain.deadlines import Deadline
 from domain.errors import CallDefinitionError
 from domain.schemes import Scheme
-from domain.state import DeadlineKind, Status
+from domain.state import DeadlineKind
 
 Echo = Callable[[str], Any]
 
@@ -214,9 +214,6 @@ def dossiers(page: DossierPage, echo: Echo, as_json: bool) -> None:
     if page.next:
         echo(f"… suite : --after {page.next}")
 
-
-def status_label(status: Status) -> str:
-    return f"{status.label} ({status.value})"
 
 
 def json_line(doc: Any) -> str:
