@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import unicodedata
 from enum import StrEnum
 from typing import Annotated
 
@@ -9,6 +10,7 @@ from pydantic import Field
 
 from domain.errors import InvalidCommand
 from domain.record import Record
+from domain.text import check_name, visible
 
 
 class Role(StrEnum):
@@ -38,7 +40,11 @@ ROLE_LABELS: dict[Role, str] = {
 
 
 class Actor(Record):
-    """A person (or the system) acting in a role, written `role:name` on the command line."""
+    """A person (or the system) acting in a role, written `role:name` on the command line.
+
+    The model takes any name journaled so far (events keep the actors they recorded); a name given
+    as input is checked by `parse` and by the rules (`domain.inputs`): a safe set of characters.
+    """
 
     role: Role
     name: Annotated[str, Field(min_length=1, max_length=120, pattern=r"^[^\s:][^:]*$")]
@@ -49,15 +55,18 @@ class Actor(Record):
 
         Raises:
             InvalidCommand: the text is not of that form or names an unknown role.
+            InvalidInput: the name is not in the safe set of characters (`domain.text.name_refusal`).
         """
         role, sep, name = text.partition(":")
         roles = ", ".join(r.value for r in Role)
-        if not sep or not name.strip():
-            raise InvalidCommand(f"« {text} » : écrivez ROLE:NOM, par exemple staff:amelie ({roles}).")
+        if not sep or not name.strip(" "):
+            raise InvalidCommand(f"« {visible(text)} » : écrivez ROLE:NOM, par exemple staff:amelie ({roles}).")
         try:
-            return cls(role=Role(role.strip()), name=name.strip())
+            known = Role(role.strip(" "))
         except ValueError:
-            raise InvalidCommand(f"« {role} » n’est pas un rôle connu (rôles : {roles}).") from None
+            raise InvalidCommand(f"« {visible(role)} » n’est pas un rôle connu (rôles : {roles}).") from None
+        name = check_name(unicodedata.normalize("NFC", name.strip(" ")), "Le nom")
+        return cls(role=known, name=name)
 
     def __str__(self) -> str:
         return f"{self.role.value}:{self.name}"

@@ -6,7 +6,13 @@ import calendar
 from datetime import UTC, date, datetime, timedelta
 from zoneinfo import ZoneInfo
 
+from domain.errors import InvalidInput
+
 PARIS = ZoneInfo("Europe/Paris")
+
+# The years a date given by a person may fall in: a call, a due date, a deadline (Paris calendar).
+FIRST_YEAR = 1900
+LAST_YEAR = 2200
 
 
 def start_of_day(day: date) -> datetime:
@@ -60,3 +66,52 @@ def to_utc(instant: datetime) -> datetime:
 def show(instant: datetime) -> str:
     """An instant as staff read it: Paris time with its offset."""
     return require_aware(instant).astimezone(PARIS).isoformat(timespec="minutes")
+
+
+def date_refusal(day: date, where: str = "la date") -> str | None:
+    """Why a date given by a person is out of the calendar's range (years 1900 to 2200), or None.
+    French, lower case, no final stop."""
+    if not FIRST_YEAR <= day.year <= LAST_YEAR:
+        return (f"{where} {day.isoformat()} est hors de la plage admise "
+                f"(années {FIRST_YEAR} à {LAST_YEAR})")
+    return None
+
+
+def instant_refusal(instant: datetime, where: str = "la date") -> str | None:
+    """Why an instant given by a person is out of range (its Paris date, years 1900 to 2200), or None."""
+    aware = require_aware(instant)
+    try:
+        day = aware.astimezone(PARIS).date()
+    except OverflowError:
+        day = aware.date()
+    return date_refusal(day, where)
+
+
+def paris_wall_clock(local: datetime) -> datetime:
+    """A Paris wall-clock time (naive) as an aware instant — when that time exists once.
+
+    Raises:
+        InvalidInput: the time does not exist (skipped when clocks go forward, last Sunday of March)
+            or exists twice (when they go back, last Sunday of October); the message says which
+            and what to write instead, in French.
+    """
+    if local.tzinfo is not None:
+        return local
+    first = local.replace(tzinfo=PARIS, fold=0)
+    second = local.replace(tzinfo=PARIS, fold=1)
+    shown = local.isoformat(timespec="minutes")
+    if first.utcoffset() != second.utcoffset():
+        if first.astimezone(UTC).astimezone(PARIS).replace(tzinfo=None) != local:
+            after = first.astimezone(UTC).astimezone(PARIS)
+            raise InvalidInput(f"{shown} n’existe pas à Paris : ce jour-là, les horloges avancent "
+                               f"(passage à l’heure d’été) ; écrivez une autre heure, par exemple "
+                               f"{after.replace(tzinfo=None).isoformat(timespec='minutes')}.")
+        offsets = [_offset(first), _offset(second)]
+        raise InvalidInput(f"{shown} existe deux fois à Paris (les horloges reculent ce jour-là) : "
+                           f"précisez le décalage, {shown}{offsets[0]} ou {shown}{offsets[1]}.")
+    return first
+
+
+def _offset(instant: datetime) -> str:
+    text = instant.isoformat(timespec="minutes")
+    return text[-6:]

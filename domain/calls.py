@@ -12,13 +12,14 @@ from datetime import date, datetime
 from enum import StrEnum
 from typing import Annotated, Any, TypeVar
 
-from pydantic import BeforeValidator, Field, ValidationError, model_validator
+from pydantic import AfterValidator, BeforeValidator, Field, ValidationError, model_validator
 from pydantic_core import PydanticCustomError
 
 from domain.access import Actor, Role
-from domain.calendar import add_years, paris_date, show, start_of_day
+from domain.calendar import add_years, date_refusal, paris_date, show, start_of_day
 from domain.errors import MISSING, CallDefinitionError, InvalidCommand, NotAllowed
 from domain.record import Record
+from domain.text import LONG_MAX, name_refusal, text_refusal
 
 
 class HolderType(StrEnum):
@@ -89,7 +90,7 @@ def _calendar_date(value: object) -> date:
         )
     year, month, day = (int(p) for p in parts)
     try:
-        return date(year, month, day)
+        found = date(year, month, day)
     except ValueError:
         if 1 <= month <= 12:
             problem = f"cette date n’existe pas ({_MONTHS[month - 1]} {year} n’a pas de {day})"
@@ -104,6 +105,10 @@ def _calendar_date(value: object) -> date:
                 "puis relancez `amiflow calls validate`."
             },
         ) from None
+    out_of_range = date_refusal(found)
+    if out_of_range is not None:
+        raise PydanticCustomError("calendar_date", out_of_range, {"advice": "Vérifiez l’année."})
+    return found
 
 
 _MONTHS = (
@@ -132,6 +137,17 @@ KnownHolderType = Annotated[HolderType, one_of(HolderType, "type de porteur inco
 KnownReviewMode = Annotated[ReviewMode, one_of(ReviewMode, "mode d’étude inconnu", "Modes admis")]
 Identifier = Annotated[str, Field(pattern=r"^[a-z0-9][a-z0-9_-]*$", max_length=64)]
 Text = Annotated[str, Field(min_length=1)]
+
+
+def _safe_name(value: str) -> str:
+    problem = name_refusal(value)
+    if problem is not None:
+        raise PydanticCustomError("name", problem, {"advice": "Écrivez le nom tel qu’après staff: ou committee: "
+                                                              "(par exemple amelie)."})
+    return value
+
+
+SafeName = Annotated[str, AfterValidator(_safe_name)]
 
 
 class DateRule(Record):
@@ -231,10 +247,10 @@ class CallFile(Record):
     retention_years: Annotated[int, Field(ge=1, le=50)] = 10
     # The staff members (names, as in `staff:NAME`) in charge of the call, who read its dossiers.
     # Empty: every staff member of the Region reads them.
-    staff: list[Annotated[str, Field(pattern=r"^[^\s:][^:]*$")]] = []
+    staff: list[SafeName] = []
     # The committee members (names, as in `committee:NAME`) who decide on the call's dossiers.
     # Empty: every committee member of the Region sits on it.
-    committee: list[Annotated[str, Field(pattern=r"^[^\s:][^:]*$")]] = []
+    committee: list[SafeName] = []
 
 
 class Phase(Record):
@@ -313,7 +329,32 @@ def parse_call(data: Mapping[str, Any] | object, source: str) -> Call:
         spec = CallFile.model_validate(dict(data))
     except ValidationError as exc:
         raise definition_error(exc, data, source) from None
+    _check_texts(spec, (), source)
     return _resolve(spec, source)
+
+
+CALL_LIST_MAX = 100  # phases, sections, criteria, themes, notes, staff…
+
+
+def _check_texts(value: object, loc: tuple[int | str, ...], source: str) -> None:
+    """Every text of a call file: no control, bidirectional or invisible character (lines admitted),
+    at most LONG_MAX characters; every list at most CALL_LIST_MAX entries."""
+    if isinstance(value, StrEnum):
+        return
+    if isinstance(value, str):
+        problem = text_refusal(value, _path(loc), LONG_MAX)
+        if problem is not None:
+            raise CallDefinitionError(source, _path(loc), value[:80], problem.message.split(" : ", 1)[-1].rstrip("."),
+                                      "Retirez ce caractère ou raccourcissez le texte.")
+    elif isinstance(value, Record):
+        for name in type(value).model_fields:
+            _check_texts(getattr(value, name), (*loc, name), source)
+    elif isinstance(value, list | tuple):
+        if len(value) > CALL_LIST_MAX:
+            raise CallDefinitionError(source, _path(loc), f"{len(value)} éléments",
+                                      f"au plus {CALL_LIST_MAX} éléments admis", "Raccourcissez la liste.")
+        for i, item in enumerate(value):
+            _check_texts(item, (*loc, i), source)
 
 
 def definition_error(

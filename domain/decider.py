@@ -82,6 +82,7 @@ from domain.events import (
     ReviewOverdue,
     ReviewSubmitted,
 )
+from domain.inputs import check_command, check_size
 from domain.retention import destruction_refusal
 from domain.schemes import recommend
 from domain.state import (
@@ -184,6 +185,7 @@ def decide(state: DossierState, command: Command, actor: Actor, now: datetime) -
     """
     now = to_utc(require_aware(now))
     name = command.type
+    check_command(state, command, actor)  # what no entry point takes, whoever sent it
     _authorise(state, name, actor)
     if state.status not in ACCEPTED_IN[name]:
         if state.status is Status.NEW:
@@ -197,7 +199,10 @@ def decide(state: DossierState, command: Command, actor: Actor, now: datetime) -
             f"(possible seulement s’il est : {allowed})."
         )
     handler: Callable[[DossierState, Any, Actor, datetime], list[Event]] = _HANDLERS[type(command)]
-    return handler(state, command, actor, now)
+    events = handler(state, command, actor, now)
+    if events and actor.role is not Role.SYSTEM:
+        check_size(replay(events, state))  # nothing Temporal could not carry is accepted
+    return events
 
 
 def _authorise(state: DossierState, name: str, actor: Actor) -> None:

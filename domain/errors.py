@@ -54,6 +54,18 @@ class InvalidCommand(DomainError):
     code = "invalid_command"
 
 
+class InvalidInput(InvalidCommand):
+    """A text, name or date no entry point accepts: a forbidden character, beyond its limits, out of range."""
+
+    code = "invalid_input"
+
+
+class TooLarge(InvalidInput):
+    """Beyond a size limit (a text, a list, a file, a dossier): the refusal states the limit."""
+
+    code = "too_large"
+
+
 class NoFittingScheme(DomainError):
     """Orientation found no scheme of the catalogue that fits the dossier."""
 

@@ -10,10 +10,11 @@ from typing import Any, get_args
 from pydantic import TypeAdapter, ValidationError
 
 from amiflow.services.views import CommandOption, CommandSpec
-from domain.calendar import PARIS, start_of_day
+from domain.calendar import date_refusal, instant_refusal, paris_wall_clock, start_of_day
 from domain.commands import Command
-from domain.errors import InvalidCommand
+from domain.errors import InvalidCommand, InvalidInput, sentence
 from domain.schemes import Scheme
+from domain.text import visible
 
 COMMAND = TypeAdapter(Command)
 COMMAND_TYPES: dict[str, type[Any]] = {
@@ -66,20 +67,28 @@ COMMAND_LABELS: dict[str, str] = {
 
 def parse_instant(text: str) -> datetime:
     """A date or date-time typed by a person. A date alone means 00:00 Paris time that day — the
-    instant before which something is due, as in the calls; a time without offset is Paris time.
+    instant before which something is due, as in the calls; a time without offset is Paris time, and
+    must exist once there (not in the hour skipped or repeated when clocks change).
 
     Raises:
-        InvalidCommand: not a date, or out of the calendar's range.
+        InvalidCommand: not a date; InvalidInput: out of the calendar's range (years 1900 to 2200),
+            or a Paris time that does not exist or exists twice.
     """
     try:
         if len(text) == 10:
-            return start_of_day(datetime.fromisoformat(text).date())
-        value = datetime.fromisoformat(text)
-        value = value if value.tzinfo else value.replace(tzinfo=PARIS)
-        value.astimezone(PARIS)  # an offset that pushes it past year 9999 fails here, not later
-    except (ValueError, OverflowError):
-        raise InvalidCommand(f"« {text} » n’est pas une date (AAAA-MM-JJ ou AAAA-MM-JJTHH:MM).") from None
-    return value
+            day = datetime.fromisoformat(text).date()
+            value = None
+        else:
+            value = datetime.fromisoformat(text)
+            day = value.date()
+    except ValueError:
+        raise InvalidCommand(f"« {visible(text)} » n’est pas une date (AAAA-MM-JJ ou AAAA-MM-JJTHH:MM).") from None
+    problem = date_refusal(day)
+    if problem is None and value is not None and value.tzinfo is not None:
+        problem = instant_refusal(value)
+    if problem is not None:
+        raise InvalidInput(sentence(problem))
+    return start_of_day(day) if value is None else paris_wall_clock(value)
 
 
 def option_name(field: str) -> str:
