@@ -15,30 +15,54 @@ import yaml
 from pydantic import ValidationError
 
 from domain.calls import Call, parse_call
-from domain.errors import CallDefinitionError, InvalidCommand
+from domain.errors import CallDefinitionError, DomainError, InvalidCommand
+from domain.inputs import DOSSIER_FILE_MAX, check_dossier, check_file_size
 from domain.schemes import Scheme, parse_schemes
 from domain.state import DossierContent
+from domain.text import KEY_MAX, check_text
 
 ROOT = Path(__file__).resolve().parent.parent
 CALLS_DIR = ROOT / "deploy" / "calls"
+FILE_MAX = DOSSIER_FILE_MAX  # a call, the catalogue or a dossier: a few pages of text each
 SCHEMES_FILE = ROOT / "deploy" / "schemes.yaml"
 
 
+class _Loader(yaml.BaseLoader):
+    """The base loader without aliases: `*name` would let a few lines expand into billions of nodes."""
+
+    def compose_node(self, parent: Any, index: Any) -> Any:
+        if self.check_event(yaml.AliasEvent):
+            event = self.peek_event()  # type: ignore[no-untyped-call]
+            raise yaml.composer.ComposerError(None, None, "alias YAML (*nom) refusé", event.start_mark)
+        return super().compose_node(parent, index)
+
+
 def read_yaml(path: Path) -> Any:
-    """Parse a YAML file, every scalar as text.
+    """Parse a YAML file (at most FILE_MAX bytes, no aliases), every scalar as text.
 
     Raises:
-        CallDefinitionError: the file is missing or is not YAML (with the line when known).
+        CallDefinitionError: the file is missing, too large or is not YAML (with the line when known).
     """
     try:
+        size = path.stat().st_size
+        if size > FILE_MAX:
+            raise CallDefinitionError(
+                str(path), "(fichier)", f"{size} octets", f"fichier trop volumineux (au plus {FILE_MAX // 1024} Kio)",
+                "Une définition tient en quelques pages ; les pièces se joignent à part.",
+            )
         text = path.read_text(encoding="utf-8")
     except OSError as exc:
         raise CallDefinitionError(
             str(path), "(fichier)", str(path), f"lecture impossible ({exc.strerror})",
             "Vérifiez le chemin du fichier.",
         ) from None
+    except UnicodeDecodeError as exc:
+        raise CallDefinitionError(
+            str(path), f"octet {exc.start + 1}", "(encodage)", "le fichier n’est pas en UTF-8",
+            "Enregistrez le fichier en UTF-8.",
+        ) from None
     try:
-        return yaml.load(text, Loader=yaml.BaseLoader)  # noqa: S506 - BaseLoader builds no objects
+        return yaml.load(text, Loader=_Loader)  # noqa: S506 - BaseLoader builds no objects
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f"ligne {mark.line + 1}, colonne {mark.column + 1}" if mark else "(fichier)"
@@ -115,7 +139,10 @@ def load_dossier(path: Path) -> DossierFile:
 
     Raises:
         InvalidCommand: the file is unreadable or malformed, with the field's path.
+        InvalidInput, TooLarge: a text, a list or the file beyond the limits of `domain.inputs`.
     """
+    if path.is_file():
+        check_file_size(path.stat().st_size, f"Le fichier {_shown(path)}")
     try:
         data = read_yaml(path)
     except CallDefinitionError as exc:
@@ -125,14 +152,22 @@ def load_dossier(path: Path) -> DossierFile:
     missing = [k for k in ("call", "phase", "reference", "content") if k not in data]
     if missing:
         raise InvalidCommand(f"{_shown(path)} : champs absents : {', '.join(missing)}.")
+    not_text = [k for k in ("call", "phase", "reference") if not isinstance(data[k], str)]
+    if not_text:
+        raise InvalidCommand(f"{_shown(path)} : {', '.join(not_text)} : un texte d’une ligne est attendu.")
     try:
         content = DossierContent.model_validate(data["content"])
     except ValidationError as exc:
         err = exc.errors(include_url=False)[0]
         where = ".".join(str(p) for p in ("content", *err["loc"]))
         raise InvalidCommand(f"{_shown(path)} : {where} : {err['msg']}.") from None
-    return DossierFile(call=str(data["call"]), phase=str(data["phase"]),
-                       reference=str(data["reference"]), content=content)
+    try:
+        check_dossier(data["reference"], content)
+        for key in ("call", "phase"):
+            check_text(data[key], key, KEY_MAX, multiline=False)
+    except DomainError as exc:
+        raise type(exc)(f"{_shown(path)} : {exc.message}") from None
+    return DossierFile(call=data["call"], phase=data["phase"], reference=data["reference"], content=content)
 
 
 def _shown(path: Path) -> str:

@@ -14,11 +14,12 @@ import re
 import secrets
 from pathlib import Path
 
-from domain.state import DocumentRef, is_dossier_id
+from domain.inputs import DOCUMENT_MAX, check_attachment
+from domain.state import DocumentRef, DossierState, is_dossier_id
 from journal.keys import DossierKeys, KeyProblem, Tampered, seal, unseal
 
 MAGIC = b"AMIFLOW-DOC1\n"
-MAX_SIZE = 50 * 1024 * 1024  # a dossier piece, not an archive; Temporal never sees the bytes anyway
+MAX_SIZE = DOCUMENT_MAX  # a dossier piece, not an archive; Temporal never sees the bytes anyway
 
 
 class Vault:
@@ -45,6 +46,8 @@ class Vault:
             KeyProblem: unreadable file, too large, or no key.
         """
         try:
+            if file.stat().st_size > MAX_SIZE:  # before reading it whole
+                check_attachment(DossierState(), file.stat().st_size)
             data = file.read_bytes()
         except OSError as exc:
             raise KeyProblem(f"Fichier illisible : {file} ({exc.strerror}).") from None

@@ -16,8 +16,8 @@ from pydantic import AfterValidator, BeforeValidator, Field, ValidationError, mo
 from pydantic_core import PydanticCustomError
 
 from domain.access import Actor, Role
-from domain.calendar import add_years, date_refusal, paris_date, show, start_of_day
-from domain.errors import MISSING, CallDefinitionError, InvalidCommand, NotAllowed
+from domain.calendar import add_years, date_refusal, instant_refusal, paris_date, show, start_of_day
+from domain.errors import MISSING, CallDefinitionError, InvalidCommand, InvalidInput, NotAllowed, sentence
 from domain.record import Record
 from domain.text import LONG_MAX, name_refusal, text_refusal
 
@@ -516,5 +516,8 @@ def extend_phase(call: Call, phase_id: str, until: datetime, actor: Actor, now: 
         )
     if until <= now:
         raise InvalidCommand(f"La nouvelle clôture ({show(until)}) doit être dans le futur.")
+    out_of_range = instant_refusal(until, "la nouvelle clôture")
+    if out_of_range is not None:
+        raise InvalidInput(sentence(out_of_range))
     phases = tuple(p.model_copy(update={"closes_at": until}) if p.id == phase_id else p for p in call.phases)
     return call.model_copy(update={"phases": phases})

@@ -108,12 +108,13 @@ def dossier_id(call_id: str, reference: str) -> str:
     return f"{call_id}.{slug}"
 
 
-DOSSIER_ID = re.compile(r"^[a-z0-9][a-z0-9_-]*\.[a-z0-9]+(?:-[a-z0-9]+)*$")
+DOSSIER_ID = re.compile(r"[a-z0-9][a-z0-9_-]*\.[a-z0-9]+(?:-[a-z0-9]+)*")
 
 
 def is_dossier_id(text: str) -> bool:
-    """Whether `text` has the shape `dossier_id` gives (a call's workflow id, `call:…`, has not)."""
-    return DOSSIER_ID.match(text) is not None
+    """Whether `text` has, exactly, the shape `dossier_id` gives (a call's workflow id, `call:…`, has
+    not); `fullmatch`, because `$` would accept a final line break."""
+    return DOSSIER_ID.fullmatch(text) is not None
 
 
 class FinancingNeed(Record):

@@ -13,6 +13,7 @@ from amiflow.services.views import CommandOption, CommandSpec
 from domain.calendar import date_refusal, instant_refusal, paris_wall_clock, start_of_day
 from domain.commands import Command
 from domain.errors import InvalidCommand, InvalidInput, sentence
+from domain.inputs import check_file_size
 from domain.schemes import Scheme
 from domain.text import visible
 
@@ -163,7 +164,8 @@ def _content(path: str) -> object:
 
     file = Path(path)
     if not file.is_file():
-        raise InvalidCommand(f"--content : fichier introuvable « {path} ».")
+        raise InvalidCommand(f"--content : fichier introuvable « {visible(path)} ».")
+    check_file_size(file.stat().st_size, f"--content : le fichier {visible(path)}")
     try:
         data = read_yaml(file)
     except CallDefinitionError as exc:

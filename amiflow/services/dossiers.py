@@ -34,6 +34,7 @@ from domain.deadlines import deadlines, next_of_each_kind
 from domain.decider import available_commands
 from domain.errors import InvalidCommand
 from domain.events import Event
+from domain.inputs import check_attachment, check_command
 from domain.reading import Purpose, Sight, event_shown, shown_actor, sight
 from domain.state import DossierState, Status
 from journal.keys import KeyDestroyed
@@ -41,15 +42,11 @@ from journal.store import ReadEntry
 from workflows.dossier import CommandResult
 
 PAGE_MAX = 500
-DOSSIER_FILE_MAX = 512 * 1024  # what Temporal carries comfortably in one payload (it refuses 2 MB)
 
 
 async def submit(rt: Runtime, who: Principal, call_id: str, file: Path, now: datetime) -> CommandResult:
     """Create the dossier of a file and submit it; a second submission of the same reference finds
-    the same dossier."""
-    if file.is_file() and file.stat().st_size > DOSSIER_FILE_MAX:
-        raise InvalidCommand(f"{file} dépasse {DOSSIER_FILE_MAX // 1024} Kio : le dossier décrit le projet ; "
-                             "joignez les pièces volumineuses avec amiflow dossier attach.")
+    the same dossier; the file is checked (size, texts, lists: `domain.inputs`) before anything starts."""
     prepared = load_dossier(file)
     if prepared.call != call_id:
         raise InvalidCommand(f"{file} est un dossier pour l’appel « {prepared.call} », pas « {call_id} ».")
@@ -57,8 +54,10 @@ async def submit(rt: Runtime, who: Principal, call_id: str, file: Path, now: dat
 
 
 async def command(rt: Runtime, who: Principal, dossier_id: str, name: str, options: Mapping[str, Any]) -> CommandResult:
-    """Give the dossier a command by its name, with its options; the rules accept or refuse it."""
+    """Give the dossier a command by its name, with its options; the rules accept or refuse it. What
+    no entry point may send (`domain.inputs`) is refused here, before it reaches Temporal."""
     order = commands.build(name, options, load_schemes() if name == "orient" else ())
+    check_command(DossierState(), order, who.actor)
     return await gateway.send(rt.temporal(), dossier_id, order, who.actor, rt.store, rt.keys,
                               rt.settings.task_queue)
 
@@ -172,7 +171,10 @@ async def listing(rt: Runtime, now: datetime, call_id: str | None = None, status
 
 
 async def attach(rt: Runtime, who: Principal, dossier_id: str, file: Path) -> AttachView:
-    """Seal a file into the vault and attach it; a refused attachment leaves no file behind."""
+    """Seal a file into the vault and attach it; a refused attachment leaves no file behind. The
+    dossier's documents (count, total size) are checked before the file is read."""
+    size = file.stat().st_size if file.is_file() else 0
+    check_attachment(await _state(rt, dossier_id), size)
     ref, result = await gateway.attach(rt.temporal(), rt.store, rt.vault, dossier_id, file, who.actor)
     return AttachView(dossier_id=result.dossier_id, version=result.version, document=ref)
 
