@@ -36,7 +36,8 @@ from domain.errors import InvalidCommand
 from domain.events import Event
 from domain.inputs import check_attachment, check_command
 from domain.reading import Purpose, Sight, event_shown, shown_actor, sight
-from domain.state import DossierState, Status
+from domain.state import DossierState, Status, is_dossier_id
+from domain.text import visible
 from journal.keys import KeyDestroyed
 from journal.store import ReadEntry
 from workflows.dossier import CommandResult
@@ -56,6 +57,7 @@ async def submit(rt: Runtime, who: Principal, call_id: str, file: Path, now: dat
 async def command(rt: Runtime, who: Principal, dossier_id: str, name: str, options: Mapping[str, Any]) -> CommandResult:
     """Give the dossier a command by its name, with its options; the rules accept or refuse it. What
     no entry point may send (`domain.inputs`) is refused here, before it reaches Temporal."""
+    _known_shape(dossier_id)
     order = commands.build(name, options, load_schemes() if name == "orient" else ())
     check_command(DossierState(), order, who.actor)
     return await gateway.send(rt.temporal(), dossier_id, order, who.actor, rt.store, rt.keys,
@@ -173,6 +175,7 @@ async def listing(rt: Runtime, now: datetime, call_id: str | None = None, status
 async def attach(rt: Runtime, who: Principal, dossier_id: str, file: Path) -> AttachView:
     """Seal a file into the vault and attach it; a refused attachment leaves no file behind. The
     dossier's documents (count, total size) are checked before the file is read."""
+    _known_shape(dossier_id)
     size = file.stat().st_size if file.is_file() else 0
     check_attachment(await _state(rt, dossier_id), size)
     ref, result = await gateway.attach(rt.temporal(), rt.store, rt.vault, dossier_id, file, who.actor)
@@ -192,6 +195,12 @@ async def document(rt: Runtime, who: Principal, dossier_id: str, document_id: st
     if not seen.content:
         raise ReadRefused(f"Lecture refusée ({ref.id} de {dossier_id}) : {seen.reason}.")
     return ref, await rt.vault.fetch(dossier_id, ref)
+
+
+def _known_shape(dossier_id: str) -> None:
+    """An id that is not a dossier's (a line break, a path…) names no dossier: refused before Temporal."""
+    if not is_dossier_id(dossier_id):
+        raise NotFound(f"Dossier inconnu « {visible(dossier_id)} ».")
 
 
 async def _state(rt: Runtime, dossier_id: str) -> DossierState:
