@@ -132,13 +132,16 @@ def check_size(after: DossierState) -> None:
                        "volumineuses se joignent (amiflow dossier attach).")
 
 
-def check_attachment(state: DossierState, size: int) -> None:
-    """One more document of `size` bytes: at most DOCUMENT_MAX each, DOCUMENTS_MAX documents and
-    DOCUMENTS_TOTAL_MAX in all per dossier.
+def check_attachment(state: DossierState, size: int, name: str | None = None) -> None:
+    """One more document of `size` bytes (named `name`, when known): at most DOCUMENT_MAX each,
+    DOCUMENTS_MAX documents and DOCUMENTS_TOTAL_MAX in all per dossier; its name one clean line.
 
     Raises:
         TooLarge: with the limit reached.
+        InvalidInput: a forbidden character in the name.
     """
+    if name is not None:
+        check_text(name, "le nom du document", FIELDS["name"][1], multiline=False)
     if size > DOCUMENT_MAX:
         raise TooLarge(f"Le document fait {_mio(size)}, au plus {_mio(DOCUMENT_MAX)} admis par document.")
     if len(state.documents) >= DOCUMENTS_MAX:

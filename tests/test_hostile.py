@@ -17,6 +17,7 @@ from typing import Any
 
 import pytest
 import yaml
+from pydantic import TypeAdapter
 from sqlalchemy import text
 from temporalio.service import RPCError
 
@@ -27,15 +28,17 @@ from amiflow.services import NotFound, Principal, commands
 from amiflow.services import calls as call_service
 from amiflow.services import dossiers as dossier_service
 from amiflow.settings import Settings
-from domain import Actor, DossierState, HolderType, Role, dossier_id
-from domain.commands import AssignReviewers, Command, UpdateDraft
+from domain import Actor, DossierState, Event, HolderType, Role, decide, dossier_id, replay
+from domain.commands import AssignReviewers, Command, StartDraft, UpdateDraft
 from domain.errors import DomainError
+from domain.events import DossierWithdrawn
 from domain.inputs import check_attachment, check_command
 from domain.state import DocumentRef, DossierContent, is_dossier_id
 from domain.text import visible
 from tests import dates
 from tests.conftest import Stack
 from tests.test_cli_stack import EXAMPLE, PMCB_ID, Run, cli, no_workflow, pmcb_file  # noqa: F401 - fixtures, by name
+from tests.test_decider_transitions import CONTENT, HOLDER, PMCB, PMCB_EXAMPLE, T0
 from workflows.dossier import DossierWorkflow
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -161,7 +164,7 @@ def refused_by_the_domain(case: Case, tmp_path: Path) -> DomainError:
             Actor.parse(expand(data["as"]))
             load_dossier(write_file(data["submit"], EXAMPLE, tmp_path / "dossier.json"))
         elif "attach" in data:
-            check_attachment(_existing(data["attach"]), data["attach"]["size"])
+            check_attachment(_existing(data["attach"]), data["attach"]["size"], data["attach"].get("name"))
         else:
             actor = Actor.parse(expand(data["as"]))
             if "dossier" in data:
@@ -222,7 +225,7 @@ async def _through_the_services(rt: Runtime, case: Case, tmp_path: Path) -> list
         await dossier_service.submit(rt, who, CALL_ID, path, datetime.now(UTC))
         return would
     if "attach" in data:
-        big = tmp_path / "piece.pdf"
+        big = tmp_path / data["attach"].get("name", "piece.pdf")
         with big.open("wb") as out:  # sparse: the size is stated, no disk is used
             out.truncate(data["attach"]["size"])
         await dossier_service.attach(rt, who, PMCB_ID, big)
@@ -317,3 +320,18 @@ async def test_a_temporal_client_past_the_services_is_refused_before_history(rt:
     assert len([e async for e in handle.fetch_history_events()]) == events_before
     assert (await handle.query(DossierWorkflow.current)).version == 3
     assert await _written(stack) == before
+
+
+def test_journaled_events_are_not_checked_again() -> None:
+    """A journal written before the limits (a reviewer's name with a line break, a bidi character in a
+    text) still loads and replays: only input is checked."""
+    start = StartDraft(call=PMCB, phase_id="unique", reference=PMCB_EXAMPLE.reference, content=CONTENT)
+    events = decide(DossierState(), start, HOLDER, T0)
+    old = [events[0].model_copy(update={"actor": Actor(role=Role.HOLDER, name="acme\nBcc x")}),
+           DossierWithdrawn(actor=Actor(role=Role.HOLDER, name="acme\u202e"), at=T0, reason="\0" + "x" * 6000)]
+    stored = [json.loads(TypeAdapter(Event).dump_json(e)) for e in old]
+    state = replay(TypeAdapter(Event).validate_python(e) for e in stored)
+    assert state.closed_reason.startswith("\0") and state.holder == "acme\nBcc x"
+    with pytest.raises(DomainError) as refused:
+        decide(DossierState(), start, Actor(role=Role.HOLDER, name="acme\nBcc x"), T0)
+    assert refused.value.code == "invalid_input"

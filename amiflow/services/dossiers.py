@@ -177,7 +177,7 @@ async def attach(rt: Runtime, who: Principal, dossier_id: str, file: Path) -> At
     dossier's documents (count, total size) are checked before the file is read."""
     _known_shape(dossier_id)
     size = file.stat().st_size if file.is_file() else 0
-    check_attachment(await _state(rt, dossier_id), size)
+    check_attachment(await _state(rt, dossier_id), size, file.name)
     ref, result = await gateway.attach(rt.temporal(), rt.store, rt.vault, dossier_id, file, who.actor)
     return AttachView(dossier_id=result.dossier_id, version=result.version, document=ref)
 
