@@ -92,7 +92,7 @@ def check_reference(reference: str) -> None:
         dossier_id("appel", reference)
     except ValueError:
         raise InvalidCommand("reference : il faut au moins une lettre ou un chiffre (l’identifiant du dossier "
-                           "en est tiré).") from None
+                             "en est tiré).") from None
 
 
 def check_dossier(reference: str, content: DossierContent) -> None:
