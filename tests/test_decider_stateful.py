@@ -5,7 +5,9 @@ CREC 2018 (themes, review after the session closed on 2018-09-08). The clock onl
 by seconds to months; it is sometimes parked just before a DST change, or exactly on (or a hair
 around) an instant the dossier waits for. Commands are mostly the sensible next step (right role,
 the owner, dates in the future, real criteria) so that runs reach the late statuses; some are wrong
-on purpose, and some are drawn from everything by anyone.
+on purpose, and some are drawn from everything by anyone. Each run starts with a head start of 0 to 20
+sensible steps, so that runs spread over the whole lifecycle; a test fails if too few of them reach
+the follow-up or a closed dossier.
 
 `pytest --hypothesis-show-statistics` shows how often runs reached each status (events "reached …").
 """
