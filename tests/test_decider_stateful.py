@@ -77,6 +77,7 @@ from domain.state import (
     FollowUpKind,
     Status,
 )
+from tests.test_permission_matrix import WHO
 
 EXAMPLES = Path(__file__).resolve().parent.parent / "deploy" / "examples"
 PMCB = load_call(CALLS_DIR / "hdf-pmcb-reemploi.yaml")
@@ -489,7 +490,7 @@ class DossierMachine(RuleBasedStateMachine):
             event(f"refused {type(exc).__name__}")
             return False
         assert events, f"{command.type} accepted without an event"
-        assert actor.role is PERMISSIONS[command.type], f"{actor} produced events with {command.type}"
+        assert actor.role is WHO[command.type], f"{actor} produced events with {command.type}"  # the README's
         assert actor.role is not Role.AUDITOR
         state = before
         for e in events:
