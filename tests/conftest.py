@@ -7,12 +7,15 @@ call's, a dossier's) are derived from business ids, and must not meet another te
 from __future__ import annotations
 
 import asyncio
+import os
+import secrets
 import sys
 import uuid
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from pathlib import Path
 
+import hypothesis
 import pytest
 from sqlalchemy.ext.asyncio import AsyncEngine
 from temporalio.client import Client
@@ -29,6 +32,31 @@ from journal.keys import DossierKeys, Keyring
 from journal.memory import MemoryStore
 from journal.postgres import PostgresStore, app_url, create_engine, migrate
 from journal.store import JournalStore
+
+# --- Hypothesis: a fresh seed every run, printed so that a failure replays -------------------------
+# Under CI=true Hypothesis loads its `ci` profile, which derandomizes: every run would replay the same
+# examples. This profile (on top of whichever Hypothesis chose) draws new ones each run from one seed,
+# shown in pytest's header; `pytest --hypothesis-seed=N` (or AMIFLOW_HYPOTHESIS_SEED=N) replays a run.
+# No deadline: on a loaded 2-core machine an example's time says nothing about the code.
+HYPOTHESIS_SEED = "AMIFLOW_HYPOTHESIS_SEED"  # also how pytest-xdist workers share the controller's seed
+hypothesis.settings.register_profile(
+    "amiflow", hypothesis.settings.default, derandomize=False, deadline=None, print_blob=True,
+    suppress_health_check=[hypothesis.HealthCheck.too_slow],
+)
+hypothesis.settings.load_profile("amiflow")
+
+
+@pytest.hookimpl(tryfirst=True)  # before Hypothesis's plugin reads --hypothesis-seed
+def pytest_configure(config: pytest.Config) -> None:
+    seed = config.getoption("hypothesis_seed") or os.environ.get(HYPOTHESIS_SEED) or str(secrets.randbits(32))
+    config.option.hypothesis_seed = os.environ[HYPOTHESIS_SEED] = str(seed)
+
+
+def pytest_report_header(config: pytest.Config) -> str:
+    seed = config.getoption("hypothesis_seed")
+    return (f"hypothesis: profile {hypothesis.settings.get_current_profile_name()!r}, seed {seed} "
+            f"(replay: pytest --hypothesis-seed={seed})")
+
 
 TEMPORAL = Path(sys.executable).parent / "temporal"
 
