@@ -10,6 +10,7 @@ from __future__ import annotations
 from collections.abc import Collection
 from datetime import datetime, timedelta
 
+from domain.access import Actor, ReadDecision, Role
 from domain.calendar import show
 from domain.calls import Call
 from domain.deadlines import Deadline
@@ -169,3 +170,13 @@ def reminder_notice(state: DossierState, deadline: Deadline) -> Notice:
     return _notice(state, kind, f"holder:{state.holder}", f"Rappel : échéance {days}",
                    f"Rappel : l’échéance de {what}{period} tombe {days}, le {show(deadline.due)}.",
                    deadline.due)
+
+
+def may_see_failed_notices(actor: Actor | None) -> ReadDecision:
+    """Whether `actor` may list the notices given up on (ids, kinds, recipients, errors; no text):
+    staff, who tell the people concerned another way, and auditors."""
+    if actor is not None and actor.role in (Role.STAFF, Role.AUDITOR):
+        return ReadDecision(granted=True, reason=f"{actor.role.label} : notifications en échec")
+    who = f"vous agissez comme {actor.role.label} ({actor.role.value})" if actor else "sans identité (--as)"
+    return ReadDecision(granted=False, reason="Les notifications en échec sont réservées aux chargés de mission "
+                                              f"(staff) et aux auditeurs (auditor) ; {who}.")

@@ -9,10 +9,13 @@ functions that make notices), so that a new kind without a test here fails."""
 from __future__ import annotations
 
 import ast
+import asyncio
 import hashlib
 import inspect
+import json
 import re
 import typing
+import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -55,6 +58,8 @@ from journal.keys import DossierKeys, Keyring
 from journal.postgres import PostgresStore, app_url, create_engine
 from tests import dates
 from tests.conftest import Stack
+from tests.test_cli_stack import Run, cli, pmcb_file  # noqa: F401 (fixtures)
+from tests.test_deadline_timers import eventually, ff_to
 from tests.test_resilience import free_port
 
 EXAMPLE = Path(__file__).resolve().parent.parent / "deploy" / "examples" / "hdf-pmcb-reemploi.yaml"
@@ -359,7 +364,6 @@ def dropped(mail_dir: Path) -> list[EmailMessage]:
 
 async def test_the_call_workflow_announces_an_opening_and_a_closing_in_paris_time(stack: Stack) -> None:
     from amiflow.dossiers import start_calls
-    from tests.test_deadline_timers import eventually, ff_to
     from workflows.call import call_workflow_id
 
     now = datetime.now(UTC)
@@ -391,3 +395,61 @@ async def test_the_call_workflow_announces_an_opening_and_a_closing_in_paris_tim
         body = mail.get_content()
         assert body.startswith(f"{word} de « {phase.label} » ({shown}).") and f"({call.id})" in body
         assert FRENCH.search(body) and not ENGLISH.search(body)
+
+
+# --- a notice that cannot go never holds its dossier -------------------------------------------------
+
+
+async def test_a_notice_that_always_fails_holds_nothing_and_ends_a_dead_letter(
+    stack: Stack, cli: Run, tmp_path: Path,  # noqa: F811
+) -> None:
+    """The dossier's worker sends mail to a port where nothing listens: every notice fails. Commands are
+    answered all the same (they used to wait, under the dossier's lock, for a delivery that never came);
+    each notice is tried 5 times, then listed for staff among the failed ones."""
+    from amiflow.bootstrap import Runtime
+    from amiflow.dossiers import build_command, send, submit
+    from amiflow.services import ReadRefused, notices
+    from amiflow.services.principal import Principal
+    from amiflow.settings import Settings
+    from amiflow.temporal import build_worker, journal_activities
+    from workflows.common import NOTICE_RETRY
+
+    closed = f"127.0.0.1:{free_port()}"  # bound then released: connections are refused
+    queue = f"tq-refused-{uuid.uuid4().hex[:8]}"
+    worker = build_worker(stack.client, queue,
+                          journal_activities(stack.store, stack.keys, tmp_path / "no-drop", smtp_host=closed))
+    rt = Runtime(Settings(data_dir=stack.data_dir), stack.store, stack.keys, stack.vault)
+    staff = Principal.operator("staff:amelie")
+    async with worker:
+        submitted = await asyncio.wait_for(submit(stack.client, queue, EXAMPLE, HOLDER, datetime.now(UTC)), 60)
+        ident = submitted.dossier_id
+        acknowledged = await asyncio.wait_for(send(stack.client, ident, build_command("acknowledge", {}), STAFF), 60)
+        assert acknowledged.status.value == "acknowledged" and acknowledged.events == ["acknowledged"]
+
+        async def given_up() -> notices.FailedNoticeView:
+            rows = [r for r in await notices.failed(rt, staff) if r.dossier_id == ident and r.kind == "submitted"]
+            assert rows
+            return rows[0]
+
+        dead = await eventually(given_up, timeout=90)
+        # The dossier still takes its commands (their notices are tried, and fail, in turn) while staff
+        # and auditors read the failed ones from the command line.
+        due = dates.due(datetime.now(UTC), 20).arg
+        command = build_command("request-complement", {"pieces": "Kbis", "due": due})
+        result, (code, out, err), (text_code, text, text_err) = await asyncio.gather(
+            asyncio.wait_for(send(stack.client, ident, command, STAFF), 60),
+            cli("notices", "failed", "--as", "staff:amelie", "--json"),
+            cli("notices", "failed", "--as", "auditor:odile"),
+        )
+        assert result.status.value == "complement_requested"
+        assert code == 0 and text_code == 0, err + text_err
+        shown = next(r for r in json.loads(out) if r["key"] == dead.key)
+    assert dead.recipient == "holder:acme" and dead.attempts == NOTICE_RETRY.maximum_attempts == 5
+    assert dead.failure.startswith("1 notification(s) non délivrée(s) : ConnectionRefusedError"), dead
+    assert not (tmp_path / "no-drop").exists()  # SMTP was the channel, never the mail drop
+    assert shown["dossier_id"] == ident and shown["kind"] == "submitted" and shown["failure"] == dead.failure
+    assert shown["failed_at"] == dates.paris_iso(dead.failed_at)  # Paris time, with its offset
+    assert f"{ident}  submitted → holder:acme  (5 tentatives) : 1 notification(s)" in text
+    assert "prévenez les destinataires" in text
+    with pytest.raises(ReadRefused, match="réservées aux chargés de mission"):
+        await notices.failed(rt, Principal.operator("holder:acme"))
