@@ -342,12 +342,7 @@ class PostgresStore:
         """See `JournalStore.deliver_once`: the row is locked while delivering, so a concurrent attempt
         waits and then finds it delivered; if `deliver` raises, nothing is kept."""
         async with self.engine.begin() as conn:
-            await conn.execute(
-                insert(outbox)
-                .values(key=entry.key, dossier_id=entry.dossier_id, kind=entry.kind, recipient=entry.recipient,
-                        key_id=entry.key_id, sealed=entry.sealed, due=entry.due)
-                .on_conflict_do_nothing(index_elements=["key"])
-            )
+            await _put(conn, entry)
             done = await conn.scalar(select(outbox.c.delivered_at).where(outbox.c.key == entry.key).with_for_update())
             if done is not None:
                 return False
@@ -360,12 +355,7 @@ class PostgresStore:
     async def fail_once(self, entry: OutboxEntry, attempts: int, failure: str) -> bool:
         """See `JournalStore.fail_once`."""
         async with self.engine.begin() as conn:
-            await conn.execute(
-                insert(outbox)
-                .values(key=entry.key, dossier_id=entry.dossier_id, kind=entry.kind, recipient=entry.recipient,
-                        key_id=entry.key_id, sealed=entry.sealed, due=entry.due)
-                .on_conflict_do_nothing(index_elements=["key"])
-            )
+            await _put(conn, entry)
             result = await conn.execute(
                 update(outbox).where(outbox.c.key == entry.key, outbox.c.delivered_at.is_(None))
                 .values(failed_at=datetime.now(UTC), attempts=attempts, failure=failure)
@@ -383,6 +373,16 @@ class PostgresStore:
         return [FailedNotice(key=r.key, dossier_id=r.dossier_id, kind=r.kind, recipient=r.recipient, due=r.due,
                              created_at=r.created_at, failed_at=r.failed_at, attempts=int(r.attempts or 0),
                              failure=r.failure or "") for r in rows]
+
+
+async def _put(conn: AsyncConnection, entry: OutboxEntry) -> None:
+    """Put a notice in the outbox unless it is there already."""
+    await conn.execute(
+        insert(outbox)
+        .values(key=entry.key, dossier_id=entry.dossier_id, kind=entry.kind, recipient=entry.recipient,
+                key_id=entry.key_id, sealed=entry.sealed, due=entry.due)
+        .on_conflict_do_nothing(index_elements=["key"])
+    )
 
 
 _ANCHORS = select(anchors.c.day, anchors.c.gseq, anchors.c.ghash).order_by(anchors.c.day)
