@@ -44,6 +44,14 @@ class SendNotices(BaseModel):
     notices: list[Notice]
 
 
+class GiveUpNotices(BaseModel):
+    """Notices whose delivery failed `attempts` times, the last with `failure`: dead letters for staff."""
+
+    notices: list[Notice]
+    attempts: int
+    failure: str
+
+
 class LoadDossier(BaseModel):
     """Which dossier to read back from the journal (its state, replayed from its opened events)."""
 
@@ -78,3 +86,5 @@ LOAD = "journal.load"
 READ_CALL = "calls.read"
 OPEN_DOSSIERS = "journal.open_dossiers"
 SEND = "notifications.send"
+GIVE_UP = "notifications.give_up"
+NOTIFICATION_FAILED = "NotificationFailed"  # the failure type of a send whose channel refused a notice

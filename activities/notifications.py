@@ -25,13 +25,22 @@ from email.utils import format_datetime
 from pathlib import Path
 
 from temporalio import activity
+from temporalio.exceptions import ApplicationError
 
-from activities.contracts import SEND, SendNotices
+from activities.contracts import GIVE_UP, NOTIFICATION_FAILED, SEND, GiveUpNotices, SendNotices
 from domain.calendar import PARIS
 from domain.notices import Notice
 from journal.keys import DossierKeys, seal
 from journal.logs import logger
 from journal.store import JournalStore, OutboxEntry
+
+
+class DeliveryFailed(Exception):
+    """The channel (mail drop, SMTP) did not take a notice."""
+
+    def __init__(self, error: BaseException) -> None:
+        super().__init__(failure_text(error))
+        self.error = type(error).__name__
 
 
 class NotificationActivities:
@@ -45,31 +54,63 @@ class NotificationActivities:
 
     @activity.defn(name=SEND)
     async def send(self, request: SendNotices) -> int:
-        """Record and deliver each notice once; returns how many were delivered by this call."""
-        delivered = 0
+        """Record and deliver each notice once; returns how many were delivered by this call. A notice
+        that fails does not stop the others; the attempt then fails, with the last error, to be retried."""
+        delivered, failures = 0, []
         for notice in request.notices:
-            key_id, key = await self.keys.current(notice.dossier_id)
-            text = json.dumps({"subject": notice.subject, "body": notice.body}).encode()
-            sealed = seal(key, text, f"amiflow:outbox:{notice.key}".encode())
-            entry = OutboxEntry(key=notice.key, dossier_id=notice.dossier_id, kind=notice.kind,
-                                recipient=notice.recipient, key_id=key_id, sealed=sealed, due=notice.due)
-            if not await self.store.deliver_once(entry, functools.partial(self._deliver, notice)):
+            deliver = functools.partial(self._deliver, notice)
+            try:  # the store's own errors are not the notice's: they fail the attempt as they are
+                if not await self.store.deliver_once(await self._entry(notice), deliver):
+                    continue
+            except DeliveryFailed as exc:  # the channel refused this one: the others still go
+                failures.append(str(exc))
+                logger(dossier_id=notice.dossier_id).warning(
+                    "notification.attempt_failed", kind=notice.kind, recipient=notice.recipient,
+                    channel=self._channel, error=exc.error,
+                )
                 continue
             delivered += 1
             logger(dossier_id=notice.dossier_id).info(
                 "notification.delivered", kind=notice.kind, recipient=notice.recipient, channel=self._channel
             )
+        if failures:
+            raise ApplicationError(f"{len(failures)} notification(s) non délivrée(s) : {failures[-1]}",
+                                   type=NOTIFICATION_FAILED)
         return delivered
+
+    @activity.defn(name=GIVE_UP)
+    async def give_up(self, request: GiveUpNotices) -> int:
+        """Record each notice not delivered yet as a dead letter; returns how many."""
+        given_up = 0
+        for notice in request.notices:
+            if await self.store.fail_once(await self._entry(notice), request.attempts, failure_text(request.failure)):
+                given_up += 1
+                logger(dossier_id=notice.dossier_id).error(
+                    "notification.given_up", kind=notice.kind, recipient=notice.recipient,
+                    channel=self._channel, attempts=request.attempts,
+                )
+        return given_up
+
+    async def _entry(self, notice: Notice) -> OutboxEntry:
+        """The outbox row of a notice: ids in clear, subject and body sealed with the dossier's key."""
+        key_id, key = await self.keys.current(notice.dossier_id)
+        text = json.dumps({"subject": notice.subject, "body": notice.body}).encode()
+        sealed = seal(key, text, f"amiflow:outbox:{notice.key}".encode())
+        return OutboxEntry(key=notice.key, dossier_id=notice.dossier_id, kind=notice.kind,
+                           recipient=notice.recipient, key_id=key_id, sealed=sealed, due=notice.due)
 
     @property
     def _channel(self) -> str:
         return "smtp" if self.smtp_host else "maildrop"
 
     async def _deliver(self, notice: Notice) -> str:
-        if self.smtp_host:
-            await asyncio.to_thread(self._smtp, notice)
-        else:
-            self._drop(notice)
+        try:
+            if self.smtp_host:
+                await asyncio.to_thread(self._smtp, notice)
+            else:
+                self._drop(notice)
+        except Exception as exc:  # noqa: BLE001 - whatever the channel raises, this notice did not go
+            raise DeliveryFailed(exc) from exc
         return self._channel
 
     def _drop(self, notice: Notice) -> None:
@@ -101,6 +142,13 @@ class NotificationActivities:
 _UNFOLDED = compat32.clone(max_line_length=None)
 _QUOTED = Charset("utf-8")
 _QUOTED.body_encoding = QP  # the body stays readable as text in the .eml file (base64 would not)
+
+
+def failure_text(error: BaseException | str) -> str:
+    """What is kept of a delivery error: its type and message on one line, cut short. A channel's
+    error names hosts and addresses, not the notice's text."""
+    text = error if isinstance(error, str) else f"{type(error).__name__}: {error}"
+    return re.sub(r"[\x00-\x1f\x7f]+", " ", text).strip()[:300]
 
 
 def _header(value: str) -> str:

@@ -14,6 +14,7 @@ import typer
 from amiflow import render
 from amiflow.bootstrap import NeedTemporal
 from amiflow.cli_audit import audit_app
+from amiflow.cli_notices import notices_app
 from amiflow.clikit import (
     Actor,
     DataDir,
@@ -54,6 +55,7 @@ dossier_app = group("Les dossiers, sur la pile qui tourne (amiflow up).")
 keys_app = group("Les clés de chiffrement du dossier de données.")
 codec_app = group("Le serveur de décodage pour l’interface web de Temporal.")
 app.add_typer(audit_app, name="audit")
+app.add_typer(notices_app, name="notices")
 for name, sub in (("calls", calls_app), ("schemes", schemes_app), ("dossier", dossier_app), ("keys", keys_app),
                   ("codec", codec_app)):
     app.add_typer(sub, name=name)

@@ -48,7 +48,7 @@ def journal_activities(store: JournalStore, keys: DossierKeys, mail_dir: Path, s
     by `build_worker`, with the worker's own client)."""
     journal = JournalActivities(store, keys)
     notifications = NotificationActivities(store, keys, mail_dir, smtp_host)
-    return [journal.append, journal.load, journal.open_dossiers, notifications.send]
+    return [journal.append, journal.load, journal.open_dossiers, notifications.send, notifications.give_up]
 
 
 def build_worker(client: Client, task_queue: str, activities: Sequence[Any], **options: Any) -> Worker:

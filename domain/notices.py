@@ -10,6 +10,7 @@ from __future__ import annotations
 from collections.abc import Collection
 from datetime import datetime, timedelta
 
+from domain.access import Actor, ReadDecision, Role
 from domain.calendar import show
 from domain.calls import Call
 from domain.deadlines import Deadline
@@ -72,7 +73,8 @@ def notices_for(state: DossierState, event: Event) -> list[Notice]:
                             f"Votre dossier a bien été déposé le {show(event.at)}.", event.at)]
         case DossierAcknowledged():
             return [_notice(state, "acknowledged", holder, "Dossier en instruction",
-                            "Votre dossier est en cours d’instruction par les services de la Région.",
+                            f"Votre dossier est en cours d’instruction par les services de la Région depuis le "
+                            f"{show(event.at)}.",
                             event.at)]
         case ComplementRequested():
             return [_notice(state, "complement_requested", holder, "Complément demandé",
@@ -94,12 +96,14 @@ def notices_for(state: DossierState, event: Event) -> list[Notice]:
         case DecisionTaken():
             verdict = "retenu" if event.retained else "non retenu"
             return [_notice(state, "decision", holder, f"Décision du comité : dossier {verdict}",
-                            f"Le comité a décidé : dossier {verdict}.\nMotifs : {event.reasons}",
+                            f"Le comité a décidé le {show(event.at)} : dossier {verdict}.\n"
+                            f"Motifs : {event.reasons}",
                             event.at)]
         case DossierOriented():
             names = "\n".join(f"- {s.name} ({s.owner})" for s in event.schemes)
             return [_notice(state, "oriented", holder, "Orientation vers des dispositifs",
-                            f"Votre projet est orienté pour étude vers :\n{names}", event.at)]
+                            f"Le {show(event.at)}, votre projet a été orienté pour étude vers :\n{names}",
+                            event.at)]
         case DeadlineExtended():
             if event.deadline is DeadlineKind.PHASE_CLOSING and state.status is not Status.DRAFT:
                 return []  # a submitted dossier's holder has nothing left to do before the closing
@@ -113,10 +117,12 @@ def notices_for(state: DossierState, event: Event) -> list[Notice]:
                             "votre brouillon n’a pas été déposé.", event.at)]
         case ReportLate():
             return [_notice(state, f"report_late_{event.period}", who, "Rapport de suivi en retard",
-                            f"Le rapport de suivi de la période {event.period} n’a pas été reçu.",
+                            f"Le rapport de suivi de la période {event.period} n’a pas été reçu "
+                            f"(constaté le {show(event.at)}).",
                             event.at) for who in (holder, STAFF_DESK)]
         case DossierClosed():
-            return [_notice(state, "closed", holder, "Dossier clos", f"Motif : {event.reason}",
+            return [_notice(state, "closed", holder, "Dossier clos",
+                            f"Dossier clos le {show(event.at)}.\nMotif : {event.reason}",
                             event.at)]
     return []
 
@@ -149,8 +155,8 @@ def moments_to_announce(call: Call, announced: Collection[str], now: datetime) -
 def announcement(call: Call, moment: Moment) -> Notice:
     """The notice that tells the call's back office of `moment`."""
     return Notice(key=f"{moment.key}|{STAFF_DESK}", dossier_id=f"call:{call.id}", kind=moment.kind,
-                  recipient=STAFF_DESK, subject=f"[{call.id}] {moment.text}", body=moment.text,
-                  due=moment.at)
+                  recipient=STAFF_DESK, subject=f"[{call.id}] {moment.text}",
+                  body=f"{moment.text}.\n\nAppel « {call.title} » ({call.id}).", due=moment.at)
 
 
 def reminder_notice(state: DossierState, deadline: Deadline) -> Notice:
@@ -164,3 +170,13 @@ def reminder_notice(state: DossierState, deadline: Deadline) -> Notice:
     return _notice(state, kind, f"holder:{state.holder}", f"Rappel : échéance {days}",
                    f"Rappel : l’échéance de {what}{period} tombe {days}, le {show(deadline.due)}.",
                    deadline.due)
+
+
+def may_see_failed_notices(actor: Actor | None) -> ReadDecision:
+    """Whether `actor` may list the notices given up on (ids, kinds, recipients, errors; no text):
+    staff, who tell the people concerned another way, and auditors."""
+    if actor is not None and actor.role in (Role.STAFF, Role.AUDITOR):
+        return ReadDecision(granted=True, reason=f"{actor.role.label} : notifications en échec")
+    who = f"vous agissez comme {actor.role.label} ({actor.role.value})" if actor else "sans identité (--as)"
+    return ReadDecision(granted=False, reason="Les notifications en échec sont réservées aux chargés de mission "
+                                              f"(staff) et aux auditeurs (auditor) ; {who}.")

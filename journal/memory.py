@@ -7,7 +7,7 @@ from __future__ import annotations
 import asyncio
 from collections import defaultdict
 from collections.abc import Awaitable, Callable, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from datetime import UTC, date, datetime
 from typing import TYPE_CHECKING
 
@@ -17,6 +17,7 @@ from journal.store import (
     Anchor,
     ChainLink,
     DossierRow,
+    FailedNotice,
     JournalStore,
     LedgerSnapshot,
     OutboxEntry,
@@ -34,6 +35,10 @@ class _Sent:
     entry: OutboxEntry
     delivered_at: datetime | None = None
     channel: str | None = None
+    created_at: datetime = field(default_factory=lambda: datetime.now(UTC))
+    failed_at: datetime | None = None
+    attempts: int = 0
+    failure: str = ""
 
 
 def _utc(value: datetime | None) -> datetime | None:
@@ -230,9 +235,30 @@ class MemoryStore:
                 return False
             channel = await deliver()
             async with self._lock:
-                self._outbox[entry.key] = _Sent(sent.entry if sent else replace(entry, due=_utc(entry.due)),
-                                                datetime.now(UTC), channel)
+                kept = self._outbox.get(entry.key)
+                self._outbox[entry.key] = _Sent(kept.entry if kept else replace(entry, due=_utc(entry.due)),
+                                                datetime.now(UTC), channel,
+                                                kept.created_at if kept else datetime.now(UTC))
         return True
+
+    async def fail_once(self, entry: OutboxEntry, attempts: int, failure: str) -> bool:
+        """See `JournalStore.fail_once`."""
+        async with self._lock:
+            sent = self._outbox.setdefault(entry.key, _Sent(replace(entry, due=_utc(entry.due))))
+            if sent.delivered_at is not None:
+                return False
+            sent.failed_at, sent.attempts, sent.failure = datetime.now(UTC), attempts, failure
+        return True
+
+    async def failed_notices(self) -> list[FailedNotice]:
+        """See `JournalStore.failed_notices`."""
+        async with self._lock:
+            dead = [(s.failed_at, s) for s in self._outbox.values()
+                    if s.failed_at is not None and s.delivered_at is None]
+        return [FailedNotice(key=s.entry.key, dossier_id=s.entry.dossier_id, kind=s.entry.kind,
+                             recipient=s.entry.recipient, due=s.entry.due, created_at=s.created_at,
+                             failed_at=at, attempts=s.attempts, failure=s.failure)
+                for at, s in sorted(dead, key=lambda pair: (pair[0], pair[1].entry.key))]
 
 
 if TYPE_CHECKING:  # mypy checks that the class keeps to the port

@@ -19,6 +19,7 @@ from journal.store import (
     Anchor,
     ChainLink,
     DossierRow,
+    FailedNotice,
     JournalStore,
     LedgerSnapshot,
     OutboxEntry,
@@ -341,19 +342,47 @@ class PostgresStore:
         """See `JournalStore.deliver_once`: the row is locked while delivering, so a concurrent attempt
         waits and then finds it delivered; if `deliver` raises, nothing is kept."""
         async with self.engine.begin() as conn:
-            await conn.execute(
-                insert(outbox)
-                .values(key=entry.key, dossier_id=entry.dossier_id, kind=entry.kind, recipient=entry.recipient,
-                        key_id=entry.key_id, sealed=entry.sealed, due=entry.due)
-                .on_conflict_do_nothing(index_elements=["key"])
-            )
+            await _put(conn, entry)
             done = await conn.scalar(select(outbox.c.delivered_at).where(outbox.c.key == entry.key).with_for_update())
             if done is not None:
                 return False
             channel = await deliver()
             await conn.execute(update(outbox).where(outbox.c.key == entry.key)
-                               .values(delivered_at=datetime.now(UTC), channel=channel))
+                               .values(delivered_at=datetime.now(UTC), channel=channel, failed_at=None,
+                                       attempts=None, failure=None))
         return True
+
+    async def fail_once(self, entry: OutboxEntry, attempts: int, failure: str) -> bool:
+        """See `JournalStore.fail_once`."""
+        async with self.engine.begin() as conn:
+            await _put(conn, entry)
+            result = await conn.execute(
+                update(outbox).where(outbox.c.key == entry.key, outbox.c.delivered_at.is_(None))
+                .values(failed_at=datetime.now(UTC), attempts=attempts, failure=failure)
+            )
+        return bool(result.rowcount)
+
+    async def failed_notices(self) -> list[FailedNotice]:
+        """See `JournalStore.failed_notices`."""
+        query = (select(outbox.c.key, outbox.c.dossier_id, outbox.c.kind, outbox.c.recipient, outbox.c.due,
+                        outbox.c.created_at, outbox.c.failed_at, outbox.c.attempts, outbox.c.failure)
+                 .where(outbox.c.failed_at.is_not(None), outbox.c.delivered_at.is_(None))
+                 .order_by(outbox.c.failed_at, outbox.c.key))
+        async with self.engine.connect() as conn:
+            rows = (await conn.execute(query)).all()
+        return [FailedNotice(key=r.key, dossier_id=r.dossier_id, kind=r.kind, recipient=r.recipient, due=r.due,
+                             created_at=r.created_at, failed_at=r.failed_at, attempts=int(r.attempts or 0),
+                             failure=r.failure or "") for r in rows]
+
+
+async def _put(conn: AsyncConnection, entry: OutboxEntry) -> None:
+    """Put a notice in the outbox unless it is there already."""
+    await conn.execute(
+        insert(outbox)
+        .values(key=entry.key, dossier_id=entry.dossier_id, kind=entry.kind, recipient=entry.recipient,
+                key_id=entry.key_id, sealed=entry.sealed, due=entry.due)
+        .on_conflict_do_nothing(index_elements=["key"])
+    )
 
 
 _ANCHORS = select(anchors.c.day, anchors.c.gseq, anchors.c.ghash).order_by(anchors.c.day)

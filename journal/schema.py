@@ -137,4 +137,8 @@ outbox = Table(
     Column("created_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
     Column("delivered_at", DateTime(timezone=True)),
     Column("channel", Text),
+    # A dead letter: every attempt failed (migration 0004). Cleared when the notice is delivered after all.
+    Column("failed_at", DateTime(timezone=True)),
+    Column("attempts", Integer),
+    Column("failure", Text),  # the channel's last error, control characters removed; never the notice
 )

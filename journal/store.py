@@ -181,6 +181,22 @@ class OutboxEntry:
     due: datetime | None
 
 
+@dataclass(frozen=True)
+class FailedNotice:
+    """A dead letter: a notice every delivery attempt failed for, not delivered since. Clear columns
+    only (its subject and body stay sealed in the outbox)."""
+
+    key: str
+    dossier_id: str
+    kind: str
+    recipient: str
+    due: datetime | None
+    created_at: datetime
+    failed_at: datetime
+    attempts: int
+    failure: str
+
+
 class JournalStore(Protocol):
     """The journal's port. Every method is one transaction."""
 
@@ -275,5 +291,15 @@ class JournalStore(Protocol):
     async def deliver_once(self, entry: OutboxEntry, deliver: Callable[[], Awaitable[str]]) -> bool:
         """Put the notice in the outbox and, unless it was delivered already, run `deliver` (which
         returns the channel) while holding the entry, then mark it delivered. Returns whether
-        `deliver` ran."""
+        `deliver` ran. A delivery clears the entry's failure, if it had been given up on before."""
+        ...
+
+    async def fail_once(self, entry: OutboxEntry, attempts: int, failure: str) -> bool:
+        """Put the notice in the outbox and, unless it was delivered meanwhile, record it as given up
+        on after `attempts` attempts, the last failing with `failure` (a dead letter; a second call
+        updates it). Returns whether it was recorded."""
+        ...
+
+    async def failed_notices(self) -> list[FailedNotice]:
+        """The dead letters, oldest failure first."""
         ...

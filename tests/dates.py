@@ -183,3 +183,19 @@ def shifted_call(name: str, now: datetime, call_id: str | None = None) -> Call:
 def _replace_once(text: str, old: str, new: str) -> str:
     assert text.count(old) == 1, f"expected exactly one « {old.strip()} » in the shipped file"
     return text.replace(old, new)
+
+
+# --- instants in a season -----------------------------------------------------------------------
+
+WINTER, SUMMER = 1, 7  # months whose every day has Paris on +01:00, resp. +02:00
+
+
+def next_in_month(now: datetime, month: int, day: int = 10, hour: int = 10) -> datetime:
+    """The first `day` of `month` at `hour`:00 Paris strictly after `now`, as UTC: a clock-derived
+    instant in winter (January) or summer (July), for what must read the same in both offsets."""
+    year = paris_today(now).year
+    while True:
+        at = datetime(year, month, day, hour, tzinfo=PARIS).astimezone(UTC)
+        if at > now:
+            return at
+        year += 1

@@ -16,6 +16,8 @@ import subprocess
 import sys
 import uuid
 from datetime import UTC, datetime
+from email import message_from_bytes, policy
+from email.message import EmailMessage
 from pathlib import Path
 from typing import Any
 
@@ -37,6 +39,7 @@ from journal.postgres import app_url
 from journal.schema import dossier_keys, events, outbox
 from tests import dates
 from tests.conftest import Stack
+from tests.test_deadline_timers import eventually
 from tests.test_resilience import TEMPORAL, DevServer, make_keys, processes  # noqa: F401 (fixture)
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -61,16 +64,41 @@ def canary_file(tmp_path: Path, marker: str) -> Path:
 
 
 def files_with(root: Path, needle: bytes) -> list[str]:
-    """The files under `root` whose bytes contain `needle`."""
+    """The files under `root` whose bytes contain `needle`. A file that cannot be read fails the scan
+    (it could hold anything); only one removed between the listing and the reading is passed over."""
     found = []
     for path in root.rglob("*"):
         if path.is_file():
             try:
-                if needle in path.read_bytes():
-                    found.append(str(path))
-            except OSError:
-                continue
+                data = path.read_bytes()
+            except FileNotFoundError:
+                continue  # gone (a temporary file of a running server): nothing left to find
+            except OSError as exc:
+                raise AssertionError(f"{path} : illisible, la recherche ne peut conclure ({exc})") from exc
+            if needle in data:
+                found.append(str(path))
     return found
+
+
+def mails_with(mail_dir: Path, needle: str) -> list[str]:
+    """The mails of a mail drop that carry `needle`, in their bytes or once decoded: a subject travels in
+    RFC 2047 base64 words and a body in quoted-printable, which hide or split a word in the bytes."""
+    found = files_with(mail_dir, needle.encode())
+    for path in sorted(mail_dir.rglob("*.eml")):
+        mail = message_from_bytes(path.read_bytes(), policy=policy.default)
+        assert isinstance(mail, EmailMessage)
+        decoded = [str(value) for value in mail.values()] + [mail.get_content()]
+        if any(needle in text for text in decoded) and str(path) not in found:
+            found.append(str(path))
+    return found
+
+
+def test_an_unreadable_file_fails_the_scan(tmp_path: Path) -> None:
+    (tmp_path / "clair.txt").write_text("rien")
+    assert files_with(tmp_path, b"CANARI") == []
+    (tmp_path / "illisible").symlink_to("/proc/self/mem")  # a regular file no one can read from its start
+    with pytest.raises(AssertionError, match="illisible"):
+        files_with(tmp_path, b"CANARI")
 
 
 @pytest.mark.timeout(300)
@@ -79,6 +107,9 @@ async def test_a_canary_dossier_leaves_no_clear_trace(  # noqa: PLR0915 (one lif
     capfd: pytest.CaptureFixture[str], caplog: pytest.LogCaptureFixture,
 ) -> None:
     marker = f"CANARI{uuid.uuid4().hex}"
+    # What staff write to the holder reaches the holder's mail (README, "delivered notices"): a marker
+    # of its own, kept out of every store like the holder's, and found in the mail drop.
+    said = f"GUICHET{uuid.uuid4().hex}"
     data_dir = tmp_path / "data"
     keys = make_keys(data_dir, database)
     server = DevServer(tmp_path / "temporal", keys)  # on a SQLite file, searched below
@@ -86,7 +117,8 @@ async def test_a_canary_dossier_leaves_no_clear_trace(  # noqa: PLR0915 (one lif
     client = await server.start()
     task_queue = f"tq-canari-{uuid.uuid4().hex[:8]}"
     journal = JournalActivities(keys.store, keys)
-    notifications = NotificationActivities(keys.store, keys, tmp_path / "maildrop")
+    mail_dir = tmp_path / "maildrop"
+    notifications = NotificationActivities(keys.store, keys, mail_dir)
     worker = build_worker(client, task_queue, [journal.append, journal.open_dossiers, notifications.send])
     env = {**os.environ, "AMIFLOW_DATA_DIR": str(data_dir), "AMIFLOW_TEMPORAL_ADDRESS": server.address,
            "AMIFLOW_DATABASE_URL": app_url(database), "AMIFLOW_TASK_QUEUE": task_queue,
@@ -114,7 +146,7 @@ async def test_a_canary_dossier_leaves_no_clear_trace(  # noqa: PLR0915 (one lif
 
         due = dates.due(datetime.now(UTC), 20).arg
         await do(STAFF, "acknowledge")
-        await do(STAFF, "request-complement", pieces=f"Pièces {marker}", due=due)
+        await do(STAFF, "request-complement", pieces=f"Pièces {said}", due=due)
         await do(HOLDER, "provide-complement", note=f"Réponse {marker}")
         await do(STAFF, "declare-complete")
         await do(STAFF, "assign-reviewers", reviewers="rita", due=due)
@@ -138,7 +170,7 @@ async def test_a_canary_dossier_leaves_no_clear_trace(  # noqa: PLR0915 (one lif
         shown = json.loads(out)
         assert code == 0 and not shown["content_granted"] and shown["state"]["reviews"]
         assert shown["state"]["content"]["sections"] == {}  # the summary, not the sections
-        await do(COMMITTEE, "decide", retained="true", reasons=f"Motifs {marker}")
+        await do(COMMITTEE, "decide", retained="true", reasons=f"Motifs {said}")
         await do(STAFF, "orient")
         await do(STAFF, "record-follow-up", kind="charter_signed")
         await do(HOLDER, "file-report", period="1", summary=f"Rapport {marker}")
@@ -177,18 +209,26 @@ async def test_a_canary_dossier_leaves_no_clear_trace(  # noqa: PLR0915 (one lif
             capture_output=True, text=True, timeout=60, check=True,
         ).stdout
         assert "YmluYXJ5L2VuY3J5cHRlZA==" in shown_by_temporal  # base64 of binary/encrypted: payloads are there
-        assert marker not in shown_by_temporal
+        assert marker not in shown_by_temporal and said not in shown_by_temporal
+
+        async def all_told() -> None:  # notices go out after their command has answered: deposit,
+            assert len(list(mail_dir.glob("*.eml"))) == 6  # acknowledgement, complement, expert, decision, orientation
+
+        await eventually(all_told)
 
     await server.stop()
     admin = await asyncpg.connect(postgres_uri)
     await admin.execute("CHECKPOINT")
     await admin.close()
-    needle = marker.encode()
     assert ident.encode() in (tmp_path / "temporal" / "temporal.db").read_bytes()  # the search does find clear ids
-    assert files_with(tmp_path / "temporal", needle) == []  # the SQLite file, its WAL, the server's logs
     assert files_with(postgres_data, ident.encode())  # clear ids are found there too
-    assert files_with(postgres_data, needle) == []  # tables, indexes, WAL
-    assert files_with(data_dir, needle) == []  # the vault holds the document sealed
+    for needle in (marker.encode(), said.encode()):
+        assert files_with(tmp_path / "temporal", needle) == []  # the SQLite file, its WAL, the server's logs
+        assert files_with(postgres_data, needle) == []  # tables, indexes, WAL
+        assert files_with(data_dir, needle) == []  # the vault holds the document sealed
+    # The mails: staff's words reach the holder (the search does read them), the holder's never leave.
+    assert len(mails_with(mail_dir, said)) == 2  # the complement asked, the committee's reasons
+    assert mails_with(mail_dir, marker) == []
     async with keys.store.engine.connect() as conn:
         sealed = (await conn.execute(select(events.c.key_id, events.c.sealed, events.c.payload)
                                      .where(events.c.dossier_id == ident))).all()
@@ -197,7 +237,7 @@ async def test_a_canary_dossier_leaves_no_clear_trace(  # noqa: PLR0915 (one lif
         assert (await conn.execute(select(dossier_keys.c.dossier_id))).scalars().all() == [ident]
     captured = capfd.readouterr()
     logs = captured.out + captured.err + caplog.text
-    assert ident in logs and marker not in logs
+    assert ident in logs and marker not in logs and said not in logs
     await keys.store.dispose()
 
 

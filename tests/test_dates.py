@@ -167,3 +167,11 @@ def test_the_copies_are_the_dates_the_tests_were_designed_with() -> None:
                              ("phase-2", CLOSES): date(2027, 6, 5)}
     crec = dates.shifted_dates("normandie-crec-2018", designed)
     assert crec == {("session-2018-09", OPENS): date(2026, 11, 1), ("session-2018-09", CLOSES): date(2027, 9, 8)}
+
+
+@AT
+def test_next_in_month_is_the_next_winter_or_summer_instant(now: datetime) -> None:
+    for month, offset in ((dates.WINTER, "+01:00"), (dates.SUMMER, "+02:00")):
+        at = dates.next_in_month(now, month)
+        assert now < at <= now + timedelta(days=366)
+        assert dates.paris_iso(at).endswith(f"-{month:02d}-10T10:00{offset}")

@@ -385,3 +385,24 @@ async def test_a_failed_delivery_is_not_marked_delivered(store: JournalStore) ->
 
     assert await store.deliver_once(notice(), deliver) is True and runs == ["ran"]
     assert await store.deliver_once(notice(), deliver) is False and runs == ["ran"]
+
+
+async def test_a_notice_given_up_on_is_a_dead_letter_until_delivered(store: JournalStore) -> None:
+    assert await store.failed_notices() == []
+    assert await store.fail_once(notice(), 5, "ConnectionRefusedError: [Errno 111] Connection refused") is True
+    assert await store.fail_once(notice("n-2"), 5, "SMTPRecipientsRefused") is True
+    assert await store.fail_once(notice(), 5, "ConnectionRefusedError: again") is True  # given up on again
+    dead = await store.failed_notices()
+    assert [(d.key, d.dossier_id, d.kind, d.recipient, d.due, d.attempts) for d in dead] == [
+        ("n-2", A, "acknowledged", "holder:acme", T0, 5), ("n-1", A, "acknowledged", "holder:acme", T0, 5)]
+    assert dead[1].failure == "ConnectionRefusedError: again" and dead[1].failed_at >= dead[0].failed_at
+
+    async def deliver() -> str:
+        return "smtp"
+
+    assert await store.deliver_once(notice(), deliver) is True  # delivered after all: no longer dead
+    assert [d.key for d in await store.failed_notices()] == ["n-2"]
+    assert await store.fail_once(notice(), 5, "late failure") is False  # a delivered notice is never dead
+    assert await store.deliver_once(notice("n-3"), deliver) is True
+    assert await store.fail_once(notice("n-3"), 5, "late failure") is False
+    assert [d.key for d in await store.failed_notices()] == ["n-2"]

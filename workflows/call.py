@@ -19,8 +19,10 @@ from domain.notices import Moment, announcement, moments_to_announce
 from workflows.common import (
     ANNOUNCE_TIMEOUT,
     JOURNAL_RETRY,
+    NOTICES_AFTER,
     OPEN_DOSSIERS_TIMEOUT,
     refusal,
+    send_or_give_up,
     untrusted,
 )
 from workflows.dossier import PhaseExtended
@@ -89,8 +91,11 @@ class CallWorkflow:
     async def _announce(self, moment: Moment) -> None:
         assert self.call is not None
         self.announced.add(moment.key)
-        await workflow.execute_activity(SEND, SendNotices(notices=[announcement(self.call, moment)]),
-                                        start_to_close_timeout=ANNOUNCE_TIMEOUT,
+        notice = announcement(self.call, moment)
+        if workflow.patched(NOTICES_AFTER):  # a refused announcement is given up on, not retried for ever
+            await send_or_give_up([notice], ANNOUNCE_TIMEOUT)
+            return
+        await workflow.execute_activity(SEND, SendNotices(notices=[notice]), start_to_close_timeout=ANNOUNCE_TIMEOUT,
                                         retry_policy=JOURNAL_RETRY)
 
     @workflow.query

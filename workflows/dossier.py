@@ -2,7 +2,10 @@
 
 Every command is an Update whose validator runs `decide`, so a refused command leaves no trace in
 history. The handler journals the events (activity) before it returns, then the main loop re-arms
-the timers from `deadlines()`. Nothing here decides a status, a deadline or a permission.
+the timers from `deadlines()`. What the events notify is queued and sent by a coroutine of its own,
+after the command has answered: a notice that cannot be delivered is given up on after a few
+attempts (a dead letter) and never holds the dossier. Nothing here decides a status, a deadline or
+a permission.
 """
 
 from __future__ import annotations
@@ -38,10 +41,12 @@ from workflows.common import (
     JOURNAL_READ_TIMEOUT,
     JOURNAL_RETRY,
     JOURNAL_WRITE_TIMEOUT,
+    NOTICES_AFTER,
     NOTICES_TIMEOUT,
     TRUSTED_START,
     continued_by_itself,
     refusal,
+    send_or_give_up,
     untrusted,
 )
 
@@ -97,6 +102,7 @@ class DossierWorkflow:
         self.lock = asyncio.Lock()
         self.changed = False
         self.done: set[str] = set(start.done)
+        self.outgoing: list[list[Notice]] = []  # told by commands and deadlines, sent by `_send_outgoing`
 
     def _untrusted(self, start: DossierInput) -> str | None:
         """Why the input cannot be taken, if it cannot: the workflow works on its own dossier only,
@@ -125,6 +131,7 @@ class DossierWorkflow:
                 retry_policy=JOURNAL_RETRY, result_type=DossierState,
             )
             self.loading = False
+        sender = asyncio.create_task(self._send_outgoing())
         while True:
             pending = self._pending()
             if self.state.status.is_final and not pending:
@@ -140,12 +147,25 @@ class DossierWorkflow:
             async with self.lock:
                 await self._fire([d for d in pending if d.at <= workflow.now()])
             if workflow.info().is_continue_as_new_suggested():
-                await workflow.wait_condition(workflow.all_handlers_finished)
+                await self._settled()
                 workflow.continue_as_new(
                     DossierInput(dossier_id=self.dossier_id, state=self.state, done=sorted(self.done))
                 )
-        await workflow.wait_condition(workflow.all_handlers_finished)
+        await self._settled()
+        sender.cancel()
         return self.state
+
+    async def _settled(self) -> None:
+        """Every command answered and every notice sent (or given up on): the run may end."""
+        await workflow.wait_condition(lambda: workflow.all_handlers_finished() and not self.outgoing)
+
+    async def _send_outgoing(self) -> None:
+        """Send the notices in the order they were told, one batch at a time, outside any command's
+        lock: a channel that refuses them delays only them, and gives them up after a few attempts."""
+        while True:
+            await workflow.wait_condition(lambda: bool(self.outgoing))
+            await send_or_give_up(self.outgoing[0], NOTICES_TIMEOUT)
+            self.outgoing.pop(0)
 
     def _pending(self) -> list[Deadline]:
         """What the dossier waits for, less what was acted on; forgets what no longer waits."""
@@ -170,7 +190,7 @@ class DossierWorkflow:
                 self.done.add(d.key)
         notices = [reminder_notice(self.state, d) for d in latest_reminders(due)]
         if notices:
-            await self._notify(notices)
+            await self._tell(notices)
 
     async def _apply(self, events: list[Event]) -> None:
         """Journal the events, then fold them and send what they notify."""
@@ -201,6 +221,14 @@ class DossierWorkflow:
         self.state = after
         self.changed = True
         if notices:
+            await self._tell(notices)
+
+    async def _tell(self, notices: list[Notice]) -> None:
+        """Queue the notices for `_send_outgoing`; runs that recorded the old path send them here,
+        inside the command, until they are delivered."""
+        if workflow.patched(NOTICES_AFTER):
+            self.outgoing.append(notices)
+        else:
             await self._notify(notices)
 
     async def _notify(self, notices: list[Notice]) -> None:
