@@ -51,7 +51,7 @@ async def submit(rt: Runtime, who: Principal, call_id: str, file: Path, now: dat
     prepared = load_dossier(file)
     if prepared.call != call_id:
         raise InvalidCommand(f"{file} est un dossier pour l’appel « {prepared.call} », pas « {call_id} ».")
-    return await gateway.submit(rt.temporal(), rt.settings.task_queue, file, who.actor, now)
+    return await gateway.submit(rt.temporal(), rt.settings.task_queue, file, who.actor, now, who.origin)
 
 
 async def command(rt: Runtime, who: Principal, dossier_id: str, name: str, options: Mapping[str, Any]) -> CommandResult:
@@ -61,7 +61,7 @@ async def command(rt: Runtime, who: Principal, dossier_id: str, name: str, optio
     order = commands.build(name, options, load_schemes() if name == "orient" else ())
     check_command(DossierState(), order, who.actor)
     return await gateway.send(rt.temporal(), dossier_id, order, who.actor, rt.store, rt.keys,
-                              rt.settings.task_queue)
+                              rt.settings.task_queue, who.origin)
 
 
 async def available(rt: Runtime, who: Principal, dossier_id: str, now: datetime) -> list[CommandSpec]:
@@ -178,7 +178,7 @@ async def attach(rt: Runtime, who: Principal, dossier_id: str, file: Path) -> At
     _known_shape(dossier_id)
     size = file.stat().st_size if file.is_file() else 0
     check_attachment(await _state(rt, dossier_id), size, file.name)
-    ref, result = await gateway.attach(rt.temporal(), rt.store, rt.vault, dossier_id, file, who.actor)
+    ref, result = await gateway.attach(rt.temporal(), rt.store, rt.vault, dossier_id, file, who.actor, who.origin)
     return AttachView(dossier_id=result.dossier_id, version=result.version, document=ref)
 
 
@@ -238,6 +238,6 @@ async def _log(rt: Runtime, dossier_id: str, who: Principal | None, seen: Sight,
         return
     for entry in seen.logged:
         await rt.store.record_read(ReadEntry(dossier_id=dossier_id, at=now, actor=str(who.actor), what=entry.what,
-                                             via=who.via, granted=entry.granted, reason=entry.reason))
-        logger(dossier_id=dossier_id, actor=str(who.actor)).info("read", what=entry.what, via=who.via,
+                                             via=who.provenance, granted=entry.granted, reason=entry.reason))
+        logger(dossier_id=dossier_id, actor=str(who.actor)).info("read", what=entry.what, via=who.provenance,
                                                                  granted=entry.granted)

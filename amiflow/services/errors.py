@@ -34,3 +34,12 @@ class ReadRefused(NotAllowed):
     def __init__(self, message: str, view: dict[str, Any] | None = None) -> None:
         super().__init__(message)
         self.view = view or {}
+
+
+class Unauthenticated(ServiceError):
+    """No credential, or one that is unknown, expired or revoked: who asks is not known."""
+
+    code = "unauthenticated"
+
+    def __init__(self, message: str = "Authentification requise : jeton absent, inconnu, expiré ou révoqué.") -> None:
+        super().__init__(message)

@@ -1,15 +1,15 @@
 """Failed notices: a notice whose delivery failed for good stays in the outbox as a dead letter
 (`failed_at`, how many `attempts`, the last `failure`), for staff to see; a later delivery clears it.
 
-Revision ID: 0004
-Revises: 0003
+Revision ID: 0005
+Revises: 0004
 """
 
 import sqlalchemy as sa
 from alembic import op
 
-revision = "0004"
-down_revision = "0003"
+revision = "0005"
+down_revision = "0004"
 branch_labels = None
 depends_on = None
 
