@@ -10,6 +10,8 @@ from amiflow.bootstrap import Runtime
 from amiflow.catalogue import CallSet, load_calls
 from amiflow.services.errors import NotFound
 from amiflow.services.principal import Principal
+from amiflow.services.views import CallView, PhaseView
+from domain import Call
 from workflows.call import ExtensionResult
 
 
@@ -33,3 +35,20 @@ async def extend(rt: Runtime, who: Principal, call_id: str, phase_id: str, until
     """Move a phase's closing later; every open dossier of the phase follows (the call's workflow
     refuses what the rules refuse: `domain.calls.extend_phase`)."""
     return await gateway.extend(rt.temporal(), call_id, phase_id, until, who.actor)
+
+
+def view(call: Call) -> CallView:
+    """A call as people read it: its id, title and phases."""
+    return CallView(id=call.id, title=call.title, phases=[
+        PhaseView(id=p.id, kind=p.kind.value, label=p.label, opens_at=p.opens_at, closes_at=p.closes_at)
+        for p in call.phases])
+
+
+def listing(rt: Runtime) -> list[CallView]:
+    """The calls of the call files, as loaded (the phases as written; a call's own reads its extensions)."""
+    return [view(c) for c in load_calls([rt.settings.calls_dir] if rt.settings.calls_dir else ()).calls]
+
+
+async def show(rt: Runtime, call_id: str) -> CallView:
+    """A call as it stands in its workflow: its phases with their extensions."""
+    return view(await gateway.call_definition(rt.temporal(), call_id))
