@@ -17,14 +17,19 @@ from journal.store import (
     Anchor,
     ChainLink,
     DossierRow,
+    InvitationRow,
     JournalStore,
     LedgerSnapshot,
     OutboxEntry,
+    PersonConflict,
+    PersonRow,
     Projection,
     ReadEntry,
     SealedEvent,
     StoredEvent,
     StoredRead,
+    StoreError,
+    TokenRow,
     WrappedKey,
 )
 
@@ -57,6 +62,9 @@ class MemoryStore:
         self._keys: dict[tuple[str, str], WrappedKey] = {}
         self._outbox: dict[str, _Sent] = {}
         self._sending: dict[str, asyncio.Lock] = defaultdict(asyncio.Lock)
+        self._people: dict[str, PersonRow] = {}
+        self._tokens: dict[str, TokenRow] = {}
+        self._invitations: dict[str, InvitationRow] = {}
 
     # --- events and projections
 
@@ -235,6 +243,107 @@ class MemoryStore:
                 self._outbox[entry.key] = _Sent(sent.entry if sent else replace(entry, due=_utc(entry.due)),
                                                 datetime.now(UTC), channel)
         return True
+
+    # --- the directory of people
+
+    async def put_person(self, person: PersonRow) -> None:
+        """See `JournalStore.put_person`."""
+        async with self._lock:
+            for other in self._people.values():
+                if other.name == person.name:
+                    continue
+                if person.email is not None and other.email == person.email:
+                    raise PersonConflict(f"l’adresse {person.email} est déjà celle de « {other.name} »")
+                if person.issuer is not None and person.subject is not None \
+                        and (other.issuer, other.subject) == (person.issuer, person.subject):
+                    raise PersonConflict(f"cette identité OpenID est déjà celle de « {other.name} »")
+            self._people[person.name] = person
+
+    async def person(self, name: str) -> PersonRow | None:
+        """See `JournalStore.person`."""
+        async with self._lock:
+            return self._people.get(name)
+
+    async def person_by_identity(self, issuer: str, subject: str) -> PersonRow | None:
+        """See `JournalStore.person_by_identity`."""
+        async with self._lock:
+            return next((p for p in self._people.values() if (p.issuer, p.subject) == (issuer, subject)), None)
+
+    async def person_by_email(self, email: str) -> PersonRow | None:
+        """See `JournalStore.person_by_email`."""
+        async with self._lock:
+            return next((p for p in self._people.values() if p.email == email), None)
+
+    async def people(self) -> list[PersonRow]:
+        """See `JournalStore.people`."""
+        async with self._lock:
+            return [self._people[n] for n in sorted(self._people)]
+
+    async def remove_person(self, name: str) -> bool:
+        """See `JournalStore.remove_person`."""
+        async with self._lock:
+            if self._people.pop(name, None) is None:
+                return False
+            for table in (self._tokens, self._invitations):
+                for key in [k for k, v in table.items() if v.name == name]:
+                    del table[key]
+            return True
+
+    # --- personal access tokens
+
+    async def add_token(self, token: TokenRow) -> None:
+        """See `JournalStore.add_token`."""
+        async with self._lock:
+            self._known(token.name)
+            if token.id in self._tokens or any(t.digest == token.digest for t in self._tokens.values()):
+                raise StoreError(f"jeton {token.id} déjà enregistré")
+            self._tokens[token.id] = replace(token, created_at=token.created_at.astimezone(UTC),
+                                             expires_at=token.expires_at.astimezone(UTC))
+
+    def _known(self, name: str) -> None:
+        if name not in self._people:
+            raise StoreError(f"« {name} » n’est pas dans l’annuaire")
+
+    async def token_by_digest(self, digest: str) -> TokenRow | None:
+        """See `JournalStore.token_by_digest`."""
+        async with self._lock:
+            return next((t for t in self._tokens.values() if t.digest == digest), None)
+
+    async def tokens(self, name: str | None = None) -> list[TokenRow]:
+        """See `JournalStore.tokens`."""
+        async with self._lock:
+            found = [t for t in self._tokens.values() if name is None or t.name == name]
+        return sorted(found, key=lambda t: (t.created_at, t.id))
+
+    async def revoke_token(self, token_id: str, at: datetime) -> bool:
+        """See `JournalStore.revoke_token`."""
+        async with self._lock:
+            token = self._tokens.get(token_id)
+            if token is None or token.revoked_at is not None:
+                return False
+            self._tokens[token_id] = replace(token, revoked_at=at.astimezone(UTC))
+            return True
+
+    # --- invitations
+
+    async def add_invitation(self, invitation: InvitationRow) -> None:
+        """See `JournalStore.add_invitation`."""
+        async with self._lock:
+            self._known(invitation.name)
+            if invitation.id in self._invitations \
+                    or any(i.digest == invitation.digest for i in self._invitations.values()):
+                raise StoreError(f"invitation {invitation.id} déjà enregistrée")
+            self._invitations[invitation.id] = replace(invitation, created_at=invitation.created_at.astimezone(UTC),
+                                                       expires_at=invitation.expires_at.astimezone(UTC))
+
+    async def use_invitation(self, digest: str, now: datetime) -> InvitationRow | None:
+        """See `JournalStore.use_invitation`."""
+        async with self._lock:
+            found = next((i for i in self._invitations.values() if i.digest == digest), None)
+            if found is None or found.used_at is not None or found.expires_at <= now:
+                return None
+            used = self._invitations[found.id] = replace(found, used_at=now.astimezone(UTC))
+            return used
 
 
 if TYPE_CHECKING:  # mypy checks that the class keeps to the port

@@ -8,25 +8,43 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import func, select, union_all, update
+from sqlalchemy import delete, func, select, union_all, update
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.engine import Row
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
 
 from journal.chaining import check_places, event_rows, place, read_row
-from journal.schema import anchors, call_counts, dossier_keys, dossiers, events, journal_head, outbox, reads
+from journal.schema import (
+    anchors,
+    call_counts,
+    dossier_keys,
+    dossiers,
+    events,
+    invitations,
+    journal_head,
+    outbox,
+    people,
+    reads,
+    tokens,
+)
 from journal.store import (
     Anchor,
     ChainLink,
     DossierRow,
+    InvitationRow,
     JournalStore,
     LedgerSnapshot,
     OutboxEntry,
+    PersonConflict,
+    PersonRow,
     Projection,
     ReadEntry,
     SealedEvent,
     StoredEvent,
     StoredRead,
+    StoreError,
+    TokenRow,
     WrappedKey,
 )
 
@@ -359,6 +377,119 @@ class PostgresStore:
             await conn.execute(update(outbox).where(outbox.c.key == entry.key)
                                .values(delivered_at=datetime.now(UTC), channel=channel))
         return True
+
+    # --- the directory of people
+
+    async def put_person(self, person: PersonRow) -> None:
+        """See `JournalStore.put_person`."""
+        values = {"email": person.email, "grants": [{"role": r, "call_id": c} for r, c in person.grants],
+                  "issuer": person.issuer, "subject": person.subject, "siret": person.siret,
+                  "updated_at": func.now()}
+        try:
+            async with self.engine.begin() as conn:
+                await conn.execute(insert(people).values(name=person.name, **values)
+                                   .on_conflict_do_update(index_elements=["name"], set_=values))
+        except IntegrityError as exc:
+            what = "cette identité OpenID" if "people_identity" in str(exc.orig) else f"l’adresse {person.email}"
+            raise PersonConflict(f"{what} est déjà celle d’une autre personne de l’annuaire") from None
+
+    async def person(self, name: str) -> PersonRow | None:
+        """See `JournalStore.person`."""
+        return await self._one_person(people.c.name == name)
+
+    async def person_by_identity(self, issuer: str, subject: str) -> PersonRow | None:
+        """See `JournalStore.person_by_identity`."""
+        return await self._one_person((people.c.issuer == issuer) & (people.c.subject == subject))
+
+    async def person_by_email(self, email: str) -> PersonRow | None:
+        """See `JournalStore.person_by_email`."""
+        return await self._one_person(people.c.email == email)
+
+    async def _one_person(self, where: Any) -> PersonRow | None:
+        async with self.engine.connect() as conn:
+            row = (await conn.execute(select(*PERSON_COLUMNS).where(where))).first()
+        return _person(row) if row is not None else None
+
+    async def people(self) -> list[PersonRow]:
+        """See `JournalStore.people`."""
+        async with self.engine.connect() as conn:
+            return [_person(r) for r in await conn.execute(select(*PERSON_COLUMNS).order_by(people.c.name))]
+
+    async def remove_person(self, name: str) -> bool:
+        """See `JournalStore.remove_person` (tokens and invitations go by the foreign keys' cascade)."""
+        async with self.engine.begin() as conn:
+            result = await conn.execute(delete(people).where(people.c.name == name))
+        return bool(result.rowcount)
+
+    # --- personal access tokens
+
+    async def add_token(self, token: TokenRow) -> None:
+        """See `JournalStore.add_token`."""
+        try:
+            async with self.engine.begin() as conn:
+                await conn.execute(tokens.insert().values(
+                    id=token.id, name=token.name, role=token.role, digest=token.digest, created_at=token.created_at,
+                    expires_at=token.expires_at, revoked_at=token.revoked_at, label=token.label))
+        except IntegrityError:
+            raise StoreError(f"jeton {token.id} refusé : personne inconnue « {token.name} » ou jeton déjà "
+                             "enregistré") from None
+
+    async def token_by_digest(self, digest: str) -> TokenRow | None:
+        """See `JournalStore.token_by_digest`."""
+        async with self.engine.connect() as conn:
+            row = (await conn.execute(select(*TOKEN_COLUMNS).where(tokens.c.digest == digest))).first()
+        return TokenRow(**row._mapping) if row is not None else None
+
+    async def tokens(self, name: str | None = None) -> list[TokenRow]:
+        """See `JournalStore.tokens`."""
+        query = select(*TOKEN_COLUMNS).order_by(tokens.c.created_at, tokens.c.id)
+        if name is not None:
+            query = query.where(tokens.c.name == name)
+        async with self.engine.connect() as conn:
+            return [TokenRow(**r._mapping) for r in await conn.execute(query)]
+
+    async def revoke_token(self, token_id: str, at: datetime) -> bool:
+        """See `JournalStore.revoke_token`."""
+        async with self.engine.begin() as conn:
+            result = await conn.execute(update(tokens).where(tokens.c.id == token_id, tokens.c.revoked_at.is_(None))
+                                        .values(revoked_at=at))
+        return bool(result.rowcount)
+
+    # --- invitations
+
+    async def add_invitation(self, invitation: InvitationRow) -> None:
+        """See `JournalStore.add_invitation`."""
+        try:
+            async with self.engine.begin() as conn:
+                await conn.execute(invitations.insert().values(
+                    id=invitation.id, name=invitation.name, digest=invitation.digest,
+                    created_at=invitation.created_at, expires_at=invitation.expires_at, used_at=invitation.used_at))
+        except IntegrityError:
+            raise StoreError(f"invitation {invitation.id} refusée : personne inconnue « {invitation.name} » ou "
+                             "invitation déjà enregistrée") from None
+
+    async def use_invitation(self, digest: str, now: datetime) -> InvitationRow | None:
+        """See `JournalStore.use_invitation`: one UPDATE … RETURNING, so two concurrent uses cannot
+        both succeed."""
+        async with self.engine.begin() as conn:
+            row = (await conn.execute(
+                update(invitations)
+                .where(invitations.c.digest == digest, invitations.c.used_at.is_(None), invitations.c.expires_at > now)
+                .values(used_at=now).returning(*INVITATION_COLUMNS)
+            )).first()
+        return InvitationRow(**row._mapping) if row is not None else None
+
+
+PERSON_COLUMNS = [people.c.name, people.c.email, people.c.grants, people.c.issuer, people.c.subject, people.c.siret]
+TOKEN_COLUMNS = [tokens.c.id, tokens.c.name, tokens.c.role, tokens.c.digest, tokens.c.created_at, tokens.c.expires_at,
+                 tokens.c.revoked_at, tokens.c.label]
+INVITATION_COLUMNS = [invitations.c.id, invitations.c.name, invitations.c.digest, invitations.c.created_at,
+                      invitations.c.expires_at, invitations.c.used_at]
+
+
+def _person(r: Row[Any]) -> PersonRow:
+    return PersonRow(name=r.name, email=r.email, grants=tuple((g["role"], g.get("call_id")) for g in r.grants),
+                     issuer=r.issuer, subject=r.subject, siret=r.siret)
 
 
 _ANCHORS = select(anchors.c.day, anchors.c.gseq, anchors.c.ghash).order_by(anchors.c.day)

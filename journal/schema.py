@@ -11,6 +11,7 @@ from sqlalchemy import (
     Column,
     Date,
     DateTime,
+    ForeignKey,
     Identity,
     Integer,
     LargeBinary,
@@ -137,4 +138,45 @@ outbox = Table(
     Column("created_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
     Column("delivered_at", DateTime(timezone=True)),
     Column("channel", Text),
+)
+
+# The directory of people: their roles (grants: [{"role", "call_id"}]) and their OpenID identity.
+people = Table(
+    "people",
+    metadata,
+    Column("name", Text, primary_key=True),
+    Column("email", Text, unique=True),
+    Column("grants", JSONB, nullable=False),
+    Column("issuer", Text),
+    Column("subject", Text),
+    Column("siret", Text),
+    Column("created_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
+    Column("updated_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
+    UniqueConstraint("issuer", "subject", name="people_identity"),
+)
+
+# Personal access tokens: the SHA-256 of the secret only; removed with their person.
+tokens = Table(
+    "tokens",
+    metadata,
+    Column("id", Text, primary_key=True),
+    Column("name", Text, ForeignKey("people.name", ondelete="CASCADE"), nullable=False, index=True),
+    Column("role", Text, nullable=False),
+    Column("digest", Text, nullable=False, unique=True),
+    Column("created_at", DateTime(timezone=True), nullable=False),
+    Column("expires_at", DateTime(timezone=True), nullable=False),
+    Column("revoked_at", DateTime(timezone=True)),
+    Column("label", Text),
+)
+
+# Invitation links: single use, with an expiry, bound to a person.
+invitations = Table(
+    "invitations",
+    metadata,
+    Column("id", Text, primary_key=True),
+    Column("name", Text, ForeignKey("people.name", ondelete="CASCADE"), nullable=False),
+    Column("digest", Text, nullable=False, unique=True),
+    Column("created_at", DateTime(timezone=True), nullable=False),
+    Column("expires_at", DateTime(timezone=True), nullable=False),
+    Column("used_at", DateTime(timezone=True)),
 )

@@ -181,6 +181,50 @@ class OutboxEntry:
     due: datetime | None
 
 
+@dataclass(frozen=True)
+class PersonRow:
+    """A person of the directory: `grants` are (role, call id or None) pairs."""
+
+    name: str
+    email: str | None
+    grants: tuple[tuple[str, str | None], ...]
+    issuer: str | None = None
+    subject: str | None = None
+    siret: str | None = None
+
+
+@dataclass(frozen=True)
+class TokenRow:
+    """A personal access token: only the SHA-256 of the secret (`digest`, hex) is kept."""
+
+    id: str
+    name: str
+    role: str
+    digest: str
+    created_at: datetime
+    expires_at: datetime
+    revoked_at: datetime | None = None
+    label: str | None = None
+
+
+@dataclass(frozen=True)
+class InvitationRow:
+    """A single-use invitation link bound to a person: only the SHA-256 of its secret is kept."""
+
+    id: str
+    name: str
+    digest: str
+    created_at: datetime
+    expires_at: datetime
+    used_at: datetime | None = None
+
+
+class PersonConflict(StoreError):
+    """Another person already has this e-mail or this OpenID identity."""
+
+    code = "person_conflict"
+
+
 class JournalStore(Protocol):
     """The journal's port. Every method is one transaction."""
 
@@ -278,4 +322,60 @@ class JournalStore(Protocol):
         """Put the notice in the outbox and, unless it was delivered already, run `deliver` (which
         returns the channel) while holding the entry, then mark it delivered. Returns whether
         `deliver` ran."""
+        ...
+
+    # --- the directory of people
+    async def put_person(self, person: PersonRow) -> None:
+        """Add the person, or replace the one of that name.
+
+        Raises:
+            PersonConflict: another person has the same e-mail, or the same issuer and subject.
+        """
+        ...
+
+    async def person(self, name: str) -> PersonRow | None:
+        """The person of that name."""
+        ...
+
+    async def person_by_identity(self, issuer: str, subject: str) -> PersonRow | None:
+        """The person bound to that OpenID identity."""
+        ...
+
+    async def person_by_email(self, email: str) -> PersonRow | None:
+        """The person of that e-mail (compared as stored: callers give it in lower case)."""
+        ...
+
+    async def people(self) -> list[PersonRow]:
+        """Every person, by name."""
+        ...
+
+    async def remove_person(self, name: str) -> bool:
+        """Remove the person, their tokens and invitations; whether there was one."""
+        ...
+
+    # --- personal access tokens
+    async def add_token(self, token: TokenRow) -> None:
+        """Store a token (its person must exist)."""
+        ...
+
+    async def token_by_digest(self, digest: str) -> TokenRow | None:
+        """The token whose secret has that SHA-256, revoked or expired ones included."""
+        ...
+
+    async def tokens(self, name: str | None = None) -> list[TokenRow]:
+        """Every token (or one person's), by creation."""
+        ...
+
+    async def revoke_token(self, token_id: str, at: datetime) -> bool:
+        """Revoke a token; False when unknown or already revoked (the first revocation stands)."""
+        ...
+
+    # --- invitations
+    async def add_invitation(self, invitation: InvitationRow) -> None:
+        """Store an invitation (its person must exist)."""
+        ...
+
+    async def use_invitation(self, digest: str, now: datetime) -> InvitationRow | None:
+        """Mark the invitation used, atomically, and return it; None when unknown, expired or already
+        used (two concurrent uses: one wins)."""
         ...

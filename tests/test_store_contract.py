@@ -18,14 +18,18 @@ from journal.memory import MemoryStore
 from journal.postgres import PostgresStore, app_url, create_engine
 from journal.store import (
     Anchor,
+    InvitationRow,
     JournalConflict,
     JournalGap,
     JournalStore,
     OutboxEntry,
+    PersonConflict,
+    PersonRow,
     Projection,
     ReadEntry,
     SealedEvent,
     StoreError,
+    TokenRow,
 )
 
 T0 = datetime(2026, 3, 2, 9, 0, tzinfo=PARIS)  # Paris time on the way in: UTC on the way out
@@ -389,3 +393,82 @@ async def test_a_failed_delivery_is_not_marked_delivered(store: JournalStore) ->
 
     assert await store.deliver_once(notice(), deliver) is True and runs == ["ran"]
     assert await store.deliver_once(notice(), deliver) is False and runs == ["ran"]
+
+
+# --- the directory of people, tokens and invitations
+
+
+def person(name: str, email: str | None = None, grants: tuple[tuple[str, str | None], ...] = (("holder", None),),
+           **more: Any) -> PersonRow:
+    return PersonRow(name=name, email=email, grants=grants, **more)
+
+
+def token(ident: str, name: str, digest: str, days: int = 1) -> TokenRow:
+    return TokenRow(id=ident, name=name, role="staff", digest=digest, created_at=T0,
+                    expires_at=T0 + timedelta(days=days), label="script")
+
+
+async def test_people_are_put_found_listed_and_removed(store: JournalStore) -> None:
+    amelie = person("amelie", "amelie@region.fr", (("staff", CALL), ("staff", OTHER)))
+    await store.put_person(amelie)
+    await store.put_person(person("acme", "contact@acme.fr", siret="90000000000017"))
+    assert await store.person("amelie") == amelie
+    assert await store.person("nobody") is None
+    assert [p.name for p in await store.people()] == ["acme", "amelie"]
+    assert await store.person_by_email("amelie@region.fr") == amelie
+    assert await store.person_by_email("autre@region.fr") is None
+    bound = replace(amelie, issuer="https://idp.example", subject="sub-1", grants=(("committee", CALL),))
+    await store.put_person(bound)  # the same name: replaced
+    assert await store.person("amelie") == bound
+    assert await store.person_by_identity("https://idp.example", "sub-1") == bound
+    assert await store.person_by_identity("https://idp.example", "sub-2") is None
+    with pytest.raises(PersonConflict):  # another's e-mail
+        await store.put_person(person("intrus", "amelie@region.fr"))
+    with pytest.raises(PersonConflict):  # another's identity
+        await store.put_person(person("intrus", issuer="https://idp.example", subject="sub-1"))
+    assert await store.person("intrus") is None
+    await store.put_person(person("cora"))  # several people without e-mail or identity
+    await store.put_person(person("rita"))
+    assert await store.remove_person("amelie") is True
+    assert await store.remove_person("amelie") is False
+    assert [p.name for p in await store.people()] == ["acme", "cora", "rita"]
+
+
+async def test_tokens_are_kept_by_digest_revoked_once_and_go_with_their_person(store: JournalStore) -> None:
+    await store.put_person(person("amelie", grants=(("staff", CALL),)))
+    await store.put_person(person("odile", grants=(("auditor", None),)))
+    with pytest.raises(StoreError):  # nobody of that name
+        await store.add_token(token("tok-0", "inconnu", "d0"))
+    await store.add_token(token("tok-1", "amelie", "d1"))
+    await store.add_token(token("tok-2", "odile", "d2"))
+    with pytest.raises(StoreError):  # the same digest twice
+        await store.add_token(token("tok-3", "amelie", "d1"))
+    found = await store.token_by_digest("d1")
+    assert found is not None and found.id == "tok-1" and found.name == "amelie" and found.revoked_at is None
+    assert found.expires_at == T0 + timedelta(days=1) and found.label == "script"
+    assert await store.token_by_digest("d9") is None
+    assert [t.id for t in await store.tokens()] == ["tok-1", "tok-2"]
+    assert [t.id for t in await store.tokens("odile")] == ["tok-2"]
+    assert await store.revoke_token("tok-1", T0 + timedelta(hours=1)) is True
+    assert await store.revoke_token("tok-1", T0 + timedelta(hours=2)) is False  # the first revocation stands
+    assert await store.revoke_token("tok-9", T0) is False
+    assert (await store.token_by_digest("d1")).revoked_at == T0 + timedelta(hours=1)  # type: ignore[union-attr]
+    await store.remove_person("odile")
+    assert await store.token_by_digest("d2") is None and [t.id for t in await store.tokens()] == ["tok-1"]
+
+
+async def test_an_invitation_is_used_once_before_it_expires(store: JournalStore) -> None:
+    await store.put_person(person("rita", grants=(("reviewer", None),)))
+    with pytest.raises(StoreError):
+        await store.add_invitation(InvitationRow("inv-0", "inconnu", "i0", T0, T0 + timedelta(days=7)))
+    await store.add_invitation(InvitationRow("inv-1", "rita", "i1", T0, T0 + timedelta(days=7)))
+    await store.add_invitation(InvitationRow("inv-2", "rita", "i2", T0, T0 + timedelta(days=7)))
+    assert await store.use_invitation("i1", T0 + timedelta(days=7)) is None  # expired at that instant
+    both = await asyncio.gather(*(store.use_invitation("i2", T0 + timedelta(days=1)) for _ in range(2)))
+    used = [u for u in both if u is not None]
+    assert len(used) == 1 and used[0].name == "rita" and used[0].used_at == T0 + timedelta(days=1)
+    assert await store.use_invitation("i2", T0 + timedelta(days=2)) is None  # used already
+    assert await store.use_invitation("i9", T0) is None
+    await store.remove_person("rita")
+    await store.put_person(person("rita"))
+    await store.add_invitation(InvitationRow("inv-1", "rita", "i1", T0, T0 + timedelta(days=7)))  # gone with rita

@@ -37,3 +37,12 @@ class ReadRefused(NotAllowed):
         super().__init__(message)
         self.view = view or {}
         self.unknown = unknown
+
+
+class Unauthenticated(ServiceError):
+    """No credential, or one that is unknown, expired or revoked: who asks is not known."""
+
+    code = "unauthenticated"
+
+    def __init__(self, message: str = "Authentification requise : jeton absent, inconnu, expiré ou révoqué.") -> None:
+        super().__init__(message)

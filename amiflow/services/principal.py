@@ -6,20 +6,34 @@ from dataclasses import dataclass
 
 from domain.access import Actor
 
+# How a person came in: the operator's `--as` on the server, a personal token, OpenID Connect sign-in,
+# an invitation link (the codec server says "codec": its tokens are the personal ones).
+VIAS = ("cli", "token", "oidc", "invitation", "codec")
+
 
 @dataclass(frozen=True)
 class Principal:
     """An actor and the way they came in. `proven` is False for an operator's `--as` on the server,
-    a claim recorded as such; True once sign-in or a personal token proves the identity."""
+    a claim recorded as such (with the operator's OS user); True once sign-in or a personal token
+    proves the identity. `person` is the directory's name once the directory vouched for it."""
 
     actor: Actor
     via: str = "cli"
     proven: bool = False
+    person: str | None = None
+    os_user: str | None = None
 
     @classmethod
-    def operator(cls, text: str) -> Principal:
+    def operator(cls, text: str, os_user: str | None = None) -> Principal:
         """The person an operator names with `--as ROLE:NAME` on the server."""
-        return cls(Actor.parse(text), "cli", False)
+        actor = Actor.parse(text)
+        return cls(actor, "cli", False, person=actor.name, os_user=os_user)
+
+    @property
+    def provenance(self) -> str:
+        """How the read log and the journal say where an action came from: the channel, and for an
+        operator's command line the OS user who typed it (`cli:julien`)."""
+        return f"{self.via}:{self.os_user}" if self.os_user else self.via
 
     def __str__(self) -> str:
         return str(self.actor)
