@@ -72,7 +72,8 @@ async def current_principal(request: Request) -> Principal:
     limiter: RateLimiter = state.limiter
     limiter.check("address", request.client.host if request.client else "?")
     now = datetime.now(UTC)
-    for source in state.principal_sources:
+    sources: list[Source] = state.principal_sources
+    for source in sources:
         found = await source(request, state.rt, now)
         if found is not None:
             credential = request.headers.get("authorization", "") or found.person or str(found.actor)

@@ -6,7 +6,7 @@ from __future__ import annotations
 import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 from fastapi import Request
 from python_multipart.multipart import MultipartParser, parse_options_header
@@ -116,7 +116,7 @@ async def receive(request: Request, folder: Path) -> Upload:
     if declared is not None and declared.isdigit() and int(declared) > UPLOAD_MAX_BYTES:
         raise too_large()
     receiver = _Receiver(folder)
-    parser = MultipartParser(boundary, receiver.callbacks())
+    parser = MultipartParser(boundary, cast(Any, receiver.callbacks()))
     received = 0
     try:
         async for chunk in request.stream():
