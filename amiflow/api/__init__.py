@@ -51,6 +51,7 @@ def _bearer_scheme(app: FastAPI) -> None:
             schema.setdefault("components", {})["securitySchemes"] = {
                 "jeton": {"type": "http", "scheme": "bearer", "description": "Un jeton personnel."}}
             schema["security"] = [{"jeton": []}]
+            problems.document_problems(schema)
             app.openapi_schema = schema
         return app.openapi_schema
 

@@ -83,10 +83,19 @@ def for_error(exc: DomainError) -> JSONResponse:
 
 
 # What each endpoint may answer besides its success (the OpenAPI document says it).
-COMMON: dict[int | str, dict[str, Any]] = {
-    status: {"model": Problem, "description": TITLES[status], "content": {MEDIA_TYPE: {}}}
-    for status in (401, 403, 404, 409, 422, 429)
-}
+COMMON: dict[int | str, dict[str, Any]] = {status: {"description": TITLES[status]} for status in
+                                            (401, 403, 404, 409, 422, 429)}
+PROBLEM_CONTENT = {MEDIA_TYPE: {"schema": {"$ref": "#/components/schemas/Problem"}}}
+
+
+def document_problems(schema: dict[str, Any]) -> None:
+    """In an OpenAPI document, every 4xx and 5xx answer is a problem+json `Problem`."""
+    schema.setdefault("components", {}).setdefault("schemas", {})["Problem"] = Problem.model_json_schema()
+    for operations in schema.get("paths", {}).values():
+        for operation in operations.values():
+            for status, response in operation.get("responses", {}).items():
+                if status[:1] in ("4", "5"):
+                    response["content"] = PROBLEM_CONTENT
 
 
 def install(app: FastAPI) -> None:

@@ -18,7 +18,7 @@ from pydantic import BaseModel, Field
 
 from amiflow.api import uploads
 from amiflow.api.auth import current_principal
-from amiflow.api.problems import COMMON, MEDIA_TYPE, Problem
+from amiflow.api.problems import COMMON
 from amiflow.bootstrap import Runtime
 from amiflow.services import calls as call_service
 from amiflow.services import dossiers as dossier_service
@@ -189,13 +189,12 @@ async def give(rt: Rt, who: Who, dossier_id: DossierId, command: Annotated[str, 
 UPLOAD_BODY: dict[str, Any] = {"requestBody": {"required": True, "content": {"multipart/form-data": {"schema": {
     "type": "object", "required": ["file"],
     "properties": {"file": {"type": "string", "format": "binary"}}}}}}}
-PROBLEM_ONLY = {"model": Problem, "content": {MEDIA_TYPE: {}}}
 
 
 @router.post("/dossiers/{dossier_id}/documents", summary="Joindre un document", response_model=AttachView,
              status_code=201, openapi_extra=UPLOAD_BODY,
-             responses={413: {**PROBLEM_ONLY, "description": "Document trop volumineux"},
-                        415: {**PROBLEM_ONLY, "description": "Pas en multipart/form-data"}})
+             responses={413: {"description": "Document trop volumineux"},
+                        415: {"description": "Pas en multipart/form-data"}})
 async def upload(rt: Rt, who: Who, dossier_id: DossierId, request: Request) -> AttachView:
     """Un document (champ « file », multipart), reçu au fil de l’eau sur disque puis scellé dans le coffre ;
     taille, nombre et type sont ceux des règles."""
