@@ -38,7 +38,7 @@ def fuzz(url: str, token: str, known: dict[str, str]) -> list[str]:
             try:
                 case.validate_response(response, checks=CHECKS)
             except AssertionError as exc:
-                failures.append(f"{operation.label}: {str(exc)[:600]}")
+                failures.append(f"{case.operation.label}: {str(exc)[:600]}")
 
         run()
     return failures
