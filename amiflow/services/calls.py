@@ -37,6 +37,31 @@ async def extend(rt: Runtime, who: Principal, call_id: str, phase_id: str, until
     return await gateway.extend(rt.temporal(), call_id, phase_id, until, who.actor)
 
 
+_LOADED: dict[tuple[tuple[str, int, int], ...], list[Call]] = {}
+
+
+def current(rt: Runtime) -> list[Call]:
+    """The calls of the runtime's call files, loaded again only when a file changed (a server reads
+    them at every list)."""
+    from amiflow.catalogue import call_files
+
+    dirs = [rt.settings.calls_dir] if rt.settings.calls_dir else []
+    files = call_files(tuple(dirs))
+    stamp = tuple((str(f), *_stat(f)) for f in files)
+    if stamp not in _LOADED:
+        _LOADED.clear()
+        _LOADED[stamp] = load_calls(files).calls
+    return _LOADED[stamp]
+
+
+def _stat(path: Path) -> tuple[int, int]:
+    try:
+        info = path.stat()
+    except OSError:
+        return (0, 0)
+    return (info.st_mtime_ns, info.st_size)
+
+
 def view(call: Call) -> CallView:
     """A call as people read it: its id, title and phases."""
     return CallView(id=call.id, title=call.title, phases=[
@@ -46,7 +71,7 @@ def view(call: Call) -> CallView:
 
 def listing(rt: Runtime) -> list[CallView]:
     """The calls of the call files, as loaded (the phases as written; a call's own reads its extensions)."""
-    return [view(c) for c in load_calls([rt.settings.calls_dir] if rt.settings.calls_dir else ()).calls]
+    return [view(c) for c in current(rt)]
 
 
 async def show(rt: Runtime, call_id: str) -> CallView:

@@ -175,9 +175,9 @@ async def listing(rt: Runtime, now: datetime, call_id: str | None = None, status
         raise InvalidCommand(f"Une page compte de 1 à {PAGE_MAX} dossiers.")
     holder, call_ids = None, None
     if who is not None:
-        from amiflow.catalogue import load_calls
+        from amiflow.services.calls import current
 
-        scope = list_scope(who.actor, load_calls([rt.settings.calls_dir] if rt.settings.calls_dir else ()).calls)
+        scope = list_scope(who.actor, current(rt))
         if scope.refused is not None:
             raise ReadRefused(f"Liste refusée : {scope.refused}.")
         holder, call_ids = scope.holder, scope.call_ids
