@@ -35,7 +35,7 @@ from domain.decider import available_commands
 from domain.disclosure import list_scope, may_know
 from domain.errors import InvalidCommand
 from domain.events import Event
-from domain.reading import Purpose, Reading, Sight, event_shown, may_read, shown_actor, sight
+from domain.reading import LoggedRead, Purpose, Reading, Sight, event_shown, may_read, shown_actor, sight
 from domain.state import DossierState, Status
 from domain.uploads import check_document
 from journal.keys import KeyDestroyed
@@ -55,7 +55,7 @@ async def submit(rt: Runtime, who: Principal, call_id: str, file: Path, now: dat
     prepared = load_dossier(file)
     if prepared.call != call_id:
         raise InvalidCommand(f"{file} est un dossier pour l’appel « {prepared.call} », pas « {call_id} ».")
-    return await gateway.submit(rt.temporal(), rt.settings.task_queue, file, who.actor, now)
+    return await gateway.submit(rt.temporal(), rt.settings.task_queue, file, who.actor, now, who.origin)
 
 
 async def command(rt: Runtime, who: Principal, dossier_id: str, name: str, options: Mapping[str, Any]) -> CommandResult:
@@ -63,7 +63,7 @@ async def command(rt: Runtime, who: Principal, dossier_id: str, name: str, optio
     order = commands.build(name, options, load_schemes() if name == "orient" else (), files=who.via == "cli")
     try:
         return await gateway.send(rt.temporal(), dossier_id, order, who.actor, rt.store, rt.keys,
-                                  rt.settings.task_queue)
+                                  rt.settings.task_queue, who.origin)
     except Refused as refused:
         if refused.code == "not_allowed":  # whoever may not know the dossier is not told it refused them
             await _known(rt, who, dossier_id, await _state(rt, dossier_id), None)
@@ -194,7 +194,7 @@ async def listing(rt: Runtime, now: datetime, call_id: str | None = None, status
 
 async def attach(rt: Runtime, who: Principal, dossier_id: str, file: Path) -> AttachView:
     """Seal a file into the vault and attach it; a refused attachment leaves no file behind."""
-    ref, result = await gateway.attach(rt.temporal(), rt.store, rt.vault, dossier_id, file, who.actor)
+    ref, result = await gateway.attach(rt.temporal(), rt.store, rt.vault, dossier_id, file, who.actor, who.origin)
     return AttachView(dossier_id=result.dossier_id, version=result.version, document=ref)
 
 
@@ -237,12 +237,12 @@ async def _known(rt: Runtime, who: Principal, dossier_id: str, state: DossierSta
     unknown = _unknown(state, who, dossier_id)
     if unknown is None:
         return
+    reason = may_read(state, who.actor, Reading.HISTORY).reason
     if now is not None:
-        reason = may_read(state, who.actor, Reading.HISTORY).reason
-        await rt.store.record_read(ReadEntry(dossier_id=dossier_id, at=now, actor=str(who.actor), what=what,
-                                             via=who.via, granted=False, reason=reason))
-    raise ReadRefused(f"Refusé ({dossier_id}) : {may_read(state, who.actor, Reading.HISTORY).reason}.",
-                      unknown=unknown)
+        refused = Sight(allowed=False, content=False, reviews=False, reason=reason, state=None,
+                        logged=(LoggedRead(what=what, granted=False, reason=reason),))
+        await _log(rt, dossier_id, who, refused, now)
+    raise ReadRefused(f"Refusé ({dossier_id}) : {reason}.", unknown=unknown)
 
 
 async def _state(rt: Runtime, dossier_id: str) -> DossierState:
@@ -280,6 +280,6 @@ async def _log(rt: Runtime, dossier_id: str, who: Principal | None, seen: Sight,
         return
     for entry in seen.logged:
         await rt.store.record_read(ReadEntry(dossier_id=dossier_id, at=now, actor=str(who.actor), what=entry.what,
-                                             via=who.via, granted=entry.granted, reason=entry.reason))
-        logger(dossier_id=dossier_id, actor=str(who.actor)).info("read", what=entry.what, via=who.via,
+                                             via=who.provenance, granted=entry.granted, reason=entry.reason))
+        logger(dossier_id=dossier_id, actor=str(who.actor)).info("read", what=entry.what, via=who.provenance,
                                                                  granted=entry.granted)
