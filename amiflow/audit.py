@@ -10,6 +10,7 @@ from datetime import date, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+from amiflow.services.errors import NotFound
 from amiflow.vault import Vault
 from domain import Actor, decide, replay
 from domain.calendar import PARIS, end_of_day
@@ -41,7 +42,7 @@ async def verify_journal(store: JournalStore, dossier_id: str | None = None,
         marks.append({"day": "tête du journal", "gseq": head_gseq, "ghash": head_hash})
         return ledger.verify(found, read_rows, marks, listed)
     if not found and not listed:
-        raise InvalidCommand(f"Dossier inconnu du journal « {dossier_id} ».")
+        raise NotFound(f"Dossier inconnu du journal « {dossier_id} ».")
     places = [int(r["gseq"]) for r in found + read_rows]
     low, high = (min(places) - 1, max(places)) if places else (0, 0)
     # The stretch is at or below the snapshot's head: entries there were all committed when it was taken.
@@ -109,7 +110,7 @@ async def export(store: JournalStore, dossier_id: str, out: Path, today: date,
     found = [vars(e) for e in await store.events(dossier_id)]
     read_rows = [vars(r) for r in await store.reads(dossier_id)]
     if not found:
-        raise InvalidCommand(f"Dossier inconnu du journal « {dossier_id} ».")
+        raise NotFound(f"Dossier inconnu du journal « {dossier_id} ».")
     places = [int(r["gseq"]) for r in found + read_rows]
     low, high = min(places) - 1, max(places)
     chain = await _stretch(store, max(low, 1), _stretch_end(marks, high, high))

@@ -16,6 +16,7 @@ from amiflow.bootstrap import NeedTemporal
 from amiflow.cli_audit import audit_app
 from amiflow.cli_notices import notices_app
 from amiflow.cli_people import people_app, tokens_app
+from amiflow.cli_serve import register as register_serve
 from amiflow.clikit import (
     Actor,
     DataDir,
@@ -63,6 +64,7 @@ for name, sub in (("calls", calls_app), ("schemes", schemes_app), ("dossier", do
                   ("codec", codec_app)):
     app.add_typer(sub, name=name)
 command = command_class()
+register_serve(app)
 
 @app.callback()
 def _root(ctx: typer.Context, data_dir: DataDir = None) -> None:
@@ -140,6 +142,7 @@ def status_command(ctx: typer.Context, as_json: Json = False) -> None:
     else:
         typer.echo(f"Temporal      {info['temporal_address']}\nInterface web {info['ui_url']}\n"
                    f"PostgreSQL    {info['database_url']}\nDécodage      {info['codec_url']}\n"
+                   f"API           {info['api_url']}\n"
                    f"Workers       {', '.join(map(str, info['worker_pids']))}")
     if not info["running"]:
         raise typer.Exit(1)

@@ -22,7 +22,7 @@ from temporalio.service import RPCError, RPCStatusCode
 
 from amiflow.catalogue import load_dossier, load_schemes
 from amiflow.services import commands
-from amiflow.services.errors import Refused
+from amiflow.services.errors import NotFound, Refused
 from amiflow.vault import Vault
 from domain import Actor, Call, DossierState, decide, dossier_id, replay
 from domain.access import Origin
@@ -54,7 +54,7 @@ async def call_definition(client: Client, call_id: str) -> Call:
         return await client.get_workflow_handle(call_workflow_id(call_id)).query(CallWorkflow.definition)
     except RPCError as exc:
         if exc.status is RPCStatusCode.NOT_FOUND:
-            raise InvalidCommand(
+            raise NotFound(
                 f"Appel inconnu « {call_id} » (ou refusé au démarrage : voir `amiflow calls validate`)."
             ) from None
         raise
@@ -121,7 +121,7 @@ async def send(client: Client, ident: str, command: Command, actor: Actor,
         if final is not None:
             decide(final, command, actor, datetime.now(UTC))  # raises the rules' refusal
             return await _resume(client, task_queue, final, command, actor, origin)
-    raise InvalidCommand(f"Dossier inconnu ou terminé : « {ident} ».")
+    raise NotFound(f"Dossier inconnu ou terminé : « {ident} ».")
 
 
 async def _resume(client: Client, task_queue: str, final: DossierState, command: Command,
@@ -152,7 +152,7 @@ async def extend(client: Client, call_id: str, phase_id: str, until: datetime,
         raise _refused(exc) from None
     except RPCError as exc:
         if exc.status is RPCStatusCode.NOT_FOUND:
-            raise InvalidCommand(f"Appel inconnu « {call_id} ».") from None
+            raise NotFound(f"Appel inconnu « {call_id} ».") from None
         raise
 
 
@@ -177,7 +177,7 @@ async def history(store: JournalStore, keys: DossierKeys, ident: str) -> list[Ev
     """The dossier's events from the journal, in order, opened with the dossier's key."""
     rows = await store.events(ident)
     if not rows:
-        raise InvalidCommand(f"Dossier inconnu « {ident} ».")
+        raise NotFound(f"Dossier inconnu « {ident} ».")
     return [await open_event(keys, row) for row in rows]
 
 

@@ -123,6 +123,8 @@ def status(settings: Settings) -> dict[str, Any]:
         "worker_pids": workers,
         "codec_url": info.get("codec_url"),
         "codec_pid": info.get("codec_pid") if _alive(info.get("codec_pid")) else None,
+        "api_url": info.get("api_url"),
+        "api_pid": info.get("api_pid") if _alive(info.get("api_pid")) else None,
         "started_at": info.get("started_at"),
         "calls": info.get("calls", []),
         "refused_calls": info.get("refused_calls", []),
@@ -135,6 +137,7 @@ def _stale(settings: Settings) -> None:
     for pid in info.get("worker_pids", []):
         _stop(pid, grace=5)
     _stop(info.get("codec_pid"), grace=5)
+    _stop(info.get("api_pid"), grace=5)
     _stop(info.get("temporal_pid"), grace=5, sig=TEMPORAL_STOP)
 
 
@@ -174,7 +177,7 @@ def up(settings: Settings, workers: int = 1, echo: Any = print) -> int:
             _stop_postgres(data)
             info = read_stack(settings)
             if info:
-                info.update(worker_pids=[], temporal_pid=None, postgres_pid=None, codec_pid=None,
+                info.update(worker_pids=[], temporal_pid=None, postgres_pid=None, codec_pid=None, api_pid=None,
                             stopped_at=datetime.now(UTC).isoformat())
                 settings.stack_file.write_text(json.dumps(info, indent=2))
             echo("amiflow : tout est arrêté.")
@@ -205,7 +208,7 @@ def _run(settings: Settings, data: Path, workers: int, processes: list[subproces
     owner_url, pg_pid = _start_postgres(data)
     migrate(owner_url)
     database_url = app_url(owner_url)  # everything else runs as the role that cannot rewrite the journal
-    port, ui_port, codec_port = _free_port(7233), _free_port(8233), _free_port(8234)
+    port, ui_port, codec_port, api_port = _free_port(7233), _free_port(8233), _free_port(8234), _free_port(8000)
     codec_url = f"http://127.0.0.1:{codec_port}"
     log = data / "logs" / "temporal.log"
     # The UI asks the codec server to decode; without a person's token it gets 401 and shows ciphertext.
@@ -232,17 +235,23 @@ def _run(settings: Settings, data: Path, workers: int, processes: list[subproces
     codec = subprocess.Popen([sys.executable, "-m", "amiflow.codec_server"], env=codec_env, cwd=ROOT,
                              stdout=clog.open("ab"), stderr=subprocess.STDOUT, start_new_session=True)
     processes.append(codec)
+    started = []
     for i in range(workers):
         wlog = data / "logs" / f"worker-{i + 1}.log"
-        processes.append(subprocess.Popen([sys.executable, str(ROOT / "worker.py")], env=env,
-                                          stdout=wlog.open("ab"), stderr=subprocess.STDOUT,
-                                          start_new_session=True))
+        started.append(subprocess.Popen([sys.executable, str(ROOT / "worker.py")], env=env,
+                                        stdout=wlog.open("ab"), stderr=subprocess.STDOUT, start_new_session=True))
+    processes.extend(started)
+    api_url = f"http://127.0.0.1:{api_port}"
+    alog = data / "logs" / "api.log"
+    api = subprocess.Popen([sys.executable, "-m", "amiflow.cli", "serve", "--port", str(api_port)], env=env,
+                           cwd=ROOT, stdout=alog.open("ab"), stderr=subprocess.STDOUT, start_new_session=True)
+    processes.append(api)
     info = {
         "temporal_address": address, "namespace": settings.namespace, "task_queue": settings.task_queue,
         "ui_url": f"http://127.0.0.1:{ui_port}", "database_url": database_url,
         "temporal_pid": temporal.pid, "postgres_pid": pg_pid,
-        "worker_pids": [p.pid for p in processes[2:]], "started_at": datetime.now(UTC).isoformat(),
-        "codec_url": codec_url, "codec_pid": codec.pid,
+        "worker_pids": [p.pid for p in started], "started_at": datetime.now(UTC).isoformat(),
+        "codec_url": codec_url, "codec_pid": codec.pid, "api_url": api_url, "api_pid": api.pid,
         "calls": [c.id for c in found.calls],
         "refused_calls": [{"file": e.source, "error": e.message} for e in found.refused],
     }
@@ -251,7 +260,8 @@ def _run(settings: Settings, data: Path, workers: int, processes: list[subproces
     echo(f"Interface web http://127.0.0.1:{ui_port}")
     echo(f"PostgreSQL    {database_url}")
     echo(f"Décodage      {codec_url} (jeton : amiflow codec token --as ROLE:NOM)")
-    echo(f"Workers       {', '.join(str(p.pid) for p in processes[2:])} (file {settings.task_queue})")
+    echo(f"API           {api_url}/api/v1/ (jeton : amiflow tokens issue NOM)")
+    echo(f"Workers       {', '.join(str(p.pid) for p in started)} (file {settings.task_queue})")
     echo(f"Appels        {', '.join(c.id for c in found.calls) or 'aucun'}")
     for error in found.refused:
         echo(f"Appel refusé  {error.message}")

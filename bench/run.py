@@ -120,13 +120,17 @@ class Sizes:
     storm: int  # drafts of the deadline storm
     storm_lead_min: float  # at least this many seconds between now and the storm's closing
     events: int  # events of the replay step
+    api_transitions: int = 300  # N of step 7 (each way)
+    list_rows: int = 10_000  # dossiers of the list endpoint's step (8)
+    list_requests: int = 200  # pages read by step 8
 
 
 FULL = Sizes(
     transitions=300, dossiers=4, concurrency=50, seconds=10.0, storm=1000, storm_lead_min=30.0, events=100_000
 )
 QUICK = Sizes(  # a smoke run of every step (tests/test_bench_quick.py): well under a minute on an idle machine
-    transitions=20, dossiers=2, concurrency=5, seconds=2.0, storm=30, storm_lead_min=5.0, events=2_100
+    transitions=20, dossiers=2, concurrency=5, seconds=2.0, storm=30, storm_lead_min=5.0, events=2_100,
+    api_transitions=8, list_rows=300, list_requests=10,
 )
 
 
@@ -1307,6 +1311,10 @@ def render(r: dict[str, Any]) -> str:
                 "",
             )
         )
+    if r.get("api"):
+        from bench.api import rows as api_rows
+
+        rows += api_rows(r["api"])
     widths = [max(len(row[i]) for row in rows) if rows else 0 for i in range(4)]
     header = ("#", "What", "Measured", "Aim")
     widths = [max(w, len(h)) for w, h in zip(widths, header, strict=True)]
@@ -1400,6 +1408,11 @@ async def run_steps(stack: Stack, sizes: Sizes, measure: Measure) -> None:
         await measure("4 amiflow×", "throughput", step_throughput(stack, idents, sizes))
     await measure("5 storm", "storm", step_storm(stack, sizes))
     await measure("6 replay", "replay", step_replay(stack, sizes))
+    if idents:
+        from bench.api import step_api
+
+        await measure("7-8 api", "api", step_api(stack, idents, sizes.api_transitions, sizes.list_rows,
+                                                   sizes.list_requests))
 
 
 async def bench(args: argparse.Namespace) -> int:

@@ -100,6 +100,7 @@ class AuditOperation(StrEnum):
     WHATIF = "whatif"  # replay dossiers under a changed call definition
     CROSSCHECK = "crosscheck"  # compare the journal with Temporal's histories
     EXPORT = "export"  # write a dossier's self-verifying bundle
+    VERIFY = "verify"  # recompute the journal's chains (over the network: an auditor's)
 
     @property
     def label(self) -> str:
@@ -108,6 +109,7 @@ class AuditOperation(StrEnum):
             AuditOperation.WHATIF: "simulation sous une autre définition d’appel",
             AuditOperation.CROSSCHECK: "comparaison du journal et des historiques Temporal",
             AuditOperation.EXPORT: "export d’un bundle d’audit",
+            AuditOperation.VERIFY: "vérification des chaînes du journal",
         }[self]
 
 

@@ -121,7 +121,8 @@ class MemoryStore:
 
     async def dossiers(self, *, call_id: str | None = None, status: str | None = None, phase_id: str | None = None,
                        due_before: datetime | None = None, after: str | None = None,
-                       limit: int | None = None) -> list[DossierRow]:
+                       limit: int | None = None, holder: str | None = None,
+                       call_ids: Sequence[str] | None = None) -> list[DossierRow]:
         """See `JournalStore.dossiers`."""
         async with self._lock:
             rows = sorted(self._dossiers.values(), key=lambda r: r.dossier_id)
@@ -130,6 +131,7 @@ class MemoryStore:
             if (call_id is None or r.call_id == call_id) and (status is None or r.status == status)
             and (phase_id is None or r.phase_id == phase_id) and (after is None or r.dossier_id > after)
             and (due_before is None or (r.next_deadline is not None and r.next_deadline < due_before))
+            and (holder is None or r.holder == holder) and (call_ids is None or r.call_id in call_ids)
         ]
         return found[:limit] if limit is not None else found
 

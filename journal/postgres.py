@@ -200,7 +200,8 @@ class PostgresStore:
 
     async def dossiers(self, *, call_id: str | None = None, status: str | None = None, phase_id: str | None = None,
                        due_before: datetime | None = None, after: str | None = None,
-                       limit: int | None = None) -> list[DossierRow]:
+                       limit: int | None = None, holder: str | None = None,
+                       call_ids: Sequence[str] | None = None) -> list[DossierRow]:
         """See `JournalStore.dossiers`."""
         query = select(*DOSSIER_COLUMNS).order_by(dossiers.c.dossier_id)
         if call_id is not None:
@@ -211,6 +212,10 @@ class PostgresStore:
             query = query.where(dossiers.c.phase_id == phase_id)
         if due_before is not None:
             query = query.where(dossiers.c.next_deadline < due_before)
+        if holder is not None:
+            query = query.where(dossiers.c.holder == holder)
+        if call_ids is not None:
+            query = query.where(dossiers.c.call_id.in_(list(call_ids)))
         if after is not None:
             query = query.where(dossiers.c.dossier_id > after)
         if limit is not None:

@@ -267,9 +267,11 @@ class JournalStore(Protocol):
 
     async def dossiers(self, *, call_id: str | None = None, status: str | None = None, phase_id: str | None = None,
                        due_before: datetime | None = None, after: str | None = None,
-                       limit: int | None = None) -> list[DossierRow]:
+                       limit: int | None = None, holder: str | None = None,
+                       call_ids: Sequence[str] | None = None) -> list[DossierRow]:
         """The dossier list ordered by dossier id, filtered; `after` is the last id of the previous
-        page (keyset pagination); `due_before`: next deadline before that instant (overdue)."""
+        page (keyset pagination); `due_before`: next deadline before that instant (overdue); `holder`:
+        that holder's dossiers only; `call_ids`: the dossiers of those calls only (none when empty)."""
         ...
 
     async def open_dossiers(self, call_id: str, phase_id: str, final_statuses: Sequence[str]) -> list[str]:

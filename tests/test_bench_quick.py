@@ -23,6 +23,9 @@ RUN_FIGURES = {
     "6 journal append": r"written by the journal's append .*[\d.]+ s \([\d,]+ events/s\)",
     "6 replay": r"^6\s+replay, [\d,]+ events .*\s[\d,]+ events/s",
     "6 load and open": r"load \(SQLAlchemy\) .*[\d.]+ s / [\d.]+ s / [\d.]+ s \([\d,]+ events/s\)",
+    "7 API command": r"^7\s+staff command through the API, HTTP → Update → journal .*p50 [\d.]+ ms · p99 [\d.]+ ms",
+    "7 service command": r"same command through the service layer\s+p50 [\d.]+ ms · p99 [\d.]+ ms",
+    "8 list endpoint": r"^8\s+list endpoint over [\d,]+ dossiers .*p50 [\d.]+ ms · p95 [\d.]+ ms",
 }
 
 VERIFY_FIGURES = {

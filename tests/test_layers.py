@@ -92,3 +92,13 @@ def test_the_journal_leans_on_nothing_above_it() -> None:
     # The ledger is copied into every exported bundle as verify.py: the standard library only.
     ledger = imports(ROOT / "journal" / "ledger.py")
     assert {m.split(".")[0] for m in ledger} <= set(sys.stdlib_module_names) | {"__future__"}, ledger
+
+
+def test_the_api_goes_through_the_service_layer() -> None:
+    """The HTTP API parses and renders: it reaches the journal, Temporal and the gateway only through
+    the service layer."""
+    for file, found in folder_imports("amiflow/api").items():
+        bad = {m for m in project(found) if m.startswith(("journal", "activities", "amiflow.dossiers",
+                                                          "amiflow.audit", "amiflow.vault", "amiflow.temporal"))}
+        assert not bad, (file, bad)
+        assert not {m.split(".")[0] for m in found} & {"sqlalchemy", "asyncpg", "temporalio"}, file

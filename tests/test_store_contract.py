@@ -231,6 +231,10 @@ async def test_the_dossier_list_pages_by_id_and_filters(store: JournalStore) -> 
     assert {r.dossier_id for r in due} == {ids[6], ids[3], ids[0], C}  # i = 0, 3, 6 (soon); none without deadline
     assert [r.dossier_id for r in await store.dossiers(call_id=CALL, status="submitted", after=ids[2], limit=1)] == \
         [ids[4]]
+    assert {r.dossier_id for r in await store.dossiers(call_ids=[OTHER])} == {C}
+    assert await store.dossiers(call_ids=[]) == []
+    assert len(await store.dossiers(holder="acme", call_ids=[CALL, OTHER])) == len(ids) + 1
+    assert await store.dossiers(holder="autre") == []
 
 
 async def test_open_dossiers_leaves_final_statuses_out(store: JournalStore) -> None:

@@ -53,6 +53,23 @@ def start(data: Path) -> subprocess.Popen[str]:
     raise AssertionError("amiflow up did not become ready")
 
 
+def api_answers(url: str) -> None:
+    """The API `up` started serves its OpenAPI document, and refuses a call without a token."""
+    import httpx
+
+    deadline = time.monotonic() + 60
+    while True:
+        try:
+            document = httpx.get(f"{url}/api/v1/openapi.json", timeout=10)
+            break
+        except httpx.TransportError:
+            assert time.monotonic() < deadline, f"the API does not answer at {url}"
+            time.sleep(0.5)
+    assert document.status_code == 200 and "/api/v1/dossiers" in document.json()["paths"]
+    refused = httpx.get(f"{url}/api/v1/dossiers", timeout=10)
+    assert refused.status_code == 401 and refused.headers["content-type"] == "application/problem+json"
+
+
 def open_pmcb_copy(data: Path, folder: Path) -> Path:
     """Start the PMCB call shifted to today (id PMCB_COPY) in the stack running in `data`, as `up`
     starts the shipped calls; returns the example dossier rewritten to name that call."""
@@ -106,7 +123,9 @@ def test_up_runs_everything_stops_on_sigterm_and_resumes(tmp_path: Path) -> None
         asked = amiflow(data, "dossier", "do", ident, "request-complement", "--pieces", "Kbis", "--due",
                         due.arg, "--as", "staff:amelie")
         assert asked.returncode == 0, asked.stderr
-        pids = [info["temporal_pid"], info["postgres_pid"], info["codec_pid"], *info["worker_pids"]]
+        api_answers(info["api_url"])
+        pids = [info["temporal_pid"], info["postgres_pid"], info["codec_pid"], info["api_pid"],
+                *info["worker_pids"]]
         keyring = data / "keys" / "keyring.json"
         assert keyring.stat().st_mode & 0o777 == 0o600  # generated on first start, for this directory only
     finally:

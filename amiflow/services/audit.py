@@ -55,8 +55,12 @@ def _report(breaks: list[Any], checked: str) -> VerifyReport:
     return VerifyReport(ok=not breaks, checked=checked, breaks=[asdict(b) for b in breaks])
 
 
-async def verify(rt: Runtime, dossier_id: str | None = None, anchors_file: Path | None = None) -> VerifyReport:
-    """Recompute the chains of the journal (or of one dossier) against its head and its anchors."""
+async def verify(rt: Runtime, dossier_id: str | None = None, anchors_file: Path | None = None,
+                 who: Principal | None = None) -> VerifyReport:
+    """Recompute the chains of the journal (or of one dossier) against its head and its anchors; for a
+    person who signed in (`who`; not the operator on the server), auditors only."""
+    if who is not None and not (decision := may_audit(who.actor, AuditOperation.VERIFY)).granted:
+        raise ReadRefused(f"Refusé (audit verify) : {decision.reason}.")
     external = read_anchors(anchors_file) if anchors_file else None
     breaks = await ledger_io.verify_journal(rt.store, dossier_id, external)
     return _report(breaks, f"dossier {dossier_id}" if dossier_id else "tout le journal")

@@ -10,6 +10,8 @@ from amiflow.bootstrap import Runtime
 from amiflow.catalogue import CallSet, load_calls
 from amiflow.services.errors import NotFound
 from amiflow.services.principal import Principal
+from amiflow.services.views import CallView, PhaseView
+from domain import Call
 from workflows.call import ExtensionResult
 
 
@@ -33,3 +35,45 @@ async def extend(rt: Runtime, who: Principal, call_id: str, phase_id: str, until
     """Move a phase's closing later; every open dossier of the phase follows (the call's workflow
     refuses what the rules refuse: `domain.calls.extend_phase`)."""
     return await gateway.extend(rt.temporal(), call_id, phase_id, until, who.actor)
+
+
+_LOADED: dict[tuple[tuple[str, int, int], ...], list[Call]] = {}
+
+
+def current(rt: Runtime) -> list[Call]:
+    """The calls of the runtime's call files, loaded again only when a file changed (a server reads
+    them at every list)."""
+    from amiflow.catalogue import call_files
+
+    dirs = [rt.settings.calls_dir] if rt.settings.calls_dir else []
+    files = call_files(tuple(dirs))
+    stamp = tuple((str(f), *_stat(f)) for f in files)
+    if stamp not in _LOADED:
+        _LOADED.clear()
+        _LOADED[stamp] = load_calls(files).calls
+    return _LOADED[stamp]
+
+
+def _stat(path: Path) -> tuple[int, int]:
+    try:
+        info = path.stat()
+    except OSError:
+        return (0, 0)
+    return (info.st_mtime_ns, info.st_size)
+
+
+def view(call: Call) -> CallView:
+    """A call as people read it: its id, title and phases."""
+    return CallView(id=call.id, title=call.title, phases=[
+        PhaseView(id=p.id, kind=p.kind.value, label=p.label, opens_at=p.opens_at, closes_at=p.closes_at)
+        for p in call.phases])
+
+
+def listing(rt: Runtime) -> list[CallView]:
+    """The calls of the call files, as loaded (the phases as written; a call's own reads its extensions)."""
+    return [view(c) for c in current(rt)]
+
+
+async def show(rt: Runtime, call_id: str) -> CallView:
+    """A call as it stands in its workflow: its phases with their extensions."""
+    return view(await gateway.call_definition(rt.temporal(), call_id))

@@ -115,9 +115,10 @@ def typed_commands() -> list[str]:
     return sorted(n for n in COMMAND_TYPES if n not in NOT_TYPED)
 
 
-def build(name: str, options: Mapping[str, Any], catalogue: tuple[Scheme, ...] = ()) -> Command:
+def build(name: str, options: Mapping[str, Any], catalogue: tuple[Scheme, ...] = (), files: bool = True) -> Command:
     """A decider command from its name and its options: strings as typed (lists comma-separated,
-    scores as `criterion=score,…`, dates as AAAA-MM-JJ) or JSON values.
+    scores as `criterion=score,…`, dates as AAAA-MM-JJ) or JSON values. `files`: whether a text may name
+    a file to read (`--content FILE` on the server's command line; never over the network).
 
     Raises:
         InvalidCommand: unknown command or option, or a value the command refuses.
@@ -132,6 +133,8 @@ def build(name: str, options: Mapping[str, Any], catalogue: tuple[Scheme, ...] =
         if field not in fields or field in FILLED:
             allowed = ", ".join("--" + option_name(f) for f in fields if f not in FILLED) or "aucune"
             raise InvalidCommand(f"Option inconnue --{key} pour « {name} » (options : {allowed}).")
+        if field == "content" and isinstance(raw, str) and not files:
+            raise InvalidCommand(f"« {name} » : content est le contenu du dossier (un objet), pas un nom de fichier.")
         data[field] = _value(field, str(fields[field].annotation), raw)
     if name == "orient":
         data["catalogue"] = catalogue

@@ -14,7 +14,7 @@ from amiflow.bootstrap import Runtime
 from amiflow.catalogue import load_dossier, load_schemes
 from amiflow.logs import logger
 from amiflow.services import commands
-from amiflow.services.errors import NotFound, ReadRefused
+from amiflow.services.errors import NotFound, ReadRefused, Refused
 from amiflow.services.principal import Principal
 from amiflow.services.views import (
     AttachView,
@@ -32,12 +32,14 @@ from domain import replay
 from domain.calendar import show as paris
 from domain.deadlines import deadlines, next_of_each_kind
 from domain.decider import available_commands
+from domain.disclosure import list_scope, may_know
 from domain.errors import InvalidCommand
 from domain.events import Event
 from domain.inputs import check_attachment, check_command
-from domain.reading import Purpose, Sight, event_shown, shown_actor, sight
+from domain.reading import LoggedRead, Purpose, Reading, Sight, event_shown, may_read, shown_actor, sight
 from domain.state import DossierState, Status, is_dossier_id
 from domain.text import visible
+from domain.uploads import check_document
 from journal.keys import KeyDestroyed
 from journal.store import ReadEntry
 from workflows.dossier import CommandResult
@@ -58,15 +60,21 @@ async def command(rt: Runtime, who: Principal, dossier_id: str, name: str, optio
     """Give the dossier a command by its name, with its options; the rules accept or refuse it. What
     no entry point may send (`domain.inputs`) is refused here, before it reaches Temporal."""
     _known_shape(dossier_id)
-    order = commands.build(name, options, load_schemes() if name == "orient" else ())
+    order = commands.build(name, options, load_schemes() if name == "orient" else (), files=who.via == "cli")
     check_command(DossierState(), order, who.actor)
-    return await gateway.send(rt.temporal(), dossier_id, order, who.actor, rt.store, rt.keys,
-                              rt.settings.task_queue, who.origin)
+    try:
+        return await gateway.send(rt.temporal(), dossier_id, order, who.actor, rt.store, rt.keys,
+                                  rt.settings.task_queue, who.origin)
+    except Refused as refused:
+        if refused.code == "not_allowed":  # whoever may not know the dossier is not told it refused them
+            await _known(rt, who, dossier_id, await _state(rt, dossier_id), None)
+        raise
 
 
 async def available(rt: Runtime, who: Principal, dossier_id: str, now: datetime) -> list[CommandSpec]:
     """The commands this person may give the dossier now, with their options."""
     state = await _state(rt, dossier_id)
+    await _known(rt, who, dossier_id, state, now)
     typed = set(commands.typed_commands())
     return [commands.spec(n) for n in available_commands(state, who.actor, now) if n in typed]
 
@@ -85,7 +93,8 @@ async def show(rt: Runtime, who: Principal | None, dossier_id: str, now: datetim
     await _log(rt, dossier_id, who, seen, now)
     if not seen.allowed or seen.state is None:
         raise ReadRefused(f"Lecture refusée ({dossier_id}) : {seen.reason}.",
-                          {"dossier_id": dossier_id, "content_granted": False, "reason": seen.reason})
+                          {"dossier_id": dossier_id, "content_granted": False, "reason": seen.reason},
+                          _unknown(current, who, dossier_id))
     waiting = deadlines(past, past.call, as_of or now) if past.call else []
     shown = waiting if all_deadlines else next_of_each_kind(waiting)
     return DossierView(
@@ -111,7 +120,8 @@ async def history(rt: Runtime, who: Principal | None, dossier_id: str, now: date
     await _log(rt, dossier_id, who, seen, now)
     if not seen.allowed:
         raise ReadRefused(f"Lecture refusée (historique de {dossier_id}) : {seen.reason}.",
-                          {"dossier_id": dossier_id, "content_granted": False, "reason": seen.reason})
+                          {"dossier_id": dossier_id, "content_granted": False, "reason": seen.reason},
+                          _unknown(state, who, dossier_id))
     granted = bodies and seen.content
     if events:
         shown = [EventView(seq=i, type=e.type, actor=shown_actor(reader, str(e.actor)), at=e.at,
@@ -144,7 +154,8 @@ async def timeline(rt: Runtime, who: Principal, dossier_id: str, now: datetime) 
     await _log(rt, dossier_id, who, seen, now)
     if not seen.allowed:
         raise ReadRefused(f"Lecture refusée (historique de {dossier_id}) : {seen.reason}.",
-                          {"dossier_id": dossier_id, "entries": [], "reason": seen.reason})
+                          {"dossier_id": dossier_id, "entries": [], "reason": seen.reason},
+                          _unknown(state, who, dossier_id))
     entries = [TimelineEntry(kind="event", at=r.occurred_at, actor=shown_actor(who.actor, r.actor), seq=r.seq,
                              type=r.type) for r in rows]
     entries += [TimelineEntry(kind="read", at=r.at, actor=shown_actor(who.actor, r.actor), what=r.what,
@@ -155,15 +166,25 @@ async def timeline(rt: Runtime, who: Principal, dossier_id: str, now: datetime) 
 
 async def listing(rt: Runtime, now: datetime, call_id: str | None = None, status: str | None = None,
                   phase_id: str | None = None, overdue: bool = False, after: str | None = None,
-                  limit: int | None = None) -> DossierPage:
+                  limit: int | None = None, who: Principal | None = None) -> DossierPage:
     """The dossier list (ids, statuses, deadlines: no content), filtered, by dossier id; a page
-    continues after the id `next` of the previous one."""
+    continues after the id `next` of the previous one. With `who`, only the dossiers that person may
+    know of (`domain.disclosure.list_scope`); without, the operator's whole list on the server."""
     if status is not None and status not in {s.value for s in Status}:
         raise InvalidCommand(f"Statut inconnu « {status} » ({', '.join(s.value for s in Status)}).")
     if limit is not None and not 1 <= limit <= PAGE_MAX:
         raise InvalidCommand(f"Une page compte de 1 à {PAGE_MAX} dossiers.")
+    holder, call_ids = None, None
+    if who is not None:
+        from amiflow.services.calls import current
+
+        scope = list_scope(who.actor, current(rt))
+        if scope.refused is not None:
+            raise ReadRefused(f"Liste refusée : {scope.refused}.")
+        holder, call_ids = scope.holder, scope.call_ids
     rows = await rt.store.dossiers(call_id=call_id, status=status, phase_id=phase_id,
-                                   due_before=now if overdue else None, after=after, limit=limit)
+                                   due_before=now if overdue else None, after=after, limit=limit,
+                                   holder=holder, call_ids=call_ids)
     items = [DossierItem(dossier_id=r.dossier_id, call_id=r.call_id, phase_id=r.phase_id, holder=r.holder,
                          status=Status(r.status), version=r.version, next_deadline=r.next_deadline,
                          next_deadline_kind=r.next_deadline_kind, submitted_at=r.submitted_at,
@@ -182,10 +203,20 @@ async def attach(rt: Runtime, who: Principal, dossier_id: str, file: Path) -> At
     return AttachView(dossier_id=result.dossier_id, version=result.version, document=ref)
 
 
+async def upload(rt: Runtime, who: Principal, dossier_id: str, file: Path, media_type: str) -> AttachView:
+    """Attach a file received over the network (its name is `file.name`, its declared `media_type`),
+    once the rules' limits on documents hold (`domain.uploads.check_document`)."""
+    state = await _state(rt, dossier_id)
+    await _known(rt, who, dossier_id, state, None)
+    check_document(file.name, media_type, file.stat().st_size, len(state.documents))
+    return await attach(rt, who, dossier_id, file)
+
+
 async def document(rt: Runtime, who: Principal, dossier_id: str, document_id: str, now: datetime) -> tuple[Any, bytes]:
     """A document's reference and bytes, if the rules let this person read the dossier's content;
     the read, granted or refused, is logged before anything is returned."""
     state = await _state(rt, dossier_id)
+    await _known(rt, who, dossier_id, state, now, what=f"document:{document_id}")
     ref = state.document(document_id)
     if ref is None:
         known = ", ".join(d.id for d in state.documents) or "aucun"
@@ -201,6 +232,28 @@ def _known_shape(dossier_id: str) -> None:
     """An id that is not a dossier's (a line break, a path…) names no dossier: refused before Temporal."""
     if not is_dossier_id(dossier_id):
         raise NotFound(f"Dossier inconnu « {visible(dossier_id)} ».")
+
+
+def _unknown(state: DossierState, who: Principal | None, dossier_id: str) -> NotFound | None:
+    """What to answer instead of a refusal when the person may not know the dossier exists."""
+    if who is None or may_know(state, who.actor):
+        return None
+    return NotFound(f"Dossier inconnu « {dossier_id} ».")
+
+
+async def _known(rt: Runtime, who: Principal, dossier_id: str, state: DossierState, now: datetime | None,
+                 what: str = "commands") -> None:
+    """Refuse, as if it did not exist, a dossier the person may not know of; with `now`, that
+    attempt is logged as a refused read."""
+    unknown = _unknown(state, who, dossier_id)
+    if unknown is None:
+        return
+    reason = may_read(state, who.actor, Reading.HISTORY).reason
+    if now is not None:
+        refused = Sight(allowed=False, content=False, reviews=False, reason=reason, state=None,
+                        logged=(LoggedRead(what=what, granted=False, reason=reason),))
+        await _log(rt, dossier_id, who, refused, now)
+    raise ReadRefused(f"Refusé ({dossier_id}) : {reason}.", unknown=unknown)
 
 
 async def _state(rt: Runtime, dossier_id: str) -> DossierState:

@@ -27,13 +27,16 @@ class Refused(ServiceError):
 
 
 class ReadRefused(NotAllowed):
-    """A read the rules refused; `view` says it in the shape the reader asked for (`--json`)."""
+    """A read the rules refused; `view` says it in the shape the reader asked for (`--json`).
+    `unknown`: the reader may not even know the dossier exists (`domain.disclosure.may_know`): what an
+    entry point that must not tell it from an unknown dossier answers instead (the refusal is logged)."""
 
     code = "read_refused"
 
-    def __init__(self, message: str, view: dict[str, Any] | None = None) -> None:
+    def __init__(self, message: str, view: dict[str, Any] | None = None, unknown: NotFound | None = None) -> None:
         super().__init__(message)
         self.view = view or {}
+        self.unknown = unknown
 
 
 class Unauthenticated(ServiceError):

@@ -126,3 +126,21 @@ class AttachView(BaseModel):
     dossier_id: str
     version: int
     document: DocumentRef
+
+
+class PhaseView(BaseModel):
+    """One phase of a call: when it opens and closes."""
+
+    id: str
+    kind: str
+    label: str
+    opens_at: datetime
+    closes_at: datetime
+
+
+class CallView(BaseModel):
+    """A call and its phases (public texts)."""
+
+    id: str
+    title: str
+    phases: list[PhaseView]
