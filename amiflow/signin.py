@@ -440,3 +440,17 @@ async def _finish(http: httpx.AsyncClient, provider: OpenIdProvider, rt: Runtime
 def people_file(settings: Settings) -> Path:
     """The JSON file of the directory's people that the local provider's login page lists."""
     return settings.idp_dir / "people.json"
+
+
+async def idp_people(rt: Runtime) -> list[dict[str, str | None]]:
+    """The directory as the local provider's login page lists it: the subject is the directory's name."""
+    return [{"sub": p.name, "name": p.name, "email": p.email, "siret": p.siret,
+             "role": ", ".join(str(g) for g in p.grants)} for p in await people.listing(rt)]
+
+
+def write_idp_people(path: Path, entries: list[dict[str, str | None]]) -> None:
+    """Write the local provider's list of people (atomically: it reads the file at each login page)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    tmp.write_text(json.dumps(entries, ensure_ascii=False, indent=1), encoding="utf-8")
+    tmp.replace(path)

@@ -13,11 +13,13 @@ import contextlib
 import fcntl
 import json
 import os
+import shutil
 import signal
 import socket
 import subprocess
 import sys
 import time
+import urllib.request
 from collections.abc import Iterator
 from dataclasses import replace
 from datetime import UTC, datetime
@@ -136,6 +138,42 @@ def _stale(settings: Settings) -> None:
         _stop(pid, grace=5)
     _stop(info.get("codec_pid"), grace=5)
     _stop(info.get("temporal_pid"), grace=5, sig=TEMPORAL_STOP)
+
+
+IDP_DIR = ROOT / "deploy" / "idp"
+IDP_CLIENT_ID = "amiflow"
+
+
+def start_idp(issuer: str, client_secret: str, redirect_uris: list[str], post_logout_uris: list[str],
+              people_file: Path, log: Path, code_ttl: int = 60, client_id: str = IDP_CLIENT_ID,
+              ) -> subprocess.Popen[bytes]:
+    """Start the local OpenID provider (deploy/idp/provider.mjs: the pinned `oidc-provider` on Node) at
+    `issuer`, for one client; its login page lists the people of `people_file`."""
+    node = shutil.which("node")
+    if node is None:
+        raise SystemExit("amiflow : Node.js est introuvable (node) ; il fait tourner le fournisseur d’identité local.")
+    if not (IDP_DIR / "node_modules" / "oidc-provider").is_dir():
+        raise SystemExit(f"amiflow : le fournisseur d’identité local n’est pas installé : npm ci --prefix {IDP_DIR} "
+                         "(make install le fait).")
+    env = {**os.environ, "IDP_ISSUER": issuer, "IDP_CLIENT_ID": client_id, "IDP_CLIENT_SECRET": client_secret,
+           "IDP_REDIRECT_URIS": " ".join(redirect_uris), "IDP_POST_LOGOUT_REDIRECT_URIS": " ".join(post_logout_uris),
+           "IDP_PEOPLE_FILE": str(people_file), "IDP_CODE_TTL": str(code_ttl)}
+    return subprocess.Popen([node, str(IDP_DIR / "provider.mjs"), issuer], env=env, cwd=IDP_DIR,
+                            stdout=log.open("ab"), stderr=subprocess.STDOUT, start_new_session=True)
+
+
+def wait_idp(issuer: str, process: subprocess.Popen[bytes], log: Path, seconds: float = 60) -> None:
+    """Wait until the provider serves its discovery document."""
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise SystemExit(f"amiflow : le fournisseur d’identité s’est arrêté au démarrage (journal : {log}).")
+        with contextlib.suppress(OSError, ValueError):
+            with urllib.request.urlopen(f"{issuer}/.well-known/openid-configuration", timeout=2) as answer:
+                if json.load(answer).get("issuer") == issuer:
+                    return
+        time.sleep(0.2)
+    raise SystemExit(f"amiflow : le fournisseur d’identité ne répond pas à {issuer} (journal : {log}).")
 
 
 def _wait_port(port: int, process: subprocess.Popen[bytes], what: str, log: Path,

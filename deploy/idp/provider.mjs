@@ -71,6 +71,7 @@ const configuration = {
     email: ['email', 'email_verified'],
     profile: ['name'],
     siret: ['siret'],
+    amr: null, // a claim of its own, asked through the claims parameter (ProConnect's RPs ask it)
   },
   features: {
     devInteractions: { enabled: false }, // the page below replaces it: pick a person of the directory
