@@ -280,6 +280,11 @@ class SignInRoutes:
         self.provider = OpenIdProvider(self.settings.oidc_issuer, self.settings.oidc_client_id,
                                        self.settings.oidc_client_secret)
         self.limiter = Limiter(policy)
+        # Under `amiflow up`, the local provider lists the directory's people: kept fresh at each sign-in.
+        from amiflow.stack import read_stack
+
+        local = read_stack(self.settings).get("idp_url")
+        self.local_people = people_file(self.settings) if local and local == self.settings.oidc_issuer else None
 
     def base(self, request: Request) -> str:
         return self.settings.public_url or str(request.base_url).rstrip("/")
@@ -302,6 +307,8 @@ class SignInRoutes:
         except (httpx.HTTPError, ValueError, SignInFailed) as exc:
             logger().warning("signin.discovery_failed", issuer=provider.issuer, error=str(exc)[:200])
             return _unavailable()
+        if self.local_people is not None:
+            write_idp_people(self.local_people, await idp_people(self.rt))
         state, nonce, verifier = generate_token(43), generate_token(43), generate_token(64)
         url = prepare_grant_uri(meta["authorization_endpoint"], provider.client_id, "code",
                                 redirect_uri=f"{self.base(request)}/auth/callback", state=state,

@@ -13,6 +13,7 @@ import contextlib
 import fcntl
 import json
 import os
+import secrets
 import shutil
 import signal
 import socket
@@ -125,6 +126,8 @@ def status(settings: Settings) -> dict[str, Any]:
         "worker_pids": workers,
         "codec_url": info.get("codec_url"),
         "codec_pid": info.get("codec_pid") if _alive(info.get("codec_pid")) else None,
+        "idp_url": info.get("idp_url"),
+        "idp_pid": info.get("idp_pid") if _alive(info.get("idp_pid")) else None,
         "started_at": info.get("started_at"),
         "calls": info.get("calls", []),
         "refused_calls": info.get("refused_calls", []),
@@ -137,6 +140,7 @@ def _stale(settings: Settings) -> None:
     for pid in info.get("worker_pids", []):
         _stop(pid, grace=5)
     _stop(info.get("codec_pid"), grace=5)
+    _stop(info.get("idp_pid"), grace=5)
     _stop(info.get("temporal_pid"), grace=5, sig=TEMPORAL_STOP)
 
 
@@ -212,7 +216,7 @@ def up(settings: Settings, workers: int = 1, echo: Any = print) -> int:
             _stop_postgres(data)
             info = read_stack(settings)
             if info:
-                info.update(worker_pids=[], temporal_pid=None, postgres_pid=None, codec_pid=None,
+                info.update(worker_pids=[], temporal_pid=None, postgres_pid=None, codec_pid=None, idp_pid=None,
                             stopped_at=datetime.now(UTC).isoformat())
                 settings.stack_file.write_text(json.dumps(info, indent=2))
             echo("amiflow : tout est arrêté.")
@@ -270,17 +274,26 @@ def _run(settings: Settings, data: Path, workers: int, processes: list[subproces
     codec = subprocess.Popen([sys.executable, "-m", "amiflow.codec_server"], env=codec_env, cwd=ROOT,
                              stdout=clog.open("ab"), stderr=subprocess.STDOUT, start_new_session=True)
     processes.append(codec)
+    started = []
     for i in range(workers):
         wlog = data / "logs" / f"worker-{i + 1}.log"
-        processes.append(subprocess.Popen([sys.executable, str(ROOT / "worker.py")], env=env,
-                                          stdout=wlog.open("ab"), stderr=subprocess.STDOUT,
-                                          start_new_session=True))
+        started.append(subprocess.Popen([sys.executable, str(ROOT / "worker.py")], env=env,
+                                        stdout=wlog.open("ab"), stderr=subprocess.STDOUT, start_new_session=True))
+    processes.extend(started)
+    # The local OpenID provider; it sends people back to the API (amiflow serve), which listens on api_port.
+    api_port, idp_port = _free_port(8000), _free_port(8235)
+    idp_url, idp_log = f"http://127.0.0.1:{idp_port}", data / "logs" / "idp.log"
+    idp = _start_local_idp(replace(settings, data_dir=data, database_url=database_url), idp_url,
+                           [f"http://127.0.0.1:{api_port}", f"http://localhost:{api_port}"], idp_log)
+    processes.append(idp)
+    wait_idp(idp_url, idp, idp_log)
     info = {
         "temporal_address": address, "namespace": settings.namespace, "task_queue": settings.task_queue,
         "ui_url": f"http://127.0.0.1:{ui_port}", "database_url": database_url,
         "temporal_pid": temporal.pid, "postgres_pid": pg_pid,
-        "worker_pids": [p.pid for p in processes[2:]], "started_at": datetime.now(UTC).isoformat(),
+        "worker_pids": [p.pid for p in started], "started_at": datetime.now(UTC).isoformat(),
         "codec_url": codec_url, "codec_pid": codec.pid,
+        "idp_url": idp_url, "idp_pid": idp.pid, "idp_client_id": IDP_CLIENT_ID,
         "calls": [c.id for c in found.calls],
         "refused_calls": [{"file": e.source, "error": e.message} for e in found.refused],
     }
@@ -289,7 +302,8 @@ def _run(settings: Settings, data: Path, workers: int, processes: list[subproces
     echo(f"Interface web http://127.0.0.1:{ui_port}")
     echo(f"PostgreSQL    {database_url}")
     echo(f"Décodage      {codec_url} (jeton : amiflow codec token --as ROLE:NOM)")
-    echo(f"Workers       {', '.join(str(p.pid) for p in processes[2:])} (file {settings.task_queue})")
+    echo(f"Identités     {idp_url} (fournisseur OpenID local : choisir une personne de l’annuaire)")
+    echo(f"Workers       {', '.join(str(p.pid) for p in started)} (file {settings.task_queue})")
     echo(f"Appels        {', '.join(c.id for c in found.calls) or 'aucun'}")
     for error in found.refused:
         echo(f"Appel refusé  {error.message}")
@@ -303,6 +317,31 @@ def _run(settings: Settings, data: Path, workers: int, processes: list[subproces
         time.sleep(0.2)
     echo("amiflow : arrêt…")
     return 0
+
+
+def _start_local_idp(settings: Settings, issuer: str, sites: list[str], log: Path) -> subprocess.Popen[bytes]:
+    """The local provider for this data directory: its client secret (made once, mode 0600, never
+    committed) and the people it lists, written from the directory."""
+    from amiflow import signin
+
+    settings.idp_dir.mkdir(parents=True, exist_ok=True)
+    secret_file = settings.idp_dir / "client_secret"
+    if not secret_file.exists():
+        fd = os.open(secret_file, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(fd, "w") as out:
+            out.write(secrets.token_urlsafe(32))
+    asyncio.run(_write_idp_people(settings))
+    return start_idp(issuer, secret_file.read_text(encoding="utf-8").strip(),
+                     [f"{site}/auth/callback" for site in sites], [f"{site}/auth/logged-out" for site in sites],
+                     signin.people_file(settings), log)
+
+
+async def _write_idp_people(settings: Settings) -> None:
+    from amiflow import signin
+    from amiflow.bootstrap import NeedTemporal, runtime
+
+    async with runtime(settings, NeedTemporal.NONE, pool_size=1) as rt:
+        signin.write_idp_people(signin.people_file(settings), await signin.idp_people(rt))
 
 
 async def _start_calls(settings: Settings, calls: list[Any]) -> None:

@@ -56,25 +56,33 @@ class Idp:
     people_file: Path
 
 
-def _provider(tmp: Path, rp_port: int, code_ttl: int) -> Iterator[Idp]:
-    issuer = f"http://127.0.0.1:{free_port()}"
-    rp = f"http://127.0.0.1:{rp_port}"
-    people_file = tmp / "people.json"
-    people_file.write_text("[]")
-    log = tmp / "idp.log"
-    process = start_idp(issuer, CLIENT_SECRET, [f"{rp}/auth/callback"], [f"{rp}/auth/logged-out"], people_file,
-                        log, code_ttl=code_ttl)
-    try:
-        wait_idp(issuer, process, log)
-        yield Idp(issuer, rp_port, people_file)
-    finally:
-        stop_process(process)
-
-
 @pytest.fixture(scope="module")
-def idp(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Idp]:
-    """The provider most tests sign in with (codes live 60 s)."""
-    yield from _provider(tmp_path_factory.mktemp("idp"), free_port(), 60)
+def providers(tmp_path_factory: pytest.TempPathFactory) -> Iterator[list[Idp]]:
+    """Two local providers, started together: most tests sign in with the first (codes live 60 s);
+    the expired-code test with the second, whose codes live one second."""
+    tmp = tmp_path_factory.mktemp("idp")
+    started = []
+    try:
+        for i, code_ttl in enumerate((60, 1)):
+            issuer, rp = f"http://127.0.0.1:{free_port()}", free_port()
+            people_file = tmp / f"people-{i}.json"
+            people_file.write_text("[]")
+            log = tmp / f"idp-{i}.log"
+            back = f"http://127.0.0.1:{rp}/auth"
+            process = start_idp(issuer, CLIENT_SECRET, [f"{back}/callback"], [f"{back}/logged-out"], people_file,
+                                log, code_ttl=code_ttl)
+            started.append((Idp(issuer, rp, people_file), process, log))
+        for found, process, log in started:
+            wait_idp(found.issuer, process, log)
+        yield [found for found, _, _ in started]
+    finally:
+        for _, process, _ in started:
+            stop_process(process)
+
+
+@pytest.fixture
+def idp(providers: list[Idp]) -> Idp:
+    return providers[0]
 
 
 @pytest.fixture
@@ -250,23 +258,23 @@ async def test_a_wrong_nonce_is_refused(rt: Runtime, idp: Idp, serve: Serve) -> 
     assert (await people.person(rt, "amelie")).subject is None  # type: ignore[union-attr]
 
 
-async def test_an_expired_code_is_refused(rt: Runtime, serve: Serve, tmp_path: Path) -> None:
+async def test_an_expired_code_is_refused(rt: Runtime, serve: Serve, providers: list[Idp]) -> None:
     """A provider whose codes live one second; the browser comes back with its code 1.5 seconds late."""
-    for short in _provider(tmp_path, free_port(), 1):
-        await directory(rt, short)
-        rp = await serve(rt, short)
-        async with httpx.AsyncClient() as http:
-            back = await pick(http, await to_login_page(http, rp), "amelie", follow=False)
-            while not back.headers["location"].startswith(f"{rp}/auth/callback"):
-                back = await http.get(httpx.URL(str(back.url)).join(back.headers["location"]))
-            await asyncio.sleep(1.5)  # the code's `exp` is its issue second + 1
-            refused = await http.get(back.headers["location"])
-            assert refused.status_code == 400, refused.text
-            assert "refusé le code d’autorisation" in html.unescape(refused.text), refused.text
-            assert (await http.get(f"{rp}/auth/me")).status_code == 401
-            # Replaying the callback is refused too: the state was used up.
-            again = await http.get(back.headers["location"])
-            assert again.status_code == 400 and "state" in again.text
+    short = providers[1]
+    await directory(rt, short)
+    rp = await serve(rt, short)
+    async with httpx.AsyncClient() as http:
+        back = await pick(http, await to_login_page(http, rp), "amelie", follow=False)
+        while not back.headers["location"].startswith(f"{rp}/auth/callback"):
+            back = await http.get(httpx.URL(str(back.url)).join(back.headers["location"]))
+        await asyncio.sleep(1.5)  # the code's `exp` is its issue second + 1
+        refused = await http.get(back.headers["location"])
+        assert refused.status_code == 400, refused.text
+        assert "refusé le code d’autorisation" in html.unescape(refused.text), refused.text
+        assert (await http.get(f"{rp}/auth/me")).status_code == 401
+        # Replaying the callback is refused too: the state was used up.
+        again = await http.get(back.headers["location"])
+        assert again.status_code == 400 and "state" in again.text
 
 
 async def test_sign_out_goes_through_end_session(rt: Runtime, idp: Idp, serve: Serve) -> None:

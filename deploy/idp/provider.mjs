@@ -196,5 +196,8 @@ server.listen(Number(port) || 80, hostname, () => {
   console.log(`oidc-provider ${issuer} (client ${configuration.clients[0].client_id})`);
 });
 for (const signal of ['SIGINT', 'SIGTERM']) {
-  process.on(signal, () => server.close(() => process.exit(0)));
+  process.on(signal, () => {
+    server.close(() => process.exit(0));
+    server.closeAllConnections();
+  });
 }
