@@ -21,6 +21,7 @@ import secrets
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
+from email import message_from_bytes
 from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs, urlencode, urlsplit
@@ -34,9 +35,11 @@ from fastapi.responses import JSONResponse
 from amiflow import signin
 from amiflow.bootstrap import Runtime
 from amiflow.services import people
+from amiflow.services.invitations import send_invitation
 from amiflow.settings import Settings
 from amiflow.stack import start_idp, wait_idp
 from amiflow.vault import Vault
+from domain.errors import InvalidCommand
 from domain.signin import SignInPolicy, SignInWindow, attempt, forgettable, random_value_ok, return_path
 from journal.keys import DossierKeys, Keyring
 from journal.postgres import PostgresStore, app_url, create_engine
@@ -303,18 +306,27 @@ async def test_sign_out_goes_through_end_session(rt: Runtime, idp: Idp, serve: S
 
 
 async def test_an_invitation_link_signs_its_person_in_once(rt: Runtime, idp: Idp, serve: Serve) -> None:
+    """Rita has no account at a provider: the link mailed to her signs her in, once."""
     await directory(rt, idp)
     rp = await serve(rt, idp)
-    link = await people.invite(rt, "rita", 7, datetime.now(UTC))
+    with pytest.raises(InvalidCommand):  # no e-mail in the directory yet
+        await send_invitation(rt, "rita", 7, datetime.now(UTC), rp)
+    await people.add(rt, "rita", [], email="rita@labo.example")
+    sent = await send_invitation(rt, "rita", 7, datetime.now(UTC), rp)
+    [mail] = [message_from_bytes(p.read_bytes()) for p in rt.settings.mail_dir.glob("invitation-*.eml")]
+    assert mail["To"] == "rita@labo.example"
+    text = mail.get_payload(decode=True).decode()  # type: ignore[union-attr]
+    link = re.search(r"http://\S+", text)
+    assert link and link.group(0) == sent and "ne sert qu’une fois" in text
     async with httpx.AsyncClient() as http:
-        page = await http.get(f"{rp}/auth/invitation/{link}")
+        page = await http.get(sent)
         assert page.status_code == 200 and "Se connecter" in page.text
         assert (await http.get(f"{rp}/auth/me")).status_code == 401  # opening the link uses nothing up
-        used = await http.post(f"{rp}/auth/invitation/{link}", follow_redirects=True)
+        used = await http.post(sent, follow_redirects=True)
         assert used.json() == {"actor": "reviewer:rita"}
         assert (await http.get(f"{rp}/auth/me")).json()["via"] == "invitation"
     async with httpx.AsyncClient() as other:
-        again = await other.post(f"{rp}/auth/invitation/{link}")
+        again = await other.post(sent)
         assert again.status_code == 403 and "déjà utilisé" in again.text
 
 
