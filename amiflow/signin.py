@@ -7,7 +7,8 @@ account. The session lives in a signed cookie whose secret is in the data direct
 
     app.add_middleware(SessionMiddleware, **session_options(settings))   # or install(app, rt)
     app.include_router(signin_router(rt))
-    principal_from_session(request)  # the signed-in Principal, or None
+    principal_from_session(request)  # the signed-in Principal, or None (no I/O)
+    await signed_in(request, rt)     # the same, checked against the directory
 
 Pieces of authlib build the request (random values, PKCE challenge, grant URI, token request);
 joserfc (authlib's JOSE library) verifies the ID token and the signed userinfo against the provider's
@@ -107,6 +108,19 @@ def principal_from_session(request: Request) -> Principal | None:
     except (KeyError, DomainError):
         return None
     return Principal(actor, via=str(saved.get("via", "oidc")), proven=True, person=saved.get("person"))
+
+
+async def signed_in(request: Request, rt: Runtime) -> Principal | None:
+    """The person signed in on this browser, provided the directory still has them in that role (a
+    person removed, or whose role was taken away, is signed out here); None otherwise."""
+    who = principal_from_session(request)
+    if who is None:
+        return None
+    found = await people.person(rt, who.person or who.actor.name)
+    if found is None or not found.may_act_as(who.actor.role):
+        request.session.clear()
+        return None
+    return who
 
 
 def _remember(request: Request, principal: Principal, id_token: str | None) -> None:
@@ -391,7 +405,7 @@ class SignInRoutes:
         return RedirectResponse("/", 303)
 
     async def me(self, request: Request) -> Response:
-        who = principal_from_session(request)
+        who = await signed_in(request, self.rt)
         if who is None:
             return JSONResponse({"detail": "Personne n’est connecté."}, 401)
         return JSONResponse({"actor": str(who.actor), "person": who.person, "via": who.via})

@@ -181,8 +181,11 @@ async def test_the_whole_flow_signs_a_person_of_the_directory_in(rt: Runtime, id
         assert str(done.url) == f"{rp}/auth/me"
         assert done.json() == {"actor": "staff:amelie", "person": "amelie", "via": "oidc"}
         assert (await http.get(f"{rp}/")).json() == {"actor": "staff:amelie"}
-    bound = await people.person(rt, "amelie")
-    assert bound is not None and (bound.issuer, bound.subject) == (idp.issuer, "amelie")
+        bound = await people.person(rt, "amelie")
+        assert bound is not None and (bound.issuer, bound.subject) == (idp.issuer, "amelie")
+        await people.remove(rt, "amelie")  # out of the directory: signed out at the next request
+        assert (await http.get(f"{rp}/auth/me")).status_code == 401
+        assert (await http.get(f"{rp}/")).json() == {"actor": None}
 
 
 async def test_userinfo_as_a_signed_jwt_as_proconnect_sends_it(rt: Runtime, idp: Idp, serve: Serve) -> None:
