@@ -14,6 +14,7 @@ import typer
 from amiflow import render
 from amiflow.bootstrap import NeedTemporal
 from amiflow.cli_audit import audit_app
+from amiflow.cli_people import people_app, tokens_app
 from amiflow.clikit import (
     Actor,
     DataDir,
@@ -54,6 +55,8 @@ dossier_app = group("Les dossiers, sur la pile qui tourne (amiflow up).")
 keys_app = group("Les clés de chiffrement du dossier de données.")
 codec_app = group("Le serveur de décodage pour l’interface web de Temporal.")
 app.add_typer(audit_app, name="audit")
+app.add_typer(people_app, name="people")
+app.add_typer(tokens_app, name="tokens")
 for name, sub in (("calls", calls_app), ("schemes", schemes_app), ("dossier", dossier_app), ("keys", keys_app),
                   ("codec", codec_app)):
     app.add_typer(sub, name=name)
@@ -172,7 +175,8 @@ def dossier_do(ctx: typer.Context, dossier_id: Annotated[str | None, typer.Argum
     if show_help or not dossier_id or not name:
         specs = [command_service.spec(n) for n in command_service.typed_commands()]
         if dossier_id and actor:
-            specs = _use(ctx, lambda rt: dossier_service.available(rt, _who(actor), dossier_id, _now()))
+            reader = _who(actor)
+            specs = _use(ctx, lambda rt: dossier_service.available(rt, reader, dossier_id, _now()))
         typer.echo(ctx.get_help() + "\n")
         render.command_specs(specs, typer.echo, bool(dossier_id and actor))
         raise typer.Exit(0 if show_help else 2)
@@ -329,18 +333,19 @@ def keys_init(ctx: typer.Context) -> None:
 @codec_app.command("token", cls=command)
 def codec_token(ctx: typer.Context, actor: Actor,
                 days: Annotated[int, typer.Option("--days", min=1, max=365, help="Durée de validité.")] = 1) -> None:
-    """Un jeton pour le serveur de décodage : il ne décode que ce que cette personne peut lire, et
-    chaque décodage est inscrit au journal des lectures. La dernière ligne est le jeton."""
-    from amiflow.codec_server import TOKENS
+    """Un jeton personnel pour le serveur de décodage (chargés de mission, auditeurs) : il ne décode que
+    ce que cette personne peut lire, chaque décodage est inscrit au journal des lectures, et il se
+    révoque avec amiflow tokens revoke ID. La dernière ligne est le jeton."""
     from amiflow.stack import read_stack
 
-    view = codec_service.issue_token(ctx.obj.data_dir / TOKENS, _who(actor), days, _now())
+    who = _who(actor)
+    issued = _use(ctx, lambda rt: codec_service.issue_token(rt, who, days, _now()), NeedTemporal.NONE)
     endpoint = (read_stack(ctx.obj) or {}).get("codec_url", "http://127.0.0.1:8234")
-    typer.echo(f"Jeton de {view.actor} valable {days} jour(s).\n"
-               f"  interface web : Codec Server → {endpoint}/t/{view.token}\n"
-               f"  temporal CLI  : --codec-endpoint {endpoint} --codec-auth 'Bearer {view.token}'\n{view.token}")
-
-
+    typer.echo(f"Jeton {issued.id} de {who.actor}, valable jusqu’au {render.paris(issued.expires_at)} "
+               f"(révocable : amiflow tokens revoke {issued.id}).\n"
+               f"  serveur de décodage : {endpoint}, en-tête Authorization: Bearer JETON\n"
+               f"  temporal CLI        : --codec-endpoint {endpoint} --codec-auth 'Bearer {issued.token}'\n"
+               f"{issued.token}")
 
 
 def main() -> None:

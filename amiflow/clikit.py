@@ -137,15 +137,50 @@ def now() -> datetime:
     return datetime.now(UTC)
 
 
+# The `--as` of the command being run (one command per process), checked against the directory by `use`.
+_claims: list[Principal] = []
+
+
 def use(ctx: typer.Context, work: Callable[[Runtime], Awaitable[T]],
         temporal: NeedTemporal = NeedTemporal.REQUIRED) -> T:
-    """Run one use case against the stack of the command's settings."""
-    return run(ctx.obj, work, temporal)
+    """Run one use case against the stack of the command's settings, once every person the operator
+    named with `--as` is found in the directory with that role."""
+    from amiflow.services import people
+
+    claims = list(_claims)
+
+    async def checked(rt: Runtime) -> T:
+        for claim in claims:
+            await people.check_operator(rt, claim)
+        return await work(rt)
+
+    return run(ctx.obj, checked, temporal)
+
+
+def os_user() -> str:
+    """Who runs the command on the server (the OS account), in the safe characters the journal keeps."""
+    import getpass
+
+    try:
+        name = getpass.getuser()
+    except (OSError, KeyError):  # no login name, no passwd entry (containers)
+        return "inconnu"
+    return re.sub(r"[^A-Za-z0-9._-]", "_", name)[:64] or "inconnu"
+
+
+def console() -> Principal:
+    """The operator on the server themself, acting for nobody of the directory (`tokens revoke`)."""
+    from domain.access import Actor, Role
+
+    return Principal(Actor(role=Role.SYSTEM, name="operateur"), via="cli", os_user=os_user())
 
 
 def who(text: str) -> Principal:
-    """The person an operator names with `--as`."""
-    return Principal.operator(text)
+    """The person an operator names with `--as`, on the server: recorded with the operator's OS user,
+    and checked against the directory before the command runs (`use`)."""
+    principal = Principal.operator(text, os_user=os_user())
+    _claims.append(principal)
+    return principal
 
 
 def refusal(exc: ReadRefused, as_json: bool) -> None:

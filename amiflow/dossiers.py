@@ -25,6 +25,7 @@ from amiflow.services import commands
 from amiflow.services.errors import Refused
 from amiflow.vault import Vault
 from domain import Actor, Call, DossierState, decide, dossier_id, replay
+from domain.access import Origin
 from domain.calendar import PARIS
 from domain.commands import AttachDocument, Command, StartDraft, Submit
 from domain.errors import DomainError, InvalidCommand
@@ -60,7 +61,7 @@ async def call_definition(client: Client, call_id: str) -> Call:
 
 
 async def submit(client: Client, task_queue: str, file: Path, actor: Actor,
-                 now: datetime) -> CommandResult:
+                 now: datetime, origin: Origin | None = None) -> CommandResult:
     """Create the dossier from a file and submit it; a repeated submission finds the same dossier.
 
     The rules are checked before anything starts, so that a refused submission starts no workflow.
@@ -75,7 +76,7 @@ async def submit(client: Client, task_queue: str, file: Path, actor: Actor,
         state = await handle.query(DossierWorkflow.current)
         if state.status is not Status.DRAFT:
             return CommandResult(dossier_id=ident, status=state.status, version=state.version, events=[])
-        return await send(client, ident, Submit(), actor)
+        return await send(client, ident, Submit(), actor, origin=origin)
     # Same rules, same instant: refuse here rather than start a workflow that would refuse.
     draft = replay(decide(DossierState(), start, actor, now))
     decide(draft, Submit(), actor, now)
@@ -85,17 +86,17 @@ async def submit(client: Client, task_queue: str, file: Path, actor: Actor,
     )
     try:
         await client.execute_update_with_start_workflow(
-            DossierWorkflow.command, CommandRequest(command=start, actor=actor),
+            DossierWorkflow.command, CommandRequest(command=start, actor=actor, origin=origin),
             start_workflow_operation=operation,
         )
     except WorkflowUpdateFailedError as exc:
         raise _refused(exc) from None
-    return await send(client, ident, Submit(), actor)
+    return await send(client, ident, Submit(), actor, origin=origin)
 
 
 async def send(client: Client, ident: str, command: Command, actor: Actor,
                store: JournalStore | None = None, keys: DossierKeys | None = None,
-               task_queue: str = "") -> CommandResult:
+               task_queue: str = "", origin: Origin | None = None) -> CommandResult:
     """Give a command to a running dossier.
 
     A dossier whose workflow has ended (closed, withdrawn, expired…) is read back from the journal
@@ -106,7 +107,7 @@ async def send(client: Client, ident: str, command: Command, actor: Actor,
     handle = client.get_workflow_handle(ident)
     try:
         return await handle.execute_update(DossierWorkflow.command,
-                                           CommandRequest(command=command, actor=actor))
+                                           CommandRequest(command=command, actor=actor, origin=origin))
     except WorkflowUpdateFailedError as exc:
         raise _refused(exc) from None
     except RPCError as exc:
@@ -119,12 +120,12 @@ async def send(client: Client, ident: str, command: Command, actor: Actor,
             final = None
         if final is not None:
             decide(final, command, actor, datetime.now(UTC))  # raises the rules' refusal
-            return await _resume(client, task_queue, final, command, actor)
+            return await _resume(client, task_queue, final, command, actor, origin)
     raise InvalidCommand(f"Dossier inconnu ou terminé : « {ident} ».")
 
 
 async def _resume(client: Client, task_queue: str, final: DossierState, command: Command,
-                  actor: Actor) -> CommandResult:
+                  actor: Actor, origin: Origin | None = None) -> CommandResult:
     # The new run reads the dossier from the journal itself: a worker never takes a state from a client.
     operation = WithStartWorkflowOperation(
         DossierWorkflow.run, DossierInput(dossier_id=final.id, resume=True), id=final.id, task_queue=task_queue,
@@ -132,7 +133,7 @@ async def _resume(client: Client, task_queue: str, final: DossierState, command:
     )
     try:
         return await client.execute_update_with_start_workflow(
-            DossierWorkflow.command, CommandRequest(command=command, actor=actor),
+            DossierWorkflow.command, CommandRequest(command=command, actor=actor, origin=origin),
             start_workflow_operation=operation,
         )
     except WorkflowUpdateFailedError as exc:
@@ -200,11 +201,11 @@ async def state_as_of(store: JournalStore, keys: DossierKeys, ident: str, instan
 
 
 async def attach(client: Client, store: JournalStore, vault: Vault, ident: str, file: Path,
-                 actor: Actor) -> tuple[DocumentRef, CommandResult]:
+                 actor: Actor, origin: Origin | None = None) -> tuple[DocumentRef, CommandResult]:
     """Seal a file into the vault and attach it to the dossier; a refused attachment leaves no file."""
     ref = await vault.store(ident, file)
     try:
-        result = await send(client, ident, AttachDocument(document=ref), actor, store, vault.keys)
+        result = await send(client, ident, AttachDocument(document=ref), actor, store, vault.keys, origin=origin)
     except BaseException:
         vault.discard(ident, ref)
         raise

@@ -347,6 +347,8 @@ async def _write_idp_people(settings: Settings) -> None:
 async def _start_calls(settings: Settings, calls: list[Any]) -> None:
     from amiflow.bootstrap import runtime
     from amiflow.dossiers import start_calls
+    from amiflow.services import people
 
     async with runtime(settings, pool_size=1) as rt:
         await start_calls(rt.temporal(), settings.task_queue, calls)
+        await people.seed(rt, calls)  # the call files' staff and committee lists, in the directory

@@ -66,6 +66,18 @@ class Actor(Record):
 SYSTEM = Actor(role=Role.SYSTEM, name="echeances")
 
 
+class Origin(Record):
+    """Where an action came from, beside who took it: the channel (`cli`, `token`, `oidc`,
+    `invitation`, `codec`) and, for an operator's command line on the server, the OS user who typed
+    it. Written `cli:julien`."""
+
+    via: Annotated[str, Field(pattern=r"^[a-z]{1,20}$")]
+    os_user: Annotated[str, Field(pattern=r"^[A-Za-z0-9._-]{1,64}$")] | None = None
+
+    def __str__(self) -> str:
+        return f"{self.via}:{self.os_user}" if self.os_user else self.via
+
+
 class ReadDecision(Record):
     """The answer to a reading request, with the reason written in the read log."""
 

@@ -6,7 +6,7 @@ from typing import Annotated, Literal
 
 from pydantic import Field
 
-from domain.access import Actor
+from domain.access import Actor, Origin
 from domain.calls import Call
 from domain.record import Record
 from domain.schemes import Scheme
@@ -14,10 +14,13 @@ from domain.state import DeadlineKind, DocumentRef, DossierContent, FilingStatus
 
 
 class EventBase(Record):
-    """What every event carries: who, and when it happened (UTC)."""
+    """What every event carries: who, and when it happened (UTC); and, for events written since people
+    are checked against the directory, where the command came from (an operator's command line and
+    its OS user, a personal token, a sign-in)."""
 
     actor: Actor
     at: Instant
+    origin: Origin | None = None
 
 
 class DraftStarted(EventBase):

@@ -168,15 +168,6 @@ def may_revoke(owner: str, who: Actor | None, operator: bool) -> bool:
     return operator or (who is not None and who.name == owner)
 
 
-DECODING_ROLES = frozenset({Role.STAFF, Role.AUDITOR})
-
-
-def may_decode(role: Role) -> bool:
-    """Whether a token in `role` serves at the codec server: only roles that may read a dossier whole
-    (its staff, cleared auditors); each dossier's own rules still decide each decode."""
-    return role in DECODING_ROLES
-
-
 def holder_name(subject: str, email: str | None, taken: set[str]) -> str:
     """A directory name for a person signing in for the first time: from the e-mail's local part (or
     the subject), reduced to the safe characters, made unique against `taken`."""

@@ -19,6 +19,7 @@ from amiflow.catalogue import load_call
 from amiflow.dossiers import start_calls
 from tests import dates
 from tests.conftest import Stack
+from tests.directory import add_test_people
 
 ROOT = Path(__file__).resolve().parent.parent
 EXAMPLE = ROOT / "deploy" / "examples" / "hdf-pmcb-reemploi.yaml"
@@ -40,6 +41,7 @@ async def cli(stack: Stack, tmp_path: Path, pmcb_file: Path) -> Run:
     event loop, where the test's worker runs)."""
     with stack.env.with_time_skipping_disabled():
         await start_calls(stack.client, stack.task_queue, [load_call(pmcb_file)])
+    await add_test_people(stack.store)
     env = {
         **os.environ,
         "AMIFLOW_DATA_DIR": str(tmp_path / "data"),

@@ -37,6 +37,7 @@ from journal.postgres import app_url
 from journal.schema import dossier_keys, events, outbox
 from tests import dates
 from tests.conftest import Stack
+from tests.directory import add_test_people
 from tests.test_resilience import TEMPORAL, DevServer, make_keys, processes  # noqa: F401 (fixture)
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -100,6 +101,7 @@ async def test_a_canary_dossier_leaves_no_clear_trace(  # noqa: PLR0915 (one lif
         out, err = await asyncio.wait_for(process.communicate(), 120)
         return process.returncode or 0, out.decode(), err.decode()
 
+    await add_test_people(keys.store)
     async with worker:
         await start_calls(client, task_queue, [dates.shifted_call("hdf-pmcb-reemploi", datetime.now(UTC))])
         ident = (await submit(client, task_queue, canary_file(tmp_path, marker), HOLDER, datetime.now(UTC))).dossier_id

@@ -15,6 +15,7 @@ from amiflow.services import people as people_service
 from amiflow.services.errors import ServiceError, Unauthenticated
 from amiflow.settings import Settings
 from domain.access import Actor, Role
+from domain.codec_policy import may_decode
 from domain.errors import InvalidCommand, NotAllowed
 from domain.people import (
     Grant,
@@ -23,7 +24,6 @@ from domain.people import (
     UnknownPerson,
     check_operator_claim,
     holder_name,
-    may_decode,
 )
 from journal.keys import Keyring
 from tests.test_services import CALL
@@ -73,7 +73,7 @@ async def test_operators_add_give_roles_list_and_remove_people(rt: Runtime) -> N
             await people_service.add(rt, name, grants)
     with pytest.raises(InvalidCommand, match="nomme son appel"):
         people_service.role_grants("staff", [])
-    with pytest.raises(InvalidCommand, match="rôle connu"):
+    with pytest.raises(InvalidCommand, match="rôle de personne"):
         people_service.role_grants("chef", [])
     with pytest.raises(ServiceError) as taken:
         await people_service.add(rt, "bruno", [STAFF], email="amelie@region.fr")

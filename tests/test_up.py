@@ -25,6 +25,7 @@ from amiflow.catalogue import load_call
 from amiflow.dossiers import start_calls
 from amiflow.settings import load_settings
 from tests import dates
+from tests.directory import add_people_to_stack
 
 ROOT = Path(__file__).resolve().parent.parent
 EXAMPLE = ROOT / "deploy" / "examples" / "hdf-pmcb-reemploi.yaml"
@@ -45,6 +46,7 @@ def start(data: Path) -> subprocess.Popen[str]:
     while time.monotonic() < deadline:
         status = amiflow(data, "status", "--json")
         if status.returncode == 0:
+            add_people_to_stack(data)
             return process
         assert process.poll() is None, process.stdout.read() if process.stdout else ""
         time.sleep(0.5)

@@ -1,6 +1,7 @@
 """The Temporal Web UI that `make run` starts, seen by a real browser (headless Chromium from Debian,
-driven over the DevTools protocol): without a token it shows ciphertext; with a person's token set in
-its codec settings it shows the dossier decoded, and the decode is in the dossier's read log.
+driven over the DevTools protocol): without a token it shows ciphertext; with a person's token in the
+`Authorization` header of its requests (as the Web UI's « pass access token », or a header extension,
+sends it: never in a URL) it shows the dossier decoded, and the decode is in the dossier's read log.
 
 Skipped where Chromium is not installed (`apt-get install chromium`), except in CI (`CI=true`, as
 `.ci/run` sets it): there a missing browser fails the test, so that a broken install never passes
@@ -37,8 +38,8 @@ def require_chromium(chromium: str = CHROMIUM) -> None:
     pytest.skip("Chromium absent (apt-get install chromium)")
 
 
-async def page_text(url: str, profile: Path, local_storage: dict[str, str] | None = None) -> str:
-    """The text a browser shows at `url`, after setting the UI origin's localStorage if asked."""
+async def page_text(url: str, profile: Path, headers: dict[str, str] | None = None) -> str:
+    """The text a browser shows at `url`, its requests carrying `headers` if asked."""
     port = free_port()
     browser = subprocess.Popen(
         [CHROMIUM, "--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
@@ -70,11 +71,9 @@ async def page_text(url: str, profile: Path, local_storage: dict[str, str] | Non
                             return message
 
                 await call("Page.enable")
-                if local_storage:
-                    await call("Page.navigate", url=url)
-                    await asyncio.sleep(3)
-                    for key, value in local_storage.items():
-                        await call("Runtime.evaluate", expression=f"localStorage.setItem({key!r}, {value!r})")
+                if headers:
+                    await call("Network.enable")
+                    await call("Network.setExtraHTTPHeaders", headers=headers)
                 await call("Page.navigate", url=url)
                 text = ""
                 for _ in range(40):  # the page renders, then asks the codec server
@@ -112,9 +111,7 @@ def test_the_web_ui_shows_ciphertext_without_a_token_and_the_dossier_with_one(tm
         assert ident.encode() not in base64.b64decode(sealed)  # what the UI shows is ciphertext
 
         token = amiflow(data, "codec", "token", "--as", "staff:amelie").stdout.strip().splitlines()[-1]
-        settings = {"endpoint": json.dumps(f"{info['codec_url']}/t/{token}"),
-                    "overrideRemoteCodecConfiguration": "true"}
-        seen = asyncio.run(page_text(url, tmp_path / "profile-amelie", settings))
+        seen = asyncio.run(page_text(url, tmp_path / "profile-amelie", {"Authorization": f"Bearer {token}"}))
         assert decoded in seen and "Codec Server could not connect" not in seen
 
         history = json.loads(amiflow(data, "dossier", "history", ident, "--as", "auditor:odile", "--json").stdout)

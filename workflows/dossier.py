@@ -26,6 +26,7 @@ from activities.contracts import (
     SendNotices,
 )
 from domain import SYSTEM, Actor, DossierState, Event, deadlines, decide, replay
+from domain.access import Origin
 from domain.commands import Command, ExtendDeadline, StartDraft
 from domain.deadlines import Deadline, consequence, latest_reminders
 from domain.errors import DomainError
@@ -59,10 +60,11 @@ class DossierInput(BaseModel):
 
 
 class CommandRequest(BaseModel):
-    """A command given by an actor."""
+    """A command given by an actor; `origin` says where it came from (absent in older histories)."""
 
     command: Command
     actor: Actor
+    origin: Origin | None = None
 
 
 class CommandResult(BaseModel):
@@ -227,6 +229,8 @@ class DossierWorkflow:
             try:
                 events = decide(self.state, command, request.actor, workflow.now())
                 self._check_own(events)
+                if request.origin is not None:  # the journal records where the command came from too
+                    events = [e.model_copy(update={"origin": request.origin}) for e in events]
             except DomainError as exc:  # the state moved since validation, or the call differs
                 raise refusal(exc) from None
             await self._apply(events)

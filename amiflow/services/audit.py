@@ -105,8 +105,8 @@ async def _require_auditor(rt: Runtime, who: Principal, dossier_id: str, what: A
                            now: datetime) -> None:
     decision = may_audit(who.actor, what)
     await rt.store.record_read(ReadEntry(dossier_id=dossier_id, at=now, actor=str(who.actor), what=what.value,
-                                         via=who.via, granted=decision.granted, reason=decision.reason))
-    logger(dossier_id=dossier_id, actor=str(who.actor)).info("read", what=what.value, via=who.via,
+                                         via=who.provenance, granted=decision.granted, reason=decision.reason))
+    logger(dossier_id=dossier_id, actor=str(who.actor)).info("read", what=what.value, via=who.provenance,
                                                              granted=decision.granted)
     if not decision.granted:
         raise ReadRefused(f"Refusé ({what} de {dossier_id}) : {decision.reason}.")

@@ -53,14 +53,14 @@ async def submit(rt: Runtime, who: Principal, call_id: str, file: Path, now: dat
     prepared = load_dossier(file)
     if prepared.call != call_id:
         raise InvalidCommand(f"{file} est un dossier pour l’appel « {prepared.call} », pas « {call_id} ».")
-    return await gateway.submit(rt.temporal(), rt.settings.task_queue, file, who.actor, now)
+    return await gateway.submit(rt.temporal(), rt.settings.task_queue, file, who.actor, now, who.origin)
 
 
 async def command(rt: Runtime, who: Principal, dossier_id: str, name: str, options: Mapping[str, Any]) -> CommandResult:
     """Give the dossier a command by its name, with its options; the rules accept or refuse it."""
     order = commands.build(name, options, load_schemes() if name == "orient" else ())
     return await gateway.send(rt.temporal(), dossier_id, order, who.actor, rt.store, rt.keys,
-                              rt.settings.task_queue)
+                              rt.settings.task_queue, who.origin)
 
 
 async def available(rt: Runtime, who: Principal, dossier_id: str, now: datetime) -> list[CommandSpec]:
@@ -173,7 +173,7 @@ async def listing(rt: Runtime, now: datetime, call_id: str | None = None, status
 
 async def attach(rt: Runtime, who: Principal, dossier_id: str, file: Path) -> AttachView:
     """Seal a file into the vault and attach it; a refused attachment leaves no file behind."""
-    ref, result = await gateway.attach(rt.temporal(), rt.store, rt.vault, dossier_id, file, who.actor)
+    ref, result = await gateway.attach(rt.temporal(), rt.store, rt.vault, dossier_id, file, who.actor, who.origin)
     return AttachView(dossier_id=result.dossier_id, version=result.version, document=ref)
 
 
@@ -227,6 +227,6 @@ async def _log(rt: Runtime, dossier_id: str, who: Principal | None, seen: Sight,
         return
     for entry in seen.logged:
         await rt.store.record_read(ReadEntry(dossier_id=dossier_id, at=now, actor=str(who.actor), what=entry.what,
-                                             via=who.via, granted=entry.granted, reason=entry.reason))
-        logger(dossier_id=dossier_id, actor=str(who.actor)).info("read", what=entry.what, via=who.via,
+                                             via=who.provenance, granted=entry.granted, reason=entry.reason))
+        logger(dossier_id=dossier_id, actor=str(who.actor)).info("read", what=entry.what, via=who.provenance,
                                                                  granted=entry.granted)

@@ -136,18 +136,29 @@ async def add(rt: Runtime, name: str, grants: Iterable[Grant], email: str | None
     return checked
 
 
+def parse_role(text: str) -> Role:
+    """A person's role, as typed.
+
+    Raises:
+        InvalidCommand: not a role a person holds.
+    """
+    try:
+        role = Role(text)
+    except ValueError:
+        role = Role.SYSTEM
+    if role is Role.SYSTEM:
+        roles = ", ".join(r.value for r in Role if r is not Role.SYSTEM)
+        raise InvalidCommand(f"« {text[:40]} » n’est pas un rôle de personne (rôles : {roles}).")
+    return role
+
+
 def role_grants(role: str, calls: Iterable[str]) -> tuple[Grant, ...]:
     """The grants `--role ROLE [--call CALL]…` asks for.
 
     Raises:
         InvalidCommand: an unknown role, or a call missing where the role needs one.
     """
-    try:
-        parsed = Role(role)
-    except ValueError:
-        roles = ", ".join(r.value for r in Role if r is not Role.SYSTEM)
-        raise InvalidCommand(f"« {role} » n’est pas un rôle connu (rôles : {roles}).") from None
-    return _grants(parsed, calls)
+    return _grants(parse_role(role), calls)
 
 
 async def listing(rt: Runtime) -> list[Person]:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from domain.access import Actor
+from domain.access import Actor, Origin
 
 # How a person came in: the operator's `--as` on the server, a personal token, OpenID Connect sign-in,
 # an invitation link (the codec server says "codec": its tokens are the personal ones).
@@ -28,6 +28,11 @@ class Principal:
         """The person an operator names with `--as ROLE:NAME` on the server."""
         actor = Actor.parse(text)
         return cls(actor, "cli", False, person=actor.name, os_user=os_user)
+
+    @property
+    def origin(self) -> Origin:
+        """Where the action came from, as the journal's events record it."""
+        return Origin(via=self.via, os_user=self.os_user)
 
     @property
     def provenance(self) -> str:
