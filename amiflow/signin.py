@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import html
 import json
+import math
 import os
 import secrets
 import time
@@ -45,7 +46,8 @@ from amiflow.services.principal import Principal
 from amiflow.settings import Settings
 from domain.access import Actor
 from domain.errors import DomainError
-from domain.signin import SignInPolicy, SignInWindow, attempt, forgettable, random_value_ok, return_path
+from domain.signin import SIGN_IN_RATE, random_value_ok, return_path
+from domain.throttle import Bucket, Rate, idle, take
 
 PRINCIPAL = "amiflow.principal"
 PENDING = "amiflow.pending"
@@ -90,10 +92,10 @@ def session_options(settings: Settings) -> dict[str, Any]:
             "same_site": "lax", "https_only": settings.public_url.startswith("https://")}
 
 
-def install(app: FastAPI, rt: Runtime, policy: SignInPolicy | None = None) -> None:
+def install(app: FastAPI, rt: Runtime, rate: Rate = SIGN_IN_RATE) -> None:
     """Give `app` the session cookie and the sign-in routes under /auth."""
     app.add_middleware(SessionMiddleware, **session_options(rt.settings))
-    app.include_router(signin_router(rt, policy))
+    app.include_router(signin_router(rt, rate))
 
 
 def principal_from_session(request: Request) -> Principal | None:
@@ -231,25 +233,25 @@ class OpenIdProvider:
 
 
 class Limiter:
-    """Each address's recent sign-in attempts, in this process; the policy is `domain.signin`'s."""
+    """Each address's sign-in allowance, in this process; the rate is `domain.signin`'s."""
 
-    def __init__(self, policy: SignInPolicy) -> None:
-        self.policy = policy
-        self.windows: dict[str, SignInWindow] = {}
+    def __init__(self, rate: Rate) -> None:
+        self.rate = rate
+        self.buckets: dict[str, Bucket] = {}
 
     def check(self, request: Request) -> Response | None:
         """None when the attempt may go on, else the 429 to answer."""
-        now = datetime.now(UTC)
+        now = time.monotonic()
         address = request.client.host if request.client else "?"
-        decision = attempt(self.policy, self.windows.get(address), now)
-        self.windows[address] = decision.window
-        if len(self.windows) > 10_000:
-            self.windows = {a: w for a, w in self.windows.items() if not forgettable(self.policy, w, now)}
-        if decision.allowed:
+        allowed, self.buckets[address], wait = take(self.buckets.get(address), self.rate, now)
+        if len(self.buckets) > 10_000:
+            self.buckets = {a: b for a, b in self.buckets.items() if not idle(b, self.rate, now)}
+        if allowed:
             return None
-        logger(address=address).warning("signin.rate_limited", retry_after=decision.retry_after)
+        retry = max(1, math.ceil(min(wait, 86_400)))
+        logger(address=address).warning("signin.rate_limited", retry_after=retry)
         return _page("Trop de tentatives", f"Trop de tentatives de connexion depuis cette adresse. Réessayez dans "
-                     f"{decision.retry_after} secondes.", 429, {"Retry-After": str(decision.retry_after)})
+                     f"{retry} secondes.", 429, {"Retry-After": str(retry)})
 
 
 def _page(title: str, text: str, status: int = 200, headers: dict[str, str] | None = None,
@@ -264,9 +266,9 @@ def _refused(text: str, status: int = 400) -> HTMLResponse:
     return _page("Connexion refusée", text, status, link=("/auth/login", "Recommencer la connexion"))
 
 
-def signin_router(rt: Runtime, policy: SignInPolicy | None = None) -> APIRouter:
+def signin_router(rt: Runtime, rate: Rate = SIGN_IN_RATE) -> APIRouter:
     """The routes under /auth: login, callback, logout, logged-out, invitation, me."""
-    routes = SignInRoutes(rt, policy or SignInPolicy())
+    routes = SignInRoutes(rt, rate)
     router = APIRouter(prefix="/auth", tags=["connexion"])
     router.add_api_route("/login", routes.login, methods=["GET"], summary="Se connecter (OpenID Connect)")
     router.add_api_route("/callback", routes.callback, methods=["GET"], summary="Retour du fournisseur d’identité")
@@ -288,12 +290,12 @@ def _unavailable() -> HTMLResponse:
 class SignInRoutes:
     """The handlers of the sign-in routes, over one runtime and one provider."""
 
-    def __init__(self, rt: Runtime, policy: SignInPolicy) -> None:
+    def __init__(self, rt: Runtime, rate: Rate) -> None:
         self.rt = rt
         self.settings = rt.settings
         self.provider = OpenIdProvider(self.settings.oidc_issuer, self.settings.oidc_client_id,
                                        self.settings.oidc_client_secret)
-        self.limiter = Limiter(policy)
+        self.limiter = Limiter(rate)
         # Under `amiflow up`, the local provider lists the directory's people: kept fresh at each sign-in.
         from amiflow.stack import read_stack
 

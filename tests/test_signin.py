@@ -20,7 +20,7 @@ import re
 import secrets
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from dataclasses import dataclass, replace
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from email import message_from_bytes
 from pathlib import Path
 from typing import Any
@@ -40,7 +40,8 @@ from amiflow.settings import Settings
 from amiflow.stack import start_idp, wait_idp
 from amiflow.vault import Vault
 from domain.errors import InvalidCommand
-from domain.signin import SignInPolicy, SignInWindow, attempt, forgettable, random_value_ok, return_path
+from domain.signin import SIGN_IN_RATE, random_value_ok, return_path
+from domain.throttle import Rate
 from journal.keys import DossierKeys, Keyring
 from journal.postgres import PostgresStore, app_url, create_engine
 from tests.test_resilience import free_port, stop_process
@@ -106,11 +107,11 @@ async def serve() -> AsyncIterator[Serve]:
     """Serve the sign-in router for a provider, on a real uvicorn in this event loop; returns its URL."""
     servers: list[tuple[uvicorn.Server, asyncio.Task[None]]] = []
 
-    async def start(rt: Runtime, provider: Idp, policy: SignInPolicy | None = None) -> str:
+    async def start(rt: Runtime, provider: Idp, rate: Rate = SIGN_IN_RATE) -> str:
         settings = replace(rt.settings, oidc_issuer=provider.issuer, oidc_client_id="amiflow",
                            oidc_client_secret=CLIENT_SECRET)
         app = FastAPI()
-        signin.install(app, replace(rt, settings=settings), policy)
+        signin.install(app, replace(rt, settings=settings), rate)
 
         @app.get("/")
         async def home(request: Request) -> JSONResponse:
@@ -334,12 +335,12 @@ async def test_an_invitation_link_signs_its_person_in_once(rt: Runtime, idp: Idp
 
 
 async def test_sign_in_attempts_are_rate_limited(rt: Runtime, idp: Idp, serve: Serve) -> None:
-    rp = await serve(rt, idp, SignInPolicy(attempts=3, window_seconds=600))
+    rp = await serve(rt, idp, Rate(per_second=1 / 600, burst=3))
     async with httpx.AsyncClient() as http:
         for _ in range(3):
             assert (await http.get(f"{rp}/auth/login")).status_code == 302
         limited = await http.get(f"{rp}/auth/login")
-        assert limited.status_code == 429 and 1 <= int(limited.headers["retry-after"]) <= 600
+        assert limited.status_code == 429 and 500 <= int(limited.headers["retry-after"]) <= 600
         assert "Trop de tentatives" in limited.text
         assert (await http.post(f"{rp}/auth/invitation/{'x' * 43}")).status_code == 429  # guessing links too
 
@@ -370,17 +371,7 @@ async def test_in_chromium(rt: Runtime, idp: Idp, serve: Serve, tmp_path: Path) 
 
 
 def test_the_rules_of_sign_in() -> None:
-    policy = SignInPolicy(attempts=2, window_seconds=60)
-    now = datetime.now(UTC)
-    first = attempt(policy, None, now)
-    second = attempt(policy, first.window, now + timedelta(seconds=10))
-    third = attempt(policy, second.window, now + timedelta(seconds=20))
-    assert first.allowed and second.allowed and not third.allowed and third.retry_after == 40
-    assert len(third.window.times) == 2  # a refused attempt is not counted
-    later = attempt(policy, third.window, now + timedelta(seconds=60))
-    assert later.allowed and later.retry_after == 0
-    assert not forgettable(policy, later.window, now + timedelta(seconds=60))
-    assert forgettable(policy, later.window, now + timedelta(seconds=121)) and forgettable(policy, SignInWindow(), now)
+    assert SIGN_IN_RATE.burst == 20 and SIGN_IN_RATE.per_second * 300 == 20  # 20 at once, 40 in 5 minutes
     assert return_path("/dossiers?x=1") == "/dossiers?x=1"
     for bad in (None, "", "https://ailleurs.example/", "//ailleurs.example", "/\\ailleurs.example", "/a\nb",
                 "dossiers", "/a b", "/" + "x" * 2001):
