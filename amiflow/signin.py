@@ -9,6 +9,7 @@ account. The session lives in a signed cookie whose secret is in the data direct
     app.include_router(signin_router(rt))
     principal_from_session(request)  # the signed-in Principal, or None (no I/O)
     await signed_in(request, rt)     # the same, checked against the directory
+    session_may_act(request, settings)  # a POST carried by the cookie comes from amiflow's own pages
 
 Pieces of authlib build the request (random values, PKCE challenge, grant URI, token request);
 joserfc (authlib's JOSE library) verifies the ID token and the signed userinfo against the provider's
@@ -46,7 +47,7 @@ from amiflow.services.principal import Principal
 from amiflow.settings import Settings
 from domain.access import Actor
 from domain.errors import DomainError
-from domain.signin import SIGN_IN_RATE, random_value_ok, return_path
+from domain.signin import SIGN_IN_RATE, random_value_ok, return_path, same_site_request
 from domain.throttle import Bucket, Rate, idle, take
 
 PRINCIPAL = "amiflow.principal"
@@ -123,6 +124,14 @@ async def signed_in(request: Request, rt: Runtime) -> Principal | None:
         request.session.clear()
         return None
     return who
+
+
+def session_may_act(request: Request, settings: Settings) -> bool:
+    """Whether a request authenticated by the session cookie may change anything: reads always, the
+    rest only from amiflow's own pages (`domain.signin.same_site_request`) — the API's principal
+    dependency asks this before it accepts the cookie for a POST."""
+    site = settings.public_url or str(request.base_url).rstrip("/")
+    return same_site_request(request.method, request.headers.get("origin"), request.headers.get("referer"), site)
 
 
 def _remember(request: Request, principal: Principal, id_token: str | None) -> None:

@@ -28,3 +28,18 @@ def return_path(asked: str | None, default: str = "/") -> str:
 def random_value_ok(value: str, minimum: int = RANDOM_MIN_LENGTH) -> bool:
     """Whether a `state` or `nonce` is long enough and of URL-safe characters."""
     return len(value) >= minimum and len(value) <= 512 and re.fullmatch(r"[A-Za-z0-9._~-]+", value) is not None
+
+
+SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
+
+
+def same_site_request(method: str, origin: str | None, referer: str | None, site: str) -> bool:
+    """Whether a request carried by the session cookie may act: reads always; anything else only when
+    the browser says it comes from amiflow's own pages (`Origin`, else `Referer`, at `site`, e.g.
+    `https://amiflow.region.example`). Another site's form or script cannot act as the signed-in person."""
+    if method.upper() in SAFE_METHODS:
+        return True
+    site = site.rstrip("/")
+    if origin:
+        return origin.rstrip("/") == site
+    return bool(referer) and (referer == site or str(referer).startswith(f"{site}/"))

@@ -40,7 +40,7 @@ from amiflow.settings import Settings
 from amiflow.stack import start_idp, wait_idp
 from amiflow.vault import Vault
 from domain.errors import InvalidCommand
-from domain.signin import SIGN_IN_RATE, random_value_ok, return_path
+from domain.signin import SIGN_IN_RATE, random_value_ok, return_path, same_site_request
 from domain.throttle import Rate
 from journal.keys import DossierKeys, Keyring
 from journal.postgres import PostgresStore, app_url, create_engine
@@ -377,3 +377,9 @@ def test_the_rules_of_sign_in() -> None:
                 "dossiers", "/a b", "/" + "x" * 2001):
         assert return_path(bad) == "/", bad
     assert random_value_ok("a" * 32) and not random_value_ok("a" * 31) and not random_value_ok("a" * 31 + "/")
+    site = "https://amiflow.region.example"
+    assert same_site_request("GET", "https://ailleurs.example", None, site)  # reads never act
+    assert same_site_request("POST", site, None, site) and same_site_request("POST", None, f"{site}/d/1", site)
+    for origin, referer in (("https://ailleurs.example", f"{site}/"), (None, None), (None, f"{site}.ailleurs.example/"),
+                            ("null", None)):
+        assert not same_site_request("POST", origin, referer, site), (origin, referer)

@@ -7,8 +7,9 @@
 //
 // Environment: IDP_ISSUER (default http://127.0.0.1:9000; it also gives the port), IDP_CLIENT_ID,
 // IDP_CLIENT_SECRET, IDP_REDIRECT_URIS and IDP_POST_LOGOUT_REDIRECT_URIS (separated by spaces or
-// commas), IDP_PEOPLE_FILE (a JSON list of {sub, name, email, siret?, role?}), IDP_CODE_TTL (seconds
-// an authorization code lives, default 60). Keys are generated at each start and never written.
+// commas; default http://127.0.0.1:8000/auth/callback), IDP_PEOPLE_FILE (a JSON list of
+// {sub, name, email, siret?, role?}), IDP_CODE_TTL (seconds an authorization code lives, default 60).
+// Keys are generated at each start and never written. `amiflow up` starts it (amiflow/stack.py).
 
 import { generateKeyPairSync, randomBytes } from 'node:crypto';
 import { readFileSync } from 'node:fs';
@@ -54,7 +55,7 @@ const configuration = {
   clients: [{
     client_id: env.IDP_CLIENT_ID || 'amiflow',
     client_secret: env.IDP_CLIENT_SECRET || 'amiflow-local-secret',
-    redirect_uris: list(env.IDP_REDIRECT_URIS),
+    redirect_uris: list(env.IDP_REDIRECT_URIS || 'http://127.0.0.1:8000/auth/callback'),
     post_logout_redirect_uris: list(env.IDP_POST_LOGOUT_REDIRECT_URIS),
     grant_types: ['authorization_code'],
     response_types: ['code'],
@@ -199,5 +200,6 @@ for (const signal of ['SIGINT', 'SIGTERM']) {
   process.on(signal, () => {
     server.close(() => process.exit(0));
     server.closeAllConnections();
+    setTimeout(() => process.exit(0), 2000).unref();
   });
 }
