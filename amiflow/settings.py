@@ -8,7 +8,9 @@ and take precedence. `AMIFLOW_CALLS_DIR` names the folder of call files (default
 Sign-in (OpenID Connect): `AMIFLOW_OIDC_ISSUER`, `AMIFLOW_OIDC_CLIENT_ID` and
 `AMIFLOW_OIDC_CLIENT_SECRET` name the provider and this relying party's client; under `amiflow up`
 they default to the local provider it starts (its secret is in the data directory, never committed).
-`AMIFLOW_PUBLIC_URL` is the address people reach amiflow at, when a proxy stands in front of it.
+`AMIFLOW_OIDC_ACR_VALUES` overrides the `acr_values` asked. `AMIFLOW_PUBLIC_URL` is the address
+people reach amiflow at, when a proxy stands in front of it; `AMIFLOW_SESSION_SECRET` signs the
+session cookies (else a file of the data directory).
 """
 
 from __future__ import annotations
@@ -39,7 +41,9 @@ class Settings:
     oidc_issuer: str = ""
     oidc_client_id: str = ""
     oidc_client_secret: str = ""
+    oidc_acr_values: str = ""  # AMIFLOW_OIDC_ACR_VALUES; else the provider's first acr_values_supported
     public_url: str = ""  # where people reach amiflow (AMIFLOW_PUBLIC_URL); else the request's own address
+    session_secret: str = ""  # AMIFLOW_SESSION_SECRET; else DATA_DIR/session.key, made on first use
 
     @property
     def stack_file(self) -> Path:
@@ -96,5 +100,7 @@ def load_settings(data_dir: Path | str | None = None) -> Settings:
         oidc_issuer=env.get("AMIFLOW_OIDC_ISSUER", settings.oidc_issuer),
         oidc_client_id=env.get("AMIFLOW_OIDC_CLIENT_ID", settings.oidc_client_id),
         oidc_client_secret=env.get("AMIFLOW_OIDC_CLIENT_SECRET", settings.oidc_client_secret),
+        oidc_acr_values=env.get("AMIFLOW_OIDC_ACR_VALUES", ""),
         public_url=env.get("AMIFLOW_PUBLIC_URL", "").rstrip("/"),
+        session_secret=env.get("AMIFLOW_SESSION_SECRET", ""),
     )

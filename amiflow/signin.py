@@ -71,8 +71,8 @@ class SignInFailed(DomainError):
 def session_secret(settings: Settings) -> str:
     """The secret that signs session cookies: `AMIFLOW_SESSION_SECRET`, else a file of the data
     directory created on first use (mode 0600; never committed)."""
-    if os.environ.get("AMIFLOW_SESSION_SECRET"):
-        return os.environ["AMIFLOW_SESSION_SECRET"]
+    if settings.session_secret:
+        return settings.session_secret
     path = settings.data_dir / "session.key"
     if not path.exists():
         path.parent.mkdir(parents=True, exist_ok=True)
@@ -337,7 +337,7 @@ class SignInRoutes:
         state, nonce, verifier = generate_token(43), generate_token(43), generate_token(64)
         url = prepare_grant_uri(meta["authorization_endpoint"], provider.client_id, "code",
                                 redirect_uri=f"{self.base(request)}/auth/callback", state=state,
-                                **_authorization_parameters(meta, nonce, verifier))
+                                **_authorization_parameters(meta, nonce, verifier, self.settings.oidc_acr_values))
         pending = {k: v for k, v in (request.session.get(PENDING) or {}).items()
                    if isinstance(v, dict) and time.time() - v.get("at", 0) < PENDING_SECONDS}
         pending = dict(list(pending.items())[-(PENDING_MAX - 1):])
@@ -422,12 +422,12 @@ class SignInRoutes:
         return JSONResponse({"actor": str(who.actor), "person": who.person, "via": who.via})
 
 
-def _authorization_parameters(meta: dict[str, Any], nonce: str, verifier: str) -> dict[str, str]:
+def _authorization_parameters(meta: dict[str, Any], nonce: str, verifier: str, acr_values: str) -> dict[str, str]:
     """What the authorization request asks besides the client and state: the scopes (ProConnect's
     `siret` where offered), the nonce, PKCE's S256 challenge, `acr_values` and the `amr` claim."""
     asked = {"scope": BASE_SCOPE + (" siret" if "siret" in meta.get("scopes_supported", []) else ""),
              "nonce": nonce, "code_challenge": create_s256_code_challenge(verifier), "code_challenge_method": "S256"}
-    acr = os.environ.get("AMIFLOW_OIDC_ACR_VALUES") or " ".join(meta.get("acr_values_supported", [])[:1])
+    acr = acr_values or " ".join(meta.get("acr_values_supported", [])[:1])
     if acr:
         asked["acr_values"] = acr
     if meta.get("claims_parameter_supported"):

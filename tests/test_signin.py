@@ -182,6 +182,7 @@ async def test_the_whole_flow_signs_a_person_of_the_directory_in(rt: Runtime, id
         assert str(done.url) == f"{rp}/auth/me"
         assert done.json() == {"actor": "staff:amelie", "person": "amelie", "via": "oidc"}
         assert (await http.get(f"{rp}/")).json() == {"actor": "staff:amelie"}
+        assert (rt.settings.data_dir / "session.key").stat().st_mode & 0o777 == 0o600  # the cookie's secret
         bound = await people.person(rt, "amelie")
         assert bound is not None and (bound.issuer, bound.subject) == (idp.issuer, "amelie")
         await people.remove(rt, "amelie")  # out of the directory: signed out at the next request
