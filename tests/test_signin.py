@@ -33,7 +33,7 @@ from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
 
 from amiflow import signin
-from amiflow.bootstrap import Runtime
+from amiflow.bootstrap import Runtime, memory_runtime
 from amiflow.services import people
 from amiflow.services.invitations import send_invitation
 from amiflow.settings import Settings
@@ -335,8 +335,10 @@ async def test_an_invitation_link_signs_its_person_in_once(rt: Runtime, idp: Idp
         assert again.status_code == 403 and "déjà utilisé" in again.text
 
 
-async def test_sign_in_attempts_are_rate_limited(rt: Runtime, idp: Idp, serve: Serve) -> None:
-    rp = await serve(rt, idp, Rate(per_second=1 / 600, burst=3))
+async def test_sign_in_attempts_are_rate_limited(idp: Idp, serve: Serve, tmp_path: Path) -> None:
+    settings = Settings(data_dir=tmp_path / "data")  # no directory needed: the limit comes first
+    rp = await serve(memory_runtime(settings, Keyring.open(settings.data_dir, create=True)), idp,
+                     Rate(per_second=1 / 600, burst=3))
     async with httpx.AsyncClient() as http:
         for _ in range(3):
             assert (await http.get(f"{rp}/auth/login")).status_code == 302
