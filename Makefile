@@ -6,10 +6,12 @@ STAMP  := $(VENV)/.installed
 
 .PHONY: run test lint typecheck unit install clean bench
 
-$(STAMP): pyproject.toml
+$(STAMP): pyproject.toml deploy/idp/package-lock.json
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
 	$(BIN)/python -m pip install --quiet -e '.[dev]'
+	@# the local OpenID provider of `amiflow up` and the tests: oidc-provider, pinned by its lock file
+	npm ci --prefix deploy/idp --no-audit --no-fund --silent
 	@touch $(STAMP)
 
 install: $(STAMP)
@@ -36,4 +38,4 @@ unit: $(STAMP)
 	$(BIN)/python -m pytest
 
 clean:
-	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache .hypothesis
+	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache .hypothesis deploy/idp/node_modules

@@ -143,6 +143,7 @@ def status_command(ctx: typer.Context, as_json: Json = False) -> None:
         typer.echo(f"Temporal      {info['temporal_address']}\nInterface web {info['ui_url']}\n"
                    f"PostgreSQL    {info['database_url']}\nDécodage      {info['codec_url']}\n"
                    f"API           {info['api_url']}\n"
+                   f"Identités     {info.get('idp_url') or '—'}\n"
                    f"Workers       {', '.join(map(str, info['worker_pids']))}")
     if not info["running"]:
         raise typer.Exit(1)

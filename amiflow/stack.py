@@ -13,11 +13,14 @@ import contextlib
 import fcntl
 import json
 import os
+import secrets
+import shutil
 import signal
 import socket
 import subprocess
 import sys
 import time
+import urllib.request
 from collections.abc import Iterator
 from dataclasses import replace
 from datetime import UTC, datetime
@@ -125,6 +128,8 @@ def status(settings: Settings) -> dict[str, Any]:
         "codec_pid": info.get("codec_pid") if _alive(info.get("codec_pid")) else None,
         "api_url": info.get("api_url"),
         "api_pid": info.get("api_pid") if _alive(info.get("api_pid")) else None,
+        "idp_url": info.get("idp_url"),
+        "idp_pid": info.get("idp_pid") if _alive(info.get("idp_pid")) else None,
         "started_at": info.get("started_at"),
         "calls": info.get("calls", []),
         "refused_calls": info.get("refused_calls", []),
@@ -138,7 +143,44 @@ def _stale(settings: Settings) -> None:
         _stop(pid, grace=5)
     _stop(info.get("codec_pid"), grace=5)
     _stop(info.get("api_pid"), grace=5)
+    _stop(info.get("idp_pid"), grace=5)
     _stop(info.get("temporal_pid"), grace=5, sig=TEMPORAL_STOP)
+
+
+IDP_DIR = ROOT / "deploy" / "idp"
+IDP_CLIENT_ID = "amiflow"
+
+
+def start_idp(issuer: str, client_secret: str, redirect_uris: list[str], post_logout_uris: list[str],
+              people_file: Path, log: Path, code_ttl: int = 60, client_id: str = IDP_CLIENT_ID,
+              ) -> subprocess.Popen[bytes]:
+    """Start the local OpenID provider (deploy/idp/provider.mjs: the pinned `oidc-provider` on Node) at
+    `issuer`, for one client; its login page lists the people of `people_file`."""
+    node = shutil.which("node")
+    if node is None:
+        raise SystemExit("amiflow : Node.js est introuvable (node) ; il fait tourner le fournisseur d’identité local.")
+    if not (IDP_DIR / "node_modules" / "oidc-provider").is_dir():
+        raise SystemExit(f"amiflow : le fournisseur d’identité local n’est pas installé : npm ci --prefix {IDP_DIR} "
+                         "(make install le fait).")
+    env = {**os.environ, "IDP_ISSUER": issuer, "IDP_CLIENT_ID": client_id, "IDP_CLIENT_SECRET": client_secret,
+           "IDP_REDIRECT_URIS": " ".join(redirect_uris), "IDP_POST_LOGOUT_REDIRECT_URIS": " ".join(post_logout_uris),
+           "IDP_PEOPLE_FILE": str(people_file), "IDP_CODE_TTL": str(code_ttl)}
+    return subprocess.Popen([node, str(IDP_DIR / "provider.mjs"), issuer], env=env, cwd=IDP_DIR,
+                            stdout=log.open("ab"), stderr=subprocess.STDOUT, start_new_session=True)
+
+
+def wait_idp(issuer: str, process: subprocess.Popen[bytes], log: Path, seconds: float = 60) -> None:
+    """Wait until the provider serves its discovery document."""
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise SystemExit(f"amiflow : le fournisseur d’identité s’est arrêté au démarrage (journal : {log}).")
+        with contextlib.suppress(OSError, ValueError):
+            with urllib.request.urlopen(f"{issuer}/.well-known/openid-configuration", timeout=2) as answer:
+                if json.load(answer).get("issuer") == issuer:
+                    return
+        time.sleep(0.2)
+    raise SystemExit(f"amiflow : le fournisseur d’identité ne répond pas à {issuer} (journal : {log}).")
 
 
 def _wait_port(port: int, process: subprocess.Popen[bytes], what: str, log: Path,
@@ -178,6 +220,7 @@ def up(settings: Settings, workers: int = 1, echo: Any = print) -> int:
             info = read_stack(settings)
             if info:
                 info.update(worker_pids=[], temporal_pid=None, postgres_pid=None, codec_pid=None, api_pid=None,
+                            idp_pid=None,
                             stopped_at=datetime.now(UTC).isoformat())
                 settings.stack_file.write_text(json.dumps(info, indent=2))
             echo("amiflow : tout est arrêté.")
@@ -246,12 +289,20 @@ def _run(settings: Settings, data: Path, workers: int, processes: list[subproces
     api = subprocess.Popen([sys.executable, "-m", "amiflow.cli", "serve", "--port", str(api_port)], env=env,
                            cwd=ROOT, stdout=alog.open("ab"), stderr=subprocess.STDOUT, start_new_session=True)
     processes.append(api)
+    # The local OpenID provider; it sends people back to the API (amiflow serve), which listens on api_port.
+    idp_port = _free_port(8235)
+    idp_url, idp_log = f"http://127.0.0.1:{idp_port}", data / "logs" / "idp.log"
+    idp = _start_local_idp(replace(settings, data_dir=data, database_url=database_url), idp_url,
+                           [f"http://127.0.0.1:{api_port}", f"http://localhost:{api_port}"], idp_log)
+    processes.append(idp)
+    wait_idp(idp_url, idp, idp_log)
     info = {
         "temporal_address": address, "namespace": settings.namespace, "task_queue": settings.task_queue,
         "ui_url": f"http://127.0.0.1:{ui_port}", "database_url": database_url,
         "temporal_pid": temporal.pid, "postgres_pid": pg_pid,
         "worker_pids": [p.pid for p in started], "started_at": datetime.now(UTC).isoformat(),
         "codec_url": codec_url, "codec_pid": codec.pid, "api_url": api_url, "api_pid": api.pid,
+        "idp_url": idp_url, "idp_pid": idp.pid, "idp_client_id": IDP_CLIENT_ID,
         "calls": [c.id for c in found.calls],
         "refused_calls": [{"file": e.source, "error": e.message} for e in found.refused],
     }
@@ -261,6 +312,7 @@ def _run(settings: Settings, data: Path, workers: int, processes: list[subproces
     echo(f"PostgreSQL    {database_url}")
     echo(f"Décodage      {codec_url} (jeton : amiflow codec token --as ROLE:NOM)")
     echo(f"API           {api_url}/api/v1/ (jeton : amiflow tokens issue NOM)")
+    echo(f"Identités     {idp_url} (fournisseur OpenID local : choisir une personne de l’annuaire)")
     echo(f"Workers       {', '.join(str(p.pid) for p in started)} (file {settings.task_queue})")
     echo(f"Appels        {', '.join(c.id for c in found.calls) or 'aucun'}")
     for error in found.refused:
@@ -275,6 +327,31 @@ def _run(settings: Settings, data: Path, workers: int, processes: list[subproces
         time.sleep(0.2)
     echo("amiflow : arrêt…")
     return 0
+
+
+def _start_local_idp(settings: Settings, issuer: str, sites: list[str], log: Path) -> subprocess.Popen[bytes]:
+    """The local provider for this data directory: its client secret (made once, mode 0600, never
+    committed) and the people it lists, written from the directory."""
+    from amiflow import signin
+
+    settings.idp_dir.mkdir(parents=True, exist_ok=True)
+    secret_file = settings.idp_dir / "client_secret"
+    if not secret_file.exists():
+        fd = os.open(secret_file, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(fd, "w") as out:
+            out.write(secrets.token_urlsafe(32))
+    asyncio.run(_write_idp_people(settings))
+    return start_idp(issuer, secret_file.read_text(encoding="utf-8").strip(),
+                     [f"{site}/auth/callback" for site in sites], [f"{site}/auth/logged-out" for site in sites],
+                     signin.people_file(settings), log)
+
+
+async def _write_idp_people(settings: Settings) -> None:
+    from amiflow import signin
+    from amiflow.bootstrap import NeedTemporal, runtime
+
+    async with runtime(settings, NeedTemporal.NONE, pool_size=1) as rt:
+        signin.write_idp_people(signin.people_file(settings), await signin.idp_people(rt))
 
 
 async def _start_calls(settings: Settings, calls: list[Any]) -> None:

@@ -14,6 +14,7 @@ import signal
 import subprocess
 import sys
 import time
+import urllib.request
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -109,8 +110,12 @@ def test_up_runs_everything_stops_on_sigterm_and_resumes(tmp_path: Path) -> None
     process = start(data)
     try:
         info = json.loads(amiflow(data, "status", "--json").stdout)
-        for key in ("temporal_address", "ui_url", "database_url", "worker_pids"):
+        for key in ("temporal_address", "ui_url", "database_url", "worker_pids", "idp_url", "idp_pid"):
             assert info[key], key
+        with urllib.request.urlopen(f"{info['idp_url']}/.well-known/openid-configuration", timeout=10) as answer:
+            assert json.load(answer)["issuer"] == info["idp_url"]  # the local OpenID provider
+        assert (data / "idp" / "client_secret").stat().st_mode & 0o777 == 0o600
+        assert isinstance(json.loads((data / "idp" / "people.json").read_text(encoding="utf-8")), list)
         assert (data / "temporal.db").exists() and (data / "pgdata").is_dir()
         assert info["calls"] == ["hdf-pmcb-reemploi", "normandie-crec-2018"]
         assert "hdf-ressourceries.yaml" in info["refused_calls"][0]["file"]
@@ -124,7 +129,7 @@ def test_up_runs_everything_stops_on_sigterm_and_resumes(tmp_path: Path) -> None
                         due.arg, "--as", "staff:amelie")
         assert asked.returncode == 0, asked.stderr
         api_answers(info["api_url"])
-        pids = [info["temporal_pid"], info["postgres_pid"], info["codec_pid"], info["api_pid"],
+        pids = [info["temporal_pid"], info["postgres_pid"], info["codec_pid"], info["api_pid"], info["idp_pid"],
                 *info["worker_pids"]]
         keyring = data / "keys" / "keyring.json"
         assert keyring.stat().st_mode & 0o777 == 0o600  # generated on first start, for this directory only

@@ -1,11 +1,12 @@
 """Who calls the API: ONE dependency, `current_principal`, asks each credential source in turn (a
 personal token in `Authorization: Bearer`; the browser's session cookie is another source, added by
 the sign-in). Every call also takes from a rate bucket of its address and, once known, of its token
-(`domain.ratelimit`); too many answer 429 with Retry-After."""
+(`domain.throttle`); too many answer 429 with Retry-After."""
 
 from __future__ import annotations
 
 import hashlib
+import math
 import time
 from collections import OrderedDict
 from collections.abc import Awaitable, Callable
@@ -18,7 +19,7 @@ from amiflow.bootstrap import Runtime
 from amiflow.services import people
 from amiflow.services.errors import Unauthenticated
 from amiflow.services.principal import Principal
-from domain.ratelimit import Bucket, RatePolicy, take
+from domain.throttle import Bucket, Rate, take
 
 # A source reads the request and answers the principal it proves, or None when it carries none of its
 # credential (an invalid credential raises `Unauthenticated`).
@@ -39,7 +40,7 @@ async def bearer_token(request: Request, rt: Runtime, now: datetime) -> Principa
 class RateLimiter:
     """The buckets of the callers seen lately (the oldest forgotten past `keep`); in-process."""
 
-    def __init__(self, per_address: RatePolicy, per_token: RatePolicy, keep: int = 10_000) -> None:
+    def __init__(self, per_address: Rate, per_token: Rate, keep: int = 10_000) -> None:
         self.policies = {"address": per_address, "token": per_token}
         self.buckets: OrderedDict[str, Bucket] = OrderedDict()
         self.keep = keep
@@ -51,14 +52,14 @@ class RateLimiter:
             ApiRefusal: the bucket is empty (429, with the seconds to wait).
         """
         name = f"{kind}:{key}"
-        decision = take(self.policies[kind], self.buckets.get(name), time.monotonic())
-        self.buckets[name] = decision.bucket
+        allowed, self.buckets[name], wait = take(self.buckets.get(name), self.policies[kind], time.monotonic())
         self.buckets.move_to_end(name)
         while len(self.buckets) > self.keep:
             self.buckets.popitem(last=False)
-        if not decision.allowed:
-            raise ApiRefusal(f"Trop de requêtes : réessayez dans {decision.retry_after} s.", "rate_limited",
-                             {"Retry-After": str(decision.retry_after)})
+        if not allowed:
+            retry_after = max(1, math.ceil(wait))  # whole seconds, as HTTP's Retry-After counts them
+            raise ApiRefusal(f"Trop de requêtes : réessayez dans {retry_after} s.", "rate_limited",
+                             {"Retry-After": str(retry_after)})
 
 
 async def current_principal(request: Request) -> Principal:
@@ -82,6 +83,20 @@ async def current_principal(request: Request) -> Principal:
     raise Unauthenticated("Authentification requise : donnez un jeton personnel (Authorization: Bearer JETON).")
 
 
+async def browser_session(request: Request, rt: Runtime, now: datetime) -> Principal | None:
+    """The person signed in on this browser (OpenID Connect or an invitation, `amiflow.signin`). A
+    cookie alone may read; it may change something only from amiflow's own pages."""
+    from amiflow import signin  # the sign-in installs the session; the API only reads it
+
+    who = await signin.signed_in(request, rt)
+    if who is None:
+        return None
+    if not signin.session_may_act(request, rt.settings):
+        raise ApiRefusal("Requête refusée : venue d’un autre site avec la session d’amiflow.", "cross_site")
+    return who
+
+
 def default_sources() -> list[Source]:
-    """The credential sources of the API, in the order they are asked."""
-    return [bearer_token]
+    """The credential sources of the API, in the order they are asked: a personal token, then the
+    browser's session."""
+    return [bearer_token, browser_session]
