@@ -38,6 +38,10 @@ STATUS_OF_CODE: dict[str, int] = {
     "read_refused": 403,
     "not_found": 404,
     "invalid_command": 422,
+    "invalid_input": 422,  # domain.inputs: a forbidden character, a date out of range…
+    "cross_site": 403,
+    "unknown_person": 403,
+    "role_not_granted": 403,
     "too_large": 413,
     "unsupported_media_type": 415,
     "rate_limited": 429,
