@@ -284,18 +284,16 @@ def _run(settings: Settings, data: Path, workers: int, processes: list[subproces
         started.append(subprocess.Popen([sys.executable, str(ROOT / "worker.py")], env=env,
                                         stdout=wlog.open("ab"), stderr=subprocess.STDOUT, start_new_session=True))
     processes.extend(started)
-    api_url = f"http://127.0.0.1:{api_port}"
-    alog = data / "logs" / "api.log"
-    api = subprocess.Popen([sys.executable, "-m", "amiflow.cli", "serve", "--port", str(api_port)], env=env,
-                           cwd=ROOT, stdout=alog.open("ab"), stderr=subprocess.STDOUT, start_new_session=True)
-    processes.append(api)
-    # The local OpenID provider; it sends people back to the API (amiflow serve), which listens on api_port.
+    # The local OpenID provider first: it sends people back to the API (amiflow serve), on api_port.
     idp_port = _free_port(8235)
     idp_url, idp_log = f"http://127.0.0.1:{idp_port}", data / "logs" / "idp.log"
     idp = _start_local_idp(replace(settings, data_dir=data, database_url=database_url), idp_url,
                            [f"http://127.0.0.1:{api_port}", f"http://localhost:{api_port}"], idp_log)
     processes.append(idp)
     wait_idp(idp_url, idp, idp_log)
+    api_url = f"http://127.0.0.1:{api_port}"
+    api = _start_api(env, api_port, idp_url, data)
+    processes.append(api)
     info = {
         "temporal_address": address, "namespace": settings.namespace, "task_queue": settings.task_queue,
         "ui_url": f"http://127.0.0.1:{ui_port}", "database_url": database_url,
@@ -307,17 +305,7 @@ def _run(settings: Settings, data: Path, workers: int, processes: list[subproces
         "refused_calls": [{"file": e.source, "error": e.message} for e in found.refused],
     }
     settings.stack_file.write_text(json.dumps(info, indent=2))
-    echo(f"Temporal      {address} (espace de noms {settings.namespace})")
-    echo(f"Interface web http://127.0.0.1:{ui_port}")
-    echo(f"PostgreSQL    {database_url}")
-    echo(f"Décodage      {codec_url} (jeton : amiflow codec token --as ROLE:NOM)")
-    echo(f"API           {api_url}/api/v1/ (jeton : amiflow tokens issue NOM)")
-    echo(f"Identités     {idp_url} (fournisseur OpenID local : choisir une personne de l’annuaire)")
-    echo(f"Workers       {', '.join(str(p.pid) for p in started)} (file {settings.task_queue})")
-    echo(f"Appels        {', '.join(c.id for c in found.calls) or 'aucun'}")
-    for error in found.refused:
-        echo(f"Appel refusé  {error.message}")
-    echo("Prêt. Ctrl-C pour tout arrêter.")
+    _announce(info, settings, echo)
     while not stop["now"]:
         for process in processes:
             if process.poll() is not None:
@@ -327,6 +315,31 @@ def _run(settings: Settings, data: Path, workers: int, processes: list[subproces
         time.sleep(0.2)
     echo("amiflow : arrêt…")
     return 0
+
+
+def _announce(info: dict[str, Any], settings: Settings, echo: Any) -> None:
+    """Say where everything listens."""
+    echo(f"Temporal      {info['temporal_address']} (espace de noms {settings.namespace})")
+    echo(f"Interface web {info['ui_url']}")
+    echo(f"PostgreSQL    {info['database_url']}")
+    echo(f"Décodage      {info['codec_url']} (jeton : amiflow codec token --as ROLE:NOM)")
+    echo(f"API           {info['api_url']}/api/v1/ (jeton : amiflow tokens issue NOM)")
+    echo(f"Identités     {info['idp_url']} (fournisseur OpenID local : choisir une personne de l’annuaire)")
+    echo(f"Workers       {', '.join(map(str, info['worker_pids']))} (file {settings.task_queue})")
+    echo(f"Appels        {', '.join(info['calls']) or 'aucun'}")
+    for error in info["refused_calls"]:
+        echo(f"Appel refusé  {error['error']}")
+    echo("Prêt. Ctrl-C pour tout arrêter.")
+
+
+def _start_api(env: dict[str, str], port: int, idp_url: str, data: Path) -> subprocess.Popen[bytes]:
+    """The HTTP API (`amiflow serve`), signing people in through the local provider just started."""
+    client_secret = (data / "idp" / "client_secret").read_text(encoding="utf-8").strip()
+    api_env = {"AMIFLOW_OIDC_ISSUER": idp_url, "AMIFLOW_OIDC_CLIENT_ID": IDP_CLIENT_ID,
+               "AMIFLOW_OIDC_CLIENT_SECRET": client_secret, **env}  # the operator's own settings win
+    log = data / "logs" / "api.log"
+    return subprocess.Popen([sys.executable, "-m", "amiflow.cli", "serve", "--port", str(port)], env=api_env,
+                            cwd=ROOT, stdout=log.open("ab"), stderr=subprocess.STDOUT, start_new_session=True)
 
 
 def _start_local_idp(settings: Settings, issuer: str, sites: list[str], log: Path) -> subprocess.Popen[bytes]:
