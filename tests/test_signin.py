@@ -29,10 +29,11 @@ from urllib.parse import parse_qs, urlencode, urlsplit
 import httpx
 import pytest
 import uvicorn
-from fastapi import FastAPI, Request
+from fastapi import Request
 from fastapi.responses import JSONResponse
 
 from amiflow import signin
+from amiflow.api import create_app
 from amiflow.bootstrap import Runtime, memory_runtime
 from amiflow.services import people
 from amiflow.services.invitations import send_invitation
@@ -110,8 +111,7 @@ async def serve() -> AsyncIterator[Serve]:
     async def start(rt: Runtime, provider: Idp, rate: Rate = SIGN_IN_RATE) -> str:
         settings = replace(rt.settings, oidc_issuer=provider.issuer, oidc_client_id="amiflow",
                            oidc_client_secret=CLIENT_SECRET)
-        app = FastAPI()
-        signin.install(app, replace(rt, settings=settings), rate)
+        app = create_app(replace(rt, settings=settings), sign_in_rate=rate)  # the API, which installs sign-in
 
         @app.get("/")
         async def home(request: Request) -> JSONResponse:
@@ -182,12 +182,19 @@ async def test_the_whole_flow_signs_a_person_of_the_directory_in(rt: Runtime, id
         assert str(done.url) == f"{rp}/auth/me"
         assert done.json() == {"actor": "staff:amelie", "person": "amelie", "via": "oidc"}
         assert (await http.get(f"{rp}/")).json() == {"actor": "staff:amelie"}
+        me = await http.get(f"{rp}/api/v1/me")  # the API takes the browser's session as it takes a token
+        assert me.status_code == 200 and me.json()["actor"] == "staff:amelie", me.text
+        elsewhere = await http.post(f"{rp}/api/v1/tokens", json={"days": 1},
+                                    headers={"Origin": "https://ailleurs.example"})
+        assert elsewhere.status_code == 403 and elsewhere.json()["code"] == "cross_site", elsewhere.text
+        assert await people.tokens(rt, "amelie") == []  # nothing was made for the other site
         assert (rt.settings.data_dir / "session.key").stat().st_mode & 0o777 == 0o600  # the cookie's secret
         bound = await people.person(rt, "amelie")
         assert bound is not None and (bound.issuer, bound.subject) == (idp.issuer, "amelie")
         await people.remove(rt, "amelie")  # out of the directory: signed out at the next request
         assert (await http.get(f"{rp}/auth/me")).status_code == 401
         assert (await http.get(f"{rp}/")).json() == {"actor": None}
+        assert (await http.get(f"{rp}/api/v1/me")).status_code == 401
 
 
 async def test_userinfo_as_a_signed_jwt_as_proconnect_sends_it(rt: Runtime, idp: Idp, serve: Serve) -> None:

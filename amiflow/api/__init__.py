@@ -13,6 +13,7 @@ from amiflow.api.auth import RateLimiter, Source, default_sources
 from amiflow.api.limits import BodyLimit
 from amiflow.api.routes import router
 from amiflow.bootstrap import Runtime
+from domain.signin import SIGN_IN_RATE
 from domain.throttle import Rate
 
 PER_ADDRESS = Rate(burst=300, per_second=50.0)  # one address may carry many people (a proxy, a NAT)
@@ -22,7 +23,7 @@ __all__ = ["PER_ADDRESS", "PER_TOKEN", "create_app"]
 
 
 def create_app(rt: Runtime, *, per_address: Rate = PER_ADDRESS, per_token: Rate = PER_TOKEN,
-               sources: list[Source] | None = None) -> FastAPI:
+               sources: list[Source] | None = None, sign_in_rate: Rate = SIGN_IN_RATE) -> FastAPI:
     """The API on `rt`. No page loads anything from elsewhere: the interactive docs are off, the
     OpenAPI document is served as JSON."""
     app = FastAPI(
@@ -36,7 +37,7 @@ def create_app(rt: Runtime, *, per_address: Rate = PER_ADDRESS, per_token: Rate 
     app.state.principal_sources = list(sources) if sources is not None else default_sources()
     problems.install(app)
     app.include_router(router)
-    signin.install(app, rt)  # /auth: sign-in through OpenID Connect, the session cookie
+    signin.install(app, rt, sign_in_rate)  # /auth: sign-in through OpenID Connect, the session cookie
     app.add_middleware(BodyLimit)
     _bearer_scheme(app)
     return app
