@@ -92,10 +92,8 @@ async def test_shredding_after_retention_and_legal_hold(stack: Stack, tmp_path: 
     assert not stack.vault.path(closed, ref.id).exists()
     with pytest.raises(KeyDestroyed):
         await EnvelopeCodec(stack.keys).decode([sealed_payload])
-    # Another process's cache lets go after `FRESH_FOR` seconds.
-    await asyncio.sleep(0.6)
-    with pytest.raises(KeyDestroyed):
-        await history(stack.store, elsewhere, closed)
+    # Another process's cache lets go once its `FRESH_FOR` has passed.
+    await unreadable_soon(stack, elsewhere, closed)
     # Its metadata stays, the destruction is in it, and every chain still verifies.
     rows = await stack.store.events(closed)
     assert [r.type for r in rows][-3:] == ["legal_hold_set", "legal_hold_lifted", "content_destroyed"]
@@ -105,6 +103,19 @@ async def test_shredding_after_retention_and_legal_hold(stack: Stack, tmp_path: 
     assert again[0]["outcome"] == "already_destroyed"
     # The open dossier is untouched.
     assert (await history(stack.store, stack.keys, still_open))[-1].type == "submitted"
+
+
+async def unreadable_soon(stack: Stack, keys: DossierKeys, ident: str, timeout: float = 30) -> None:
+    """Wait until `keys` (another process's, its cache warm) refuse the dossier as destroyed."""
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + timeout
+    while True:
+        try:
+            await history(stack.store, keys, ident)
+        except KeyDestroyed:
+            return
+        assert loop.time() < deadline, f"{ident} still readable {timeout} s after its keys were destroyed"
+        await asyncio.sleep(0.05)
 
 
 async def _state(stack: Stack, ident: str) -> DossierState:

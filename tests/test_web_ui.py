@@ -70,9 +70,17 @@ async def page_text(url: str, profile: Path, local_storage: dict[str, str] | Non
                             return message
 
                 await call("Page.enable")
-                if local_storage:
+                if local_storage:  # set on the UI's origin, once its page is there
                     await call("Page.navigate", url=url)
-                    await asyncio.sleep(3)
+                    origin = "/".join(url.split("/")[:3])
+                    loaded = f"location.origin === {origin!r} && document.readyState === 'complete'"
+                    for _ in range(100):
+                        answer = await call("Runtime.evaluate", expression=loaded)
+                        if answer["result"]["result"].get("value") is True:
+                            break
+                        await asyncio.sleep(0.1)
+                    else:
+                        raise AssertionError(f"{url} did not load in the browser")
                     for key, value in local_storage.items():
                         await call("Runtime.evaluate", expression=f"localStorage.setItem({key!r}, {value!r})")
                 await call("Page.navigate", url=url)
