@@ -493,6 +493,8 @@ async def test_worker_sigkill_during_20_concurrent_lifecycles(
             retried += await retried_activities(client, ident)
         assert retried, "no activity had to be retried: the kill did not interrupt a journal or mail write"
         stray = [p.name for p in workers.maildrop.iterdir() if p.name.endswith(".tmp")]
+        # A mail being written when SIGKILL came may leave its temporary file (.NAME.PID.tmp); only that one.
+        assert all(name.split(".")[-2] == str(first.pid) for name in stray), (first.pid, stray)
         print(f"\nkill: {in_flight} lifecycles in flight, {sum(map(len, pending.values()))} accepted updates "
               f"unfinished; activities retried after the kill: {dict(retried)}; "
               f"{len(retries)} client retries; "
