@@ -240,8 +240,9 @@ def test_up_runs_everything_stops_on_ctrl_c_and_sigterm_and_resumes(tmp_path: Pa
         document = last_line(amiflow(data, "dossier", "attach", ident, str(piece), "--as", "holder:acme", env=env))
         assert [p.name for p in (vault / ident).iterdir()] == [f"{document}.sealed"]
         assert not (data / "vault").exists()
-        # A complement due in 15 s: its timer is armed now, the stack stops before it fires.
-        due = (datetime.now(UTC) + timedelta(seconds=15)).replace(microsecond=0)
+        # A complement due in 30 s: its timer is armed now; the stack stops before it fires (a stop takes
+        # less than 30 s, asserted below).
+        due = (datetime.now(UTC) + timedelta(seconds=30)).replace(microsecond=0)
         asked = amiflow(data, "dossier", "do", ident, "request-complement", "--pieces", "Kbis", "--due",
                         due.isoformat(), "--as", "staff:amelie", env=env)
         assert asked.returncode == 0, asked.stderr
