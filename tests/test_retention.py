@@ -216,10 +216,11 @@ async def test_audit_shred_finishes_a_destruction_killed_half_way(cli: Run, stac
     assert [(done[i]["outcome"], done[i]["documents"]) for i in idents] == [("destroyed", 1), ("destroyed", 1)]
     assert done[journaled]["keys"] >= 1 and done[keys_gone]["keys"] == 0
     assert all("destruction achevée" in done[i]["reason"] for i in idents)
+    reader = DossierKeys(Keyring.open(stack.data_dir), stack.store)  # keys cached by no one
     for ident in idents:
         assert not (stack.vault.root / ident).exists()
         with pytest.raises(KeyDestroyed):
-            await history(stack.store, stack.keys, ident)
+            await history(stack.store, reader, ident)
         assert [r.type for r in await stack.store.events(ident)].count("content_destroyed") == 1
     code, out, _ = await cli("audit", "shred", "--as", "staff:amelie", "--json")
     assert code == 0 and [r["outcome"] for r in json.loads(out)["dossiers"]] == ["already_destroyed"] * 2
