@@ -277,19 +277,6 @@ def test_up_runs_everything_stops_on_ctrl_c_and_sigterm_and_resumes(tmp_path: Pa
             started = [e for e in json_lines(data / "logs" / f"worker-{n}.log") if e.get("event") == "worker.started"]
             assert started[-1]["pid"] == pid and started[-1]["task_queue"] == info["task_queue"]
 
-        # The timer armed before the stop fires now: the overdue complement is journaled, and escalated to
-        # the desk by mail.
-        deadline = time.monotonic() + 90
-        while not (escalated := [m for m in mails_to(data / "maildrop", "staff:guichet")
-                                 if m["X-Amiflow-Key"].startswith(f"{ident}|")]):
-            assert time.monotonic() < deadline, "the complement's due timer did not fire after the restart"
-            time.sleep(0.2)
-        assert [m["X-Amiflow-Key"].split("|")[1] for m in escalated] == ["complement_overdue"]
-        events = event_types(data, ident, env)
-        assert [(e["seq"], e["type"]) for e in events][-2:] == [(4, "complement_requested"), (5, "complement_overdue")]
-        answered = amiflow(data, "dossier", "do", ident, "provide-complement", "--note", "Kbis joint",
-                           "--as", "holder:acme", env=env)
-        assert answered.returncode == 0, answered.stderr
         # The document comes back from AMIFLOW_VAULT_DIR, opened with the keyring AMIFLOW_KEYRING names.
         out_file = tmp_path / "budget-relu.pdf"
         fetched = amiflow(data, "dossier", "document", ident, document, "--out", str(out_file),
@@ -311,9 +298,9 @@ def test_up_runs_everything_stops_on_ctrl_c_and_sigterm_and_resumes(tmp_path: Pa
             assert run.returncode == 0, run.stderr
             return [(d["dossier_id"], d["status"]) for d in json.loads(run.stdout)["dossiers"]]
 
-        assert sorted(listed("--call", PMCB_COPY)) == sorted([(ident, "acknowledged"), (second, "submitted")])
+        assert sorted(listed("--call", PMCB_COPY)) == sorted([(ident, "complement_requested"), (second, "submitted")])
         assert listed("--status", "submitted") == [(second, "submitted")]
-        assert listed("--status", "acknowledged") == [(ident, "acknowledged")]
+        assert listed("--status", "complement_requested") == [(ident, "complement_requested")]
 
         # A codec token from the command line, used by a plain HTTP client (no browser): the codec server
         # decodes for staff, refuses a made-up token, and each decode is in the dossier's read log.
@@ -328,6 +315,20 @@ def test_up_runs_everything_stops_on_ctrl_c_and_sigterm_and_resumes(tmp_path: Pa
         read_log = json.loads(amiflow(data, "dossier", "history", ident, "--as", "auditor:odile", "--json",
                                       env=env).stdout)["reads"]
         assert [(r["actor"], r["granted"]) for r in read_log if r["via"] == "codec"] == [("staff:amelie", True)]
+
+        # Meanwhile the timer armed before the stop has fired (or fires now): the overdue complement is
+        # journaled and escalated to the desk by mail; the holder may still answer.
+        deadline = time.monotonic() + 90
+        while not (escalated := [m for m in mails_to(data / "maildrop", "staff:guichet")
+                                 if m["X-Amiflow-Key"].startswith(f"{ident}|")]):
+            assert time.monotonic() < deadline, "the complement's due timer did not fire after the restart"
+            time.sleep(0.2)
+        assert [m["X-Amiflow-Key"].split("|")[1] for m in escalated] == ["complement_overdue"]
+        events = event_types(data, ident, env)
+        assert [(e["seq"], e["type"]) for e in events][-2:] == [(4, "complement_requested"), (5, "complement_overdue")]
+        answered = amiflow(data, "dossier", "do", ident, "provide-complement", "--note", "Kbis joint",
+                           "--as", "holder:acme", env=env)
+        assert answered.returncode == 0, answered.stderr
         pids = [info["temporal_pid"], info["postgres_pid"], info["codec_pid"], *info["worker_pids"]]
     finally:
         seconds, out = stop(process)
