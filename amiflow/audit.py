@@ -168,7 +168,8 @@ async def shred(client: Any, store: JournalStore, keys: DossierKeys, vault: Vaul
                 dry_run: bool, only: str | None = None) -> list[dict[str, Any]]:
     """Destroy the content of every ended dossier whose retention has run out (or of `only`): the rules
     decide (final status, no legal hold, retention over); the destruction is journaled, then the
-    dossier's keys and documents are destroyed. Its metadata and chains stay, and still verify.
+    dossier's keys and documents are destroyed. Its metadata and chains stay, and still verify. A run
+    interrupted after journaling the destruction, or after destroying the keys, is finished by the next.
     `now` is an argument: the rules, not the clock, say when a retention ends."""
     from amiflow.dossiers import history
 
@@ -186,8 +187,7 @@ async def shred(client: Any, store: JournalStore, keys: DossierKeys, vault: Vaul
         entry: dict[str, Any] = {"dossier_id": ident, "status": status}
         destroyed = await keys.destroyed(ident)
         if destroyed is not None:
-            said = f"contenu détruit le {destroyed:%Y-%m-%d}"
-            report.append({**entry, "outcome": "already_destroyed", "reason": said})
+            report.append({**entry, **_leftovers(vault, ident, destroyed, dry_run)})
             continue
         state = replay(await history(store, keys, ident))
         if state.content_destroyed_at is not None:  # journaled, then interrupted: finish the destruction
@@ -227,3 +227,12 @@ async def shred(client: Any, store: JournalStore, keys: DossierKeys, vault: Vaul
         report.append({**entry, "outcome": "destroyed", "keys": count, "documents": files,
                        "retention_ends": retention_ends(state), "reason": ""})
     return report
+
+
+def _leftovers(vault: Vault, ident: str, destroyed: datetime, dry_run: bool) -> dict[str, Any]:
+    """A dossier whose keys are destroyed: a run interrupted before the vault was emptied is finished."""
+    said = f"contenu détruit le {destroyed:%Y-%m-%d}"
+    files = 0 if dry_run else vault.destroy(ident)
+    if files:
+        return {"outcome": "destroyed", "keys": 0, "documents": files, "reason": f"destruction achevée ({said})"}
+    return {"outcome": "already_destroyed", "reason": said}

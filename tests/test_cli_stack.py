@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 from sqlalchemy import text
-from temporalio.service import RPCError
+from temporalio.service import RPCError, RPCStatusCode
 
 from amiflow.catalogue import load_call
 from amiflow.clikit import os_user
@@ -71,10 +71,13 @@ async def journal(stack: Stack) -> list[tuple[str, int, str]]:
 
 
 async def no_workflow(stack: Stack, workflow_id: str) -> bool:
+    """The server says it has no such workflow; any other failure (a refused connection…) is raised."""
     try:
         await stack.client.get_workflow_handle(workflow_id).describe()
-    except RPCError:
-        return True
+    except RPCError as exc:
+        if exc.status is RPCStatusCode.NOT_FOUND:
+            return True
+        raise
     return False
 
 

@@ -1,11 +1,17 @@
 """Retention on the real components: a legal hold (set and lifted by staff, as events, on a dossier
 already closed) stops the shredding; at the end of the retention the dossier's keys are destroyed, its
 content becomes unreadable by anyone — journal, documents, Temporal payloads — while its metadata and
-chains still verify. An open dossier is never shredded."""
+chains still verify. An open dossier is never shredded. `amiflow audit shred` finishes a destruction
+whose process was killed half-way (after journaling it, or after destroying the keys)."""
 
 from __future__ import annotations
 
 import asyncio
+import json
+import os
+import subprocess
+import sys
+import time
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -24,6 +30,7 @@ from journal.keys import DossierKeys, KeyDestroyed, Keyring
 from tests import dates
 from tests.conftest import Stack
 from tests.test_audit import reference_file
+from tests.test_cli_stack import EXAMPLE, PMCB_ID, Run, cli, pmcb_file  # noqa: F401 (fixtures)
 
 HOLDER, STAFF = Actor.parse("holder:acme"), Actor.parse("staff:amelie")
 
@@ -85,10 +92,8 @@ async def test_shredding_after_retention_and_legal_hold(stack: Stack, tmp_path: 
     assert not stack.vault.path(closed, ref.id).exists()
     with pytest.raises(KeyDestroyed):
         await EnvelopeCodec(stack.keys).decode([sealed_payload])
-    # Another process's cache lets go after `FRESH_FOR` seconds.
-    await asyncio.sleep(0.6)
-    with pytest.raises(KeyDestroyed):
-        await history(stack.store, elsewhere, closed)
+    # Another process's cache lets go once its `FRESH_FOR` has passed.
+    await unreadable_soon(stack, elsewhere, closed)
     # Its metadata stays, the destruction is in it, and every chain still verifies.
     rows = await stack.store.events(closed)
     assert [r.type for r in rows][-3:] == ["legal_hold_set", "legal_hold_lifted", "content_destroyed"]
@@ -98,6 +103,19 @@ async def test_shredding_after_retention_and_legal_hold(stack: Stack, tmp_path: 
     assert again[0]["outcome"] == "already_destroyed"
     # The open dossier is untouched.
     assert (await history(stack.store, stack.keys, still_open))[-1].type == "submitted"
+
+
+async def unreadable_soon(stack: Stack, keys: DossierKeys, ident: str, timeout: float = 30) -> None:
+    """Wait until `keys` (another process's, its cache warm) refuse the dossier as destroyed."""
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + timeout
+    while True:
+        try:
+            await history(stack.store, keys, ident)
+        except KeyDestroyed:
+            return
+        assert loop.time() < deadline, f"{ident} still readable {timeout} s after its keys were destroyed"
+        await asyncio.sleep(0.05)
 
 
 async def _state(stack: Stack, ident: str) -> DossierState:
@@ -110,3 +128,100 @@ async def _a_payload(stack: Stack, ident: str) -> Payload:
     accepted = next(e.workflow_execution_update_accepted_event_attributes for e in events
                     if e.HasField("workflow_execution_update_accepted_event_attributes"))
     return accepted.accepted_request.input.args.payloads[0]
+
+
+# `audit shred` with a chosen instant (the command line uses the clock), in a process of its own that
+# stops itself (SIGSTOP) when it reaches `HALT_AT`, so that the test can kill it there.
+SHRED_UNTIL_HALTED = """
+import asyncio, os, signal, sys
+from datetime import datetime
+from amiflow import audit
+from amiflow.bootstrap import NeedTemporal, runtime
+from amiflow.settings import load_settings
+from amiflow.vault import Vault
+from domain import Actor
+from journal.keys import DossierKeys
+
+halt_at = {"keys": DossierKeys.destroy, "vault": Vault.destroy}[sys.argv[3]].__code__
+
+def halt(frame, event, arg):
+    if event == "call" and frame.f_code is halt_at:
+        os.kill(os.getpid(), signal.SIGSTOP)
+
+async def main():
+    async with runtime(load_settings(), NeedTemporal.NONE) as rt:
+        sys.setprofile(halt)
+        await audit.shred(None, rt.store, rt.keys, rt.vault, Actor.parse("staff:amelie"),
+                          datetime.fromisoformat(sys.argv[1]), False, sys.argv[2])
+
+asyncio.run(main())
+"""
+
+
+def shred_killed_at(stack: Stack, ident: str, now: datetime, step: str) -> None:
+    """Run the destruction of `ident` at `now` in another process and SIGKILL it when it reaches
+    `step`: "keys" (the destruction journaled, the keys not destroyed yet) or "vault" (the keys
+    destroyed, the documents not removed yet)."""
+    env = {**os.environ, "AMIFLOW_DATA_DIR": str(stack.data_dir), "AMIFLOW_DATABASE_URL": stack.database_url}
+    process = subprocess.Popen([sys.executable, "-c", SHRED_UNTIL_HALTED, now.isoformat(), ident, step],
+                               cwd=Path(__file__).resolve().parent.parent, env=env, stderr=subprocess.PIPE)
+    deadline, state = time.monotonic() + 60, ""
+    try:
+        while process.poll() is None and time.monotonic() < deadline:  # until it stops itself at `step`
+            state = Path(f"/proc/{process.pid}/stat").read_text().split()[2]
+            if state == "T":
+                break
+            time.sleep(0.05)
+    finally:
+        process.kill()
+        _, err = process.communicate(timeout=30)
+    assert state == "T", (state, err)
+
+
+async def test_audit_shred_finishes_a_destruction_killed_half_way(cli: Run, stack: Stack, tmp_path: Path) -> None:  # noqa: F811
+    piece = tmp_path / "budget.pdf"
+    piece.write_bytes(b"%PDF budget " * 50)
+    idents, ends = [], []
+    for reference in ("FIN-3", "FIN-4"):
+        with stack.env.with_time_skipping_disabled():
+            ident = (await submit(stack.client, stack.task_queue, await reference_file(tmp_path, reference), HOLDER,
+                                  datetime.now(UTC))).dossier_id
+        await send(stack.client, ident, AttachDocument(document=await stack.vault.store(ident, piece)), HOLDER)
+        await send(stack.client, ident, build_command("close", {"reason": "Projet abandonné"}), STAFF)
+        await stack.client.get_workflow_handle(ident).result()
+        idents.append(ident)
+        ends.append(retention_ends(await _state(stack, ident)))
+    later = max(e for e in ends if e is not None) + timedelta(days=1)
+
+    # Killed after journaling the destruction, before destroying the keys; the other one after destroying
+    # the keys, before removing the documents.
+    journaled, keys_gone = idents
+    shred_killed_at(stack, journaled, later, "keys")
+    shred_killed_at(stack, keys_gone, later, "vault")
+    assert [r.type for r in await stack.store.events(journaled)][-1] == "content_destroyed"
+    assert await stack.keys.destroyed(journaled) is None
+    assert [r.type for r in await stack.store.events(keys_gone)][-1] == "content_destroyed"
+    assert await stack.keys.destroyed(keys_gone) is not None
+    assert all(any((stack.vault.root / i).iterdir()) for i in idents)
+
+    # `audit shred --dry-run` touches nothing; `audit shred` finishes both, today: what the rules decided
+    # (and the journal recorded) is not decided again.
+    code, out, err = await cli("audit", "shred", "--dry-run", "--as", "staff:amelie", "--json")
+    assert code == 0, err
+    assert all(any((stack.vault.root / i).iterdir()) for i in idents)
+    assert await stack.keys.destroyed(journaled) is None
+    code, out, err = await cli("audit", "shred", "--as", "staff:amelie", "--json")
+    assert code == 0, err
+    done = {r["dossier_id"]: r for r in json.loads(out)["dossiers"]}
+    assert [(done[i]["outcome"], done[i]["documents"]) for i in idents] == [("destroyed", 1), ("destroyed", 1)]
+    assert done[journaled]["keys"] >= 1 and done[keys_gone]["keys"] == 0
+    assert all("destruction achevée" in done[i]["reason"] for i in idents)
+    reader = DossierKeys(Keyring.open(stack.data_dir), stack.store)  # keys cached by no one
+    for ident in idents:
+        assert not (stack.vault.root / ident).exists()
+        with pytest.raises(KeyDestroyed):
+            await history(stack.store, reader, ident)
+        assert [r.type for r in await stack.store.events(ident)].count("content_destroyed") == 1
+    code, out, _ = await cli("audit", "shred", "--as", "staff:amelie", "--json")
+    assert code == 0 and [r["outcome"] for r in json.loads(out)["dossiers"]] == ["already_destroyed"] * 2
+    assert await audit.verify_journal(stack.store) == []
