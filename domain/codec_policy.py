@@ -61,7 +61,7 @@ def check_request(limits: CodecLimits, payload_sizes: list[int], dossiers: list[
     if len(dossiers) > limits.dossiers:
         raise TooLarge(f"Au plus {limits.dossiers} dossiers par requête (reçu {len(dossiers)}) : demandez-les en "
                        "plusieurs fois.")
-    bad = next((d for d in dossiers if len(d) > 200 or not is_dossier_id(d)), None)
+    bad = next((d for d in dossiers if len(d) > 200 or not d.isprintable() or not is_dossier_id(d)), None)
     if bad is not None:
         raise InvalidCommand("Une charge utile nomme un dossier dont l’identifiant n’a pas la forme attendue.")
 

@@ -14,7 +14,8 @@ from domain.errors import InvalidCommand, NotAllowed
 from domain.record import Record
 
 NAME_PATTERN = r"^[a-z0-9][a-z0-9._-]{0,63}$"
-EMAIL_PATTERN = r"^[^@\s\x00-\x1f\x7f]{1,64}@[^@\s\x00-\x1f\x7f]{1,189}$"
+_EMAIL_CHAR = r"[^@\s\x00-\x1f\x7f\u200b-\u200f\u202a-\u202e\u2066-\u2069]"  # no control, no bidi
+EMAIL_PATTERN = rf"^{_EMAIL_CHAR}{{1,64}}@{_EMAIL_CHAR}{{1,189}}$"
 SIRET_PATTERN = r"^[0-9]{14}$"
 # Roles a grant names a call for: the call files' `staff:` and `committee:` lists.
 CALL_ROLES = frozenset({Role.STAFF, Role.COMMITTEE})

@@ -277,6 +277,8 @@ def _superfluous(state: DossierState, command: Command) -> bool:
 
 def _difference(event: Event, produced: list[Event], before: DossierState, call: Call) -> str | None:
     """How the accepted command's events differ from the journal's, in French; None if they do not."""
+    # Where the command came from is the journal's record, not the rules' outcome.
+    produced = [p.model_copy(update={"origin": event.origin}) for p in produced]
     if len(produced) == 1 and isinstance(event, DraftStarted) and isinstance(produced[0], DraftStarted):
         # The snapshot is the changed call by construction, and the id follows the call's id.
         produced = [produced[0].model_copy(update={"call": event.call, "dossier_id": event.dossier_id})]

@@ -16,6 +16,7 @@ from sqlalchemy import text
 from temporalio.service import RPCError
 
 from amiflow.catalogue import load_call
+from amiflow.clikit import os_user
 from amiflow.dossiers import start_calls
 from tests import dates
 from tests.conftest import Stack
@@ -94,8 +95,14 @@ async def test_submit_do_show_history_list(cli: Run, stack: Stack) -> None:
     assert [d["kind"] for d in shown["deadlines"]][-1] == "complement_due"
     assert shown["deadlines"][-1]["at"] == due.shown  # 00:00 Paris, +01:00 or +02:00 as that day is
     code, out, _ = await cli("dossier", "history", PMCB_ID, "--json", "--as", "staff:amelie")
-    assert [e["type"] for e in json.loads(out)["events"]] == [
+    history = json.loads(out)
+    assert [e["type"] for e in history["events"]] == [
         "draft_started", "submitted", "acknowledged", "complement_requested"]
+    # The journal and the read log say the person, and that it came from the operator's command line
+    # on the server, with the OS user who typed it.
+    assert {e["actor"] for e in history["events"][2:]} == {"staff:amelie"}
+    assert all(e["event"]["origin"] == {"via": "cli", "os_user": os_user()} for e in history["events"])
+    assert {(r["actor"], r["via"]) for r in history["reads"]} == {("staff:amelie", f"cli:{os_user()}")}
     # Scripts written before issue 5, without --as, still get status and deadlines — metadata only.
     code, out, err = await cli("dossier", "show", PMCB_ID, "--json")
     anonymous = json.loads(out)
@@ -157,6 +164,9 @@ async def test_bad_input_is_refused_and_writes_nothing(cli: Run, stack: Stack, t
         (["acknowledge", "--as", "amelie"], "écrivez ROLE:NOM"),
         (["acknowledge", "--bogus", "1", "--as", "staff:amelie"], "Option inconnue --bogus"),
         (["acknowledge", "--as", "auditor:aude"], "Un auditeur consulte"),
+        # Only people of the directory, in a role they hold.
+        (["acknowledge", "--as", "staff:inconnu"], "« inconnu » n’est pas dans l’annuaire"),
+        (["acknowledge", "--as", "holder:amelie"], "« amelie » n’a pas le rôle holder"),
     ]
     for args, message in cases:
         code, out, err = await cli("dossier", "do", PMCB_ID, *args)

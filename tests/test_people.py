@@ -15,7 +15,14 @@ from amiflow.services import people as people_service
 from amiflow.services.errors import ServiceError, Unauthenticated
 from amiflow.settings import Settings
 from domain.access import Actor, Role
-from domain.codec_policy import may_decode
+from domain.codec_policy import (
+    CodecLimits,
+    TooLarge,
+    check_encode,
+    check_request,
+    may_decode,
+    may_decode_without_dossier,
+)
 from domain.errors import InvalidCommand, NotAllowed
 from domain.people import (
     Grant,
@@ -25,6 +32,7 @@ from domain.people import (
     check_operator_claim,
     holder_name,
 )
+from domain.throttle import Rate, idle, take
 from journal.keys import Keyring
 from tests.test_services import CALL
 
@@ -52,7 +60,8 @@ def test_the_rules_of_the_directory() -> None:
     assert role.value.code == "role_not_granted" and "auditor, staff" in role.value.message
     for bad in ({"name": "Amélie"}, {"name": "a\nb"}, {"name": "-x"}, {"name": "a" * 65},
                 {"name": "x", "grants": ({"role": "staff"},)}, {"name": "x", "grants": ({"role": "system"},)},
-                {"name": "x", "siret": "123"}, {"name": "x", "email": "pas une adresse"}):
+                {"name": "x", "siret": "123"}, {"name": "x", "email": "pas une adresse"},
+                {"name": "x", "email": "a\u202e@b.fr"}):
         with pytest.raises(ValueError):
             Person.model_validate(bad)
     assert may_decode(Role.STAFF) and may_decode(Role.AUDITOR)
@@ -168,3 +177,34 @@ async def test_an_invitation_opens_once_for_its_person(rt: Runtime) -> None:
     late = await people_service.invite(rt, "rita", 1, NOW)
     with pytest.raises(Unauthenticated):
         await people_service.accept_invitation(rt, late, NOW + timedelta(days=1))
+
+
+def test_a_token_bucket_lets_a_burst_through_then_refills_at_its_rate() -> None:
+    rate = Rate(per_second=2.0, burst=3)
+    bucket = None
+    for _ in range(3):
+        allowed, bucket, _ = take(bucket, rate, 100.0)
+        assert allowed
+    allowed, bucket, wait = take(bucket, rate, 100.0)
+    assert not allowed and wait == 0.5
+    assert not idle(bucket, rate, 100.5)
+    allowed, bucket, _ = take(bucket, rate, 100.5)  # half a second: one more
+    assert allowed and not take(bucket, rate, 100.5)[0]
+    assert idle(bucket, rate, 102.0) and take(bucket, rate, 1000.0)[1].level == 2.0  # never above the burst
+
+
+def test_what_one_codec_request_may_carry() -> None:
+    limits = CodecLimits(payloads=2, payload_bytes=10, dossiers=1)
+    check_request(limits, [10, 1], ["hdf-pmcb-reemploi.a"])
+    for sizes, dossiers in (([1, 1, 1], []), ([11], []), ([1], ["hdf-pmcb-reemploi.a", "hdf-pmcb-reemploi.b"])):
+        with pytest.raises(TooLarge):
+            check_request(limits, sizes, dossiers)
+    for odd in ("../x", "hdf-pmcb-reemploi.a\n", "a" * 201):
+        with pytest.raises(InvalidCommand, match="forme attendue"):
+            check_request(CodecLimits(), [1], [odd])
+    check_encode(Role.AUDITOR)
+    with pytest.raises(NotAllowed):
+        check_encode(Role.REVIEWER)
+    assert may_decode_without_dossier("julien", frozenset({"julien"}))
+    assert not may_decode_without_dossier("amelie", frozenset({"julien"}))
+    assert not may_decode_without_dossier(None, frozenset())

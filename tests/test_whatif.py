@@ -15,7 +15,7 @@ from pathlib import Path
 import yaml
 
 from amiflow.catalogue import CALLS_DIR, load_dossier, load_schemes
-from domain.access import SYSTEM, Actor, Role
+from domain.access import SYSTEM, Actor, Origin, Role
 from domain.calendar import PARIS
 from domain.calls import Call, parse_call
 from domain.commands import (
@@ -210,6 +210,9 @@ def test_unchanged_call_differs_for_no_dossier() -> None:
     assert whatif(RETAINED, PMCB, now) == same(RETAINED, Status.RETAINED)
     assert whatif(FULL, PMCB, now) == same(FULL, Status.CLOSED)
     assert whatif([], PMCB, now) == same([], Status.NEW)
+    # Where each command came from (an operator's command line, a token) is recorded, not decided.
+    traced = [e.model_copy(update={"origin": Origin(via="cli", os_user="julien")}) for e in FULL]
+    assert whatif(traced, PMCB, now) == same(traced, Status.CLOSED)
 
 
 def test_a_draft_whose_closing_is_past_in_both_is_not_a_difference() -> None:

@@ -2,7 +2,7 @@
 typed error. Every entry point (CLI, HTTP API, web pages, codec server) calls these and only renders
 what comes back; every rule they apply is `domain/`'s."""
 
-from amiflow.services.errors import NotFound, ReadRefused, Refused, ServiceError
+from amiflow.services.errors import NotFound, ReadRefused, Refused, ServiceError, Unauthenticated
 from amiflow.services.principal import Principal
 
-__all__ = ["NotFound", "Principal", "ReadRefused", "Refused", "ServiceError"]
+__all__ = ["NotFound", "Principal", "ReadRefused", "Refused", "ServiceError", "Unauthenticated"]

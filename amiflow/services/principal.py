@@ -14,8 +14,9 @@ VIAS = ("cli", "token", "oidc", "invitation", "codec")
 @dataclass(frozen=True)
 class Principal:
     """An actor and the way they came in. `proven` is False for an operator's `--as` on the server,
-    a claim recorded as such (with the operator's OS user); True once sign-in or a personal token
-    proves the identity. `person` is the directory's name once the directory vouched for it."""
+    a claim recorded as such (with the operator's OS user, and checked against the directory before
+    anything runs); True once sign-in or a personal token proves the identity. `person` is the name in
+    the directory of the person acted for."""
 
     actor: Actor
     via: str = "cli"
