@@ -28,11 +28,11 @@ from amiflow.services.principal import Principal
 from amiflow.settings import Settings
 from amiflow.vault import Vault
 from domain import Actor
-from domain.ratelimit import RatePolicy
+from domain.throttle import Rate
 
 CALL = "hdf-pmcb-reemploi"
 MEETING = {"kind": "meeting_attended"}
-UNLIMITED = RatePolicy(burst=1_000_000, per_second=1_000_000.0)  # the bench measures the path, not the limits
+UNLIMITED = Rate(burst=1_000_000, per_second=1_000_000.0)  # the bench measures the path, not the limits
 STATUSES = ("submitted", "acknowledged", "under_review", "follow_up", "closed")
 
 

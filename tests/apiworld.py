@@ -19,7 +19,7 @@ from amiflow.dossiers import start_calls
 from amiflow.services import people
 from amiflow.settings import Settings
 from domain.access import Role
-from domain.ratelimit import RatePolicy
+from domain.throttle import Rate
 from tests import dates
 from tests.conftest import Stack
 
@@ -35,7 +35,7 @@ PEOPLE: dict[str, tuple[str, list[str]]] = {
     "cora": ("committee", [CALL_ID]), "zoe": ("committee", [OTHER_CALL]),
     "odile": ("auditor", []),
 }
-GENEROUS = RatePolicy(burst=100_000, per_second=100_000.0)
+GENEROUS = Rate(burst=100_000, per_second=100_000.0)
 
 
 @dataclass
@@ -63,7 +63,7 @@ def runtime_of(stack: Stack, calls_dir: Path) -> Runtime:
     return Runtime(settings, stack.store, stack.keys, stack.vault, stack.client)
 
 
-async def world(stack: Stack, tmp_path: Path, **limits: RatePolicy) -> World:
+async def world(stack: Stack, tmp_path: Path, **limits: Rate) -> World:
     """Start the call, fill the directory, issue everyone a token."""
     now = datetime.now(UTC)
     calls_dir = tmp_path / "calls"

@@ -17,7 +17,7 @@ import pytest
 import uvicorn
 
 from amiflow.services import people
-from domain.ratelimit import RatePolicy
+from domain.throttle import Rate
 from domain.uploads import DOCUMENT_MAX_BYTES, DOCUMENTS_PER_DOSSIER_MAX
 from tests import dates
 from tests.apiworld import CALL_ID, EXAMPLE, World, example, submitted, under_review, world
@@ -186,7 +186,7 @@ async def test_need_to_know_on_every_dossier_endpoint(stack: Stack, tmp_path: Pa
 
 
 async def test_errors_are_problems(stack: Stack, tmp_path: Path) -> None:
-    w = await world(stack, tmp_path, per_token=RatePolicy(burst=40, per_second=0.5))
+    w = await world(stack, tmp_path, per_token=Rate(burst=40, per_second=0.5))
     ident = await submitted(w)
     async with w.client() as anonymous, w.client(token="pas-un-jeton") as forged:
         for api in (anonymous, forged):

@@ -12,15 +12,15 @@ from amiflow.api.auth import RateLimiter, Source, default_sources
 from amiflow.api.limits import BodyLimit
 from amiflow.api.routes import router
 from amiflow.bootstrap import Runtime
-from domain.ratelimit import RatePolicy
+from domain.throttle import Rate
 
-PER_ADDRESS = RatePolicy(burst=300, per_second=50.0)  # one address may carry many people (a proxy, a NAT)
-PER_TOKEN = RatePolicy(burst=120, per_second=20.0)  # a script, not a flood
+PER_ADDRESS = Rate(burst=300, per_second=50.0)  # one address may carry many people (a proxy, a NAT)
+PER_TOKEN = Rate(burst=120, per_second=20.0)  # a script, not a flood
 
 __all__ = ["PER_ADDRESS", "PER_TOKEN", "create_app"]
 
 
-def create_app(rt: Runtime, *, per_address: RatePolicy = PER_ADDRESS, per_token: RatePolicy = PER_TOKEN,
+def create_app(rt: Runtime, *, per_address: Rate = PER_ADDRESS, per_token: Rate = PER_TOKEN,
                sources: list[Source] | None = None) -> FastAPI:
     """The API on `rt`. No page loads anything from elsewhere: the interactive docs are off, the
     OpenAPI document is served as JSON."""

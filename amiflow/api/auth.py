@@ -1,11 +1,12 @@
 """Who calls the API: ONE dependency, `current_principal`, asks each credential source in turn (a
 personal token in `Authorization: Bearer`; the browser's session cookie is another source, added by
 the sign-in). Every call also takes from a rate bucket of its address and, once known, of its token
-(`domain.ratelimit`); too many answer 429 with Retry-After."""
+(`domain.throttle`); too many answer 429 with Retry-After."""
 
 from __future__ import annotations
 
 import hashlib
+import math
 import time
 from collections import OrderedDict
 from collections.abc import Awaitable, Callable
@@ -18,7 +19,7 @@ from amiflow.bootstrap import Runtime
 from amiflow.services import people
 from amiflow.services.errors import Unauthenticated
 from amiflow.services.principal import Principal
-from domain.ratelimit import Bucket, RatePolicy, take
+from domain.throttle import Bucket, Rate, take
 
 # A source reads the request and answers the principal it proves, or None when it carries none of its
 # credential (an invalid credential raises `Unauthenticated`).
@@ -39,7 +40,7 @@ async def bearer_token(request: Request, rt: Runtime, now: datetime) -> Principa
 class RateLimiter:
     """The buckets of the callers seen lately (the oldest forgotten past `keep`); in-process."""
 
-    def __init__(self, per_address: RatePolicy, per_token: RatePolicy, keep: int = 10_000) -> None:
+    def __init__(self, per_address: Rate, per_token: Rate, keep: int = 10_000) -> None:
         self.policies = {"address": per_address, "token": per_token}
         self.buckets: OrderedDict[str, Bucket] = OrderedDict()
         self.keep = keep
@@ -51,14 +52,15 @@ class RateLimiter:
             ApiRefusal: the bucket is empty (429, with the seconds to wait).
         """
         name = f"{kind}:{key}"
-        decision = take(self.policies[kind], self.buckets.get(name), time.monotonic())
-        self.buckets[name] = decision.bucket
+        allowed, bucket, wait = take(self.buckets.get(name), self.policies[kind], time.monotonic())
+        self.buckets[name] = bucket
         self.buckets.move_to_end(name)
         while len(self.buckets) > self.keep:
             self.buckets.popitem(last=False)
-        if not decision.allowed:
-            raise ApiRefusal(f"Trop de requêtes : réessayez dans {decision.retry_after} s.", "rate_limited",
-                             {"Retry-After": str(decision.retry_after)})
+        if not allowed:
+            seconds = max(1, math.ceil(min(wait, 86_400.0)))
+            raise ApiRefusal(f"Trop de requêtes : réessayez dans {seconds} s.", "rate_limited",
+                             {"Retry-After": str(seconds)})
 
 
 async def current_principal(request: Request) -> Principal:
