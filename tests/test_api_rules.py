@@ -1,6 +1,6 @@
 """The rules the HTTP API asks the domain: who may know a dossier exists and which part of the list they
-see (domain/disclosure.py), what a document may be (domain/uploads.py), how often a caller may call
-(domain/throttle.py). Pure functions: no stack."""
+see (domain/disclosure.py), what a document may be (domain/uploads.py). Pure functions: no stack. (The
+rate buckets of the API are domain/throttle.py's, tested with the codec server's.)"""
 
 from __future__ import annotations
 
@@ -10,7 +10,6 @@ from amiflow.bootstrap import Runtime
 from domain import Actor
 from domain.disclosure import list_scope, may_know
 from domain.errors import InvalidCommand
-from domain.throttle import Rate, take
 from domain.uploads import DOCUMENT_MAX_BYTES, DOCUMENTS_PER_DOSSIER_MAX, check_document
 from tests.test_services import CALL, REVIEWED, SUBMITTED, journal, rt  # noqa: F401 - the fixture
 
@@ -56,16 +55,3 @@ def test_a_document_within_the_limits_and_every_refusal_said() -> None:
         with pytest.raises(InvalidCommand):
             check_document(name, media, size, count)
             pytest.fail(what)
-
-
-def test_the_rate_bucket_empties_refills_and_says_how_long_to_wait() -> None:
-    rate = Rate(burst=3, per_second=0.5)
-    bucket = None
-    for _ in range(3):
-        allowed, bucket, wait = take(bucket, rate, 100.0)
-        assert allowed and wait == 0
-    allowed, refused, wait = take(bucket, rate, 100.0)
-    assert not allowed and wait == 2  # one call back after 2 s at 0.5/s
-    assert not take(refused, rate, 101.0)[0]
-    assert take(refused, rate, 102.0)[0]
-    assert take(refused, rate, 1_000.0)[1].level == rate.burst - 1  # never more than the burst

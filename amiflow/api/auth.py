@@ -52,14 +52,15 @@ class RateLimiter:
             ApiRefusal: the bucket is empty (429, with the seconds to wait).
         """
         name = f"{kind}:{key}"
-        allowed, self.buckets[name], wait = take(self.buckets.get(name), self.policies[kind], time.monotonic())
+        allowed, bucket, wait = take(self.buckets.get(name), self.policies[kind], time.monotonic())
+        self.buckets[name] = bucket
         self.buckets.move_to_end(name)
         while len(self.buckets) > self.keep:
             self.buckets.popitem(last=False)
         if not allowed:
-            retry_after = max(1, math.ceil(wait))  # whole seconds, as HTTP's Retry-After counts them
-            raise ApiRefusal(f"Trop de requêtes : réessayez dans {retry_after} s.", "rate_limited",
-                             {"Retry-After": str(retry_after)})
+            seconds = max(1, math.ceil(min(wait, 86_400.0)))
+            raise ApiRefusal(f"Trop de requêtes : réessayez dans {seconds} s.", "rate_limited",
+                             {"Retry-After": str(seconds)})
 
 
 async def current_principal(request: Request) -> Principal:
