@@ -25,6 +25,10 @@ from amiflow.dossiers import start_calls
 from amiflow.settings import load_settings
 from tests import dates
 
+# `amiflow up` takes the ports 7233, 8233 and 8234 when free: with pytest-xdist, the tests that start it
+# run on one worker, one after the other (--dist loadgroup).
+pytestmark = pytest.mark.xdist_group("amiflow-up")
+
 ROOT = Path(__file__).resolve().parent.parent
 EXAMPLE = ROOT / "deploy" / "examples" / "hdf-pmcb-reemploi.yaml"
 PMCB_COPY = "hdf-pmcb-reemploi-copie"
@@ -36,11 +40,23 @@ def amiflow(data: Path, *args: str) -> subprocess.CompletedProcess[str]:
                           env=env, capture_output=True, text=True, timeout=120, check=False)
 
 
+def wait_for_stack_file(data: Path, began: float, process: subprocess.Popen[str], deadline: float) -> None:
+    """Until `up` writes this start's stack.json, after which `amiflow status` can say it runs: a file
+    checked in-process, not a CLI process (a second of CPU each) spawned every half second."""
+    stack_file = data / "stack.json"
+    while time.monotonic() < deadline and process.poll() is None:
+        if stack_file.exists() and stack_file.stat().st_mtime >= began - 1:
+            return
+        time.sleep(0.1)
+
+
 def start(data: Path) -> subprocess.Popen[str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("AMIFLOW_")}
+    began = time.time()
     process = subprocess.Popen([sys.executable, "-m", "amiflow.cli", "--data-dir", str(data), "up"], cwd=ROOT,
                                env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     deadline = time.monotonic() + 90
+    wait_for_stack_file(data, began, process, deadline)
     while time.monotonic() < deadline:
         status = amiflow(data, "status", "--json")
         if status.returncode == 0:
