@@ -34,8 +34,10 @@ lint: $(STAMP)
 typecheck: $(STAMP)
 	$(BIN)/mypy domain amiflow activities workflows journal worker.py
 
+# PYTEST: extra options, e.g. `make unit PYTEST="-n 2 --dist loadgroup"`: pytest-xdist workers, each with
+# its own Temporal dev server and PostgreSQL; the tests that start `amiflow up` stay on one worker.
 unit: $(STAMP)
-	$(BIN)/python -m pytest
+	$(BIN)/python -m pytest $(PYTEST)
 
 clean:
 	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache .hypothesis deploy/idp/node_modules

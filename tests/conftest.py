@@ -2,7 +2,9 @@
 skipping, and an embedded PostgreSQL with a fresh, migrated database per test.
 
 Each test that uses `stack` gets a namespace of its own on the one dev server: workflow ids (a
-call's, a dossier's) are derived from business ids, and must not meet another test's."""
+call's, a dossier's) are derived from business ids, and must not meet another test's. The namespaces
+are lent from a pool and given back emptied (`NamespacePool`), so a session may run more such tests
+than the dev server has namespaces."""
 
 from __future__ import annotations
 
@@ -11,15 +13,20 @@ import os
 import secrets
 import sys
 import uuid
-from collections.abc import AsyncIterator
+from collections import deque
+from collections.abc import AsyncIterator, Iterable
+from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
 import hypothesis
 import pytest
 from sqlalchemy.ext.asyncio import AsyncEngine
+from temporalio.api.common.v1 import WorkflowExecution
+from temporalio.api.workflowservice.v1 import DeleteWorkflowExecutionRequest
 from temporalio.client import Client
 from temporalio.contrib.pydantic import pydantic_data_converter
+from temporalio.service import RPCError, RPCStatusCode
 from temporalio.testing import TimeSkipper, TimeSkippingConfig, WorkflowEnvironment
 from temporalio.worker import Worker
 
@@ -153,13 +160,83 @@ class Stack:
     owner_url: str  # the database owner's URL: what an attacker with the server's rights would use
 
 
-_free_namespaces = list(NAMESPACES)
+async def empty_namespace(client: Client) -> int:
+    """Delete every execution of the client's namespace; how many there were. A running execution is
+    terminated and gone at once (its id free again, visibility updated within milliseconds: cheaper
+    than terminating it first); a closed one takes the dev server ~35 s to delete."""
+
+    async def delete(workflow_id: str, run_id: str) -> None:
+        try:
+            await client.workflow_service.delete_workflow_execution(DeleteWorkflowExecutionRequest(
+                namespace=client.namespace, workflow_execution=WorkflowExecution(workflow_id=workflow_id,
+                                                                                 run_id=run_id)))
+        except RPCError as error:  # deleted meanwhile (visibility lags a little)
+            if error.status != RPCStatusCode.NOT_FOUND:
+                raise
+
+    executions = [(e.id, e.run_id) async for e in client.list_workflows()]
+    await asyncio.gather(*(delete(*execution) for execution in executions))
+    return len(executions)
+
+
+class NamespacePool:
+    """The dev server's namespaces, lent one at a time: a namespace given back is emptied (its running
+    executions terminated at once, all deleted) and queued last; it is lent again only once visibility
+    shows no execution left in it, so that a test never meets another's workflows (a dossier's id, a
+    cross-check counting a dossier's runs)."""
+
+    def __init__(self, client: Client, names: Iterable[str], wait: float = 120) -> None:
+        self._client = client
+        self._free = deque(names)
+        self._wait = wait  # seconds acquire() waits for a namespace to be empty before failing
+
+    def client(self, namespace: str) -> Client:
+        """A plain client (default data converter) on `namespace`, sharing the connection."""
+        config = self._client.config()
+        config["namespace"] = namespace
+        config["data_converter"] = pydantic_data_converter
+        return Client(**config)
+
+    async def acquire(self) -> str:
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + self._wait
+        while True:
+            for _ in range(len(self._free)):
+                name = self._free.popleft()
+                client = self.client(name)
+                if (await client.count_workflows()).count == 0:
+                    return name
+                await empty_namespace(client)  # what a late visibility record hid at release
+                self._free.append(name)
+            if loop.time() > deadline:
+                raise RuntimeError(f"no empty namespace after {self._wait} s (free: {list(self._free)})")
+            await asyncio.sleep(0.5)
+
+    async def release(self, name: str) -> None:
+        await empty_namespace(self.client(name))
+        self._free.append(name)
+
+    @asynccontextmanager
+    async def lease(self) -> AsyncIterator[str]:
+        name = await self.acquire()
+        try:
+            yield name
+        finally:
+            await self.release(name)
+
+
+@pytest.fixture(scope="session")
+def namespaces(temporal: WorkflowEnvironment) -> NamespacePool:
+    """The pool of the session's dev server namespaces."""
+    return NamespacePool(temporal.client, NAMESPACES)
 
 
 @pytest.fixture
-def namespace() -> str:
-    """A namespace of the test's own on the session's dev server."""
-    return _free_namespaces.pop(0)
+async def namespace(namespaces: NamespacePool) -> AsyncIterator[str]:
+    """A namespace of the test's own on the session's dev server; emptied and given back after it
+    (before the test's database is dropped: no workflow runs on against a missing database)."""
+    async with namespaces.lease() as name:
+        yield name
 
 
 @pytest.fixture

@@ -21,7 +21,7 @@ from domain.errors import InvalidCommand
 from domain.state import Status
 from journal.sealing import seal_event
 from tests import dates
-from tests.conftest import Stack
+from tests.conftest import NamespacePool, Stack
 from tests.test_deadline_timers import follow_up
 from tests.test_lifecycle import EXAMPLES, EXPECTED, HOLDER, STAFF, drive
 from workflows.call import CallWorkflow
@@ -210,17 +210,19 @@ async def test_code_that_no_longer_replays_is_reported(stack: Stack, monkeypatch
     assert "Rejeu en échec" in found.message
 
 
-async def test_a_dossier_temporal_no_longer_holds(stack: Stack) -> None:
+async def test_a_dossier_temporal_no_longer_holds(stack: Stack, namespaces: NamespacePool) -> None:
     """After Temporal's retention only the journal remains: said, not failed. Simulated by asking a
-    namespace that never ran the dossier (deleting an execution takes the dev server ~30 s)."""
+    second, empty namespace of the test's own, that never ran the dossier (deleting an execution takes
+    the dev server ~35 s)."""
     ident = await pmcb(stack)
-    config = stack.client.config()
-    config["namespace"] = "default"
-    elsewhere = Client(**config)
-    found = await crosscheck(elsewhere, stack.store, stack.keys, ident)
-    assert not found.retained and not found.replayed and found.runs == 0
-    assert found.ok and found.journal_events == 17 and found.temporal_events == 0 and found.differences == []
-    assert found.message == (f"Dossier {ident} : Temporal n’a plus d’historique (durée de rétention passée) ; "
-                             "le journal (17 événements) en est le seul registre, sans défaut.")
-    with pytest.raises(InvalidCommand, match="Dossier inconnu"):
-        await crosscheck(elsewhere, stack.store, stack.keys, "hdf-pmcb-reemploi.inconnu")
+    async with namespaces.lease() as empty:
+        config = stack.client.config()
+        config["namespace"] = empty
+        elsewhere = Client(**config)
+        found = await crosscheck(elsewhere, stack.store, stack.keys, ident)
+        assert not found.retained and not found.replayed and found.runs == 0
+        assert found.ok and found.journal_events == 17 and found.temporal_events == 0 and found.differences == []
+        assert found.message == (f"Dossier {ident} : Temporal n’a plus d’historique (durée de rétention passée) ; "
+                                 "le journal (17 événements) en est le seul registre, sans défaut.")
+        with pytest.raises(InvalidCommand, match="Dossier inconnu"):
+            await crosscheck(elsewhere, stack.store, stack.keys, "hdf-pmcb-reemploi.inconnu")

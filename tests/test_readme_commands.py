@@ -17,6 +17,11 @@ from pathlib import Path
 import pytest
 
 from tests.dates import write_shifted_call
+from tests.test_up import wait_for_stack_file
+
+# `amiflow up` takes the ports 7233, 8233 and 8234 when free: with pytest-xdist, the tests that start it
+# run on one worker, one after the other (--dist loadgroup).
+pytestmark = pytest.mark.xdist_group("amiflow-up")
 
 ROOT = Path(__file__).resolve().parent.parent
 README = ROOT / "README.md"
@@ -60,10 +65,12 @@ def test_every_readme_command_line_runs(tmp_path: Path) -> None:
     write_shifted_call(calls, "hdf-pmcb-reemploi", datetime.now(UTC))
     env = {k: v for k, v in os.environ.items() if not k.startswith("AMIFLOW_")}
     env |= {"PATH": f"{BIN}{os.pathsep}{env.get('PATH', '')}", "AMIFLOW_CALLS_DIR": str(calls)}
+    began = time.time()
     up = subprocess.Popen(["amiflow", "up", "--data-dir", ".amiflow"], cwd=work, env=env, text=True,
                           stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
     try:
         deadline = time.monotonic() + 120
+        wait_for_stack_file(work / ".amiflow", began, up, deadline)
         while subprocess.run(["amiflow", "status"], cwd=work, env=env, capture_output=True, check=False).returncode:
             assert up.poll() is None and time.monotonic() < deadline, up.stdout.read() if up.stdout else ""
             time.sleep(0.5)

@@ -42,6 +42,10 @@ from amiflow.settings import load_settings
 from tests import dates
 from tests.directory import add_people_to_stack
 
+# `amiflow up` takes the ports 7233, 8233 and 8234 when free: with pytest-xdist, the tests that start it
+# run on one worker, one after the other (--dist loadgroup).
+pytestmark = pytest.mark.xdist_group("amiflow-up")
+
 ROOT = Path(__file__).resolve().parent.parent
 EXAMPLE = ROOT / "deploy" / "examples" / "hdf-pmcb-reemploi.yaml"
 PMCB_COPY = "hdf-pmcb-reemploi-copie"
@@ -59,9 +63,22 @@ def amiflow(data: Path, *args: str, env: dict[str, str] | None = None) -> subpro
                           env=clean_env(env), capture_output=True, text=True, timeout=120, check=False)
 
 
-def ready(data: Path, process: subprocess.Popen[str], env: dict[str, str] | None = None) -> subprocess.Popen[str]:
-    """`process` once `amiflow status` says the stack in `data` runs."""
+def wait_for_stack_file(data: Path, began: float, process: subprocess.Popen[str], deadline: float) -> None:
+    """Until `up` writes this start's stack.json, after which `amiflow status` can say it runs: a file
+    checked in-process, not a CLI process (a second of CPU each) spawned every half second."""
+    stack_file = data / "stack.json"
+    while time.monotonic() < deadline and process.poll() is None:
+        if stack_file.exists() and stack_file.stat().st_mtime >= began - 1:
+            return
+        time.sleep(0.1)
+
+
+def ready(data: Path, process: subprocess.Popen[str], env: dict[str, str] | None = None,
+          began: float = 0.0) -> subprocess.Popen[str]:
+    """`process` once `amiflow status` says the stack in `data` runs (`began`: when it was started, by
+    the wall clock, so that an older stack.json is not taken for this start's)."""
     deadline = time.monotonic() + 90
+    wait_for_stack_file(data, began, process, deadline)
     while time.monotonic() < deadline:
         if amiflow(data, "status", "--json", env=env).returncode == 0:
             add_people_to_stack(data)
@@ -90,10 +107,11 @@ def api_answers(url: str) -> None:
 
 
 def start(data: Path, *options: str, env: dict[str, str] | None = None) -> subprocess.Popen[str]:
+    began = time.time()
     process = subprocess.Popen([sys.executable, "-m", "amiflow.cli", "--data-dir", str(data), "up", *options],
                                cwd=ROOT, env=clean_env(env), stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
                                text=True)
-    return ready(data, process, env)
+    return ready(data, process, env, began)
 
 
 def make_run(data: Path, env: dict[str, str]) -> subprocess.Popen[str]:
@@ -101,9 +119,10 @@ def make_run(data: Path, env: dict[str, str]) -> subprocess.Popen[str]:
     data directory from AMIFLOW_DATA_DIR so that the checkout's .amiflow/ is left alone."""
     fresh = subprocess.run(["make", "-q", "-C", str(ROOT), ".venv/.installed"], env=clean_env(), check=False)
     assert fresh.returncode == 0, "the checkout's .venv is not installed: `make install` first"
+    began = time.time()
     process = subprocess.Popen(["make", "-C", str(ROOT), "run"], env=clean_env(env | {"AMIFLOW_DATA_DIR": str(data)}),
                                stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, start_new_session=True)
-    return ready(data, process, env)
+    return ready(data, process, env, began)
 
 
 def open_pmcb_copy(data: Path, folder: Path, env: dict[str, str] | None = None) -> Path:

@@ -24,6 +24,10 @@ import pytest
 from tests.test_resilience import free_port
 from tests.test_up import PMCB_COPY, amiflow, open_pmcb_copy, start, stop
 
+# `amiflow up` takes the ports 7233, 8233 and 8234 when free: with pytest-xdist, the tests that start it
+# run on one worker, one after the other (--dist loadgroup).
+pytestmark = pytest.mark.xdist_group("amiflow-up")
+
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
 
 
