@@ -9,8 +9,9 @@ from typing import Any
 
 from amiflow.api.problems import problem
 from amiflow.api.uploads import UPLOAD_MAX_BYTES, too_large
+from domain.inputs import DOSSIER_FILE_MAX
 
-JSON_MAX_BYTES = 1024 * 1024  # a dossier file is at most 512 KiB (services.dossiers.DOSSIER_FILE_MAX), as YAML
+JSON_MAX_BYTES = 4 * DOSSIER_FILE_MAX  # a dossier file (domain.inputs.DOSSIER_FILE_MAX), as JSON, with room to spare
 
 
 def _refusal(upload: bool) -> str:
