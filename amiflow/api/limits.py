@@ -7,15 +7,12 @@ from __future__ import annotations
 
 from typing import Any
 
+from amiflow.api import uploads
 from amiflow.api.problems import problem
-from amiflow.api.uploads import UPLOAD_MAX_BYTES, too_large
+from amiflow.api.uploads import UPLOAD_MAX_BYTES
 from domain.inputs import DOSSIER_FILE_MAX
 
 JSON_MAX_BYTES = 4 * DOSSIER_FILE_MAX  # a dossier file (domain.inputs.DOSSIER_FILE_MAX), as JSON, with room to spare
-
-
-def _refusal(upload: bool) -> str:
-    return too_large().message if upload else f"Requête trop volumineuse : au plus {JSON_MAX_BYTES // 1024} Kio."
 
 
 class BodyLimit:
@@ -84,7 +81,14 @@ def _bounded(receive: Any, limit: int) -> Any:
         if message["type"] == "http.request":
             seen += len(message.get("body", b""))
             if seen > limit:
-                raise too_large()
+                raise uploads.too_large()
         return message
 
     return bounded
+
+
+def _refusal(upload: bool) -> str:
+    """The words of a 413 at the edge: the rules' for a document, the API's for a JSON body."""
+    if upload:
+        return uploads.too_large().message
+    return f"Requête trop volumineuse : au plus {JSON_MAX_BYTES // 1024} Kio."
