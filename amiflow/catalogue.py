@@ -15,11 +15,11 @@ import yaml
 from pydantic import ValidationError
 
 from domain.calls import Call, parse_call
-from domain.errors import CallDefinitionError, DomainError, InvalidCommand
+from domain.errors import CallDefinitionError, DomainError, InvalidCommand, parser_reason
 from domain.inputs import DOSSIER_FILE_MAX, check_dossier, check_file_size
 from domain.schemes import Scheme, parse_schemes
 from domain.state import DossierContent
-from domain.text import KEY_MAX, check_text
+from domain.text import KEY_MAX, check_text, unreadable_refusal
 
 ROOT = Path(__file__).resolve().parent.parent
 CALLS_DIR = ROOT / "deploy" / "calls"
@@ -134,39 +134,44 @@ class DossierFile:
     content: DossierContent
 
 
-def load_dossier(path: Path) -> DossierFile:
-    """Read a dossier file (see deploy/examples/).
+def load_dossier(path: Path, shown: str | None = None) -> DossierFile:
+    """Read a dossier file (see deploy/examples/); `shown` names it in refusals (its path by default;
+    the API says « dossier envoyé », never a server path).
 
     Raises:
         InvalidCommand: the file is unreadable or malformed, with the field's path.
         InvalidInput, TooLarge: a text, a list or the file beyond the limits of `domain.inputs`.
     """
+    name = shown or _shown(path)
     if path.is_file():
-        check_file_size(path.stat().st_size, f"Le fichier {_shown(path)}")
+        check_file_size(path.stat().st_size, f"Le {name}" if shown else f"Le fichier {name}")
     try:
         data = read_yaml(path)
     except CallDefinitionError as exc:
         raise InvalidCommand(exc.message) from None
     if not isinstance(data, dict):
-        raise InvalidCommand(f"{_shown(path)} : un dossier est un dictionnaire YAML.")
+        raise InvalidCommand(f"{name} : un dossier est un dictionnaire YAML.")
     missing = [k for k in ("call", "phase", "reference", "content") if k not in data]
     if missing:
-        raise InvalidCommand(f"{_shown(path)} : champs absents : {', '.join(missing)}.")
+        raise InvalidCommand(f"{name} : champs absents : {', '.join(missing)}.")
     not_text = [k for k in ("call", "phase", "reference") if not isinstance(data[k], str)]
     if not_text:
-        raise InvalidCommand(f"{_shown(path)} : {', '.join(not_text)} : un texte d’une ligne est attendu.")
+        raise InvalidCommand(f"{name} : {', '.join(not_text)} : un texte d’une ligne est attendu.")
     try:
         content = DossierContent.model_validate(data["content"])
     except ValidationError as exc:
         err = exc.errors(include_url=False)[0]
         where = ".".join(str(p) for p in ("content", *err["loc"]))
-        raise InvalidCommand(f"{_shown(path)} : {where} : {err['msg']}.") from None
+        unreadable = unreadable_refusal(err.get("input"), f"{name} : {where}")
+        if err["type"] == "string_unicode" and unreadable is not None:
+            raise unreadable from None
+        raise InvalidCommand(f"{name} : {where} : {parser_reason(err)}.") from None
     try:
         check_dossier(data["reference"], content)
         for key in ("call", "phase"):
             check_text(data[key], key, KEY_MAX, multiline=False)
     except DomainError as exc:
-        raise type(exc)(f"{_shown(path)} : {exc.message}") from None
+        raise type(exc)(f"{name} : {exc.message}") from None
     return DossierFile(call=data["call"], phase=data["phase"], reference=data["reference"], content=content)
 
 

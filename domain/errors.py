@@ -2,6 +2,51 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+from typing import Any
+
+# What a parser of input (pydantic) refused, in French (its own messages are English), by its error
+# type; `{…}` come from the error's context.
+PARSER_REASONS: dict[str, str] = {
+    "json_invalid": "JSON illisible",
+    "missing": "champ requis",
+    "dict_type": "un dictionnaire (objet JSON) est attendu",
+    "model_attributes_type": "un dictionnaire (objet JSON) est attendu",
+    "list_type": "une liste est attendue",
+    "tuple_type": "une liste est attendue",
+    "too_long": "au plus {max_length} éléments",
+    "extra_forbidden": "champ inconnu",
+    "float_type": "un nombre est attendu",
+    "float_parsing": "un nombre est attendu",
+    "date_type": "une date AAAA-MM-JJ est attendue",
+    "date_parsing": "une date AAAA-MM-JJ est attendue",
+    "string_type": "un texte est attendu",
+    "string_unicode": "texte illisible (caractère hors Unicode)",
+    "string_too_long": "au plus {max_length} caractères",
+    "string_too_short": "au moins {min_length} caractères",
+    "int_type": "un nombre entier est attendu",
+    "int_parsing": "un nombre entier est attendu",
+    "int_from_float": "un nombre entier est attendu",
+    "bool_type": "true ou false est attendu",
+    "bool_parsing": "true ou false est attendu",
+    "greater_than_equal": "au moins {ge}",
+    "less_than_equal": "au plus {le}",
+    "datetime_type": "une date et heure ISO 8601 est attendue (AAAA-MM-JJTHH:MM)",
+    "datetime_parsing": "une date et heure ISO 8601 est attendue (AAAA-MM-JJTHH:MM)",
+    "datetime_from_date_parsing": "une date et heure ISO 8601 est attendue (AAAA-MM-JJTHH:MM)",
+    "enum": "une de ces valeurs : {expected}",
+    "literal_error": "une de ces valeurs : {expected}",
+}
+
+
+def parser_reason(error: Mapping[str, Any]) -> str:
+    """Why a parser of input (pydantic) refused a value, in French (lower case, no final stop)."""
+    context = {k: str(v) for k, v in (error.get("ctx") or {}).items()}
+    try:
+        return PARSER_REASONS.get(str(error.get("type", "")), "valeur refusée").format(**context)
+    except (KeyError, IndexError):
+        return "valeur refusée"
+
 
 def sentence(reason: str) -> str:
     """A reason (lower case, no final stop, as the read log keeps it) as a sentence of a message."""

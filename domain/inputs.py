@@ -141,15 +141,35 @@ def check_attachment(state: DossierState, size: int, name: str | None = None) ->
         InvalidInput: a forbidden character in the name.
     """
     if name is not None:
-        check_text(name, "le nom du document", FIELDS["name"][1], multiline=False)
+        check_document_name(name)
     if size > DOCUMENT_MAX:
-        raise TooLarge(f"Le document fait {_mio(size)}, au plus {_mio(DOCUMENT_MAX)} admis par document.")
+        raise document_too_large(size)
     if len(state.documents) >= DOCUMENTS_MAX:
-        raise TooLarge(f"Le dossier a déjà {len(state.documents)} documents joints, au plus {DOCUMENTS_MAX} admis.")
+        raise too_many_documents(len(state.documents))
     total = sum(d.size for d in state.documents) + size
     if total > DOCUMENTS_TOTAL_MAX:
         raise TooLarge(f"Les documents joints feraient {_mio(total)} en tout, au plus {_mio(DOCUMENTS_TOTAL_MAX)} "
                        "admis par dossier.")
+
+
+def check_document_name(name: str) -> None:
+    """A document's name is one clean line (the same words on every entry point).
+
+    Raises:
+        InvalidInput, TooLarge: as `check_text`.
+    """
+    check_text(name, "le nom du document", FIELDS["name"][1], multiline=False)
+
+
+def document_too_large(size: int | None = None) -> TooLarge:
+    """The refusal of a document past DOCUMENT_MAX (of `size` bytes; None while it is still arriving)."""
+    weight = _mio(size) if size is not None else f"plus de {_mio(DOCUMENT_MAX)}"
+    return TooLarge(f"Le document fait {weight}, au plus {_mio(DOCUMENT_MAX)} admis par document.")
+
+
+def too_many_documents(count: int) -> TooLarge:
+    """The refusal of one more document when the dossier has `count` already."""
+    return TooLarge(f"Le dossier a déjà {count} documents joints, au plus {DOCUMENTS_MAX} admis.")
 
 
 def check_file_size(size: int, what: str) -> None:

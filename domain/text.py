@@ -64,6 +64,12 @@ def text_refusal(value: str, where: str, limit: int, multiline: bool = True) -> 
     return None
 
 
+def unreadable_refusal(value: object, where: str) -> InvalidInput | None:
+    """The refusal, in the words of `text_refusal`, of a text a model could not read (a lone surrogate,
+    which JSON's `\\ud800` carries); None when `value` is no such text."""
+    return text_refusal(value, where, len(value)) if isinstance(value, str) else None
+
+
 def check_text(value: str, where: str, limit: int, multiline: bool = True) -> str:
     """`value` if it is a clean text of at most `limit` characters.
 

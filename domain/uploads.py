@@ -4,7 +4,13 @@ Every entry point (API upload, CLI attach) asks here before anything is stored."
 from __future__ import annotations
 
 from domain.errors import InvalidCommand
-from domain.inputs import DOCUMENT_MAX, DOCUMENTS_MAX
+from domain.inputs import (
+    DOCUMENT_MAX,
+    DOCUMENTS_MAX,
+    check_document_name,
+    document_too_large,
+    too_many_documents,
+)
 
 # The limits on documents are those of `domain.inputs` (one home); these names are the API's.
 DOCUMENT_MAX_BYTES = DOCUMENT_MAX
@@ -33,6 +39,7 @@ def check_document(name: str, media_type: str, size: int | None, attached: int) 
         InvalidCommand: a name that is empty, too long or has control characters; a media type not
             accepted or that does not match the name's extension; too large; one document too many.
     """
+    check_document_name(name)  # a control, bidirectional or invisible character: said as for any text
     size_ok = 0 < len(name.encode("utf-8", "replace")) <= DOCUMENT_NAME_MAX
     if not size_ok or any(ord(c) < 32 or ord(c) == 127 for c in name) or "/" in name or "\\" in name \
             or name in (".", ".."):
@@ -49,8 +56,7 @@ def check_document(name: str, media_type: str, size: int | None, attached: int) 
         raise InvalidCommand(f"« {name} » : l’extension ne correspond pas au type {declared} "
                              f"({', '.join(DOCUMENT_MEDIA_TYPES[declared])}).")
     if size is not None and size > DOCUMENT_MAX_BYTES:
-        raise InvalidCommand(f"« {name} » dépasse {DOCUMENT_MAX_BYTES // (1024 * 1024)} Mio par document.")
+        raise document_too_large(size)
     if attached >= DOCUMENTS_PER_DOSSIER_MAX:
-        raise InvalidCommand(f"Le dossier compte déjà {attached} documents : au plus "
-                             f"{DOCUMENTS_PER_DOSSIER_MAX} par dossier.")
+        raise too_many_documents(attached)
     return declared

@@ -214,7 +214,8 @@ async def test_errors_are_problems(stack: Stack, tmp_path: Path) -> None:
         is_problem(await staff.get("/api/v1/dossiers", params={"limit": 0}), 422, "invalid_input")
         is_problem(await staff.get("/api/v1/dossiers", params={"status": "perdu"}), 422, "invalid_command")
         is_problem(await staff.get(f"/api/v1/dossiers/{ident}", params={"as_of": "hier"}), 422, "invalid_input")
-        is_problem(await holder.post("/api/v1/dossiers", json={"call": CALL_ID}), 422, "invalid_input")
+        missing = is_problem(await holder.post("/api/v1/dossiers", json={"call": CALL_ID}), 422, "invalid_command")
+        assert missing["detail"] == "dossier envoyé : champs absents : phase, reference, content."  # no server path
         is_problem(await holder.post("/api/v1/dossiers", content=b"x" * (2 * 1024 * 1024),
                                      headers={"content-type": "application/json"}), 413, "too_large")
         upload = f"/api/v1/dossiers/{ident}/documents"

@@ -11,7 +11,7 @@ from amiflow import signin
 from amiflow.api import problems
 from amiflow.api.auth import RateLimiter, Source, default_sources
 from amiflow.api.limits import BodyLimit
-from amiflow.api.routes import router
+from amiflow.api.routes import DossierFile, router
 from amiflow.bootstrap import Runtime
 from domain.signin import SIGN_IN_RATE
 from domain.throttle import Rate
@@ -55,6 +55,7 @@ def _bearer_scheme(app: FastAPI) -> None:
                 "jeton": {"type": "http", "scheme": "bearer", "description": "Un jeton personnel."}}
             schema["security"] = [{"jeton": []}]
             problems.document_problems(schema)
+            schema["components"].setdefault("schemas", {})["DossierFile"] = DossierFile.model_json_schema()
             app.openapi_schema = schema
         return app.openapi_schema
 

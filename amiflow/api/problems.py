@@ -14,7 +14,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from amiflow.errors import explain
 from amiflow.logs import logger
 from amiflow.services.errors import NotFound, ReadRefused
-from domain.errors import DomainError
+from domain.errors import DomainError, parser_reason
 
 MEDIA_TYPE = "application/problem+json"
 TYPE_BASE = "https://amiflow.example/problemes/"
@@ -113,10 +113,12 @@ def install(app: FastAPI) -> None:
         assert isinstance(exc, RequestValidationError)
         first = exc.errors()[0] if exc.errors() else {}
         where = ".".join(str(p) for p in first.get("loc", ()))
-        return problem(422, f"Donnée invalide ({where}) : {first.get('msg', 'valeur refusée')}.", "invalid_input")
+        return problem(422, f"Donnée invalide ({where}) : {parser_reason(first)}.", "invalid_input")
 
     async def http_error(_: Request, exc: Exception) -> JSONResponse:
         assert isinstance(exc, StarletteHTTPException)
+        if exc.status_code == 400:  # FastAPI could not read the body (not UTF-8, cut off…): said in French
+            return problem(422, "Corps de requête illisible : du JSON en UTF-8 est attendu.", "invalid_input")
         detail = {404: "Adresse inconnue de l’API.", 405: "Méthode non permise à cette adresse."}.get(
             exc.status_code, str(exc.detail))
         return problem(exc.status_code, detail, {404: "not_found", 405: "method_not_allowed"}.get(

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import io
 import json
+import re
 import tarfile
 import tempfile
 from datetime import UTC, datetime
@@ -128,7 +129,9 @@ async def dossiers(
 
 
 class DossierFile(BaseModel):
-    """A dossier as a holder submits it (the YAML of deploy/examples/, as JSON)."""
+    """A dossier as a holder submits it (the YAML of deploy/examples/, as JSON): the OpenAPI document
+    shows this shape; the body itself is read by the same reader as `amiflow dossier submit`, so that
+    a refusal says the same French words on every entry point."""
 
     call: str = Field(max_length=200)
     phase: str = Field(max_length=200)
@@ -136,13 +139,30 @@ class DossierFile(BaseModel):
     content: dict[str, Any]
 
 
-@router.post("/dossiers", summary="Déposer un dossier", response_model=CommandResult, status_code=201)
-async def submit(rt: Rt, who: Who, body: DossierFile) -> CommandResult:
+# What a YAML reader does not take raw (C1 controls, DEL, line separators, lone surrogates): JSON escapes,
+# so that the text reaches the rules' checks as it was sent (JSON puts them only in strings).
+_UNREADABLE = re.compile("[\x7f-\x9f\u2028\u2029\ud800-\udfff\ufffe\uffff]")
+
+
+def _readable(text: str) -> str:
+    """A JSON text the YAML reader reads as the same value."""
+    return _UNREADABLE.sub(lambda m: f"\\u{ord(m.group()):04x}", text)
+
+
+SUBMIT_BODY: dict[str, Any] = {"requestBody": {"required": True, "content": {"application/json": {
+    "schema": {"$ref": "#/components/schemas/DossierFile"}}}}}
+
+
+@router.post("/dossiers", summary="Déposer un dossier", response_model=CommandResult, status_code=201,
+             openapi_extra=SUBMIT_BODY)
+async def submit(rt: Rt, who: Who, body: Annotated[Any, Body()]) -> CommandResult:
     """Crée le dossier et le dépose ; déposer de nouveau la même référence retrouve le même dossier."""
+    call_id = body.get("call") if isinstance(body, dict) else None
     with tempfile.TemporaryDirectory(prefix="submit-") as folder:
         file = Path(folder) / "dossier.json"  # JSON is YAML: the same reader as `amiflow dossier submit`
-        file.write_text(json.dumps(body.model_dump(mode="json"), ensure_ascii=False), encoding="utf-8")
-        return await dossier_service.submit(rt, who, body.call, file, now())
+        file.write_text(_readable(json.dumps(body, ensure_ascii=False)), encoding="utf-8")
+        return await dossier_service.submit(rt, who, call_id if isinstance(call_id, str) else "", file, now(),
+                                            shown="dossier envoyé")
 
 
 @router.get("/dossiers/{dossier_id}", summary="Un dossier", response_model=DossierView)

@@ -12,7 +12,8 @@ from fastapi import Request
 from python_multipart.multipart import MultipartParser, parse_options_header
 
 from amiflow.api.problems import ApiRefusal
-from domain.errors import InvalidCommand
+from domain.errors import InvalidCommand, TooLarge
+from domain.inputs import document_too_large
 from domain.uploads import DOCUMENT_MAX_BYTES, check_document
 
 ENVELOPE = 64 * 1024  # what multipart adds around one file: boundaries and part headers
@@ -37,10 +38,9 @@ class _Part:
     size: int = 0
 
 
-def too_large() -> ApiRefusal:
-    """The refusal of a body past the limit."""
-    return ApiRefusal(f"Document trop volumineux : au plus {DOCUMENT_MAX_BYTES // (1024 * 1024)} Mio par document.",
-                      "too_large")
+def too_large() -> TooLarge:
+    """The refusal of a body past the limit: the rules' words (`domain.inputs`), as the CLI says them."""
+    return document_too_large()
 
 
 class _Receiver:
@@ -64,7 +64,8 @@ class _Receiver:
         self.value += data[start:end]
 
     def header_end(self) -> None:
-        self.parts[-1].headers[self.field.decode("latin-1").lower()] = self.value.decode("utf-8", "replace")
+        # Latin-1 keeps the bytes as they came (the parser of options wants Latin-1); names are UTF-8.
+        self.parts[-1].headers[self.field.decode("latin-1").lower()] = self.value.decode("latin-1")
         self.field, self.value = b"", b""
 
     def headers_finished(self) -> None:

@@ -12,10 +12,10 @@ from pydantic import TypeAdapter, ValidationError
 from amiflow.services.views import CommandOption, CommandSpec
 from domain.calendar import date_refusal, instant_refusal, paris_wall_clock, start_of_day
 from domain.commands import Command
-from domain.errors import InvalidCommand, InvalidInput, sentence
+from domain.errors import InvalidCommand, InvalidInput, parser_reason, sentence
 from domain.inputs import check_file_size
 from domain.schemes import Scheme
-from domain.text import visible
+from domain.text import unreadable_refusal, visible
 
 COMMAND = TypeAdapter(Command)
 COMMAND_TYPES: dict[str, type[Any]] = {
@@ -143,7 +143,10 @@ def build(name: str, options: Mapping[str, Any], catalogue: tuple[Scheme, ...] =
     except ValidationError as exc:
         err = exc.errors(include_url=False)[0]
         where = ".".join(str(p) for p in err["loc"][1:]) or name
-        raise InvalidCommand(f"« {name} » : --{option_name(where)} : {err['msg']}.") from None
+        unreadable = unreadable_refusal(err.get("input"), f"« {name} » : --{option_name(where)}")
+        if err["type"] == "string_unicode" and unreadable is not None:
+            raise unreadable from None
+        raise InvalidCommand(f"« {name} » : --{option_name(where)} : {parser_reason(err)}.") from None
 
 
 def _value(field: str, annotation: str, raw: Any) -> Any:

@@ -47,12 +47,14 @@ from workflows.dossier import CommandResult
 PAGE_MAX = 500
 
 
-async def submit(rt: Runtime, who: Principal, call_id: str, file: Path, now: datetime) -> CommandResult:
+async def submit(rt: Runtime, who: Principal, call_id: str, file: Path, now: datetime,
+                 shown: str | None = None) -> CommandResult:
     """Create the dossier of a file and submit it; a second submission of the same reference finds
-    the same dossier; the file is checked (size, texts, lists: `domain.inputs`) before anything starts."""
-    prepared = load_dossier(file)
+    the same dossier; the file is checked (size, texts, lists: `domain.inputs`) before anything starts.
+    `shown` names the file in refusals (its path by default)."""
+    prepared = load_dossier(file, shown)
     if prepared.call != call_id:
-        raise InvalidCommand(f"{file} est un dossier pour l’appel « {prepared.call} », pas « {call_id} ».")
+        raise InvalidCommand(f"{shown or file} est un dossier pour l’appel « {prepared.call} », pas « {call_id} ».")
     return await gateway.submit(rt.temporal(), rt.settings.task_queue, file, who.actor, now, who.origin)
 
 
