@@ -278,7 +278,7 @@ def _refused(text: str, status: int = 400) -> HTMLResponse:
 def signin_router(rt: Runtime, rate: Rate = SIGN_IN_RATE) -> APIRouter:
     """The routes under /auth: login, callback, logout, logged-out, invitation, me."""
     routes = SignInRoutes(rt, rate)
-    router = APIRouter(prefix="/auth", tags=["connexion"])
+    router = APIRouter(prefix="/auth", tags=["connexion"], include_in_schema=False)  # browser pages, not the API
     router.add_api_route("/login", routes.login, methods=["GET"], summary="Se connecter (OpenID Connect)")
     router.add_api_route("/callback", routes.callback, methods=["GET"], summary="Retour du fournisseur d’identité")
     router.add_api_route("/logout", routes.logout, methods=["GET", "POST"],
