@@ -7,48 +7,22 @@ from __future__ import annotations
 import asyncio
 import json
 import os
-import socket
 import sys
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-import pytest
-import uvicorn
-
 from amiflow.services import dossiers as dossier_service
 from amiflow.services.principal import Principal
 from domain.access import Actor, Role
-from tests.apiworld import CALL_ID, EXAMPLE, world
-from tests.conftest import Stack
+from tests.apiworld import CALL_ID, EXAMPLE
+from tests.test_api import free_port, served  # noqa: F401  # the API by a real uvicorn on a free port
 
 ROOT = Path(__file__).resolve().parent.parent
 Run = tuple[int, str, str]
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port: int = s.getsockname()[1]
-        return port
-
-
-@pytest.fixture
-async def served(stack: Stack, tmp_path: Path) -> Any:
-    """The API served by a real uvicorn on a free port, in this process (the CLI runs beside it)."""
-    w = await world(stack, tmp_path)
-    port = free_port()
-    server = uvicorn.Server(uvicorn.Config(w.app, host="127.0.0.1", port=port, log_config=None, access_log=False,
-                                           lifespan="off"))
-    task = asyncio.create_task(server.serve())
-    while not server.started:
-        await asyncio.sleep(0.05)
-    yield w, f"http://127.0.0.1:{port}"
-    server.should_exit = True
-    await task
-
-
-async def test_the_cli_through_the_api_with_a_personal_token(served: Any, tmp_path: Path) -> None:
+async def test_the_cli_through_the_api_with_a_personal_token(served: Any, tmp_path: Path) -> None:  # noqa: F811
     w, url = served
     # Nothing of a stack here: the CLI only knows the API's address and the token.
     base = {k: v for k, v in os.environ.items() if not k.startswith("AMIFLOW_")} | {
