@@ -18,22 +18,35 @@ from amiflow.cli_notices import notices_app
 from amiflow.cli_people import people_app, tokens_app
 from amiflow.cli_serve import register as register_serve
 from amiflow.clikit import (
+    Acting,
     Actor,
+    Api,
     DataDir,
     Ident,
     Json,
     Paths,
     Reader,
     command_class,
+    connect,
     french_usage_error,
     group,
     hoist_data_dir,
+    usage,
+)
+from amiflow.clikit import (
+    claim as _claim,
 )
 from amiflow.clikit import (
     now as _now,
 )
 from amiflow.clikit import (
     refusal as _refusal,
+)
+from amiflow.clikit import (
+    remote as _remote,
+)
+from amiflow.clikit import (
+    serve as _serve,
 )
 from amiflow.clikit import (
     use as _use,
@@ -67,9 +80,10 @@ command = command_class()
 register_serve(app)
 
 @app.callback()
-def _root(ctx: typer.Context, data_dir: DataDir = None) -> None:
+def _root(ctx: typer.Context, data_dir: DataDir = None, api: Api = None) -> None:
     """amiflow : le cycle de vie des dossiers des appels à manifestation d’intérêt (AMI)."""
     ctx.obj = load_settings(data_dir)
+    connect(api, os.environ.get("AMIFLOW_TOKEN"))
 
 
 # --- calls and schemes ---------------------------------------------------------------------
@@ -89,7 +103,13 @@ def calls_validate(ctx: typer.Context, paths: Paths = None) -> None:
 
 @calls_app.command("list", cls=command)
 def calls_list(ctx: typer.Context, paths: Paths = None, as_json: Json = False) -> None:
-    """Liste les appels, leurs phases (heure de Paris et UTC) et les fichiers refusés."""
+    """Liste les appels, leurs phases (heure de Paris et UTC) et les fichiers refusés ; avec --api, les
+    appels que sert l’API."""
+    if _remote() is not None:  # the server's calls, not files here
+        if paths:
+            raise usage("avec --api, ce sont les appels du serveur : pas de FICHIERS.")
+        render.call_views(_serve(ctx, lambda s: s.calls()), typer.echo, as_json)
+        return
     render.calls(call_service.catalogue(paths, ctx.obj.calls_dir), typer.echo, as_json)
 
 
@@ -99,10 +119,10 @@ def calls_extend(ctx: typer.Context,
                  phase: Annotated[str, typer.Argument(metavar="PHASE", help="Identifiant de la phase.")],
                  until: Annotated[str, typer.Option("--until", metavar="DATE", help="Nouvelle clôture : 00:00 (heure "
                                                     "de Paris) ce jour-là, ou AAAA-MM-JJTHH:MM.")],
-                 actor: Actor) -> None:
+                 actor: Acting = None) -> None:
     """Prolonge une phase ; chaque dossier ouvert de la phase suit la nouvelle date (porteur prévenu)."""
     when, who = command_service.parse_instant(until), _who(actor)
-    result = _use(ctx, lambda rt: call_service.extend(rt, who, call, phase, when))
+    result = _serve(ctx, lambda s: s.extend(who, call, phase, when))
     typer.echo(f"{call} / {phase} : clôture au {render.paris(result.closes_at)} ; "
                f"{len(result.dossiers)} dossier(s) ouvert(s) prévenu(s).")
 
@@ -157,11 +177,11 @@ def dossier_submit(ctx: typer.Context, call: Annotated[str, typer.Option("--call
                                                                          help="Identifiant de l’appel.")],
                    file: Annotated[Path, typer.Option("--file", metavar="FICHIER",
                                                       help="Le dossier (YAML, voir deploy/examples/).")],
-                   actor: Actor) -> None:
+                   actor: Acting = None) -> None:
     """Crée et dépose un dossier ; un second dépôt de la même référence retrouve le même dossier.
     La dernière ligne affichée est l’identifiant du dossier."""
     who = _who(actor)
-    result = _use(ctx, lambda rt: dossier_service.submit(rt, who, call, file, _now()))
+    result = _serve(ctx, lambda s: s.submit(who, call, file, _now()))
     typer.echo(f"Dossier {result.status.label}, version {result.version}.\n{result.dossier_id}")
 
 
@@ -169,7 +189,8 @@ def dossier_submit(ctx: typer.Context, call: Annotated[str, typer.Option("--call
                      context_settings={"allow_extra_args": True, "ignore_unknown_options": True})
 def dossier_do(ctx: typer.Context, dossier_id: Annotated[str | None, typer.Argument(metavar="ID")] = None,
                name: Annotated[str | None, typer.Argument(metavar="COMMANDE")] = None,
-               actor: Annotated[str | None, typer.Option("--as", metavar="ROLE:NOM", help="Qui agit.")] = None,
+               actor: Annotated[str | None, typer.Option("--as", metavar="ROLE:NOM", help="Qui agit (sans --api).")]
+               = None,
                as_json: Json = False,
                show_help: Annotated[bool, typer.Option("--help", help="Les commandes possibles et leurs options.")]
                = False) -> None:
@@ -179,16 +200,15 @@ def dossier_do(ctx: typer.Context, dossier_id: Annotated[str | None, typer.Argum
     liste les commandes que cette personne peut donner maintenant, avec leurs options."""
     if show_help or not dossier_id or not name:
         specs = [command_service.spec(n) for n in command_service.typed_commands()]
-        if dossier_id and actor:
+        personal = bool(dossier_id and (actor or _remote()))
+        if personal and dossier_id:
             reader = _who(actor)
-            specs = _use(ctx, lambda rt: dossier_service.available(rt, reader, dossier_id, _now()))
+            specs = _serve(ctx, lambda s: s.available(reader, dossier_id, _now()))
         typer.echo(ctx.get_help() + "\n")
-        render.command_specs(specs, typer.echo, bool(dossier_id and actor))
+        render.command_specs(specs, typer.echo, personal)
         raise typer.Exit(0 if show_help else 2)
-    if actor is None:
-        raise DomainError("--as ROLE:NOM est obligatoire : qui donne la commande ?")
     options, who = _options(ctx.args), _who(actor)
-    result = _use(ctx, lambda rt: dossier_service.command(rt, who, dossier_id, name, options))
+    result = _serve(ctx, lambda s: s.command(who, dossier_id, name, options))
     if as_json:
         typer.echo(result.model_dump_json(indent=2))
     else:
@@ -223,8 +243,7 @@ def dossier_show(ctx: typer.Context, dossier_id: Ident, actor: Reader = None, as
     who = _who(actor) if actor else None
     instant = command_service.parse_instant(as_of) if as_of else None
     try:
-        view = _use(ctx, lambda rt: dossier_service.show(rt, who, dossier_id, _now(), instant, show_all),
-                    NeedTemporal.OPTIONAL)
+        view = _serve(ctx, lambda s: s.show(who, dossier_id, _now(), instant, show_all), NeedTemporal.OPTIONAL)
     except ReadRefused as exc:
         _refusal(exc, as_json)
     render.dossier(view, typer.echo, as_json)
@@ -236,20 +255,19 @@ def dossier_history(ctx: typer.Context, dossier_id: Ident, actor: Reader = None,
     (--json) n’est montré qu’à qui peut lire le contenu."""
     who = _who(actor) if actor else None
     try:
-        view = _use(ctx, lambda rt: dossier_service.history(rt, who, dossier_id, _now(), bodies=as_json),
-                    NeedTemporal.NONE)
+        view = _serve(ctx, lambda s: s.history(who, dossier_id, _now(), bodies=as_json), NeedTemporal.NONE)
     except ReadRefused as exc:
         _refusal(exc, as_json)
     render.history(view, typer.echo, as_json)
 
 
 @dossier_app.command("timeline", cls=command)
-def dossier_timeline(ctx: typer.Context, dossier_id: Ident, actor: Actor, as_json: Json = False) -> None:
+def dossier_timeline(ctx: typer.Context, dossier_id: Ident, actor: Acting = None, as_json: Json = False) -> None:
     """Événements et lectures dans l’ordre (heure de Paris) : métadonnées seulement, lisibles par qui
     peut lire l’historique — même après la destruction du contenu en fin de conservation."""
     who = _who(actor)
     try:
-        view = _use(ctx, lambda rt: dossier_service.timeline(rt, who, dossier_id, _now()), NeedTemporal.NONE)
+        view = _serve(ctx, lambda s: s.timeline(who, dossier_id, _now()), NeedTemporal.NONE)
     except ReadRefused as exc:
         _refusal(exc, as_json)
     render.timeline(view, typer.echo, as_json)
@@ -262,7 +280,7 @@ def dossier_attach(ctx: typer.Context, dossier_id: Ident,
                    actor: Actor, as_json: Json = False) -> None:
     """Joint un fichier au dossier : il est chiffré dans le coffre, le journal garde son empreinte.
     La dernière ligne affichée est l’identifiant du document."""
-    who = _who(actor)
+    who = _claim(actor)
     view = _use(ctx, lambda rt: dossier_service.attach(rt, who, dossier_id, file))
     if as_json:
         typer.echo(render.dump(view.model_dump(mode="json")))
@@ -278,7 +296,7 @@ def dossier_document(ctx: typer.Context, dossier_id: Ident,
                      out: Annotated[Path, typer.Option("--out", metavar="FICHIER", help="Où écrire le fichier.")],
                      actor: Actor) -> None:
     """Extrait un document du coffre, après vérification du droit d’en connaître et de son empreinte."""
-    who = _who(actor)
+    who = _claim(actor)
     ref, data = _use(ctx, lambda rt: dossier_service.document(rt, who, dossier_id, document_id, _now()))
     fd = os.open(out, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)  # a confidential piece: its reader's only
     with os.fdopen(fd, "wb") as written:
@@ -300,8 +318,7 @@ def dossier_list(ctx: typer.Context,
                  limit: Annotated[int | None, typer.Option("--limit", metavar="N", help="Au plus N dossiers.")] = None,
                  as_json: Json = False) -> None:
     """La liste des dossiers : statut, phase, prochaine échéance (aucun contenu)."""
-    page = _use(ctx, lambda rt: dossier_service.listing(rt, _now(), call, status, phase, overdue, after, limit),
-                NeedTemporal.NONE)
+    page = _serve(ctx, lambda s: s.listing(_now(), call, status, phase, overdue, after, limit), NeedTemporal.NONE)
     render.dossiers(page, typer.echo, as_json)
 
 
@@ -343,7 +360,7 @@ def codec_token(ctx: typer.Context, actor: Actor,
     révoque avec amiflow tokens revoke ID. La dernière ligne est le jeton."""
     from amiflow.stack import read_stack
 
-    who = _who(actor)
+    who = _claim(actor)
     issued = _use(ctx, lambda rt: codec_service.issue_token(rt, who, days, _now()), NeedTemporal.NONE)
     endpoint = (read_stack(ctx.obj) or {}).get("codec_url", "http://127.0.0.1:8234")
     typer.echo(f"Jeton {issued.id} de {who.actor}, valable jusqu’au {render.paris(issued.expires_at)} "

@@ -9,7 +9,7 @@ import typer
 
 from amiflow import render
 from amiflow.bootstrap import NeedTemporal
-from amiflow.clikit import Actor, Ident, Json, command_class, group, now, use, who
+from amiflow.clikit import Actor, Ident, Json, claim, command_class, group, now, use
 from amiflow.services import audit as audit_service
 from amiflow.services.audit import VerifyReport
 from domain.calendar import PARIS
@@ -71,7 +71,7 @@ def audit_export(ctx: typer.Context, dossier_id: Ident,
     """Exporte un bundle autonome du dossier (événements tels que stockés, lectures, chaîne, ancres,
     historique Temporal s’il est conservé, vérificateur, README) ; il se vérifie sans base :
     python OUT/verify.py OUT. Réservé aux auditeurs ; l’export est inscrit au journal des lectures."""
-    person, instant = who(actor), now()
+    person, instant = claim(actor), now()
     today = instant.astimezone(PARIS).date()
     summary = use(ctx, lambda rt: audit_service.export(rt, person, dossier_id, out, instant, today),
                   NeedTemporal.OPTIONAL)
@@ -87,7 +87,7 @@ def audit_export(ctx: typer.Context, dossier_id: Ident,
 def audit_crosscheck(ctx: typer.Context, dossier_id: Ident, actor: Actor, as_json: Json = False) -> None:
     """Rejoue l’historique Temporal du dossier (tant qu’il est conservé) avec le code d’aujourd’hui et
     compare, numéro par numéro, ce qu’il a journalisé avec le journal ; code 1 sur écart. Réservé aux auditeurs."""
-    person = who(actor)
+    person = claim(actor)
     report = use(ctx, lambda rt: audit_service.crosscheck(rt, person, dossier_id, now()))
     if as_json:
         typer.echo(report.model_dump_json(indent=2))
@@ -108,7 +108,7 @@ def audit_whatif(ctx: typer.Context, call: Annotated[str, typer.Option("--call",
     """Rejoue les dossiers d’un appel sous une définition modifiée (autre clôture, autres porteurs…) et
     dit lesquels auraient connu une autre issue, où et pourquoi. Rien n’est écrit, sauf les lectures.
     Réservé aux auditeurs."""
-    person = who(actor)
+    person = claim(actor)
     report = use(ctx, lambda rt: audit_service.whatif(rt, person, call, rules, now()), NeedTemporal.NONE)
     if as_json:
         typer.echo(render.dump(report.model_dump(mode="json")))
@@ -131,7 +131,7 @@ def audit_shred(ctx: typer.Context, actor: Actor,
     """Fin de conservation : détruit les clés (donc le contenu, partout) des dossiers terminés dont la
     durée de conservation est écoulée et qui ne sont pas sous conservation légale. Métadonnées et
     chaînes d’empreintes restent, et se vérifient toujours."""
-    person = who(actor)
+    person = claim(actor)
     report = use(ctx, lambda rt: audit_service.shred(rt, person, now(), dry_run, dossier), NeedTemporal.OPTIONAL)
     if as_json:
         out = [{**r, "retention_ends": render.paris(r["retention_ends"]) if r.get("retention_ends") else None}

@@ -6,7 +6,7 @@ import typer
 
 from amiflow import render
 from amiflow.bootstrap import NeedTemporal
-from amiflow.clikit import Actor, Json, command_class, group, refusal, use, who
+from amiflow.clikit import Actor, Json, claim, command_class, group, refusal, use
 from amiflow.services import ReadRefused
 from amiflow.services import notices as notice_service
 
@@ -20,7 +20,7 @@ def notices_failed(ctx: typer.Context, actor: Actor, as_json: Json = False) -> N
     message refusé) : dossier, sorte, destinataire, quand (heure de Paris) et la dernière erreur, jamais
     le texte. Réservé aux chargés de mission et aux auditeurs."""
     try:
-        rows = use(ctx, lambda rt: notice_service.failed(rt, who(actor)), NeedTemporal.NONE)
+        rows = use(ctx, lambda rt: notice_service.failed(rt, claim(actor)), NeedTemporal.NONE)
     except ReadRefused as exc:
         refusal(exc, as_json)
         raise

@@ -8,11 +8,11 @@ from typing import Annotated
 import typer
 
 from amiflow import render
-from amiflow.bootstrap import NeedTemporal
-from amiflow.clikit import Json, command_class, console, group, now, use
+from amiflow.bootstrap import NeedTemporal, Runtime
+from amiflow.clikit import Json, command_class, console, group, now, remote, serve, usage, use
 from amiflow.services import people as people_service
 from domain.access import Role
-from domain.people import Person
+from domain.people import Person, expiry
 
 people_app = group("L’annuaire des personnes et de leurs rôles (opérateurs, sur le serveur).")
 tokens_app = group("Les jetons d’accès personnels (scripts, serveur de décodage).")
@@ -68,19 +68,57 @@ def people_remove(ctx: typer.Context, name: Name) -> None:
     typer.echo(f"{name} retiré(e) de l’annuaire ; ses jetons ne s’ouvrent plus.")
 
 
+@people_app.command("invite", cls=command)
+def people_invite(ctx: typer.Context, name: Name,
+                  days: Annotated[int, typer.Option("--days", metavar="N", help="Durée de validité du lien, en jours "
+                                                    "(1 à 30).")] = 7,
+                  as_json: Json = False) -> None:
+    """Envoie à la personne (à son adresse de l’annuaire) un lien d’invitation à usage unique pour se
+    connecter sans compte OpenID. Avec --json, le lien lui-même."""
+    from amiflow.services.invitations import send_invitation
+
+    at = now()
+    site = ctx.obj.public_url or _api_url(ctx)
+
+    async def send(rt: Runtime) -> tuple[str, Person | None]:
+        link = await send_invitation(rt, name, days, at, site)
+        return link, await people_service.person(rt, name)
+
+    link, found = use(ctx, send, NeedTemporal.NONE)
+    email = found.email if found is not None else None
+    channel = f"SMTP {ctx.obj.smtp_host}" if ctx.obj.smtp_host else f"dépôt {ctx.obj.mail_dir}"
+    until = render.paris(expiry(at, days))
+    if as_json:
+        typer.echo(render.dump({"name": name, "email": email, "sent_by": channel, "link": link, "expires_at": until}))
+        return
+    typer.echo(f"Invitation envoyée à {name} <{email}> ({channel}) : lien à usage unique, valable jusqu’au {until}.")
+
+
+def _api_url(ctx: typer.Context) -> str:
+    """Where people reach this stack's API, when AMIFLOW_PUBLIC_URL does not say it."""
+    from amiflow.stack import read_stack
+
+    return str((read_stack(ctx.obj) or {}).get("api_url") or "http://127.0.0.1:8235")
+
+
 @tokens_app.command("issue", cls=command)
-def tokens_issue(ctx: typer.Context, name: Name,
+def tokens_issue(ctx: typer.Context, name: Annotated[str | None, typer.Argument(
+                     metavar="NOM", help="Nom de la personne (a-z, 0-9, . _ -) ; avec --api, omis : "
+                                         "le jeton est pour soi.")] = None,
                  days: Annotated[int, typer.Option("--days", metavar="N", help="Durée de validité, en jours "
                                                    "(1 à 365).")] = 30,
                  role: Annotated[str | None, typer.Option("--role", metavar="ROLE", help="Le rôle que porte le jeton "
                                                           "(obligatoire si la personne en a plusieurs).")] = None,
                  label: Annotated[str | None, typer.Option("--label", metavar="TEXTE", help="À quoi il sert.")]
                  = None) -> None:
-    """Émet un jeton personnel pour cette personne ; seule son empreinte est gardée. La dernière
-    ligne est le jeton : il ne sera plus jamais affiché."""
+    """Émet un jeton personnel pour cette personne (avec --api : pour soi, au rôle du jeton qui le
+    demande) ; seule son empreinte est gardée. La dernière ligne est le jeton : il ne sera plus jamais affiché."""
+    if remote() is not None and (name or role):
+        raise usage("avec --api, le jeton est pour vous-même, au rôle de votre jeton : ni NOM ni --role.")
     acting = people_service.parse_role(role) if role else None
-    issued = use(ctx, lambda rt: people_service.issue_token(rt, name, days, now(), acting, label), NeedTemporal.NONE)
-    typer.echo(f"Jeton {issued.id} de {name}, valable jusqu’au {render.paris(issued.expires_at)} "
+    issued = serve(ctx, lambda s: s.issue_token(name, days, now(), acting, label), NeedTemporal.NONE)
+    owner = f" de {name}" if name else ""
+    typer.echo(f"Jeton {issued.id}{owner}, valable jusqu’au {render.paris(issued.expires_at)} "
                f"(révocable : amiflow tokens revoke {issued.id}).\n{issued.token}")
 
 
@@ -90,8 +128,10 @@ def tokens_list(ctx: typer.Context,
                 = None,
                 as_json: Json = False) -> None:
     """Les jetons : identifiant, personne, rôle, échéance, état (jamais le jeton lui-même)."""
+    if remote() is not None and name:
+        raise usage("avec --api, ce sont vos propres jetons : pas de --person.")
     at = now()
-    found = use(ctx, lambda rt: people_service.tokens(rt, name, at), NeedTemporal.NONE)
+    found = serve(ctx, lambda s: s.tokens(name, at), NeedTemporal.NONE)
     if as_json:
         typer.echo(render.dump([t.model_dump(mode="json") for t in found]))
         return

@@ -9,7 +9,15 @@ from datetime import UTC, datetime
 from typing import Any
 
 from amiflow.catalogue import CallSet
-from amiflow.services.views import CommandSpec, DossierPage, DossierView, HistoryView, TimelineEntry, TimelineView
+from amiflow.services.views import (
+    CallView,
+    CommandSpec,
+    DossierPage,
+    DossierView,
+    HistoryView,
+    TimelineEntry,
+    TimelineView,
+)
 from domain.calendar import PARIS
 from domain.calls import Call, Phase
 from domain.deadlines import Deadline
@@ -98,6 +106,20 @@ def calls(found: CallSet, echo: Echo, as_json: bool) -> None:
     if any(p.opens_assumed or p.closes_assumed for c in found.calls for p in c.phases):
         echo("[date supposée] : la source ne donne pas cette date ; le fichier dit pourquoi "
              "elle a été retenue (amiflow calls list --json : *_assumption).")
+
+
+def call_views(found: list[CallView], echo: Echo, as_json: bool) -> None:
+    """The calls as the API serves them (through `--api`)."""
+    if as_json:
+        echo(dump({"calls": [c.model_dump(mode="json") for c in found]}))
+        return
+    for call in found:
+        echo(f"{call.id}\n  {call.title}")
+        for phase in call.phases:
+            echo(f"  • {phase.label} [{phase.id}]")
+            echo(f"      ouverture : {paris(phase.opens_at)}  ({utc(phase.opens_at)})")
+            echo(f"      clôture   : {paris(phase.closes_at)}  ({utc(phase.closes_at)})")
+        echo("")
 
 
 def schemes(found: tuple[Scheme, ...], echo: Echo, as_json: bool) -> None:

@@ -51,8 +51,15 @@ async def test_people_and_tokens_from_the_command_line(database: str, tmp_path: 
     assert listed["id"] == token_id and listed["state"] == "active" and token not in out
     code, out, err = await cli("tokens", "revoke", token_id)
     assert code == 0 and "révoqué" in out, err
-    (code, out, _), (unknown, _, why), (usage, _, _) = await asyncio.gather(
-        cli("people", "list", "--json"), cli("people", "remove", "inconnu"), cli("tokens", "issue"))
+    (code, out, _), (unknown, _, why), (usage, _, _), (invited, link, said) = await asyncio.gather(
+        cli("people", "list", "--json"), cli("people", "remove", "inconnu"), cli("tokens", "issue"),
+        cli("people", "invite", "amelie", "--days", "3", "--json"))
+    assert invited == 0, said
+    sent = json.loads(link)
+    assert sent["email"] == "amelie@region.fr" and "/auth/invitation/" in sent["link"], sent
+    (mail,) = (tmp_path / "data" / "maildrop").glob("invitation-*.eml")  # where the link went
+    assert sent["sent_by"] == f"dépôt {tmp_path / 'data' / 'maildrop'}"
+    assert sent["link"].rsplit("/", 1)[1] in mail.read_text(encoding="utf-8").replace("=\n", "")
     assert [p["name"] for p in json.loads(out)] == ["amelie"] and json.loads(out)[0]["email"] == "amelie@region.fr"
     assert unknown == 1 and "« inconnu » n’est pas dans l’annuaire" in why
     assert usage == 2

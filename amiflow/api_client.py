@@ -1,0 +1,154 @@
+"""The service functions the command line uses, over the HTTP API (/api/v1/) with a personal token:
+the same names and arguments as amiflow/services (less the runtime), the same view models parsed from
+the API's JSON. The token is who acts (the `who` arguments are not sent); the API decides everything,
+and its refusals (problem+json) come back as the services' typed errors with the API's French `detail`."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from pathlib import Path
+from types import TracebackType
+from typing import Any, TypeVar
+
+import httpx
+import yaml
+from pydantic import BaseModel, TypeAdapter
+
+from amiflow.services.errors import NotFound, ReadRefused, ServiceError
+from amiflow.services.people import TokenIssued, TokenView
+from amiflow.services.principal import Principal
+from amiflow.services.views import CallView, CommandSpec, DossierPage, DossierView, HistoryView, TimelineView
+from domain.access import Role
+from domain.errors import DomainError, InvalidCommand
+from workflows.call import ExtensionResult
+from workflows.dossier import CommandResult
+
+M = TypeVar("M", bound=BaseModel)
+TIMEOUT = httpx.Timeout(60.0, connect=10.0)
+
+
+class Unreachable(DomainError):
+    """The API did not answer."""
+
+    code = "unreachable"
+
+
+def refusal(answer: httpx.Response) -> DomainError:
+    """The typed error of an API refusal: its French `detail` and the rules' `code`."""
+    try:
+        body = answer.json()
+    except ValueError:
+        body = {}
+    detail = body.get("detail") if isinstance(body, dict) else None
+    code = body.get("code") if isinstance(body, dict) else None
+    if not isinstance(detail, str) or not detail:
+        detail = f"l’API a répondu {answer.status_code} {answer.reason_phrase}."
+    if answer.status_code == 404:
+        return NotFound(detail)
+    if code == "read_refused":
+        return ReadRefused(detail)
+    return ServiceError(detail, code if isinstance(code, str) else None)
+
+
+class ApiClient:
+    """The API at `url` (e.g. http://127.0.0.1:8235), as the person whose token it is."""
+
+    def __init__(self, url: str, token: str) -> None:
+        self.url = url.rstrip("/")
+        self._http = httpx.AsyncClient(base_url=self.url + "/api/v1", timeout=TIMEOUT,
+                                       headers={"Authorization": f"Bearer {token}", "Accept": "application/json"})
+
+    async def __aenter__(self) -> ApiClient:
+        return self
+
+    async def __aexit__(self, kind: type[BaseException] | None, exc: BaseException | None,
+                        tb: TracebackType | None) -> None:
+        await self._http.aclose()
+
+    async def _call(self, method: str, path: str, **kwargs: Any) -> Any:
+        try:
+            answer = await self._http.request(method, path, **kwargs)
+        except httpx.TransportError as exc:
+            raise Unreachable(f"API injoignable à {self.url} ({type(exc).__name__}) : l’adresse est-elle juste, "
+                              "le service tourne-t-il ?") from None
+        if answer.status_code >= 400:
+            raise refusal(answer)
+        try:
+            return answer.json()
+        except ValueError:
+            raise Unreachable(f"{self.url} n’a pas répondu en JSON : est-ce bien l’API d’amiflow ?") from None
+
+    async def _model(self, kind: type[M], method: str, path: str, **kwargs: Any) -> M:
+        return kind.model_validate(await self._call(method, path, **kwargs))
+
+    # --- calls ---------------------------------------------------------------------------------
+
+    async def calls(self) -> list[CallView]:
+        return TypeAdapter(list[CallView]).validate_python(await self._call("GET", "/calls"))
+
+    async def extend(self, who: Principal | None, call_id: str, phase_id: str, until: datetime) -> ExtensionResult:
+        return await self._model(ExtensionResult, "POST", f"/calls/{_seg(call_id)}/phases/{_seg(phase_id)}/extension",
+                                 json={"until": until.isoformat()})
+
+    # --- dossiers ------------------------------------------------------------------------------
+
+    async def listing(self, now: datetime, call_id: str | None = None, status: str | None = None,
+                      phase_id: str | None = None, overdue: bool = False, after: str | None = None,
+                      limit: int | None = None) -> DossierPage:
+        params = {k: v for k, v in {"call": call_id, "status": status, "phase": phase_id, "after": after,
+                                    "limit": limit}.items() if v is not None}
+        if overdue:
+            params["overdue"] = "true"
+        return await self._model(DossierPage, "GET", "/dossiers", params=params)
+
+    async def show(self, who: Principal | None, dossier_id: str, now: datetime, as_of: datetime | None = None,
+                   all_deadlines: bool = False) -> DossierView:
+        params: dict[str, str] = {"as_of": as_of.isoformat()} if as_of else {}
+        if all_deadlines:
+            params["all"] = "true"
+        return await self._model(DossierView, "GET", f"/dossiers/{_seg(dossier_id)}", params=params)
+
+    async def history(self, who: Principal | None, dossier_id: str, now: datetime,
+                      bodies: bool = False) -> HistoryView:
+        return await self._model(HistoryView, "GET", f"/dossiers/{_seg(dossier_id)}/history",
+                                 params={"bodies": "true"} if bodies else {})
+
+    async def timeline(self, who: Principal | None, dossier_id: str, now: datetime) -> TimelineView:
+        return await self._model(TimelineView, "GET", f"/dossiers/{_seg(dossier_id)}/timeline")
+
+    async def available(self, who: Principal | None, dossier_id: str, now: datetime) -> list[CommandSpec]:
+        found = await self._call("GET", f"/dossiers/{_seg(dossier_id)}/commands")
+        return TypeAdapter(list[CommandSpec]).validate_python(found)
+
+    async def command(self, who: Principal | None, dossier_id: str, name: str,
+                      options: dict[str, str]) -> CommandResult:
+        return await self._model(CommandResult, "POST", f"/dossiers/{_seg(dossier_id)}/commands/{_seg(name)}",
+                                 json=options)
+
+    async def submit(self, who: Principal | None, call_id: str, file: Path, now: datetime) -> CommandResult:
+        """The dossier file (YAML) sent as the JSON the API takes; the API checks it."""
+        try:
+            data = yaml.safe_load(file.read_text(encoding="utf-8"))
+        except yaml.YAMLError as exc:
+            raise InvalidCommand(f"{file} n’est pas un YAML lisible : {str(exc).splitlines()[0]}") from None
+        if not isinstance(data, dict):
+            raise InvalidCommand(f"{file} n’est pas un dossier (call, phase, reference, content).")
+        if data.get("call") != call_id:  # as the in-process submission says it
+            raise InvalidCommand(f"{file} est un dossier pour l’appel « {data.get('call')} », pas « {call_id} ».")
+        return await self._model(CommandResult, "POST", "/dossiers", json=data)
+
+    # --- one's own tokens ----------------------------------------------------------------------
+
+    async def tokens(self, name: str | None = None, now: datetime | None = None) -> list[TokenView]:
+        return TypeAdapter(list[TokenView]).validate_python(await self._call("GET", "/tokens"))
+
+    async def issue_token(self, name: str | None, days: int, now: datetime, role: Role | None = None,
+                          label: str | None = None) -> TokenIssued:
+        return await self._model(TokenIssued, "POST", "/tokens", json={"days": days, "label": label})
+
+
+def _seg(text: str) -> str:
+    """One path segment, quoted."""
+    from urllib.parse import quote
+
+    return quote(text, safe="")
