@@ -42,6 +42,10 @@ PARSER_REASONS: dict[str, str] = {
 def parser_reason(error: Mapping[str, Any]) -> str:
     """Why a parser of input (pydantic) refused a value, in French (lower case, no final stop)."""
     context = {k: str(v) for k, v in (error.get("ctx") or {}).items()}
+    if "advice" in context:  # the rules' own error (domain.calls), already French
+        return str(error.get("msg", "valeur refusée"))
+    if error.get("type") == "value_error" and context.get("error"):  # a validator's own French reason
+        return context["error"]
     try:
         return PARSER_REASONS.get(str(error.get("type", "")), "valeur refusée").format(**context)
     except (KeyError, IndexError):
