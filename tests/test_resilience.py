@@ -431,9 +431,16 @@ async def check_every_lifecycle_done(client: Client, engine: AsyncEngine, maildr
             {"c": CALL.id})).all())
     assert projected == {i: "follow_up" for i in idents}
     assert counts == {"follow_up": len(idents)}, f"call_counts drifted: {counts}"
-    notices = await check_outbox(engine, maildrop)
-    per_dossier = Counter(d for d, _ in notices if not d.startswith("call:"))
-    assert per_dossier == {i: len(LIFECYCLE_NOTICES) for i in idents}
+    # Notices go out after each command has answered (they never hold a dossier): wait for them all.
+    wanted = {i: len(LIFECYCLE_NOTICES) for i in idents}
+
+    async def all_sent() -> list[tuple[str, str]]:
+        sent = await check_outbox(engine, maildrop)
+        per_dossier = Counter(d for d, _ in sent if not d.startswith("call:"))
+        assert per_dossier == wanted, f"notices per dossier {per_dossier}"
+        return sent
+
+    notices = await eventually(all_sent, 60, "every lifecycle's notices delivered")
     for ident in idents:
         assert sorted(k for d, k in notices if d == ident) == LIFECYCLE_NOTICES
 
@@ -632,9 +639,13 @@ async def test_commands_wait_for_postgres_and_are_journaled_once(
         found = await journal(engine)
         expected = [(1, "draft_started"), (2, "submitted"), (3, "acknowledged")]
         assert found == {i: expected for _, i in dossiers}
-        notices = await check_outbox(engine, workers.maildrop)
-        for _, ident in dossiers:
-            assert sorted(k for d, k in notices if d == ident) == ["acknowledged", "submitted"]
+        async def all_sent() -> bool:  # the notices go out after the commands answered
+            notices = await check_outbox(engine, workers.maildrop)
+            for _, ident in dossiers:
+                assert sorted(k for d, k in notices if d == ident) == ["acknowledged", "submitted"]
+            return True
+
+        await eventually(all_sent, 60, "both notices of every dossier delivered")
         async with engine.connect() as conn:
             projected = dict((await conn.execute(text("select dossier_id, version from dossiers"))).all())
         assert projected == {i: 3 for _, i in dossiers}
