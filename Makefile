@@ -34,8 +34,10 @@ lint: $(STAMP)
 typecheck: $(STAMP)
 	$(BIN)/mypy domain amiflow activities workflows journal worker.py
 
-# PYTEST: extra options, e.g. `make unit PYTEST="-n 2 --dist loadgroup"`: pytest-xdist workers, each with
-# its own Temporal dev server and PostgreSQL; the tests that start `amiflow up` stay on one worker.
+# PYTEST: pytest's options. By default two pytest-xdist workers (the machine has 2 cores; much of the
+# suite waits on Temporal and PostgreSQL), each with its own Temporal dev server and PostgreSQL; the tests
+# that start `amiflow up` stay on one worker (loadgroup). `make unit PYTEST=` runs them in one process.
+PYTEST ?= -n 2 --dist loadgroup
 unit: $(STAMP)
 	$(BIN)/python -m pytest $(PYTEST)
 
