@@ -5,10 +5,13 @@ and its refusals (problem+json) come back as the services' typed errors with the
 
 from __future__ import annotations
 
+import hashlib
+import mimetypes
 from datetime import datetime
 from pathlib import Path
 from types import TracebackType
 from typing import Any, TypeVar
+from urllib.parse import unquote
 
 import httpx
 import yaml
@@ -17,9 +20,18 @@ from pydantic import BaseModel, TypeAdapter
 from amiflow.services.errors import NotFound, ReadRefused, ServiceError
 from amiflow.services.people import TokenIssued, TokenView
 from amiflow.services.principal import Principal
-from amiflow.services.views import CallView, CommandSpec, DossierPage, DossierView, HistoryView, TimelineView
+from amiflow.services.views import (
+    AttachView,
+    CallView,
+    CommandSpec,
+    DossierPage,
+    DossierView,
+    HistoryView,
+    TimelineView,
+)
 from domain.access import Role
 from domain.errors import DomainError, InvalidCommand
+from domain.state import DocumentRef
 from workflows.call import ExtensionResult
 from workflows.dossier import CommandResult
 
@@ -65,7 +77,7 @@ class ApiClient:
                         tb: TracebackType | None) -> None:
         await self._http.aclose()
 
-    async def _call(self, method: str, path: str, **kwargs: Any) -> Any:
+    async def _send(self, method: str, path: str, **kwargs: Any) -> httpx.Response:
         try:
             answer = await self._http.request(method, path, **kwargs)
         except httpx.TransportError as exc:
@@ -73,6 +85,10 @@ class ApiClient:
                               "le service tourne-t-il ?") from None
         if answer.status_code >= 400:
             raise refusal(answer)
+        return answer
+
+    async def _call(self, method: str, path: str, **kwargs: Any) -> Any:
+        answer = await self._send(method, path, **kwargs)
         try:
             return answer.json()
         except ValueError:
@@ -136,6 +152,23 @@ class ApiClient:
         if data.get("call") != call_id:  # as the in-process submission says it
             raise InvalidCommand(f"{file} est un dossier pour l’appel « {data.get('call')} », pas « {call_id} ».")
         return await self._model(CommandResult, "POST", "/dossiers", json=data)
+
+    async def attach(self, who: Principal | None, dossier_id: str, file: Path) -> AttachView:
+        """The file uploaded (multipart, streamed from disk); the API checks its size, count and type."""
+        media_type = mimetypes.guess_type(file.name)[0] or "application/octet-stream"
+        with file.open("rb") as data:
+            return await self._model(AttachView, "POST", f"/dossiers/{_seg(dossier_id)}/documents",
+                                     files={"file": (file.name, data, media_type)})
+
+    async def document(self, who: Principal | None, dossier_id: str, document_id: str,
+                       now: datetime) -> tuple[DocumentRef, bytes]:
+        """The document's bytes and what the API says of it (its name, its media type)."""
+        answer = await self._send("GET", f"/dossiers/{_seg(dossier_id)}/documents/{_seg(document_id)}")
+        disposition = answer.headers.get("content-disposition", "")
+        name = unquote(disposition.partition("filename*=UTF-8''")[2]) or document_id
+        data = answer.content
+        return DocumentRef(id=document_id, name=name, sha256=hashlib.sha256(data).hexdigest(), size=len(data),
+                           media_type=answer.headers.get("x-amiflow-media-type", "application/octet-stream")), data
 
     # --- one's own tokens ----------------------------------------------------------------------
 

@@ -58,7 +58,6 @@ from amiflow.services import ReadRefused
 from amiflow.services import calls as call_service
 from amiflow.services import codec as codec_service
 from amiflow.services import commands as command_service
-from amiflow.services import dossiers as dossier_service
 from amiflow.services import keys as key_service
 from amiflow.settings import load_settings
 from domain.errors import DomainError
@@ -277,11 +276,11 @@ def dossier_timeline(ctx: typer.Context, dossier_id: Ident, actor: Acting = None
 def dossier_attach(ctx: typer.Context, dossier_id: Ident,
                    file: Annotated[Path, typer.Argument(metavar="FICHIER", help="Le fichier à joindre.", exists=True,
                                                         dir_okay=False)],
-                   actor: Actor, as_json: Json = False) -> None:
+                   actor: Acting = None, as_json: Json = False) -> None:
     """Joint un fichier au dossier : il est chiffré dans le coffre, le journal garde son empreinte.
     La dernière ligne affichée est l’identifiant du document."""
-    who = _claim(actor)
-    view = _use(ctx, lambda rt: dossier_service.attach(rt, who, dossier_id, file))
+    who = _who(actor)
+    view = _serve(ctx, lambda s: s.attach(who, dossier_id, file))
     if as_json:
         typer.echo(render.dump(view.model_dump(mode="json")))
         return
@@ -294,10 +293,10 @@ def dossier_attach(ctx: typer.Context, dossier_id: Ident,
 def dossier_document(ctx: typer.Context, dossier_id: Ident,
                      document_id: Annotated[str, typer.Argument(metavar="DOCUMENT", help="Identifiant (doc-…).")],
                      out: Annotated[Path, typer.Option("--out", metavar="FICHIER", help="Où écrire le fichier.")],
-                     actor: Actor) -> None:
+                     actor: Acting = None) -> None:
     """Extrait un document du coffre, après vérification du droit d’en connaître et de son empreinte."""
-    who = _claim(actor)
-    ref, data = _use(ctx, lambda rt: dossier_service.document(rt, who, dossier_id, document_id, _now()))
+    who = _who(actor)
+    ref, data = _serve(ctx, lambda s: s.document(who, dossier_id, document_id, _now()))
     fd = os.open(out, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)  # a confidential piece: its reader's only
     with os.fdopen(fd, "wb") as written:
         written.write(data)

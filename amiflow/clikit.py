@@ -22,8 +22,17 @@ from amiflow.services import calls as call_service
 from amiflow.services import dossiers as dossier_service
 from amiflow.services import people as people_service
 from amiflow.services.people import TokenIssued, TokenView
-from amiflow.services.views import CallView, CommandSpec, DossierPage, DossierView, HistoryView, TimelineView
+from amiflow.services.views import (
+    AttachView,
+    CallView,
+    CommandSpec,
+    DossierPage,
+    DossierView,
+    HistoryView,
+    TimelineView,
+)
 from domain.access import Role
+from domain.state import DocumentRef
 from workflows.call import ExtensionResult
 from workflows.dossier import CommandResult
 
@@ -224,6 +233,14 @@ class Local:
 
     async def submit(self, who: Principal | None, call_id: str, file: Path, now: datetime) -> CommandResult:
         return await dossier_service.submit(self.rt, _acting(who), call_id, file, now)
+
+    async def attach(self, who: Principal | None, dossier_id: str, file: Path) -> AttachView:
+        return await dossier_service.attach(self.rt, _acting(who), dossier_id, file)
+
+    async def document(self, who: Principal | None, dossier_id: str, document_id: str,
+                       now: datetime) -> tuple[DocumentRef, bytes]:
+        ref, data = await dossier_service.document(self.rt, _acting(who), dossier_id, document_id, now)
+        return ref, data
 
     async def tokens(self, name: str | None = None, now: datetime | None = None) -> list[TokenView]:
         return await people_service.tokens(self.rt, name, now)

@@ -83,6 +83,19 @@ async def test_the_cli_through_the_api_with_a_personal_token(served: Any, tmp_pa
     assert {t["label"] for t in mine} == {None, "script"}
     assert down == 1 and "API injoignable" in said, said
 
+    # A document up (multipart) and down again, each as the token's person; another holder gets nothing.
+    piece = tmp_path / "budget.pdf"
+    piece.write_bytes(b"%PDF-1.4 budget previsionnel " * 64)
+    code, out, err = await cli("acme", "dossier", "attach", ident, str(piece))
+    assert code == 0 and "budget.pdf joint à" in out, (out, err)
+    document = out.strip().splitlines()[-1]
+    fetched, other = tmp_path / "relu.pdf", tmp_path / "vole.pdf"
+    (code, out, err), (refused, _, why) = await asyncio.gather(
+        cli("amelie", "dossier", "document", ident, document, "--out", str(fetched)),
+        cli("autre", "dossier", "document", ident, document, "--out", str(other)))
+    assert code == 0 and out.startswith("budget.pdf → ") and fetched.read_bytes() == piece.read_bytes(), (out, err)
+    assert refused == 1 and "Dossier inconnu" in why and not other.exists(), why
+
     # The journal and the read log name the token's person, come through the API.
     auditor = Principal(Actor(role=Role.AUDITOR, name="odile"), via="token", proven=True, person="odile")
     recorded = await dossier_service.history(w.rt, auditor, ident, datetime.now(UTC))
