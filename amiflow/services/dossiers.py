@@ -239,7 +239,7 @@ def _known_shape(dossier_id: str) -> None:
 def _unknown(state: DossierState, who: Principal | None, dossier_id: str) -> NotFound | None:
     """What to answer instead of a refusal when the person may not know the dossier exists; an operator
     on the server's command line knows every dossier (and is told the rules' own refusal)."""
-    if who is None or who.via == "cli" or may_know(state, who.actor):
+    if who is None or may_know(state, who.actor, operator=who.via == "cli"):
         return None
     return NotFound(f"Dossier inconnu « {dossier_id} ».")
 
