@@ -333,7 +333,7 @@ class SignInRoutes:
             logger().warning("signin.discovery_failed", issuer=provider.issuer, error=str(exc)[:200])
             return _unavailable()
         if self.local_people is not None:
-            write_idp_people(self.local_people, await idp_people(self.rt))
+            write_idp_people(self.local_people, await idp_people(self.rt, self.provider.issuer))
         state, nonce, verifier = generate_token(43), generate_token(43), generate_token(64)
         url = prepare_grant_uri(meta["authorization_endpoint"], provider.client_id, "code",
                                 redirect_uri=f"{self.base(request)}/auth/callback", state=state,
@@ -474,10 +474,11 @@ def people_file(settings: Settings) -> Path:
     return settings.idp_dir / "people.json"
 
 
-async def idp_people(rt: Runtime) -> list[dict[str, str | None]]:
-    """The directory as the local provider's login page lists it: the subject is the directory's name."""
-    return [{"sub": p.name, "name": p.name, "email": p.email, "siret": p.siret,
-             "role": ", ".join(str(g) for g in p.grants)} for p in await people.listing(rt)]
+async def idp_people(rt: Runtime, issuer: str) -> list[dict[str, str | None]]:
+    """The directory as the local provider at `issuer` lists it on its login page: the subject is the
+    directory's name, and the people listed are bound to that provider (`people.bind_local`)."""
+    return [{"sub": p.subject, "name": p.name, "email": p.email, "siret": p.siret,
+             "role": ", ".join(str(g) for g in p.grants)} for p in await people.bind_local(rt, issuer)]
 
 
 def write_idp_people(path: Path, entries: list[dict[str, str | None]]) -> None:

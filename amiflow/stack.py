@@ -353,18 +353,18 @@ def _start_local_idp(settings: Settings, issuer: str, sites: list[str], log: Pat
         fd = os.open(secret_file, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
         with os.fdopen(fd, "w") as out:
             out.write(secrets.token_urlsafe(32))
-    asyncio.run(_write_idp_people(settings))
+    asyncio.run(_write_idp_people(settings, issuer))
     return start_idp(issuer, secret_file.read_text(encoding="utf-8").strip(),
                      [f"{site}/auth/callback" for site in sites], [f"{site}/auth/logged-out" for site in sites],
                      signin.people_file(settings), log)
 
 
-async def _write_idp_people(settings: Settings) -> None:
+async def _write_idp_people(settings: Settings, issuer: str) -> None:
     from amiflow import signin
     from amiflow.bootstrap import NeedTemporal, runtime
 
     async with runtime(settings, NeedTemporal.NONE, pool_size=1) as rt:
-        signin.write_idp_people(signin.people_file(settings), await signin.idp_people(rt))
+        signin.write_idp_people(signin.people_file(settings), await signin.idp_people(rt, issuer))
 
 
 async def _start_calls(settings: Settings, calls: list[Any]) -> None:

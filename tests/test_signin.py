@@ -136,7 +136,9 @@ async def directory(rt: Runtime, idp: Idp, extra: list[dict[str, Any]] | None = 
     `amiflow up` writes its list), plus identities the directory does not know yet."""
     await people.add(rt, "amelie", STAFF, email="amelie@region.example")
     await people.add(rt, "rita", people.role_grants("reviewer", []))
-    signin.write_idp_people(idp.people_file, [*await signin.idp_people(rt), *(extra or [])])
+    listed = [{"sub": p.name, "name": p.name, "email": p.email, "siret": p.siret, "role": ""}
+              for p in await people.listing(rt)]  # not bound to the provider: matched by e-mail
+    signin.write_idp_people(idp.people_file, [*listed, *(extra or [])])
 
 
 def login_form(page: httpx.Response) -> tuple[str, list[str]]:

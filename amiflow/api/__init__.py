@@ -7,7 +7,7 @@ from typing import Any
 
 from fastapi import FastAPI
 
-from amiflow import signin
+from amiflow import signin, web
 from amiflow.api import problems
 from amiflow.api.auth import RateLimiter, Source, default_sources
 from amiflow.api.limits import BodyLimit
@@ -38,6 +38,7 @@ def create_app(rt: Runtime, *, per_address: Rate = PER_ADDRESS, per_token: Rate 
     problems.install(app)
     app.include_router(router)
     signin.install(app, rt, sign_in_rate)  # /auth: sign-in through OpenID Connect, the session cookie
+    web.install(app, rt)  # the back office's pages, in French
     app.add_middleware(BodyLimit)
     _bearer_scheme(app)
     return app

@@ -7,7 +7,7 @@ from typing import Any
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, Response
 from pydantic import BaseModel
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
@@ -74,16 +74,32 @@ def problem(status: int, detail: str, code: str, headers: dict[str, str] | None 
     return JSONResponse(body.model_dump(), status_code=status, media_type=MEDIA_TYPE, headers=headers)
 
 
-def for_error(exc: DomainError) -> JSONResponse:
-    """The response to a typed refusal: its code decides the status (409: the rules refused)."""
+def refusal(exc: DomainError) -> tuple[int, str, str, dict[str, str]]:
+    """What a typed refusal answers: status, French detail, code, headers (409: the rules refused)."""
     if isinstance(exc, ReadRefused) and exc.unknown is not None:  # may not know it exists: « inconnu »
-        return for_error(exc.unknown)
+        return refusal(exc.unknown)
     if isinstance(exc, NotFound):
-        return problem(404, exc.message, NotFound.code)
+        return 404, exc.message, NotFound.code, {}
     headers = exc.headers if isinstance(exc, ApiRefusal) else {}
     if exc.code == "unauthenticated":
         headers = {"WWW-Authenticate": 'Bearer realm="amiflow"', **headers}
-    return problem(STATUS_OF_CODE.get(exc.code, 409), exc.message, exc.code, headers)
+    return STATUS_OF_CODE.get(exc.code, 409), exc.message, exc.code, headers
+
+
+def for_error(exc: DomainError) -> JSONResponse:
+    """The response to a typed refusal."""
+    return problem(*refusal(exc))
+
+
+def answer(request: Request, status: int, detail: str, code: str,
+           headers: dict[str, str] | None = None) -> Response:
+    """A problem+json under /api/; elsewhere the back office's page in French (`amiflow.web`), when
+    the app has one."""
+    page = getattr(request.app.state, "error_page", None)
+    if page is not None and not request.url.path.startswith("/api/"):
+        response: Response = page(request, status, detail, code, headers)
+        return response
+    return problem(status, detail, code, headers)
 
 
 # What each endpoint may answer besides its success (the OpenAPI document says it).
@@ -105,34 +121,36 @@ def document_problems(schema: dict[str, Any]) -> None:
 def install(app: FastAPI) -> None:
     """Every error the app can meet becomes a problem; nothing answers a traceback."""
 
-    async def domain_error(_: Request, exc: Exception) -> JSONResponse:
+    async def domain_error(request: Request, exc: Exception) -> Response:
         assert isinstance(exc, DomainError)
-        return for_error(exc)
+        return answer(request, *refusal(exc))
 
-    async def invalid(_: Request, exc: Exception) -> JSONResponse:
+    async def invalid(request: Request, exc: Exception) -> Response:
         assert isinstance(exc, RequestValidationError)
         first = exc.errors()[0] if exc.errors() else {}
         where = ".".join(str(p) for p in first.get("loc", ()))
-        return problem(422, f"Donnée invalide ({where}) : {parser_reason(first)}.", "invalid_input")
+        return answer(request, 422, f"Donnée invalide ({where}) : {parser_reason(first)}.", "invalid_input")
 
-    async def http_error(_: Request, exc: Exception) -> JSONResponse:
+    async def http_error(request: Request, exc: Exception) -> Response:
         assert isinstance(exc, StarletteHTTPException)
         if exc.status_code == 400:  # FastAPI could not read the body (not UTF-8, cut off…): said in French
-            return problem(422, "Corps de requête illisible : du JSON en UTF-8 est attendu.", "invalid_input")
-        detail = {404: "Adresse inconnue de l’API.", 405: "Méthode non permise à cette adresse."}.get(
-            exc.status_code, str(exc.detail))
-        return problem(exc.status_code, detail, {404: "not_found", 405: "method_not_allowed"}.get(
+            return answer(request, 422, "Corps de requête illisible : du JSON en UTF-8 est attendu.",
+                          "invalid_input")
+        api = request.url.path.startswith("/api/")
+        detail = {404: "Adresse inconnue de l’API." if api else "Cette page n’existe pas.",
+                  405: "Méthode non permise à cette adresse."}.get(exc.status_code, str(exc.detail))
+        return answer(request, exc.status_code, detail, {404: "not_found", 405: "method_not_allowed"}.get(
             exc.status_code, "http_error"), dict(exc.headers or {}))
 
-    async def unexpected(request: Request, exc: Exception) -> JSONResponse:
+    async def unexpected(request: Request, exc: Exception) -> Response:
         reason = explain(exc)
         if reason is not None:  # a server it needs does not answer: said, without internals
             logger().warning("api_unavailable", path=request.url.path, error=type(exc).__name__)
-            return problem(503, "Service momentanément indisponible (base de données ou Temporal) : réessayez.",
-                           "unavailable")
+            return answer(request, 503, "Service momentanément indisponible (base de données ou Temporal) : "
+                          "réessayez.", "unavailable")
         logger().error("api_failure", path=request.url.path, error=type(exc).__name__)
-        return problem(500, "Erreur interne : elle est journalisée ; réessayez ou prévenez l’exploitant.",
-                       "internal_error")
+        return answer(request, 500, "Erreur interne : elle est journalisée ; réessayez ou prévenez l’exploitant.",
+                      "internal_error")
 
     app.add_exception_handler(DomainError, domain_error)
     app.add_exception_handler(RequestValidationError, invalid)

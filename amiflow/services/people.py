@@ -341,6 +341,20 @@ async def sign_in(rt: Runtime, issuer: str, subject: str, email: str | None, sir
     return Principal(Actor(role=acting, name=found.name), via="oidc", proven=True, person=found.name)
 
 
+async def bind_local(rt: Runtime, issuer: str) -> list[Person]:
+    """Under `amiflow up` (and in the tests), the local provider's subjects are the directory's names:
+    every person without an identity is bound to theirs at that provider. Returns the people that
+    provider may sign in (those bound to it), the others being bound elsewhere."""
+    listed = []
+    for known in await listing(rt):
+        if known.issuer is None and known.subject is None:
+            known = known.model_copy(update={"issuer": issuer, "subject": known.name})  # noqa: PLW2901
+            await _put(rt, known)
+        if known.issuer == issuer:
+            listed.append(known)
+    return listed
+
+
 def _with(found: Person, **changes: object) -> Person:
     """The person with `changes`, checked (claims that do not fit the directory are left out)."""
     kept = {**found.model_dump()}
