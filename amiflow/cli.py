@@ -159,7 +159,8 @@ def status_command(ctx: typer.Context, as_json: Json = False) -> None:
     elif not info["running"]:
         typer.echo(f"Rien ne tourne dans {info['data_dir']} (amiflow up pour démarrer).")
     else:
-        typer.echo(f"Temporal      {info['temporal_address']}\nInterface web {info['ui_url']}\n"
+        typer.echo(f"Back office   {info.get('web_url') or '—'}\n"
+                   f"Temporal      {info['temporal_address']}\nTemporal UI   {info['ui_url']}\n"
                    f"PostgreSQL    {info['database_url']}\nDécodage      {info['codec_url']}\n"
                    f"API           {info['api_url']}\n"
                    f"Identités     {info.get('idp_url') or '—'}\n"

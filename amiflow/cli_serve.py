@@ -21,6 +21,7 @@ def serve_command(
     from amiflow.logs import configure
 
     configure(ctx.obj.log_format)
+    typer.echo(f"Back office   http://{host}:{port}/")
     typer.echo(f"API           http://{host}:{port}/api/v1/ (OpenAPI : /api/v1/openapi.json)")
     raise typer.Exit(serve(ctx.obj, host, port))
 

@@ -127,6 +127,7 @@ def status(settings: Settings) -> dict[str, Any]:
         "codec_url": info.get("codec_url"),
         "codec_pid": info.get("codec_pid") if _alive(info.get("codec_pid")) else None,
         "api_url": info.get("api_url"),
+        "web_url": f"{info['api_url']}/" if info.get("api_url") else None,
         "api_pid": info.get("api_pid") if _alive(info.get("api_pid")) else None,
         "idp_url": info.get("idp_url"),
         "idp_pid": info.get("idp_pid") if _alive(info.get("idp_pid")) else None,
@@ -320,7 +321,8 @@ def _run(settings: Settings, data: Path, workers: int, processes: list[subproces
 def _announce(info: dict[str, Any], settings: Settings, echo: Any) -> None:
     """Say where everything listens."""
     echo(f"Temporal      {info['temporal_address']} (espace de noms {settings.namespace})")
-    echo(f"Interface web {info['ui_url']}")
+    echo(f"Back office   {info['api_url']}/ (pages en français : se connecter en choisissant une personne)")
+    echo(f"Temporal UI   {info['ui_url']}")
     echo(f"PostgreSQL    {info['database_url']}")
     echo(f"Décodage      {info['codec_url']} (jeton : amiflow codec token --as ROLE:NOM)")
     echo(f"API           {info['api_url']}/api/v1/ (jeton : amiflow tokens issue NOM)")

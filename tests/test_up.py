@@ -106,6 +106,17 @@ def api_answers(url: str) -> None:
     assert refused.status_code == 401 and refused.headers["content-type"] == "application/problem+json"
 
 
+def web_answers(web_url: str, idp_url: str) -> None:
+    """The back office `up` serves sends a stranger to sign in at the local provider, whose page lists
+    the directory's people (seeded from the call files)."""
+    import httpx
+
+    with httpx.Client(timeout=20, follow_redirects=True) as http:
+        login = http.get(web_url)
+    assert login.status_code == 200 and str(login.url).startswith(idp_url), login.url
+    assert "Choisir une personne" in login.text and 'name="sub"' in login.text
+
+
 def start(data: Path, *options: str, env: dict[str, str] | None = None) -> subprocess.Popen[str]:
     began = time.time()
     process = subprocess.Popen([sys.executable, "-m", "amiflow.cli", "--data-dir", str(data), "up", *options],
@@ -261,13 +272,15 @@ def test_up_runs_everything_stops_on_ctrl_c_and_sigterm_and_resumes(tmp_path: Pa
     process = make_run(data, env)
     try:
         info = json.loads(amiflow(data, "status", "--json", env=env).stdout)
-        for key in ("temporal_address", "ui_url", "database_url", "worker_pids", "api_url", "idp_url", "idp_pid"):
+        for key in ("temporal_address", "ui_url", "database_url", "worker_pids", "api_url", "web_url", "idp_url",
+                    "idp_pid"):
             assert info[key], key
         with urllib.request.urlopen(f"{info['idp_url']}/.well-known/openid-configuration", timeout=10) as answer:
             assert json.load(answer)["issuer"] == info["idp_url"]  # the local OpenID provider
         assert (data / "idp" / "client_secret").stat().st_mode & 0o777 == 0o600
         assert isinstance(json.loads((data / "idp" / "people.json").read_text(encoding="utf-8")), list)
         api_answers(info["api_url"])
+        web_answers(info["web_url"], info["idp_url"])
         assert (data / "temporal.db").exists() and (data / "pgdata").is_dir()
         assert info["calls"] == ["hdf-pmcb-reemploi", "normandie-crec-2018"]
         assert "hdf-ressourceries.yaml" in info["refused_calls"][0]["file"]
