@@ -8,9 +8,14 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 from pathlib import Path
 
+import httpx
 import pytest
 
+from amiflow.api import create_app
+from amiflow.bootstrap import memory_runtime
+from amiflow.settings import Settings
 from amiflow.web.security import content_security_policy
+from journal.keys import Keyring
 from tests.conftest import Stack
 from tests.webworld import Web, csrf_of, web_world
 
@@ -61,3 +66,15 @@ async def test_axe_does_find_what_it_is_asked_to(web: Web) -> None:
     with pytest.raises(AssertionError) as caught:
         await web.check(page)
     assert {"label", "color-contrast"} <= {v["id"] for v in caught.value.args[0][1]}
+
+
+@pytest.mark.parametrize("site", ["http://127.0.0.1:8000", "https://amiflow.region.example"])
+async def test_the_session_cookie_is_httponly_samesite_and_secure_behind_https(site: str, tmp_path: Path) -> None:
+    settings = Settings(data_dir=tmp_path / "data", public_url=site)
+    app = create_app(memory_runtime(settings, Keyring.open(tmp_path, create=True)))
+    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url=site) as http:
+        answer = await http.get("/nulle-part")  # a page: its forms' CSRF token opens the session
+    assert answer.status_code == 404 and "Page introuvable" in answer.text
+    cookie = answer.headers["set-cookie"].lower()
+    assert cookie.startswith("amiflow_session=") and "httponly" in cookie and "samesite=lax" in cookie
+    assert ("secure" in cookie.split("; ")) is site.startswith("https://")
