@@ -123,6 +123,8 @@ class Sizes:
     api_transitions: int = 300  # N of step 7 (each way)
     list_rows: int = 10_000  # dossiers of the list endpoint's step (8)
     list_requests: int = 200  # pages read by step 8
+    web_requests: int = 100  # pages of each kind read by steps 9-10 (the back office)
+    web_events: int = 500  # events of the dossier whose page step 10 reads
 
 
 FULL = Sizes(
@@ -130,7 +132,7 @@ FULL = Sizes(
 )
 QUICK = Sizes(  # a smoke run of every step (tests/test_bench_quick.py): well under a minute on an idle machine
     transitions=20, dossiers=2, concurrency=5, seconds=2.0, storm=30, storm_lead_min=5.0, events=2_100,
-    api_transitions=8, list_rows=300, list_requests=10,
+    api_transitions=8, list_rows=300, list_requests=10, web_requests=5, web_events=30,
 )
 
 
@@ -1315,6 +1317,10 @@ def render(r: dict[str, Any]) -> str:
         from bench.api import rows as api_rows
 
         rows += api_rows(r["api"])
+    if r.get("web"):
+        from bench.web import rows as web_rows
+
+        rows += web_rows(r["web"], r["sizes"]["list_rows"])
     widths = [max(len(row[i]) for row in rows) if rows else 0 for i in range(4)]
     header = ("#", "What", "Measured", "Aim")
     widths = [max(w, len(h)) for w, h in zip(widths, header, strict=True)]
@@ -1413,6 +1419,9 @@ async def run_steps(stack: Stack, sizes: Sizes, measure: Measure) -> None:
 
         await measure("7-8 api", "api", step_api(stack, idents, sizes.api_transitions, sizes.list_rows,
                                                    sizes.list_requests))
+        from bench.web import step_web
+
+        await measure("9-10 web", "web", step_web(stack, idents, sizes.web_requests, sizes.web_events))
 
 
 async def bench(args: argparse.Namespace) -> int:

@@ -26,6 +26,8 @@ RUN_FIGURES = {
     "7 API command": r"^7\s+staff command through the API, HTTP → Update → journal .*p50 [\d.]+ ms · p99 [\d.]+ ms",
     "7 service command": r"same command through the service layer\s+p50 [\d.]+ ms · p99 [\d.]+ ms",
     "8 list endpoint": r"^8\s+list endpoint over [\d,]+ dossiers .*p50 [\d.]+ ms · p95 [\d.]+ ms",
+    "9 list page": r"^9\s+back office: a call's list page over [\d,]+ dossiers .*p50 [\d.]+ ms · p95 [\d.]+ ms",
+    "10 dossier page": r"^10\s+back office: a dossier page with \d+ events .*p50 [\d.]+ ms · p95 [\d.]+ ms",
 }
 
 VERIFY_FIGURES = {
