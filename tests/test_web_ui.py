@@ -2,6 +2,7 @@
 driven by Playwright): without a token it shows ciphertext; with a person's token in the
 `Authorization` header of its requests (as the Web UI's « pass access token », or a header extension,
 sends it: never in a URL) it shows the dossier decoded, and the decode is in the dossier's read log.
+The same stack's workers link each notice to its dossier's page at the stack's address.
 
 Skipped where Chromium is not installed (`apt-get install chromium`), except in CI (`CI=true`, as
 `.ci/run` sets it): there a missing browser fails the test, so that a broken install never passes
@@ -14,10 +15,13 @@ import base64
 import json
 import os
 import shutil
+from email import message_from_bytes, policy
+from email.message import EmailMessage
 from pathlib import Path
 
 import pytest
 
+from tests.test_deadline_timers import eventually
 from tests.test_up import PMCB_COPY, amiflow, open_pmcb_copy, start, stop
 
 # `amiflow up` takes the ports 7233, 8233 and 8234 when free: with pytest-xdist, the tests that start it
@@ -65,6 +69,12 @@ async def page_text(url: str, headers: dict[str, str] | None = None) -> str:
             await browser.close()
 
 
+def read_mail(path: Path) -> EmailMessage:
+    mail = message_from_bytes(path.read_bytes(), policy=policy.default)
+    assert isinstance(mail, EmailMessage)
+    return mail
+
+
 @pytest.mark.timeout(240)
 def test_the_web_ui_shows_ciphertext_without_a_token_and_the_dossier_with_one(tmp_path: Path) -> None:
     require_chromium()
@@ -91,6 +101,17 @@ def test_the_web_ui_shows_ciphertext_without_a_token_and_the_dossier_with_one(tm
 
         history = json.loads(amiflow(data, "dossier", "history", ident, "--as", "auditor:odile", "--json").stdout)
         assert any(r["via"] == "codec" and r["actor"] == "staff:amelie" and r["granted"] for r in history["reads"])
+
+        # The holder's acknowledgement of deposit, dropped by a worker of `amiflow up`, links to the
+        # dossier's page at the stack's web address (its API's, as no AMIFLOW_PUBLIC_URL is set).
+        async def dropped_link() -> str:
+            bodies = [mail.get_content() for mail in map(read_mail, sorted((data / "maildrop").glob("*.eml")))
+                      if mail["X-Amiflow-Key"].startswith(f"{ident}|submitted|")]
+            assert bodies
+            return str(bodies[0])
+
+        body = asyncio.run(eventually(dropped_link))
+        assert f"Voir le dossier : {info['api_url']}/dossiers/{ident}" in body, body
     finally:
         stop(process)
 
