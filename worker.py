@@ -1,7 +1,8 @@
 """The amiflow worker: runs the dossier and call workflows and their activities.
 
 Configuration from the environment (see amiflow/settings.py): AMIFLOW_TEMPORAL_ADDRESS,
-AMIFLOW_NAMESPACE, AMIFLOW_DATABASE_URL, AMIFLOW_TASK_QUEUE (or AMIFLOW_DATA_DIR of a local stack).
+AMIFLOW_NAMESPACE, AMIFLOW_DATABASE_URL, AMIFLOW_TASK_QUEUE (or AMIFLOW_DATA_DIR of a local stack);
+AMIFLOW_PUBLIC_URL, the site the notices link to (`amiflow up` gives its API's address).
 Several workers on the same task queue share the load. SIGTERM or SIGINT stops it gracefully:
 running activities finish, then it exits.
 """
@@ -28,10 +29,12 @@ async def run_worker(settings: Settings, stop: asyncio.Event | None = None) -> N
         raise SystemExit("amiflow worker : AMIFLOW_DATABASE_URL manquant (ou lancez `amiflow up`).")
     stop = stop or _stop_on_signals()
     async with runtime(settings, NeedTemporal.REQUIRED, pool_size=10) as rt:
-        activities = journal_activities(rt.store, rt.keys, settings.mail_dir, settings.smtp_host)
+        activities = journal_activities(rt.store, rt.keys, settings.mail_dir, settings.smtp_host, settings.public_url)
         worker = build_worker(rt.temporal(), settings.task_queue, activities, graceful_shutdown_timeout=SHUTDOWN_GRACE)
         log = logger(task_queue=settings.task_queue, pid=os.getpid())
         log.info("worker.started", temporal=settings.temporal_address)
+        if not settings.public_url:
+            log.warning("worker.no_public_url", effect="les notifications n’ont pas de lien (AMIFLOW_PUBLIC_URL)")
         async with worker:
             await stop.wait()
             log.info("worker.stopping")

@@ -29,7 +29,7 @@ from temporalio.exceptions import ApplicationError
 
 from activities.contracts import GIVE_UP, NOTIFICATION_FAILED, SEND, GiveUpNotices, SendNotices
 from domain.calendar import PARIS
-from domain.notices import Notice
+from domain.notices import Notice, linked
 from journal.keys import DossierKeys, seal
 from journal.logs import logger
 from journal.store import JournalStore, OutboxEntry
@@ -46,18 +46,20 @@ class DeliveryFailed(Exception):
 class NotificationActivities:
     """The outbox and its delivery. Built once per worker."""
 
-    def __init__(self, store: JournalStore, keys: DossierKeys, mail_dir: Path, smtp_host: str = "") -> None:
+    def __init__(self, store: JournalStore, keys: DossierKeys, mail_dir: Path, smtp_host: str = "",
+                 public_url: str = "") -> None:
         self.store = store
         self.keys = keys
         self.mail_dir = mail_dir
         self.smtp_host = smtp_host
+        self.public_url = public_url  # where people reach amiflow: each notice links to its dossier's page there
 
     @activity.defn(name=SEND)
     async def send(self, request: SendNotices) -> int:
         """Record and deliver each notice once; returns how many were delivered by this call. A notice
         that fails does not stop the others; the attempt then fails, with the last error, to be retried."""
         delivered, failures = 0, []
-        for notice in request.notices:
+        for notice in (linked(n, self.public_url) for n in request.notices):
             deliver = functools.partial(self._deliver, notice)
             try:  # the store's own errors are not the notice's: they fail the attempt as they are
                 if not await self.store.deliver_once(await self._entry(notice), deliver):
@@ -82,7 +84,7 @@ class NotificationActivities:
     async def give_up(self, request: GiveUpNotices) -> int:
         """Record each notice not delivered yet as a dead letter; returns how many."""
         given_up = 0
-        for notice in request.notices:
+        for notice in (linked(n, self.public_url) for n in request.notices):
             if await self.store.fail_once(await self._entry(notice), request.attempts, failure_text(request.failure)):
                 given_up += 1
                 logger(dossier_id=notice.dossier_id).error(

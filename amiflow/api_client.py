@@ -6,9 +6,13 @@ and its refusals (problem+json) come back as the services' typed errors with the
 from __future__ import annotations
 
 import hashlib
+import io
 import mimetypes
-from datetime import datetime
-from pathlib import Path
+import shutil
+import tarfile
+import tempfile
+from datetime import date, datetime
+from pathlib import Path, PurePosixPath
 from types import TracebackType
 from typing import Any, TypeVar
 from urllib.parse import unquote
@@ -17,6 +21,7 @@ import httpx
 import yaml
 from pydantic import BaseModel, TypeAdapter
 
+from amiflow.services.audit import VerifyReport
 from amiflow.services.errors import NotFound, ReadRefused, ServiceError
 from amiflow.services.people import TokenIssued, TokenView
 from amiflow.services.principal import Principal
@@ -170,6 +175,24 @@ class ApiClient:
         return DocumentRef(id=document_id, name=name, sha256=hashlib.sha256(data).hexdigest(), size=len(data),
                            media_type=answer.headers.get("x-amiflow-media-type", "application/octet-stream")), data
 
+    # --- audit (auditors) -----------------------------------------------------------------------
+
+    async def verify(self, dossier_id: str | None = None, anchors: Path | None = None) -> VerifyReport:
+        """The chains recomputed by the server (the anchors kept elsewhere are the command line's: `anchors`
+        is refused before this is called)."""
+        params = {"dossier": dossier_id} if dossier_id is not None else {}
+        return await self._model(VerifyReport, "GET", "/audit/verify", params=params)
+
+    async def export(self, who: Principal | None, dossier_id: str, out: Path, now: datetime,
+                     today: date) -> dict[str, Any]:
+        """The dossier's bundle (tar.gz from the API) unpacked into `out`, a new folder; the summary counted
+        from its files, as the in-process export gives it."""
+        if out.exists():  # before asking: an export is logged as a read
+            raise InvalidCommand(f"{out} existe déjà : choisissez un autre dossier de sortie.")
+        answer = await self._send("GET", f"/audit/dossiers/{_seg(dossier_id)}/export")
+        unpack_bundle(answer.content, out)
+        return bundle_summary(dossier_id, out)
+
     # --- one's own tokens ----------------------------------------------------------------------
 
     async def tokens(self, name: str | None = None, now: datetime | None = None) -> list[TokenView]:
@@ -185,3 +208,56 @@ def _seg(text: str) -> str:
     from urllib.parse import quote
 
     return quote(text, safe="")
+
+
+def unpack_bundle(packed: bytes, out: Path) -> None:
+    """Unpack an export bundle (tar.gz of one folder) into the new folder `out`. Only plain files and
+    folders under the bundle's one top folder are taken: an absolute path, a `..`, a link or a device
+    refuses the whole bundle, and nothing is left behind."""
+    try:
+        tar = tarfile.open(fileobj=io.BytesIO(packed), mode="r:gz")
+    except (tarfile.TarError, OSError, EOFError) as exc:
+        raise InvalidCommand(f"Bundle reçu illisible ({type(exc).__name__}) : est-ce bien l’API d’amiflow ?") from None
+    with tar:
+        members = tar.getmembers()
+        tops = {PurePosixPath(m.name).parts[0] if PurePosixPath(m.name).parts else "" for m in members}
+        for member in members:
+            path = PurePosixPath(member.name)
+            why = ("chemin absolu" if path.is_absolute() or member.name.startswith(("/", "\\"))
+                   else "« .. » dans le chemin" if ".." in path.parts or "\\" in member.name
+                   else "lien" if member.issym() or member.islnk()
+                   else "ni fichier ni dossier" if not (member.isfile() or member.isdir())
+                   else "hors du dossier du bundle" if len(tops) != 1 or (member.isfile() and len(path.parts) < 2)
+                   else None)
+            if why is not None:
+                raise InvalidCommand(f"Bundle reçu refusé : « {member.name[:200]} » ({why}) ; rien n’a été écrit.")
+        out.parent.mkdir(parents=True, exist_ok=True)
+        staging = Path(tempfile.mkdtemp(prefix=f".{out.name}-", dir=out.parent))
+        try:
+            for member in members:
+                inner = PurePosixPath(member.name).parts[1:]
+                target = staging.joinpath(*inner)
+                if member.isdir():
+                    target.mkdir(parents=True, exist_ok=True)
+                    continue
+                target.parent.mkdir(parents=True, exist_ok=True)
+                source = tar.extractfile(member)
+                assert source is not None  # a regular file
+                with source, target.open("wb") as sink:
+                    shutil.copyfileobj(source, sink)
+            staging.rename(out)
+        except BaseException:
+            shutil.rmtree(staging, ignore_errors=True)
+            raise
+
+
+def bundle_summary(dossier_id: str, out: Path) -> dict[str, Any]:
+    """What `amiflow.audit.export` says of a bundle, counted from its files."""
+
+    def lines(name: str) -> int:
+        path = out / name
+        return sum(1 for line in path.read_text(encoding="utf-8").splitlines() if line.strip()) if path.exists() else 0
+
+    return {"dossier_id": dossier_id, "out": str(out), "events": lines("events.jsonl"), "reads": lines("reads.jsonl"),
+            "chain": lines("chain.jsonl"), "anchors": lines("anchors.jsonl"),
+            "temporal_history": (out / "temporal-history.json").exists()}

@@ -6,6 +6,8 @@ the domain's validation as written (PyYAML's own date parsing would crash on it 
 
 from __future__ import annotations
 
+import errno
+import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -53,7 +55,7 @@ def read_yaml(path: Path) -> Any:
         text = path.read_text(encoding="utf-8")
     except OSError as exc:
         raise CallDefinitionError(
-            str(path), "(fichier)", str(path), f"lecture impossible ({exc.strerror})",
+            str(path), "(fichier)", str(path), f"lecture impossible ({os_reason(exc)})",
             "Vérifiez le chemin du fichier.",
         ) from None
     except UnicodeDecodeError as exc:
@@ -66,11 +68,55 @@ def read_yaml(path: Path) -> Any:
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f"ligne {mark.line + 1}, colonne {mark.column + 1}" if mark else "(fichier)"
-        problem = getattr(exc, "problem", None) or "YAML illisible"
         raise CallDefinitionError(
-            str(path), where, "(syntaxe)", f"YAML invalide : {problem}",
+            str(path), where, "(syntaxe)", f"YAML invalide : {yaml_reason(getattr(exc, 'problem', None))}",
             "Corrigez la syntaxe (un « : » dans un texte impose des guillemets autour du texte).",
         ) from None
+
+
+# PyYAML's problems (English), said in French; `\1` is the character or token it names.
+YAML_REASONS: tuple[tuple[str, str], ...] = (
+    (r"^alias YAML .*", r"\g<0>"),  # the loader's own refusal, already French
+    (r"^mapping values are not allowed here$", "« : » inattendu (un texte qui contient « : » se met entre guillemets)"),
+    (r"^(mapping keys|sequence entries) are not allowed here$", "retrait incohérent (clé ou tiret « - » mal aligné)"),
+    (r"^found character '\\t' that cannot start any token$",
+     "tabulation interdite (les retraits se font par des espaces)"),
+    (r"^found character (.*) that cannot start any token$",
+     r"caractère \1 interdit en début de valeur (mettez le texte entre guillemets)"),
+    (r"^found unexpected end of stream$", "fin du fichier inattendue (guillemet non refermé ?)"),
+    (r"^found unexpected document separator$", "séparateur de document « --- » inattendu"),
+    (r"^(but found another document|expected a single document in the stream)$",
+     "un seul document par fichier (« --- » en trop)"),
+    (r"^expected '?(.)'? or '?(.)'?, but got .*$",
+     r"« \1 » ou « \2 » attendu (liste ou dictionnaire entre crochets non refermé ?)"),
+    (r"^could not find expected ':'$",
+     "« : » attendu (une clé sans valeur, ou un texte sur plusieurs lignes sans guillemets ?)"),
+    (r"^expected <block end>, but found .*$", "retrait incohérent (un élément n’est pas aligné avec les autres)"),
+    (r"^invalid indentation or unclosed '\[' or '\{'$", "retrait incohérent ou « [ », « { » non refermé"),
+    (r"^found unknown escape character (.*)$", r"séquence d’échappement inconnue \1 dans un texte entre guillemets"),
+    (r"^found duplicate anchor .*|^second occurrence$", "ancre YAML (&nom) en double"),
+    (r"^found undefined (alias|tag handle) .*$", "alias ou étiquette YAML non défini"),
+    (r"^special characters are not allowed$", "caractère spécial interdit à cet endroit"),
+    (r"^expected .*, but found .*$", "syntaxe inattendue à cet endroit"),
+)
+
+
+def yaml_reason(problem: str | None) -> str:
+    """What PyYAML found wrong, in French (its own words are English)."""
+    for pattern, french in YAML_REASONS:
+        found = re.match(pattern, problem or "")
+        if found:
+            return found.expand(french)
+    return "syntaxe non reconnue"
+
+
+def os_reason(exc: OSError) -> str:
+    """Why a file could not be read, in French (the system's own words are English)."""
+    return {errno.ENOENT: "fichier introuvable", errno.EACCES: "accès refusé", errno.EPERM: "accès refusé",
+            errno.EISDIR: "c’est un dossier, pas un fichier",
+            errno.ENOTDIR: "un élément du chemin n’est pas un dossier",
+            errno.ENAMETOOLONG: "nom de fichier trop long", errno.ELOOP: "trop de liens symboliques"}.get(
+        exc.errno or 0, f"erreur système {errno.errorcode.get(exc.errno or 0, exc.errno)}")
 
 
 def load_call(path: Path) -> Call:

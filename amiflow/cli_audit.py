@@ -9,7 +9,7 @@ import typer
 
 from amiflow import render
 from amiflow.bootstrap import NeedTemporal
-from amiflow.clikit import Actor, Ident, Json, claim, command_class, group, now, use
+from amiflow.clikit import Acting, Actor, Ident, Json, claim, command_class, group, now, remote, serve, usage, use, who
 from amiflow.services import audit as audit_service
 from amiflow.services.audit import VerifyReport
 from domain.calendar import PARIS
@@ -45,7 +45,10 @@ def audit_verify(ctx: typer.Context,
     if bundle is not None:
         _verified(audit_service.verify_bundle(bundle, anchors), as_json)
         return
-    _verified(use(ctx, lambda rt: audit_service.verify(rt, dossier, anchors), NeedTemporal.NONE), as_json)
+    if anchors is not None and remote() is not None:
+        raise usage("--anchors ne passe pas par l’API : comparez les ancres sur le serveur, ou celles d’un bundle "
+                    "exporté (--bundle).")
+    _verified(serve(ctx, lambda s: s.verify(dossier, anchors), NeedTemporal.NONE), as_json)
 
 
 @audit_app.command("anchor", cls=command)
@@ -67,14 +70,14 @@ def audit_anchor(ctx: typer.Context,
 @audit_app.command("export", cls=command)
 def audit_export(ctx: typer.Context, dossier_id: Ident,
                  out: Annotated[Path, typer.Option("--out", metavar="DOSSIER", help="Dossier à créer pour le bundle.")],
-                 actor: Actor, as_json: Json = False) -> None:
+                 actor: Acting = None, as_json: Json = False) -> None:
     """Exporte un bundle autonome du dossier (événements tels que stockés, lectures, chaîne, ancres,
     historique Temporal s’il est conservé, vérificateur, README) ; il se vérifie sans base :
-    python OUT/verify.py OUT. Réservé aux auditeurs ; l’export est inscrit au journal des lectures."""
-    person, instant = claim(actor), now()
+    python OUT/verify.py OUT. Réservé aux auditeurs ; l’export est inscrit au journal des lectures.
+    Avec --api, le bundle est téléchargé et décompressé dans OUT."""
+    person, instant = who(actor), now()
     today = instant.astimezone(PARIS).date()
-    summary = use(ctx, lambda rt: audit_service.export(rt, person, dossier_id, out, instant, today),
-                  NeedTemporal.OPTIONAL)
+    summary = serve(ctx, lambda s: s.export(person, dossier_id, out, instant, today), NeedTemporal.OPTIONAL)
     if as_json:
         typer.echo(render.dump(summary))
         return

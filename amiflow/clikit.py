@@ -6,7 +6,7 @@ from __future__ import annotations
 import asyncio
 import re
 from collections.abc import Awaitable, Callable
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import Annotated, Any, TypeVar
 
@@ -18,9 +18,11 @@ from amiflow import render
 from amiflow.api_client import ApiClient
 from amiflow.bootstrap import NeedTemporal, Runtime, run
 from amiflow.services import Principal, ReadRefused
+from amiflow.services import audit as audit_service
 from amiflow.services import calls as call_service
 from amiflow.services import dossiers as dossier_service
 from amiflow.services import people as people_service
+from amiflow.services.audit import VerifyReport
 from amiflow.services.people import TokenIssued, TokenView
 from amiflow.services.views import (
     AttachView,
@@ -241,6 +243,13 @@ class Local:
                        now: datetime) -> tuple[DocumentRef, bytes]:
         ref, data = await dossier_service.document(self.rt, _acting(who), dossier_id, document_id, now)
         return ref, data
+
+    async def verify(self, dossier_id: str | None = None, anchors: Path | None = None) -> VerifyReport:
+        return await audit_service.verify(self.rt, dossier_id, anchors)
+
+    async def export(self, who: Principal | None, dossier_id: str, out: Path, now: datetime,
+                     today: date) -> dict[str, Any]:
+        return await audit_service.export(self.rt, _acting(who), dossier_id, out, now, today)
 
     async def tokens(self, name: str | None = None, now: datetime | None = None) -> list[TokenView]:
         return await people_service.tokens(self.rt, name, now)

@@ -279,10 +279,12 @@ def _run(settings: Settings, data: Path, workers: int, processes: list[subproces
     codec = subprocess.Popen([sys.executable, "-m", "amiflow.codec_server"], env=codec_env, cwd=ROOT,
                              stdout=clog.open("ab"), stderr=subprocess.STDOUT, start_new_session=True)
     processes.append(codec)
+    # The notices link to the dossiers' pages: at the public address when one is set, else the API's.
+    worker_env = {**env, "AMIFLOW_PUBLIC_URL": settings.public_url or f"http://127.0.0.1:{api_port}"}
     started = []
     for i in range(workers):
         wlog = data / "logs" / f"worker-{i + 1}.log"
-        started.append(subprocess.Popen([sys.executable, str(ROOT / "worker.py")], env=env,
+        started.append(subprocess.Popen([sys.executable, str(ROOT / "worker.py")], env=worker_env,
                                         stdout=wlog.open("ab"), stderr=subprocess.STDOUT, start_new_session=True))
     processes.extend(started)
     # The local OpenID provider first: it sends people back to the API (amiflow serve), on api_port.

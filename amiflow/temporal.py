@@ -43,11 +43,12 @@ async def connect(address: str, keys: DossierKeys, namespace: str = "default") -
     return await Client.connect(address, namespace=namespace, data_converter=data_converter(keys))
 
 
-def journal_activities(store: JournalStore, keys: DossierKeys, mail_dir: Path, smtp_host: str = "") -> list[Any]:
+def journal_activities(store: JournalStore, keys: DossierKeys, mail_dir: Path, smtp_host: str = "",
+                       public_url: str = "") -> list[Any]:
     """The activities over the journal and the outbox that every worker runs (the call reads are added
-    by `build_worker`, with the worker's own client)."""
+    by `build_worker`, with the worker's own client); notices link to their dossier's page under `public_url`."""
     journal = JournalActivities(store, keys)
-    notifications = NotificationActivities(store, keys, mail_dir, smtp_host)
+    notifications = NotificationActivities(store, keys, mail_dir, smtp_host, public_url)
     return [journal.append, journal.load, journal.open_dossiers, notifications.send, notifications.give_up]
 
 

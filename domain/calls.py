@@ -17,7 +17,15 @@ from pydantic_core import PydanticCustomError
 
 from domain.access import Actor, Role
 from domain.calendar import add_years, date_refusal, instant_refusal, paris_date, show, start_of_day
-from domain.errors import MISSING, CallDefinitionError, InvalidCommand, InvalidInput, NotAllowed, sentence
+from domain.errors import (
+    MISSING,
+    CallDefinitionError,
+    InvalidCommand,
+    InvalidInput,
+    NotAllowed,
+    parser_reason,
+    sentence,
+)
 from domain.record import Record
 from domain.text import LONG_MAX, name_refusal, text_refusal
 
@@ -135,7 +143,8 @@ def one_of(enum: type[E], problem: str, admitted: str) -> BeforeValidator:
 
 KnownHolderType = Annotated[HolderType, one_of(HolderType, "type de porteur inconnu", "Types admis")]
 KnownReviewMode = Annotated[ReviewMode, one_of(ReviewMode, "mode d’étude inconnu", "Modes admis")]
-Identifier = Annotated[str, Field(pattern=r"^[a-z0-9][a-z0-9_-]*$", max_length=64)]
+IDENTIFIER_PATTERN = r"^[a-z0-9][a-z0-9_-]*$"
+Identifier = Annotated[str, Field(pattern=IDENTIFIER_PATTERN, max_length=64)]
 Text = Annotated[str, Field(min_length=1)]
 
 
@@ -380,10 +389,17 @@ def definition_error(
     if kind == "too_short":
         return CallDefinitionError(
             source, path, value, "la liste est vide",
-            "Un appel doit avoir au moins une phase, une section du dossier et un critère.",
+            "Un appel doit avoir au moins une phase, une section du dossier et un critère."
+            if loc in (("phases",), ("sections",), ("criteria",)) else "Donnez au moins un élément à cette liste.",
+        )
+    if kind == "string_pattern_mismatch" and ctx.get("pattern") == IDENTIFIER_PATTERN:
+        return CallDefinitionError(
+            source, path, value, "identifiant mal formé",
+            "Un identifiant s’écrit en minuscules sans accent, chiffres, « - » et « _ », en commençant par une "
+            "lettre ou un chiffre (par exemple phase-1).",
         )
     advice = str(ctx.get("advice", "Corrigez cette valeur dans le fichier."))
-    return CallDefinitionError(source, path, value, str(err["msg"]), advice)
+    return CallDefinitionError(source, path, value, parser_reason(err), advice)
 
 
 def _path(loc: tuple[int | str, ...]) -> str:

@@ -12,6 +12,8 @@ PARSER_REASONS: dict[str, str] = {
     "missing": "champ requis",
     "dict_type": "un dictionnaire (objet JSON) est attendu",
     "model_attributes_type": "un dictionnaire (objet JSON) est attendu",
+    "model_type": "un dictionnaire (objet JSON) est attendu",
+    "mapping_type": "un dictionnaire (objet JSON) est attendu",
     "list_type": "une liste est attendue",
     "tuple_type": "une liste est attendue",
     "too_long": "au plus {max_length} éléments",
@@ -23,25 +25,40 @@ PARSER_REASONS: dict[str, str] = {
     "string_type": "un texte est attendu",
     "string_unicode": "texte illisible (caractère hors Unicode)",
     "string_too_long": "au plus {max_length} caractères",
-    "string_too_short": "au moins {min_length} caractères",
+    "string_too_short": "au moins {min_length} caractère(s)",
+    "string_pattern_mismatch": "forme non admise (motif attendu : {pattern})",
+    "too_short": "au moins {min_length} élément(s)",
+    "none_required": "aucune valeur n’est attendue ici",
     "int_type": "un nombre entier est attendu",
     "int_parsing": "un nombre entier est attendu",
     "int_from_float": "un nombre entier est attendu",
     "bool_type": "true ou false est attendu",
     "bool_parsing": "true ou false est attendu",
     "greater_than_equal": "au moins {ge}",
+    "greater_than": "plus de {gt}",
+    "less_than": "moins de {lt}",
     "less_than_equal": "au plus {le}",
     "datetime_type": "une date et heure ISO 8601 est attendue (AAAA-MM-JJTHH:MM)",
     "datetime_parsing": "une date et heure ISO 8601 est attendue (AAAA-MM-JJTHH:MM)",
     "datetime_from_date_parsing": "une date et heure ISO 8601 est attendue (AAAA-MM-JJTHH:MM)",
     "enum": "une de ces valeurs : {expected}",
+    "date_from_datetime_parsing": "une date AAAA-MM-JJ est attendue",
+    "date_from_datetime_inexact": "une date AAAA-MM-JJ est attendue (sans heure)",
+    "finite_number": "un nombre fini est attendu",
+    "bytes_type": "un texte est attendu",
+    "set_type": "une liste est attendue",
+    "frozen_set_type": "une liste est attendue",
+    "is_instance_of": "valeur d’un type non admis",
+    "union_tag_invalid": "une de ces valeurs : {expected_tags}",
+    "union_tag_not_found": "la clé {discriminator} est requise",
     "literal_error": "une de ces valeurs : {expected}",
 }
 
 
 def parser_reason(error: Mapping[str, Any]) -> str:
     """Why a parser of input (pydantic) refused a value, in French (lower case, no final stop)."""
-    context = {k: str(v) for k, v in (error.get("ctx") or {}).items()}
+    # pydantic joins the admitted values with an English "or" ('phase' or 'session').
+    context = {k: str(v).replace("' or '", "' ou '") for k, v in (error.get("ctx") or {}).items()}
     if "advice" in context:  # the rules' own error (domain.calls), already French
         return str(error.get("msg", "valeur refusée"))
     if error.get("type") == "value_error" and context.get("error"):  # a validator's own French reason

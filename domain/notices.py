@@ -3,12 +3,17 @@
 A notice never carries the dossier's content (it may travel by mail): ids, the call's title,
 statuses, instants and what staff wrote in a request. Its `key` is unique per dossier, kind,
 recipient and due instant, so that a notice produced twice is delivered once.
+
+As it is sent, a notice links to its dossier's web page (`linked`): the site's address is the
+sender's configuration (the worker's AMIFLOW_PUBLIC_URL), never the workflow's, so that recorded
+histories replay unchanged.
 """
 
 from __future__ import annotations
 
 from collections.abc import Collection
 from datetime import datetime, timedelta
+from urllib.parse import quote
 
 from domain.access import Actor, ReadDecision, Role
 from domain.calendar import show
@@ -154,7 +159,7 @@ def moments_to_announce(call: Call, announced: Collection[str], now: datetime) -
 
 def announcement(call: Call, moment: Moment) -> Notice:
     """The notice that tells the call's back office of `moment`."""
-    return Notice(key=f"{moment.key}|{STAFF_DESK}", dossier_id=f"call:{call.id}", kind=moment.kind,
+    return Notice(key=f"{moment.key}|{STAFF_DESK}", dossier_id=f"{CALL_PREFIX}{call.id}", kind=moment.kind,
                   recipient=STAFF_DESK, subject=f"[{call.id}] {moment.text}",
                   body=f"{moment.text}.\n\nAppel « {call.title} » ({call.id}).", due=moment.at)
 
@@ -170,6 +175,27 @@ def reminder_notice(state: DossierState, deadline: Deadline) -> Notice:
     return _notice(state, kind, f"holder:{state.holder}", f"Rappel : échéance {days}",
                    f"Rappel : l’échéance de {what}{period} tombe {days}, le {show(deadline.due)}.",
                    deadline.due)
+
+
+CALL_PREFIX = "call:"  # the `dossier_id` of a call's announcements
+
+
+def page_url(public_url: str, dossier_id: str) -> str:
+    """The web page a notice of `dossier_id` links to: the dossier's, or the call's for an announcement."""
+    base = public_url.rstrip("/")
+    if dossier_id.startswith(CALL_PREFIX):
+        return f"{base}/calls/{quote(dossier_id.removeprefix(CALL_PREFIX), safe='')}"
+    return f"{base}/dossiers/{quote(dossier_id, safe='')}"
+
+
+def linked(notice: Notice, public_url: str) -> Notice:
+    """The notice as it is sent, with the link to its dossier's page (the call's, for an announcement)
+    under `public_url`, the address people reach amiflow at. Without an address, nothing to link to."""
+    if not public_url:
+        return notice
+    what = "l’appel" if notice.dossier_id.startswith(CALL_PREFIX) else "le dossier"
+    link = page_url(public_url, notice.dossier_id)
+    return notice.model_copy(update={"body": f"{notice.body}\n\nVoir {what} : {link}"})
 
 
 def may_see_failed_notices(actor: Actor | None) -> ReadDecision:

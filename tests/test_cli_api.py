@@ -5,16 +5,23 @@ the journal and the read log, the API's refusals said as the CLI says refusals (
 from __future__ import annotations
 
 import asyncio
+import io
 import json
 import os
 import sys
+import tarfile
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
+import pytest
+
+from amiflow.api_client import unpack_bundle
+from amiflow.services import audit as audit_service
 from amiflow.services import dossiers as dossier_service
 from amiflow.services.principal import Principal
 from domain.access import Actor, Role
+from domain.errors import InvalidCommand
 from tests.apiworld import CALL_ID, EXAMPLE
 from tests.test_api import free_port, served  # noqa: F401  # the API by a real uvicorn on a free port
 
@@ -22,9 +29,13 @@ ROOT = Path(__file__).resolve().parent.parent
 Run = tuple[int, str, str]
 
 
-async def test_the_cli_through_the_api_with_a_personal_token(served: Any, tmp_path: Path) -> None:  # noqa: F811
-    w, url = served
-    # Nothing of a stack here: the CLI only knows the API's address and the token.
+class Cli(Protocol):
+    async def __call__(self, who: str | None, *args: str, token: str | None = None, api: str = ...) -> Run: ...
+
+
+def client_cli(w: Any, url: str, tmp_path: Path) -> Cli:
+    """`amiflow … --api URL` in a subprocess, with `who`'s token (or `token`) in AMIFLOW_TOKEN. Nothing
+    of a stack there: the CLI only knows the API's address and the token."""
     base = {k: v for k, v in os.environ.items() if not k.startswith("AMIFLOW_")} | {
         "AMIFLOW_DATA_DIR": str(tmp_path / "nothing")}
 
@@ -36,6 +47,13 @@ async def test_the_cli_through_the_api_with_a_personal_token(served: Any, tmp_pa
         out, err = await asyncio.wait_for(process.communicate(), 120)
         assert b"Traceback" not in err, err.decode()
         return process.returncode or 0, out.decode(), err.decode()
+
+    return cli
+
+
+async def test_the_cli_through_the_api_with_a_personal_token(served: Any, tmp_path: Path) -> None:  # noqa: F811
+    w, url = served
+    cli = client_cli(w, url, tmp_path)
 
     code, out, err = await cli("acme", "dossier", "submit", "--call", CALL_ID, "--file", str(EXAMPLE))
     assert code == 0 and "Dossier déposé, version" in out, (out, err)
@@ -104,3 +122,68 @@ async def test_the_cli_through_the_api_with_a_personal_token(served: Any, tmp_pa
     reads = {(r.actor, r.via, r.granted) for r in await w.rt.store.reads(ident)}
     assert ("staff:amelie", "token", True) in reads and ("holder:autre", "token", False) in reads, reads
     assert {via for _, via, _ in reads} == {"token"}, reads  # never an operator's command line (cli:…)
+
+
+async def test_an_auditor_verifies_and_exports_through_the_api(served: Any, tmp_path: Path) -> None:  # noqa: F811
+    w, url = served
+    cli = client_cli(w, url, tmp_path)
+    code, out, err = await cli("acme", "dossier", "submit", "--call", CALL_ID, "--file", str(EXAMPLE))
+    assert code == 0, (out, err)
+    ident = out.strip().splitlines()[-1]
+    bundle, again, stolen = tmp_path / "bundle", tmp_path / "encore", tmp_path / "vole"
+
+    verified, one, exported, (refused, said, why), (barred, _, nope), (posed, _, usage) = await asyncio.gather(
+        cli("odile", "audit", "verify", "--json"),
+        cli("odile", "audit", "verify", "--dossier", ident),
+        cli("odile", "audit", "export", ident, "--out", str(bundle), "--json"),
+        cli("acme", "audit", "verify", "--dossier", ident),  # a holder is no auditor
+        cli("acme", "audit", "export", ident, "--out", str(stolen)),
+        cli("odile", "audit", "export", ident, "--out", str(again), "--as", "auditor:odile"))
+    # The same report as the service gives in process, and the same text as the local command prints.
+    assert verified[0] == 0 and json.loads(verified[1]) == (await audit_service.verify(w.rt)).model_dump(), verified
+    assert one[0] == 0 and one[1] == f"Intègre : dossier {ident}.\n", one
+    assert refused == 1 and said == "" and why.startswith("amiflow : Refusé (audit verify)"), why
+    assert barred == 1 and nope.startswith("amiflow : ") and "auditeur" in nope and not stolen.exists(), nope
+    assert posed == 2 and "--as n’a pas de sens avec --api" in usage and not again.exists(), usage
+
+    # The bundle, unpacked where asked, counted as the local export counts it, verifies by itself.
+    summary = json.loads(exported[1])
+    events = await w.rt.store.events(ident)
+    assert exported[0] == 0 and summary["dossier_id"] == ident and summary["out"] == str(bundle), exported
+    assert summary["events"] == len(events) >= 2 and summary["chain"] >= 2 and summary["temporal_history"], summary
+    assert {p.name for p in bundle.iterdir()} == {"README.md", "anchors.jsonl", "chain.jsonl", "events.jsonl",
+                                                  "reads.jsonl", "temporal-history.json", "verify.py"}
+    own = await asyncio.create_subprocess_exec(sys.executable, str(bundle / "verify.py"), str(bundle), cwd=tmp_path,
+                                               stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE)
+    said_by_own = await asyncio.wait_for(own.communicate(), 60)
+    assert own.returncode == 0, said_by_own
+
+    (code, out, err), (twice, _, exists) = await asyncio.gather(
+        cli("odile", "audit", "export", ident, "--out", str(again)),
+        cli("odile", "audit", "export", ident, "--out", str(bundle)))
+    assert code == 0 and out.startswith(f"Bundle de {ident} : {len(events)} événement(s), ") and \
+        out.rstrip().endswith(f"→ {again}\nVérifier : python {again}/verify.py {again}"), (out, err)
+    assert twice == 1 and "existe déjà" in exists, exists
+    reads = {(r.actor, r.what, r.via, r.granted) for r in await w.rt.store.reads(ident)}
+    assert ("auditor:odile", "export", "token", True) in reads and ("holder:acme", "export", "token", False) in reads
+
+
+@pytest.mark.parametrize("member", ["/etc/amiflow", "bundle/../../dehors", "bundle/lien", "bundle/dur", "seul"])
+def test_an_unsafe_bundle_is_refused_and_nothing_is_written(member: str, tmp_path: Path) -> None:
+    packed = io.BytesIO()
+    with tarfile.open(fileobj=packed, mode="w:gz") as tar:
+        ok = tarfile.TarInfo("bundle/events.jsonl")
+        ok.size = 3
+        tar.addfile(ok, io.BytesIO(b"{}\n"))
+        bad = tarfile.TarInfo(member)
+        if member.endswith("lien"):
+            bad.type, bad.linkname = tarfile.SYMTYPE, "/etc/passwd"
+        elif member.endswith("dur"):
+            bad.type, bad.linkname = tarfile.LNKTYPE, "bundle/events.jsonl"
+        tar.addfile(bad, io.BytesIO(b""))
+    out = tmp_path / "out"
+    with pytest.raises(InvalidCommand, match="^Bundle reçu refusé : .* rien n’a été écrit.$"):
+        unpack_bundle(packed.getvalue(), out)
+    assert list(tmp_path.iterdir()) == []
+    with pytest.raises(InvalidCommand, match="Bundle reçu illisible"):
+        unpack_bundle(b"pas un tar.gz", out)

@@ -52,7 +52,7 @@ from domain.commands import (
     TakeDecision,
 )
 from domain.deadlines import report_due
-from domain.notices import STAFF_DESK, Notice, announcement, call_moments, notices_for, reminder_notice
+from domain.notices import STAFF_DESK, Notice, announcement, call_moments, linked, notices_for, reminder_notice
 from domain.state import DeadlineKind, DossierContent, FollowUpKind
 from journal.keys import DossierKeys, Keyring
 from journal.postgres import PostgresStore, app_url, create_engine
@@ -73,6 +73,7 @@ MARK = "SECRETPORTEUR"  # in every text the holder writes
 FRENCH = re.compile(r"[àâçéèêëîïôûùœ’«»]|\b(le|la|les|un|une|des|du|de|en|au|est|vous|votre|dossier)\b", re.IGNORECASE)
 ENGLISH = re.compile(r"\b(the|your|has been|deadline|submitted|review|decision|reminder|closed)\b", re.IGNORECASE)
 SEASONS = {"hiver": (dates.WINTER, "+01:00"), "été": (dates.SUMMER, "+02:00")}
+SITE = "https://amiflow.region.example"  # AMIFLOW_PUBLIC_URL: where the notices' links lead
 
 
 @dataclass(frozen=True)
@@ -219,7 +220,8 @@ def season(request: pytest.FixtureRequest) -> Iterator[tuple[str, list[Told], se
 
 def test_every_kind_of_notice_is_made_and_checked(season: tuple[str, list[Told], set[type], DossierState]) -> None:
     _, told, sources, _ = season
-    assert notice_makers() == {"notices_for", "reminder_notice", "announcement"}, "a new maker of notices: test it"
+    assert notice_makers() == {"notices_for", "reminder_notice", "announcement", "linked"}, \
+        "a new maker of notices: test it"
     assert {c.__name__ for c in sources} == matched_events(), "an event that notifies is not driven here"
     seen = {family(t.notice.kind) for t in told}
     assert seen == set(KINDS), f"never made: {set(KINDS) - seen}"
@@ -238,14 +240,17 @@ def test_each_notice_reads_in_french_with_its_dossier_and_its_paris_instant(
     offset, told, _, state = season
     offsets = []
     for t in told:
-        n, where = t.notice, f"{t.notice.kind}: {t.notice.subject!r} / {t.notice.body!r}"
+        n = linked(t.notice, SITE)  # as it is sent
+        where = f"{n.kind}: {n.subject!r} / {n.body!r}"
         for text in (n.subject, n.body):
             assert FRENCH.search(text) and not ENGLISH.search(text), where
         if t.source == "announcement":
             call_id = n.dossier_id.removeprefix("call:")
             assert f"[{call_id}]" in n.subject and call_id in n.body, where
+            assert n.body.endswith(f"\n\nVoir l’appel : {SITE}/calls/{call_id}"), where
         else:
             assert n.subject.startswith(f"[{n.dossier_id}] ") and f"Dossier {n.dossier_id} " in n.body, where
+            assert n.body.endswith(f"\n\nVoir le dossier : {SITE}/dossiers/{n.dossier_id}"), where
         shown = dates.paris_iso(t.instant)  # tests/dates.py's own rendering: minutes and that day's offset
         assert shown in n.body, where
         assert re.search(r"\d{4}-\d\d-\d\dT\d\d:\d\d[+-]\d\d:\d\d", n.body), where
@@ -254,6 +259,18 @@ def test_each_notice_reads_in_french_with_its_dossier_and_its_paris_instant(
     # report due months later) fall where they fall, each shown with its own offset.
     assert offsets.count(offset) > len(offsets) / 2, offsets
     assert state.id.startswith("hdf-pmcb-reemploi.")
+
+
+def test_a_notice_links_to_its_page_only_when_the_site_is_known(
+    season: tuple[str, list[Told], set[type], DossierState],
+) -> None:
+    _, told, _, state = season
+    made = first(told, "submitted")
+    assert made.dossier_id == state.id and "http" not in made.body  # as the workflow makes it: no address there
+    assert linked(made, "") == made  # a worker without AMIFLOW_PUBLIC_URL has nothing to link to
+    sent = linked(made, f"{SITE}/")
+    assert sent.body == f"{made.body}\n\nVoir le dossier : {SITE}/dossiers/{state.id}"
+    assert (sent.key, sent.subject, sent.recipient, sent.due) == (made.key, made.subject, made.recipient, made.due)
 
 
 def test_no_notice_carries_what_the_holder_wrote(season: tuple[str, list[Told], set[type], DossierState]) -> None:
@@ -321,7 +338,7 @@ async def test_notices_delivered_by_smtp_read_back_whole(
               first(told, "phase_closed")]
     store = PostgresStore(create_engine(app_url(database)))
     keys = DossierKeys(Keyring.open(tmp_path / "data", create=True), store)
-    activities = NotificationActivities(store, keys, tmp_path / "maildrop", smtp_host=host)
+    activities = NotificationActivities(store, keys, tmp_path / "maildrop", smtp_host=host, public_url=SITE)
     before = datetime.now(UTC).replace(microsecond=0)
     try:
         assert await activities.send(SendNotices(notices=picked)) == len(picked)
@@ -346,7 +363,8 @@ async def test_notices_delivered_by_smtp_read_back_whole(
         assert before <= sent <= after
         assert sent.utcoffset() == sent.astimezone(dates.PARIS).utcoffset()  # written in Paris time
         assert mail.get_content_type() == "text/plain" and mail.get_content_charset() == "utf-8"
-        assert mail.get_content().replace("\r\n", "\n").rstrip("\n") == n.body  # lines end in CRLF on the wire
+        body = mail.get_content().replace("\r\n", "\n").rstrip("\n")  # lines end in CRLF on the wire
+        assert body == linked(n, SITE).body and body.startswith(n.body) and f"{SITE}/" in body
 
 
 # --- the call's announcements, dropped by its workflow ----------------------------------------------

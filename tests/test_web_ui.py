@@ -1,7 +1,8 @@
 """The Temporal Web UI that `make run` starts, seen by a real browser (headless Chromium from Debian,
-driven over the DevTools protocol): without a token it shows ciphertext; with a person's token in the
+driven by Playwright): without a token it shows ciphertext; with a person's token in the
 `Authorization` header of its requests (as the Web UI's « pass access token », or a header extension,
 sends it: never in a URL) it shows the dossier decoded, and the decode is in the dossier's read log.
+The same stack's workers link each notice to its dossier's page at the stack's address.
 
 Skipped where Chromium is not installed (`apt-get install chromium`), except in CI (`CI=true`, as
 `.ci/run` sets it): there a missing browser fails the test, so that a broken install never passes
@@ -14,14 +15,13 @@ import base64
 import json
 import os
 import shutil
-import subprocess
+from email import message_from_bytes, policy
+from email.message import EmailMessage
 from pathlib import Path
-from typing import Any
 
-import aiohttp
 import pytest
 
-from tests.test_resilience import free_port
+from tests.test_deadline_timers import eventually
 from tests.test_up import PMCB_COPY, amiflow, open_pmcb_copy, start, stop
 
 # `amiflow up` takes the ports 7233, 8233 and 8234 when free: with pytest-xdist, the tests that start it
@@ -42,56 +42,37 @@ def require_chromium(chromium: str = CHROMIUM) -> None:
     pytest.skip("Chromium absent (apt-get install chromium)")
 
 
-async def page_text(url: str, profile: Path, headers: dict[str, str] | None = None) -> str:
-    """The text a browser shows at `url`, its requests carrying `headers` if asked."""
-    port = free_port()
-    browser = subprocess.Popen(
-        [CHROMIUM, "--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
-         "--disable-component-update", f"--remote-debugging-port={port}", f"--user-data-dir={profile}",
-         "about:blank"],
-        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-    )
-    try:
-        async with aiohttp.ClientSession() as http:
-            targets: list[dict[str, Any]] = []
-            for _ in range(100):
-                try:
-                    async with http.get(f"http://127.0.0.1:{port}/json") as r:
-                        targets = await r.json()
-                    break
-                except aiohttp.ClientError:
-                    await asyncio.sleep(0.2)
-            target = next(t for t in targets if t["type"] == "page")
-            async with http.ws_connect(target["webSocketDebuggerUrl"], max_msg_size=0) as ws:
-                counter = 0
+# The Web UI has shown the workflow's input, decoded or not.
+SHOWN = """() => { const t = document.body.innerText;
+  return t.includes("Input") && (t.includes("dossier_id") || t.includes("Codec Server could not connect")); }"""
 
-                async def call(method: str, **params: Any) -> dict[str, Any]:
-                    nonlocal counter
-                    counter += 1
-                    await ws.send_json({"id": counter, "method": method, "params": params})
-                    while True:
-                        message = json.loads((await ws.receive()).data)
-                        if message.get("id") == counter:
-                            return message
 
-                await call("Page.enable")
-                if headers:
-                    await call("Network.enable")
-                    await call("Network.setExtraHTTPHeaders", headers=headers)
-                await call("Page.navigate", url=url)
-                text = ""
-                for _ in range(40):  # the page renders, then asks the codec server
-                    await asyncio.sleep(0.5)
-                    answer = await call("Runtime.evaluate", expression="document.body.innerText")
-                    text = answer["result"]["result"].get("value", "")
-                    if "Input" in text and ("dossier_id" in text or "Codec Server could not connect" in text):
-                        await asyncio.sleep(1)
-                        answer = await call("Runtime.evaluate", expression="document.body.innerText")
-                        return str(answer["result"]["result"].get("value", ""))
-                return text
-    finally:
-        browser.terminate()
-        browser.wait(10)
+async def page_text(url: str, headers: dict[str, str] | None = None) -> str:
+    """The text a browser shows at `url`, its requests carrying `headers` if asked: once the page has
+    rendered and the codec server has answered (or said it could not)."""
+    from playwright.async_api import TimeoutError as PlaywrightTimeout
+    from playwright.async_api import async_playwright
+
+    async with async_playwright() as p:
+        browser = await p.chromium.launch(executable_path=CHROMIUM, args=["--no-sandbox"])
+        try:
+            context = await browser.new_context(extra_http_headers=headers or {})
+            page = await context.new_page()
+            await page.goto(url)
+            try:  # the page renders, then asks the codec server: wait for its answer (or its failure)
+                await page.wait_for_function(SHOWN, timeout=20_000)
+                await page.wait_for_timeout(1000)  # the rest of the event history fills in
+            except PlaywrightTimeout:
+                pass  # the assertions say what was shown instead
+            return await page.locator("body").inner_text()
+        finally:
+            await browser.close()
+
+
+def read_mail(path: Path) -> EmailMessage:
+    mail = message_from_bytes(path.read_bytes(), policy=policy.default)
+    assert isinstance(mail, EmailMessage)
+    return mail
 
 
 @pytest.mark.timeout(240)
@@ -109,17 +90,28 @@ def test_the_web_ui_shows_ciphertext_without_a_token_and_the_dossier_with_one(tm
         url = f"{info['ui_url']}/namespaces/default/workflows/{ident}"
         decoded = f'"dossier_id": "{ident}"'
 
-        blind = asyncio.run(page_text(url, tmp_path / "profile-blind"))
+        blind = asyncio.run(page_text(url))
         assert "Codec Server could not connect" in blind and decoded not in blind
         sealed = blind.split("Input", 1)[1].split("Result", 1)[0].strip().strip('"')
         assert ident.encode() not in base64.b64decode(sealed)  # what the UI shows is ciphertext
 
         token = amiflow(data, "codec", "token", "--as", "staff:amelie").stdout.strip().splitlines()[-1]
-        seen = asyncio.run(page_text(url, tmp_path / "profile-amelie", {"Authorization": f"Bearer {token}"}))
+        seen = asyncio.run(page_text(url, {"Authorization": f"Bearer {token}"}))
         assert decoded in seen and "Codec Server could not connect" not in seen
 
         history = json.loads(amiflow(data, "dossier", "history", ident, "--as", "auditor:odile", "--json").stdout)
         assert any(r["via"] == "codec" and r["actor"] == "staff:amelie" and r["granted"] for r in history["reads"])
+
+        # The holder's acknowledgement of deposit, dropped by a worker of `amiflow up`, links to the
+        # dossier's page at the stack's web address (its API's, as no AMIFLOW_PUBLIC_URL is set).
+        async def dropped_link() -> str:
+            bodies = [mail.get_content() for mail in map(read_mail, sorted((data / "maildrop").glob("*.eml")))
+                      if mail["X-Amiflow-Key"].startswith(f"{ident}|submitted|")]
+            assert bodies
+            return str(bodies[0])
+
+        body = asyncio.run(eventually(dropped_link))
+        assert f"Voir le dossier : {info['api_url']}/dossiers/{ident}" in body, body
     finally:
         stop(process)
 
