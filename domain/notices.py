@@ -184,7 +184,7 @@ def page_url(public_url: str, dossier_id: str) -> str:
     """The web page a notice of `dossier_id` links to: the dossier's, or the call's for an announcement."""
     base = public_url.rstrip("/")
     if dossier_id.startswith(CALL_PREFIX):
-        return f"{base}/calls/{quote(dossier_id.removeprefix(CALL_PREFIX), safe='')}"
+        return f"{base}/appels/{quote(dossier_id.removeprefix(CALL_PREFIX), safe='')}"
     return f"{base}/dossiers/{quote(dossier_id, safe='')}"
 
 

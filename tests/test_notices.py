@@ -247,7 +247,7 @@ def test_each_notice_reads_in_french_with_its_dossier_and_its_paris_instant(
         if t.source == "announcement":
             call_id = n.dossier_id.removeprefix("call:")
             assert f"[{call_id}]" in n.subject and call_id in n.body, where
-            assert n.body.endswith(f"\n\nVoir l’appel : {SITE}/calls/{call_id}"), where
+            assert n.body.endswith(f"\n\nVoir l’appel : {SITE}/appels/{call_id}"), where
         else:
             assert n.subject.startswith(f"[{n.dossier_id}] ") and f"Dossier {n.dossier_id} " in n.body, where
             assert n.body.endswith(f"\n\nVoir le dossier : {SITE}/dossiers/{n.dossier_id}"), where
