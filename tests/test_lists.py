@@ -245,3 +245,8 @@ async def test_a_draft_saved_twice_then_submitted(stack: Stack, tmp_path: Path) 
         [sent] = (await holder.get("/api/v1/dossiers")).json()["items"]
         assert (sent["tab"], sent["territory"]) == ("a-traiter", "Nord")
         is_problem(await holder.put("/api/v1/drafts", json=body), 409)  # submitted: no longer a draft
+        ended = body | {"reference": "Brouillon 2"}
+        withdrawn = (await holder.put("/api/v1/drafts", json=ended)).json()["dossier_id"]
+        await holder.post(f"/api/v1/dossiers/{withdrawn}/commands/withdraw", json={})
+        await w.stack.client.get_workflow_handle(withdrawn).result()
+        is_problem(await holder.put("/api/v1/drafts", json=ended), 409)  # its workflow ended: the rules' refusal
