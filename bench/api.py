@@ -62,17 +62,25 @@ async def _timed(n: int, action: Callable[[int], Awaitable[object]], warmup: int
     return latencies
 
 
+TABS = {"submitted": "a-traiter", "acknowledged": "a-traiter", "under_review": "en-revue", "follow_up": "en-suivi",
+        "closed": "clos"}
+HOLDER_TYPES = ("entreprise", "association", "collectivite")
+TERRITORIES = ("Nord", "Pas-de-Calais", "Somme", "Oise", "Aisne")
+
+
 async def _seed(owner_url: str, count: int) -> None:
-    """`count` rows of the dossier list, written in one COPY."""
+    """`count` rows of the dossier list, written in one COPY, with the back office's list metadata."""
     now = datetime.now(UTC)
     rows = [(f"{CALL}.bench-liste-{i:06d}", CALL, "unique", f"porteur-{i % 997}", STATUSES[i % len(STATUSES)], 3,
-             now + timedelta(days=(i % 90) - 30), "phase_closing", now - timedelta(days=40), now)
+             now + timedelta(days=(i % 90) - 30), "phase_closing", now - timedelta(days=40), now,
+             TABS[STATUSES[i % len(STATUSES)]], HOLDER_TYPES[i % 3], TERRITORIES[i % 5], [])
             for i in range(count)]
     conn = await asyncpg.connect(owner_url)
     try:
         await conn.copy_records_to_table(
             "dossiers", records=rows, columns=["dossier_id", "call_id", "phase_id", "holder", "status", "version",
-                                               "next_deadline", "next_deadline_kind", "submitted_at", "updated_at"])
+                                               "next_deadline", "next_deadline_kind", "submitted_at", "updated_at",
+                                               "tab", "holder_type", "territory", "reviewers"])
     finally:
         await conn.close()
 
