@@ -115,9 +115,9 @@ class ApiClient:
 
     async def listing(self, now: datetime, call_id: str | None = None, status: str | None = None,
                       phase_id: str | None = None, overdue: bool = False, after: str | None = None,
-                      limit: int | None = None) -> DossierPage:
+                      limit: int | None = None, *, tab: str | None = None, order: str = "id") -> DossierPage:
         params = {k: v for k, v in {"call": call_id, "status": status, "phase": phase_id, "after": after,
-                                    "limit": limit}.items() if v is not None}
+                                    "limit": limit, "tab": tab, "sort": order}.items() if v is not None}
         if overdue:
             params["overdue"] = "true"
         return await self._model(DossierPage, "GET", "/dossiers", params=params)

@@ -316,9 +316,15 @@ def dossier_list(ctx: typer.Context,
                  after: Annotated[str | None, typer.Option("--after", metavar="ID", help="La page après ce dossier.")]
                  = None,
                  limit: Annotated[int | None, typer.Option("--limit", metavar="N", help="Au plus N dossiers.")] = None,
+                 tab: Annotated[str | None, typer.Option("--tab", metavar="ONGLET", help="Seulement cet onglet du "
+                                                         "back office (a-traiter, en-revue, a-decider…).")] = None,
+                 sort: Annotated[str, typer.Option("--sort", metavar="ORDRE", help="id (par défaut) ou deadline "
+                                                   "(prochaine échéance d’abord ; --after prend alors le curseur "
+                                                   "« suite » de la page précédente).")] = "id",
                  as_json: Json = False) -> None:
     """La liste des dossiers : statut, phase, prochaine échéance (aucun contenu)."""
-    page = _serve(ctx, lambda s: s.listing(_now(), call, status, phase, overdue, after, limit), NeedTemporal.NONE)
+    page = _serve(ctx, lambda s: s.listing(_now(), call, status, phase, overdue, after, limit, tab=tab, order=sort),
+                  NeedTemporal.NONE)
     render.dossiers(page, typer.echo, as_json)
 
 

@@ -212,8 +212,9 @@ class Local:
 
     async def listing(self, now: datetime, call_id: str | None = None, status: str | None = None,
                       phase_id: str | None = None, overdue: bool = False, after: str | None = None,
-                      limit: int | None = None) -> DossierPage:
-        return await dossier_service.listing(self.rt, now, call_id, status, phase_id, overdue, after, limit)
+                      limit: int | None = None, *, tab: str | None = None, order: str = "id") -> DossierPage:
+        return await dossier_service.listing(self.rt, now, call_id, status, phase_id, overdue, after, limit, tab=tab,
+                                             order=order)
 
     async def show(self, who: Principal | None, dossier_id: str, now: datetime, as_of: datetime | None = None,
                    all_deadlines: bool = False) -> DossierView:

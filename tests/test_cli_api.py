@@ -68,9 +68,10 @@ async def test_the_cli_through_the_api_with_a_personal_token(served: Any, tmp_pa
     assert posed == 2 and "--as n’a pas de sens avec --api" in why
     assert stranger == 1 and unknown.startswith("amiflow : ") and "Dossier inconnu" in unknown, unknown
 
-    asked, listed, shown, before, history, timeline, calls = await asyncio.gather(
+    asked, listed, tabbed, shown, before, history, timeline, calls = await asyncio.gather(
         cli("amelie", "dossier", "do", ident, "acknowledge"),  # the rules refuse it twice (409)
         cli("amelie", "dossier", "list", "--call", CALL_ID, "--status", "acknowledged", "--limit", "1", "--json"),
+        cli("amelie", "dossier", "list", "--tab", "a-traiter", "--sort", "deadline", "--json"),
         cli("amelie", "dossier", "show", ident, "--json"),
         cli("acme", "dossier", "show", ident, "--as-of", (between - timedelta(days=1)).isoformat(timespec="seconds")),
         cli("amelie", "dossier", "history", ident),
@@ -79,6 +80,7 @@ async def test_the_cli_through_the_api_with_a_personal_token(served: Any, tmp_pa
     assert asked[0] == 1 and asked[2].startswith("amiflow : ") and asked[1] == "", asked
     page = json.loads(listed[1])
     assert [d["dossier_id"] for d in page["dossiers"]] == [ident] and page["next"] == ident, listed
+    assert [d["dossier_id"] for d in json.loads(tabbed[1])["dossiers"]] == [ident], tabbed  # the back office's tab
     view = json.loads(shown[1])
     assert view["status"] == "acknowledged" and view["content_granted"] is True, shown
     # The day before, replayed from the journal: it did not exist yet (422, said as the CLI says refusals).
