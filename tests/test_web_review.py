@@ -24,12 +24,19 @@ RITA = {"solutions": "4", "court_terme": "2", "impact_socio_economique": "5"}
 VICTOR = {"solutions": "1", "court_terme": "2", "impact_socio_economique": "4"}
 
 
-async def assigned(web: Web) -> str:
-    """The example dossier, acknowledged, complete and assigned to rita and victor (through the API)."""
-    ident = await submitted(web.world)
+async def assigned(web: Web, reviewers: tuple[str, ...] = ("rita", "victor"), reference: str | None = None) -> str:
+    """The example dossier (or one like it, of another reference), acknowledged, complete and assigned
+    to `reviewers` (through the API)."""
+    if reference is None:
+        ident = await submitted(web.world)
+    else:
+        async with web.world.client("acme") as holder:
+            answer = await holder.post("/api/v1/dossiers", json=example() | {"reference": reference})
+        assert answer.status_code == 201, answer.text
+        ident = answer.json()["dossier_id"]
     async with web.world.client("amelie") as staff:
         for command, fields in (("acknowledge", {}), ("declare-complete", {}),
-                                ("assign-reviewers", {"reviewers": ["rita", "victor"],
+                                ("assign-reviewers", {"reviewers": list(reviewers),
                                                       "due": dates.due(datetime.now(UTC), 20).arg})):
             answer = await staff.post(f"/api/v1/dossiers/{ident}/commands/{command}", json=fields)
             assert answer.status_code == 200, answer.text
@@ -103,6 +110,18 @@ async def victor_cannot_score_before_declaring(web: Web, ident: str) -> None:
         done = await http.post(f"/dossiers/{ident}/expertise/notation",
                                data={"csrf": csrf_of(before.text), **scores, "opinion": "Modèle économique fragile."})
         assert done.status_code == 303 and done.headers["location"].startswith("/expertises")
+
+        other = await assigned(web, ("victor",), "SIRET 90000000000017 - second site")  # a conflict, this time
+        recused = await http.post(f"/dossiers/{other}/expertise/declaration",
+                                  data={"csrf": csrf_of(before.text), "conflict": "oui",
+                                        "statement": "Administrateur du bailleur partenaire."})
+        assert recused.status_code == 303
+        listed = await http.get(recused.headers["location"])
+        assert "votre affectation au dossier" in listed.text and "prend fin" in listed.text  # said so
+        assert f'href="/dossiers/{other}/expertise"' not in listed.text and f'href="/dossiers/{ident}/expertise"' \
+            in listed.text
+        gone = await http.get(f"/dossiers/{other}/expertise")
+        assert gone.status_code == 404 and SECTION not in gone.text  # no longer assigned: nothing to know
 
 
 async def cora_decides(web: Web, ident: str) -> None:

@@ -15,11 +15,12 @@ from pydantic import BaseModel
 
 from amiflow.bootstrap import Runtime
 from amiflow.services import dossiers
+from amiflow.services.errors import ReadRefused
 from amiflow.services.principal import Principal
 from amiflow.services.views import DossierItem, DossierView
 from domain.assignments import Stage, read_decision, read_declaration, stage
 from domain.calls import Criterion
-from domain.errors import InvalidCommand, NotAllowed
+from domain.errors import InvalidCommand
 from domain.scores import ScoreTable, read_scores, score_table
 from domain.tabs import Tab
 from workflows.dossier import CommandResult
@@ -103,7 +104,7 @@ async def assignment(rt: Runtime, who: Principal, dossier_id: str, now: datetime
     await dossiers._known(rt, who, dossier_id, state, now)
     where = stage(state, who.actor.name)
     if where is None or state.call is None:
-        raise NotAllowed(f"Le dossier {dossier_id} ne vous est pas affecté pour expertise.")
+        raise ReadRefused(f"Le dossier {dossier_id} ne vous est pas affecté pour expertise.")
     view = AssignmentView(dossier_id=dossier_id, call_id=state.call.id, call_title=state.call.title,
                           review_due=state.review_due, stage=where, criteria=list(state.call.criteria),
                           score_max=state.call.score_max)
@@ -130,8 +131,10 @@ async def submit_review(rt: Runtime, who: Principal, dossier_id: str, typed: Map
     an opinion; each refused answer is named by its criterion (or `opinion`)."""
     state = await dossiers._state(rt, dossier_id)
     if state.call is None or not state.declared_reviewer(who.actor.name):
-        # the rules' own refusal, in the rules' words (not assigned, interests not declared yet…)
-        return await dossiers.command(rt, who, dossier_id, "submit-review", {"scores": {}, "opinion": opinion})
+        # the rules' own refusal, in their words (not assigned, interests not declared yet…): the decider
+        # refuses before it reads the scores, so none is checked here (nor the opinion, never empty for it)
+        return await dossiers.command(rt, who, dossier_id, "submit-review",
+                                      {"scores": {}, "opinion": opinion.strip() or "—"})
     scores, errors = read_scores(state.call, typed)
     if not opinion.strip():
         errors["opinion"] = "Donnez votre avis sur le dossier."
