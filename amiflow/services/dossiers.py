@@ -18,6 +18,7 @@ from amiflow.services.errors import NotFound, ReadRefused, Refused
 from amiflow.services.principal import Principal
 from amiflow.services.views import (
     AttachView,
+    ClearanceView,
     CommandSpec,
     DossierItem,
     DossierPage,
@@ -29,12 +30,13 @@ from amiflow.services.views import (
     TimelineView,
 )
 from domain import replay
+from domain.actions import CLEARANCE_ROLES
 from domain.calendar import show as paris
 from domain.deadlines import deadlines, next_of_each_kind
 from domain.decider import available_commands
 from domain.disclosure import list_scope, may_know
 from domain.errors import InvalidCommand
-from domain.events import Event
+from domain.events import ClearanceGranted, Event
 from domain.inputs import check_attachment, check_command
 from domain.reading import LoggedRead, Purpose, Reading, Sight, event_shown, may_read, shown_actor, sight
 from domain.state import DossierState, Status, is_dossier_id
@@ -164,6 +166,23 @@ async def timeline(rt: Runtime, who: Principal, dossier_id: str, now: datetime) 
                               via=r.via, granted=r.granted, reason=r.reason)
                 for r in await rt.store.reads(dossier_id)]
     return TimelineView(dossier_id=dossier_id, entries=sorted(entries, key=lambda x: x.at))
+
+
+async def clearances(rt: Runtime, who: Principal, dossier_id: str) -> list[ClearanceView] | None:
+    """The clearances granted on the dossier (which auditor, why, by whom, when), for those who see
+    them (`domain.actions.CLEARANCE_ROLES`); None for the others. Empty once the content was destroyed."""
+    _known_shape(dossier_id)
+    try:
+        events = await gateway.history(rt.store, rt.keys, dossier_id)
+    except KeyDestroyed:
+        return [] if who.actor.role in CLEARANCE_ROLES else None
+    if not events:
+        raise NotFound(f"Dossier inconnu « {dossier_id} ».")
+    await _known(rt, who, dossier_id, replay(events), None)
+    if who.actor.role not in CLEARANCE_ROLES:
+        return None
+    return [ClearanceView(auditor=e.auditor, reason=e.reason, by=shown_actor(who.actor, str(e.actor)), at=e.at)
+            for e in events if isinstance(e, ClearanceGranted)]
 
 
 async def listing(rt: Runtime, now: datetime, call_id: str | None = None, status: str | None = None,
