@@ -15,11 +15,13 @@ from fastapi import FastAPI
 from fastapi.staticfiles import StaticFiles
 
 from amiflow.bootstrap import Runtime
-from amiflow.web import home, kit
+from amiflow.web import audit, dossier, home, kit
 from amiflow.web.security import SecurityHeaders
 
 STATIC = Path(__file__).resolve().parent / "static"
 AREAS = [home.router]
+AREAS += [dossier.router]
+AREAS += [audit.router]
 
 
 def install(app: FastAPI, rt: Runtime) -> None:
