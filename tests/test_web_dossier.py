@@ -38,10 +38,10 @@ async def test_staff_acknowledge_ask_a_complement_and_close_through_the_forms(we
     await page.set_viewport_size({"width": 1280, "height": 800})
     await web.goto(page, f"/dossiers/{ident}")
     assert await page.inner_text("h1") == f"Dossier {ident}"
-    assert "déposé" in await page.inner_text("dl.resume")
+    assert await page.inner_text("dd.statut") == "déposé"
     await page.locator("form[action$='/commandes/acknowledge'] button").click()
     await page.wait_for_url(f"**/dossiers/{ident}?fait=*")
-    assert "en instruction" in await page.inner_text("dl.resume")
+    assert await page.inner_text("dd.statut") == "en instruction"
     assert "Accuser réception" in await page.inner_text(".notice")
     await web.check(page)
 
@@ -55,14 +55,14 @@ async def test_staff_acknowledge_ask_a_complement_and_close_through_the_forms(we
     summary = page.locator("#resume-erreurs a")
     assert await summary.get_attribute("href") == "#champ-commande-request-complement"
     assert await asking.get_by_label("Pièces demandées").input_value() == "Kbis de moins de 3 mois"  # kept
-    assert "en instruction" in await page.inner_text("dl.resume")
+    assert await page.inner_text("dd.statut") == "en instruction"
     await web.check(page)
 
     due = dates.due(datetime.now(UTC), 10)
     await asking.get_by_label("Échéance").fill(f"{due.arg}T00:00")
     await asking.get_by_role("button").click()
     await page.wait_for_url(f"**/dossiers/{ident}?fait=*")
-    assert "complément demandé" in await page.inner_text("dl.resume")
+    assert await page.inner_text("dd.statut") == "complément demandé"
     deadlines = await page.inner_text("#echeances + table")
     assert "complément attendu" in deadlines and ("dans 9 jours" in deadlines or "dans 10 jours" in deadlines)
     assert "complément demandé" in await page.inner_text("#chronologie ~ table")
@@ -78,7 +78,7 @@ async def test_staff_acknowledge_ask_a_complement_and_close_through_the_forms(we
     await web.check(page)
     await page.get_by_role("button", name="Confirmer").click()
     await page.wait_for_url(f"**/dossiers/{ident}?fait=*")
-    assert "clos" in await page.inner_text("dl.resume")
+    assert await page.inner_text("dd.statut") == "clos"
     assert "Doublon d’un autre dépôt" in await page.inner_text("dl.resume")
     await web.check(page)
 
