@@ -12,6 +12,7 @@ from pathlib import Path
 
 import pytest
 
+from domain.actions import choices, confirmation, event_label, is_irreversible, read_label
 from domain.calendar import PARIS
 from tests import dates
 from tests.apiworld import submitted
@@ -98,6 +99,8 @@ async def test_refusals_without_a_browser(web: Web) -> None:
         assert fetched.headers["x-content-type-options"] == "nosniff"
         assert fetched.headers["content-disposition"].startswith("attachment")
 
+        own = await holder_page(web, ident)
+        assert f'action="/dossiers/{ident}/commandes/withdraw"' in own and "Retirer le dossier" in own
         unknown = await other.get(f"/dossiers/{ident}")  # another holder: as if it did not exist
         assert unknown.status_code == 404 and "Dossier inconnu" in unknown.text
         assert "<h1>Page introuvable</h1>" in unknown.text
@@ -111,5 +114,28 @@ async def test_refusals_without_a_browser(web: Web) -> None:
         again = await staff.post(f"/dossiers/{ident}/commandes/acknowledge", data={"csrf": token}, headers=origin)
         assert again.status_code == 409 and "est impossible" in again.text  # the rules' words, on the page
         assert 'href="#champ-commande-acknowledge"' in again.text and 'id="champ-commande-acknowledge"' in again.text
+        assert (await staff.get(f"/dossiers/{ident}", params={"au": "hier"})).status_code == 422
         dedicated = await staff.post(f"/dossiers/{ident}/commandes/submit", data={"csrf": token}, headers=origin)
         assert dedicated.status_code == 303 and dedicated.headers["location"].endswith(f"/dossiers/{ident}/brouillon")
+
+
+async def holder_page(web: Web, ident: str) -> str:
+    """The dossier page as its holder sees it."""
+    async with web.http("acme") as holder:
+        answer = await holder.get(f"/dossiers/{ident}")
+    assert answer.status_code == 200, answer.text
+    return answer.text
+
+
+def test_the_forms_choices_and_confirmations_come_from_the_rules() -> None:
+    assert [v for v, _ in choices("record-follow-up", "kind")] == ["charter_signed", "meeting_attended"]
+    assert choices("extend-deadline", "deadline") == [("phase_closing", "clôture de la phase"),
+                                                      ("complement_due", "complément attendu"),
+                                                      ("review_due", "expertise attendue")]
+    assert dict(choices("record-filing", "outcome"))["granted"] == "aide accordée"
+    assert choices("close", "reason") == [] and choices("nulle", "part") == []
+    assert is_irreversible("close") and is_irreversible("destroy-content") and not is_irreversible("acknowledge")
+    assert confirmation("close", "appel.ref") == "Clore le dossier appel.ref ?"
+    assert event_label("clearance_granted") == "auditeur habilité"
+    assert read_label("document:doc-0123") == "document doc-0123"
+    assert read_label("content@2020-01-01T10:00Z") == "contenu du dossier (tel qu’au 2020-01-01T10:00Z)"
