@@ -168,23 +168,6 @@ async def timeline(rt: Runtime, who: Principal, dossier_id: str, now: datetime) 
     return TimelineView(dossier_id=dossier_id, entries=sorted(entries, key=lambda x: x.at))
 
 
-async def clearances(rt: Runtime, who: Principal, dossier_id: str) -> list[ClearanceView] | None:
-    """The clearances granted on the dossier (which auditor, why, by whom, when), for those who see
-    them (`domain.actions.CLEARANCE_ROLES`); None for the others. Empty once the content was destroyed."""
-    _known_shape(dossier_id)
-    try:
-        events = await gateway.history(rt.store, rt.keys, dossier_id)
-    except KeyDestroyed:
-        return [] if who.actor.role in CLEARANCE_ROLES else None
-    if not events:
-        raise NotFound(f"Dossier inconnu « {dossier_id} ».")
-    await _known(rt, who, dossier_id, replay(events), None)
-    if who.actor.role not in CLEARANCE_ROLES:
-        return None
-    return [ClearanceView(auditor=e.auditor, reason=e.reason, by=shown_actor(who.actor, str(e.actor)), at=e.at)
-            for e in events if isinstance(e, ClearanceGranted)]
-
-
 async def listing(rt: Runtime, now: datetime, call_id: str | None = None, status: str | None = None,
                   phase_id: str | None = None, overdue: bool = False, after: str | None = None,
                   limit: int | None = None, who: Principal | None = None) -> DossierPage:
@@ -247,6 +230,23 @@ async def document(rt: Runtime, who: Principal, dossier_id: str, document_id: st
     if not seen.content:
         raise ReadRefused(f"Lecture refusée ({ref.id} de {dossier_id}) : {seen.reason}.")
     return ref, await rt.vault.fetch(dossier_id, ref)
+
+
+async def clearances(rt: Runtime, who: Principal, dossier_id: str) -> list[ClearanceView] | None:
+    """The clearances granted on the dossier (which auditor, why, by whom, when), for those who see
+    them (`domain.actions.CLEARANCE_ROLES`); None for the others. Empty once the content was destroyed."""
+    _known_shape(dossier_id)
+    try:
+        events = await gateway.history(rt.store, rt.keys, dossier_id)
+    except KeyDestroyed:
+        return [] if who.actor.role in CLEARANCE_ROLES else None
+    if not events:
+        raise NotFound(f"Dossier inconnu « {dossier_id} ».")
+    await _known(rt, who, dossier_id, replay(events), None)
+    if who.actor.role not in CLEARANCE_ROLES:
+        return None
+    return [ClearanceView(auditor=e.auditor, reason=e.reason, by=shown_actor(who.actor, str(e.actor)), at=e.at)
+            for e in events if isinstance(e, ClearanceGranted)]
 
 
 def _known_shape(dossier_id: str) -> None:
