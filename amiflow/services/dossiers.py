@@ -236,15 +236,13 @@ async def clearances(rt: Runtime, who: Principal, dossier_id: str) -> list[Clear
     """The clearances granted on the dossier (which auditor, why, by whom, when), for those who see
     them (`domain.actions.CLEARANCE_ROLES`); None for the others. Empty once the content was destroyed."""
     _known_shape(dossier_id)
-    try:
-        events = await gateway.history(rt.store, rt.keys, dossier_id)
-    except KeyDestroyed:
-        return [] if who.actor.role in CLEARANCE_ROLES else None
-    if not events:
-        raise NotFound(f"Dossier inconnu « {dossier_id} ».")
-    await _known(rt, who, dossier_id, replay(events), None)
     if who.actor.role not in CLEARANCE_ROLES:
         return None
+    state = await _state(rt, dossier_id)
+    await _known(rt, who, dossier_id, state, None)
+    if not state.clearances or state.content_destroyed_at is not None:  # the reasons are in the sealed events
+        return []
+    events = await gateway.history(rt.store, rt.keys, dossier_id)
     return [ClearanceView(auditor=e.auditor, reason=e.reason, by=shown_actor(who.actor, str(e.actor)), at=e.at)
             for e in events if isinstance(e, ClearanceGranted)]
 
