@@ -3,10 +3,8 @@ authenticated person, and renders what comes back. Nothing is decided here."""
 
 from __future__ import annotations
 
-import io
 import json
 import re
-import tarfile
 import tempfile
 from datetime import UTC, datetime
 from pathlib import Path
@@ -25,8 +23,7 @@ from amiflow.services import calls as call_service
 from amiflow.services import dossiers as dossier_service
 from amiflow.services import exports as export_service
 from amiflow.services import people
-from amiflow.services.audit import VerifyReport
-from amiflow.services.audit import export as export_bundle
+from amiflow.services.audit import VerifyReport, export_archive
 from amiflow.services.audit import verify as verify_journal
 from amiflow.services.exports import FORMATS
 from amiflow.services.principal import Principal
@@ -325,15 +322,9 @@ async def verify(rt: Rt, who: Who,
                                             "verify.py."}})
 async def export(rt: Rt, who: Who, dossier_id: DossierId) -> Response:
     """Le bundle autovérifiable du dossier, en tar.gz : réservé aux auditeurs, inscrit au journal des lectures."""
-    instant = now()
-    with tempfile.TemporaryDirectory(prefix="export-") as folder:
-        out = Path(folder) / f"bundle-{dossier_id}"
-        await export_bundle(rt, who, dossier_id, out, instant, instant.astimezone(PARIS).date())
-        packed = io.BytesIO()
-        with tarfile.open(fileobj=packed, mode="w:gz") as tar:
-            tar.add(out, arcname=out.name)
-    return Response(packed.getvalue(), media_type="application/gzip", headers={
-        "Content-Disposition": f"attachment; filename*=UTF-8''{quote(out.name)}.tar.gz"})
+    name, data = await export_archive(rt, who, dossier_id, now())
+    return Response(data, media_type="application/gzip", headers={
+        "Content-Disposition": f"attachment; filename*=UTF-8''{quote(name)}"})
 
 
 # --- personal tokens -------------------------------------------------------------------------

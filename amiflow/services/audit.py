@@ -20,9 +20,12 @@ from amiflow.catalogue import load_call
 from amiflow.crosscheck import CrossCheck
 from amiflow.crosscheck import crosscheck as replay_and_compare
 from amiflow.logs import logger
+from amiflow.services import dossiers as dossier_service
 from amiflow.services.errors import NotFound, ReadRefused
 from amiflow.services.principal import Principal
+from amiflow.services.views import DossierPage
 from domain.access import AuditOperation, may_audit
+from domain.calendar import PARIS
 from domain.errors import InvalidCommand
 from domain.whatif import WhatIf
 from domain.whatif import whatif as replay_under
@@ -128,6 +131,29 @@ async def export(rt: Runtime, who: Principal, dossier_id: str, out: Path, now: d
         with contextlib.suppress(Exception):  # the workflow's history is gone once Temporal's retention has passed
             history = (await rt.client.get_workflow_handle(dossier_id).fetch_history()).to_json()
     return await ledger_io.export(rt.store, dossier_id, out, today, history)
+
+
+async def auditor_listing(rt: Runtime, who: Principal, now: datetime, after: str | None = None,
+                          limit: int = 50) -> DossierPage:
+    """The dossiers an auditor opens, a page at a time; the auditors' pages are theirs alone."""
+    if not (decision := may_audit(who.actor, AuditOperation.VERIFY)).granted:
+        raise ReadRefused(f"Refusé (pages d’audit) : {decision.reason}.")
+    return await dossier_service.listing(rt, now, after=after, limit=limit, who=who)
+
+
+async def export_archive(rt: Runtime, who: Principal, dossier_id: str, now: datetime) -> tuple[str, bytes]:
+    """The dossier's bundle packed as a tar.gz: its file name and its bytes (what a download answers)."""
+    import io
+    import tarfile
+    import tempfile
+
+    with tempfile.TemporaryDirectory(prefix="export-") as folder:
+        out = Path(folder) / f"bundle-{dossier_id}"
+        await export(rt, who, dossier_id, out, now, now.astimezone(PARIS).date())
+        packed = io.BytesIO()
+        with tarfile.open(fileobj=packed, mode="w:gz") as tar:
+            tar.add(out, arcname=out.name)
+    return f"{out.name}.tar.gz", packed.getvalue()
 
 
 async def crosscheck(rt: Runtime, who: Principal, dossier_id: str, now: datetime) -> CrossCheck:

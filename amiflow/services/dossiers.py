@@ -19,6 +19,7 @@ from amiflow.services.principal import Principal
 from amiflow.services.views import (
     AttachView,
     CallSummary,
+    ClearanceView,
     CommandSpec,
     DossierItem,
     DossierPage,
@@ -32,13 +33,14 @@ from amiflow.services.views import (
     TimelineView,
 )
 from domain import Call, replay
+from domain.actions import CLEARANCE_ROLES
 from domain.calendar import show as paris
 from domain.calls import HolderType
 from domain.deadlines import deadlines, next_of_each_kind
 from domain.decider import available_commands
 from domain.disclosure import ListScope, list_scope, may_know
 from domain.errors import InvalidCommand
-from domain.events import Event
+from domain.events import ClearanceGranted, Event
 from domain.inputs import check_attachment, check_command
 from domain.reading import LoggedRead, Purpose, Reading, Sight, event_shown, may_read, shown_actor, sight
 from domain.state import DossierState, Status, dossier_id, is_dossier_id
@@ -326,6 +328,21 @@ async def document(rt: Runtime, who: Principal, dossier_id: str, document_id: st
     if not seen.content:
         raise ReadRefused(f"Lecture refusée ({ref.id} de {dossier_id}) : {seen.reason}.")
     return ref, await rt.vault.fetch(dossier_id, ref)
+
+
+async def clearances(rt: Runtime, who: Principal, dossier_id: str) -> list[ClearanceView] | None:
+    """The clearances granted on the dossier (which auditor, why, by whom, when), for those who see
+    them (`domain.actions.CLEARANCE_ROLES`); None for the others. Empty once the content was destroyed."""
+    _known_shape(dossier_id)
+    if who.actor.role not in CLEARANCE_ROLES:
+        return None
+    state = await _state(rt, dossier_id)
+    await _known(rt, who, dossier_id, state, None)
+    if not state.clearances or state.content_destroyed_at is not None:  # the reasons are in the sealed events
+        return []
+    events = await gateway.history(rt.store, rt.keys, dossier_id)
+    return [ClearanceView(auditor=e.auditor, reason=e.reason, by=shown_actor(who.actor, str(e.actor)), at=e.at)
+            for e in events if isinstance(e, ClearanceGranted)]
 
 
 def _known_shape(dossier_id: str) -> None:

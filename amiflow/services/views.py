@@ -117,6 +117,15 @@ class CommandOption(BaseModel):
     help: str
 
 
+class ClearanceView(BaseModel):
+    """An auditor let read the dossier's content: by whom, why, when."""
+
+    auditor: str
+    reason: str
+    by: str
+    at: datetime
+
+
 class CommandSpec(BaseModel):
     """A command this person may give the dossier now."""
 
