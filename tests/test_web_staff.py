@@ -68,7 +68,7 @@ async def test_home_tabs_filter_next_page_exports_and_refused_call_file(web: Web
     upcoming = page.get_by_role("table", name=re.compile("7 jours"))
     assert asked in await upcoming.inner_text() and "dans " in await upcoming.inner_text()
     refused = await page.locator("ul.refus").inner_text()
-    assert "casse.yaml" in refused, refused
+    assert "casse.yaml" in refused and "champ obligatoire absent" in refused, refused
 
     await call.get_by_role("link", name=re.compile("^à traiter")).click()
     await page.wait_for_url(re.compile(re.escape(LIST)))

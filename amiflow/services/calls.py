@@ -135,7 +135,8 @@ def refused_files(rt: Runtime, who: Principal) -> list[RefusedCallFile]:
 def _refused(error: CallDefinitionError) -> RefusedCallFile:
     value = None if error.value is MISSING else error.value
     shown = value if value is None or isinstance(value, str) else repr(value)
-    return RefusedCallFile(file=error.source, path=error.path, value=shown, error=error.message)
+    return RefusedCallFile(file=error.source, path=error.path, value=shown, error=error.message,
+                           problem=error.problem, advice=error.advice)
 
 
 async def desk(rt: Runtime, who: Principal, call_id: str, now: datetime) -> CallDesk:

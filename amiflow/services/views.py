@@ -205,6 +205,8 @@ class RefusedCallFile(BaseModel):
     """A call file the catalogue refused, with its error in French."""
 
     file: str
-    path: str
-    value: str | None
-    error: str
+    path: str  # the field at fault
+    value: str | None  # its value (None: absent)
+    error: str  # the whole message, file and field included
+    problem: str = ""  # what is wrong with the field
+    advice: str = ""  # what to write instead
