@@ -19,7 +19,7 @@ import pytest
 from amiflow.services import calls as call_service
 from domain.calendar import PARIS
 from tests import dates
-from tests.apiworld import CALL_ID, example, submitted
+from tests.apiworld import CALL_ID, OTHER_CALL, example, submitted
 from tests.conftest import Stack
 from tests.webworld import DOCS, Web, csrf_of, web_world
 
@@ -125,6 +125,12 @@ async def _exports(web: Web, listed: set[str], oise: str, elsewhere: str) -> Non
         with zipfile.ZipFile(io.BytesIO(files["ods"])) as ods:
             content = ods.read("content.xml").decode("utf-8")
         assert all(ident in content for ident in listed) and elsewhere not in content
+        for wrong in ({"par_page": "0"}, {"onglet": "nulle-part"}):  # refused in French, not a traceback
+            answer = await http.get(LIST, params=wrong)
+            assert answer.status_code == 422 and "Saisie invalide" in answer.text, wrong
+        assert (await http.get(f"{LIST}.pdf")).status_code == 422
+        idle = await http.get(f"/appels/{OTHER_CALL}")  # a call whose workflow is not running: as its file says
+        assert idle.status_code == 200 and "Phases" in idle.text
         filtered = await http.get(f"{LIST}.csv", params={"onglet": "a-traiter", "territoire": "Oise — Compiègne"})
         assert [line[0] for line in csv.reader(io.StringIO(filtered.content.decode("utf-8-sig")),
                                                delimiter=";")][1:] == [oise]

@@ -85,11 +85,12 @@ async def dossiers(request: Request, who: Viewer, rt: Rt, call_id: str, onglet: 
                    en_retard: Text = None, apres: Annotated[str | None, Query(max_length=600)] = None,
                    par_page: Annotated[int, Query(ge=1, le=PAGE_SIZE_MAX)] = PAGE_SIZE) -> Response:
     """One tab of the call's dossiers, filtered, by next deadline, a page at a time."""
-    desk = await call_service.desk(rt, who, call_id, now())
+    instant = now()
+    desk = await call_service.desk(rt, who, call_id, instant)
     filters = _filters(phase, type, territoire, bool(en_retard))
     tab = onglet or Tab.A_TRAITER.value
     page = await dossier_service.listing(
-        rt, now(), desk.call.id, None, filters.get("phase"), "en_retard" in filters, apres or None, par_page,
+        rt, instant, desk.call.id, None, filters.get("phase"), "en_retard" in filters, apres or None, par_page,
         who=who, tab=tab, holder_type=filters.get("type"), territory=filters.get("territoire"), order="deadline",
         exact=True)
     base = f"/appels/{desk.call.id}/dossiers"
@@ -113,10 +114,11 @@ async def export(who: Viewer, rt: Rt, call_id: str, fmt: str, onglet: Text = Tab
                  phase: Text = None, type: Text = None, territoire: Text = None,  # noqa: A002
                  en_retard: Text = None) -> Response:
     """The current list (same tab and filters, every page, by next deadline) as a spreadsheet file."""
-    desk = await call_service.desk(rt, who, call_id, now())
+    instant = now()
+    desk = await call_service.desk(rt, who, call_id, instant)
     filters = _filters(phase, type, territoire, bool(en_retard))
     file = await export_service.export(
-        rt, who, now(), fmt, call_id=desk.call.id, phase_id=filters.get("phase"), overdue="en_retard" in filters,
+        rt, who, instant, fmt, call_id=desk.call.id, phase_id=filters.get("phase"), overdue="en_retard" in filters,
         tab=onglet or Tab.A_TRAITER.value, holder_type=filters.get("type"), territory=filters.get("territoire"),
         order="deadline")
     return Response(file.data, media_type=file.media_type, headers={
