@@ -276,6 +276,10 @@ class Phase(Record):
     holder_types: tuple[HolderType, ...]
     review_mode: ReviewMode
 
+    def is_open(self, now: datetime) -> bool:
+        """Whether the phase is open at `now`: opened, not yet closed (its closing excluded)."""
+        return self.opens_at <= now < self.closes_at
+
 
 class Call(Record):
     """A call ready to run: every date real and resolved, phases in order and not overlapping."""

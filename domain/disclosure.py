@@ -63,3 +63,22 @@ def list_scope(actor: Actor, calls: Sequence[Call]) -> ListScope:
         case Role.REVIEWER:
             return ListScope(reviewer=actor.name)
     return ListScope(refused="les échéances automatiques ne lisent pas la liste des dossiers")
+
+
+class DeskRefusal(Record):
+    """Why a person may not work on a call's pages of the back office; `unknown`: they may not even
+    know the call's dossiers exist (staff of another call), and are answered « inconnu »."""
+
+    reason: str
+    unknown: bool = False
+
+
+def desk_refusal(actor: Actor, call: Call | None = None) -> DeskRefusal | None:
+    """Whether `actor` may work on the staff pages of the calls (`call` None: their home page), or of
+    that call: only staff, and of a call only the staff in charge of it (`Call.has_staff`); staff of
+    another call cannot tell its pages from those of a call that does not exist. None: they may."""
+    if actor.role is not Role.STAFF:
+        return DeskRefusal(reason="ces pages sont celles des agents instructeurs des appels")
+    if call is not None and not call.has_staff(actor.name):
+        return DeskRefusal(reason=call.not_staff, unknown=True)
+    return None

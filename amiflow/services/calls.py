@@ -1,4 +1,5 @@
-"""Use cases on calls: the catalogue as loaded, and a phase's extension."""
+"""Use cases on calls: the catalogue as loaded (and the files it refused), a call's staff pages, and a
+phase's extension (with its preview)."""
 
 from __future__ import annotations
 
@@ -8,12 +9,16 @@ from pathlib import Path
 from amiflow import dossiers as gateway
 from amiflow.bootstrap import Runtime
 from amiflow.catalogue import CallSet, load_calls
-from amiflow.services.errors import NotFound
+from amiflow.services.errors import NotFound, ReadRefused
 from amiflow.services.principal import Principal
-from amiflow.services.views import CallView, ExtensionPreview, PhaseView
+from amiflow.services.views import CallDesk, CallView, ExtensionPreview, PhaseView, RefusedCallFile
 from domain import Call
 from domain.calls import extend_phase
+from domain.disclosure import desk_refusal
+from domain.errors import MISSING, CallDefinitionError
 from domain.state import FINAL_STATUSES
+from domain.tabs import TABS
+from domain.text import visible
 from workflows.call import ExtensionResult
 
 
@@ -54,12 +59,17 @@ async def extension_preview(rt: Runtime, who: Principal, call_id: str, phase_id:
                             dossiers=len(touched))
 
 
-_LOADED: dict[tuple[tuple[str, int, int], ...], list[Call]] = {}
+_LOADED: dict[tuple[tuple[str, int, int], ...], CallSet] = {}
 
 
 def current(rt: Runtime) -> list[Call]:
     """The calls of the runtime's call files, loaded again only when a file changed (a server reads
     them at every list)."""
+    return _loaded(rt).calls
+
+
+def _loaded(rt: Runtime) -> CallSet:
+    """The runtime's call files as loaded: the calls and the files refused (cached until a file changes)."""
     from amiflow.catalogue import call_files
 
     dirs = [rt.settings.calls_dir] if rt.settings.calls_dir else []
@@ -67,7 +77,7 @@ def current(rt: Runtime) -> list[Call]:
     stamp = tuple((str(f), *_stat(f)) for f in files)
     if stamp not in _LOADED:
         _LOADED.clear()
-        _LOADED[stamp] = load_calls(files).calls
+        _LOADED[stamp] = load_calls(files)
     return _LOADED[stamp]
 
 
@@ -79,10 +89,13 @@ def _stat(path: Path) -> tuple[int, int]:
     return (info.st_mtime_ns, info.st_size)
 
 
-def view(call: Call) -> CallView:
-    """A call as people read it: its id, title and phases."""
+def view(call: Call, now: datetime | None = None) -> CallView:
+    """A call as people read it: its id, title and phases (with why a date was assumed; with `now`,
+    whether each phase is open then)."""
     return CallView(id=call.id, title=call.title, phases=[
-        PhaseView(id=p.id, kind=p.kind.value, label=p.label, opens_at=p.opens_at, closes_at=p.closes_at)
+        PhaseView(id=p.id, kind=p.kind.value, label=p.label, opens_at=p.opens_at, closes_at=p.closes_at,
+                  opens_assumed=p.opens_assumed, closes_assumed=p.closes_assumed,
+                  open=p.is_open(now) if now is not None else None)
         for p in call.phases])
 
 
@@ -94,3 +107,54 @@ def listing(rt: Runtime) -> list[CallView]:
 async def show(rt: Runtime, call_id: str) -> CallView:
     """A call as it stands in its workflow: its phases with their extensions."""
     return view(await gateway.call_definition(rt.temporal(), call_id))
+
+
+async def running(rt: Runtime, call: Call) -> Call:
+    """The call as it stands in its workflow (extensions included); as loaded from its file when
+    Temporal is not reached or the call's workflow is not running."""
+    if rt.client is None:
+        return call
+    try:
+        return await gateway.call_definition(rt.client, call.id)
+    except NotFound:
+        return call
+
+
+def refused_files(rt: Runtime, who: Principal) -> list[RefusedCallFile]:
+    """The call files the catalogue refused, each with its error, for the staff's home page.
+
+    Raises:
+        ReadRefused: the person is not staff (`domain.disclosure.desk_refusal`).
+    """
+    refusal = desk_refusal(who.actor)
+    if refusal is not None:
+        raise ReadRefused(f"Refusé : {refusal.reason}.")
+    return [_refused(e) for e in _loaded(rt).refused]
+
+
+def _refused(error: CallDefinitionError) -> RefusedCallFile:
+    value = None if error.value is MISSING else error.value
+    shown = value if value is None or isinstance(value, str) else repr(value)
+    return RefusedCallFile(file=error.source, path=error.path, value=shown, error=error.message,
+                           problem=error.problem, advice=error.advice)
+
+
+async def desk(rt: Runtime, who: Principal, call_id: str, now: datetime) -> CallDesk:
+    """A call as its staff work on it: the call as it runs (phases open at `now` marked), and the
+    count of its dossiers per tab. Only the staff in charge of the call may (`domain.disclosure.desk_refusal`);
+    staff of another call are answered as if the call did not exist.
+
+    Raises:
+        NotFound: no such call in the call files. ReadRefused: the person may not work on it (with
+            `unknown` set for staff of another call).
+    """
+    call = next((c for c in current(rt) if c.id == call_id), None)
+    if call is None:
+        raise NotFound(f"Appel inconnu « {visible(call_id)} ».")
+    refusal = desk_refusal(who.actor, call)
+    if refusal is not None:
+        unknown = NotFound(f"Appel inconnu « {call.id} ».") if refusal.unknown else None
+        raise ReadRefused(f"Refusé ({call.id}) : {refusal.reason}.", unknown=unknown)
+    counts = (await rt.store.tab_counts([call.id])).get(call.id, {})
+    return CallDesk(call=view(await running(rt, call), now), counts={t.value: counts.get(t.value, 0) for t in TABS},
+                    total=sum(counts.values()))

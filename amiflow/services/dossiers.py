@@ -176,12 +176,14 @@ async def timeline(rt: Runtime, who: Principal, dossier_id: str, now: datetime) 
 async def listing(rt: Runtime, now: datetime, call_id: str | None = None, status: str | None = None,
                   phase_id: str | None = None, overdue: bool = False, after: str | None = None,
                   limit: int | None = None, who: Principal | None = None, *, tab: str | None = None,
-                  holder_type: str | None = None, territory: str | None = None, order: str = "id") -> DossierPage:
+                  holder_type: str | None = None, territory: str | None = None, order: str = "id",
+                  exact: bool = False) -> DossierPage:
     """The dossier list (ids, statuses, deadlines: no content), filtered, by dossier id (`order="id"`;
     a page continues after the id `next` of the previous one) or by next deadline (`order="deadline"`:
     earliest first, those without one last; `next` is an opaque cursor). With `who`, only the dossiers
     that person may know of (`domain.disclosure.list_scope`); without, the operator's whole list on the
-    server."""
+    server. `exact`: `next` only when more dossiers follow (one more is read to know it); otherwise a
+    full page always has a `next`, which may lead to an empty page."""
     if status is not None and status not in {s.value for s in Status}:
         raise InvalidCommand(f"Statut inconnu « {status} » ({', '.join(s.value for s in Status)}).")
     if limit is not None and not 1 <= limit <= PAGE_MAX:
@@ -190,13 +192,16 @@ async def listing(rt: Runtime, now: datetime, call_id: str | None = None, status
     scope = _scope(rt, who)
     try:
         rows = await rt.store.dossiers(call_id=call_id, status=status, phase_id=phase_id,
-                                       due_before=now if overdue else None, after=after, limit=limit,
+                                       due_before=now if overdue else None, after=after,
+                                       limit=limit + 1 if exact and limit is not None else limit,
                                        holder=scope.holder, call_ids=scope.call_ids, reviewer=scope.reviewer,
                                        tab=tab, holder_type=holder_type, territory=territory, order=order)
     except InvalidCursor as exc:
         raise InvalidCommand(f"Suite de liste inconnue « {visible(after or '')} » : {exc.message}.") from None
+    more = exact and limit is not None and len(rows) > limit
+    rows = rows[:limit] if more else rows
     items = [_item(r) for r in rows]
-    full = limit is not None and len(items) == limit
+    full = limit is not None and len(items) == limit and (more or not exact)
     if not (full and rows):
         return DossierPage(items=items)
     return DossierPage(items=items, next=deadline_cursor(rows[-1]) if order == "deadline" else rows[-1].dossier_id)
@@ -267,15 +272,9 @@ async def overview(rt: Runtime, who: Principal, now: datetime) -> Overview:
 async def _running(calls: list[Call], rt: Runtime) -> list[Call]:
     """The calls as they stand in their workflows (extensions included); as loaded from their files
     when Temporal is not reached or a call's workflow is not running."""
-    if rt.client is None:
-        return calls
-    found = []
-    for call in calls:
-        try:
-            found.append(await gateway.call_definition(rt.client, call.id))
-        except NotFound:
-            found.append(call)
-    return found
+    from amiflow.services.calls import running
+
+    return [await running(rt, call) for call in calls]
 
 
 async def save_draft(rt: Runtime, who: Principal, call_id: str, phase_id: str, reference: str,

@@ -150,6 +150,9 @@ class PhaseView(BaseModel):
     label: str
     opens_at: datetime
     closes_at: datetime
+    opens_assumed: str | None = None  # why that date was assumed (the call's text leaves it unsaid)
+    closes_assumed: str | None = None
+    open: bool | None = None  # open at the instant the view was made (`domain.calls.Phase.is_open`), if given
 
 
 class CallView(BaseModel):
@@ -196,3 +199,23 @@ class ExtensionPreview(BaseModel):
     closes_at: datetime
     until: datetime
     dossiers: int
+
+
+class CallDesk(BaseModel):
+    """A call on its staff pages: the call as it runs (extensions included), and how many of its
+    dossiers stand in each tab."""
+
+    call: CallView
+    counts: dict[str, int]  # tab slug → count, in the order of `domain.tabs.TABS`
+    total: int
+
+
+class RefusedCallFile(BaseModel):
+    """A call file the catalogue refused, with its error in French."""
+
+    file: str
+    path: str  # the field at fault
+    value: str | None  # its value (None: absent)
+    error: str  # the whole message, file and field included
+    problem: str = ""  # what is wrong with the field
+    advice: str = ""  # what to write instead
