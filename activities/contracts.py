@@ -29,6 +29,11 @@ class AppendEvents(BaseModel):
     next_deadline: datetime | None = None
     next_deadline_kind: str | None = None
     submitted_at: datetime | None = None
+    # The back office's list metadata (issue 12); defaults for batches recorded before them.
+    tab: str | None = None
+    holder_type: str | None = None
+    territory: str | None = None
+    reviewers: list[str] = []
 
 
 class OpenDossiers(BaseModel):

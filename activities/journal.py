@@ -20,7 +20,9 @@ def projection(batch: AppendEvents) -> Projection:
     """What the dossier list shows of the dossier after the batch."""
     return Projection(call_id=batch.call_id, phase_id=batch.phase_id, holder=batch.holder, status=batch.status.value,
                       version=batch.version, next_deadline=batch.next_deadline,
-                      next_deadline_kind=batch.next_deadline_kind, submitted_at=batch.submitted_at)
+                      next_deadline_kind=batch.next_deadline_kind, submitted_at=batch.submitted_at,
+                      tab=batch.tab, holder_type=batch.holder_type, territory=batch.territory,
+                      reviewers=tuple(batch.reviewers))
 
 
 def _own_dossier(dossier_id: str, what: str) -> None:

@@ -149,6 +149,16 @@ def load_dossier(path: Path, shown: str | None = None) -> DossierFile:
         data = read_yaml(path)
     except CallDefinitionError as exc:
         raise InvalidCommand(exc.message) from None
+    return dossier_from(data, name)
+
+
+def dossier_from(data: object, name: str) -> DossierFile:
+    """A dossier read from its data (as a file holds it: call, phase, reference, content), checked as
+    `load_dossier` checks a file; `name` names it in refusals.
+
+    Raises:
+        InvalidCommand, InvalidInput, TooLarge: as `load_dossier`.
+    """
     if not isinstance(data, dict):
         raise InvalidCommand(f"{name} : un dossier est un dictionnaire YAML.")
     missing = [k for k in ("call", "phase", "reference", "content") if k not in data]

@@ -20,14 +20,14 @@ from temporalio.common import WorkflowIDConflictPolicy
 from temporalio.exceptions import ApplicationError
 from temporalio.service import RPCError, RPCStatusCode
 
-from amiflow.catalogue import load_dossier, load_schemes
+from amiflow.catalogue import DossierFile, load_dossier, load_schemes
 from amiflow.services import commands
 from amiflow.services.errors import NotFound, Refused
 from amiflow.vault import Vault
 from domain import Actor, Call, DossierState, decide, dossier_id, replay
 from domain.access import Origin
 from domain.calendar import PARIS
-from domain.commands import AttachDocument, Command, StartDraft, Submit
+from domain.commands import AttachDocument, Command, StartDraft, Submit, UpdateDraft
 from domain.errors import DomainError, InvalidCommand
 from domain.events import Event
 from domain.state import DocumentRef, Status
@@ -80,18 +80,39 @@ async def submit(client: Client, task_queue: str, file: Path, actor: Actor,
     # Same rules, same instant: refuse here rather than start a workflow that would refuse.
     draft = replay(decide(DossierState(), start, actor, now))
     decide(draft, Submit(), actor, now)
+    await _start_draft(client, task_queue, ident, start, actor, origin)
+    return await send(client, ident, Submit(), actor, origin=origin)
+
+
+async def save_draft(client: Client, task_queue: str, prepared: DossierFile, actor: Actor,
+                     now: datetime, origin: Origin | None = None) -> CommandResult:
+    """Save a holder's draft without submitting it: the first save starts the dossier (`start-draft`),
+    each later one replaces its content (`update-draft`); the rules refuse what they refuse (a
+    dossier already submitted, another holder's reference…)."""
+    call = await call_definition(client, prepared.call)
+    ident = dossier_id(call.id, prepared.reference)
+    if await _exists(client.get_workflow_handle(ident)):
+        return await send(client, ident, UpdateDraft(content=prepared.content), actor, origin=origin)
+    start = StartDraft(call=call, phase_id=prepared.phase, reference=prepared.reference, content=prepared.content)
+    decide(DossierState(), start, actor, now)  # refused here rather than by a workflow started for nothing
+    return await _start_draft(client, task_queue, ident, start, actor, origin)
+
+
+async def _start_draft(client: Client, task_queue: str, ident: str, start: StartDraft, actor: Actor,
+                       origin: Origin | None) -> CommandResult:
+    """Start the dossier's workflow with its `start-draft` command, in one call."""
     operation = WithStartWorkflowOperation(
         DossierWorkflow.run, DossierInput(dossier_id=ident), id=ident, task_queue=task_queue,
         id_conflict_policy=WorkflowIDConflictPolicy.USE_EXISTING,
     )
     try:
-        await client.execute_update_with_start_workflow(
+        result: CommandResult = await client.execute_update_with_start_workflow(
             DossierWorkflow.command, CommandRequest(command=start, actor=actor, origin=origin),
             start_workflow_operation=operation,
         )
     except WorkflowUpdateFailedError as exc:
         raise _refused(exc) from None
-    return await send(client, ident, Submit(), actor, origin=origin)
+    return result
 
 
 async def send(client: Client, ident: str, command: Command, actor: Actor,

@@ -37,17 +37,20 @@ def may_know(state: DossierState, actor: Actor, operator: bool = False) -> bool:
 
 class ListScope(Record):
     """The part of the dossier list a person sees: `refused` says why they have none; otherwise only
-    the dossiers of `holder` (when set) and of the calls `call_ids` (when set)."""
+    the dossiers of `holder` (when set), of the calls `call_ids` (when set) and assigned to
+    `reviewer` (when set)."""
 
     refused: str | None = None
     holder: str | None = None
     call_ids: tuple[str, ...] | None = None
+    reviewer: str | None = None
 
 
 def list_scope(actor: Actor, calls: Sequence[Call]) -> ListScope:
     """Which dossiers `actor` may see listed: a holder their own, staff and the committee those of
-    their calls, an auditor all (ids, statuses and deadlines are metadata). A reviewer has no list:
-    the dossiers assigned to them are named in their notifications."""
+    their calls, an auditor all (ids, statuses and deadlines are metadata), a reviewer their
+    assignments: the dossiers they are assigned to and did not declare a conflict on (the projection's
+    `reviewers`, `domain.tabs.listed_reviewers`)."""
     match actor.role:
         case Role.HOLDER:
             return ListScope(holder=actor.name)
@@ -58,6 +61,5 @@ def list_scope(actor: Actor, calls: Sequence[Call]) -> ListScope:
         case Role.AUDITOR:
             return ListScope()
         case Role.REVIEWER:
-            return ListScope(refused="un expert n’a pas de liste de dossiers : chaque dossier affecté lui est "
-                                     "notifié, et il le lit par son identifiant")
+            return ListScope(reviewer=actor.name)
     return ListScope(refused="les échéances automatiques ne lisent pas la liste des dossiers")

@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING
 from journal.chaining import check_places, event_rows, place, read_row
 from journal.ledger import GENESIS
 from journal.store import (
+    ORDERS,
     Anchor,
     ChainLink,
     DossierRow,
@@ -32,6 +33,8 @@ from journal.store import (
     StoreError,
     TokenRow,
     WrappedKey,
+    deadline_key,
+    parse_deadline_cursor,
 )
 
 
@@ -44,6 +47,12 @@ class _Sent:
     failed_at: datetime | None = None
     attempts: int = 0
     failure: str = ""
+
+
+def _key(cursor: tuple[datetime | None, str]) -> tuple[bool, datetime, str]:
+    """A deadline cursor as a `deadline_key`."""
+    at, ident = cursor
+    return (at is None, at.astimezone(UTC) if at is not None else datetime.min.replace(tzinfo=UTC), ident)
 
 
 def _utc(value: datetime | None) -> datetime | None:
@@ -101,7 +110,8 @@ class MemoryStore:
         self._dossiers[dossier_id] = DossierRow(
             dossier_id=dossier_id, call_id=p.call_id, phase_id=p.phase_id, holder=p.holder, status=p.status,
             version=p.version, next_deadline=_utc(p.next_deadline), next_deadline_kind=p.next_deadline_kind,
-            submitted_at=_utc(p.submitted_at), updated_at=now,
+            submitted_at=_utc(p.submitted_at), updated_at=now, tab=p.tab, holder_type=p.holder_type,
+            territory=p.territory, reviewers=tuple(p.reviewers),
         )
         if previous is not None and previous.status == p.status:
             return
@@ -122,16 +132,27 @@ class MemoryStore:
     async def dossiers(self, *, call_id: str | None = None, status: str | None = None, phase_id: str | None = None,
                        due_before: datetime | None = None, after: str | None = None,
                        limit: int | None = None, holder: str | None = None,
-                       call_ids: Sequence[str] | None = None) -> list[DossierRow]:
+                       call_ids: Sequence[str] | None = None, tab: str | None = None,
+                       holder_type: str | None = None, territory: str | None = None,
+                       reviewer: str | None = None, due_from: datetime | None = None,
+                       order: str = "id") -> list[DossierRow]:
         """See `JournalStore.dossiers`."""
+        if order not in ORDERS:
+            raise StoreError(f"ordre inconnu « {order} »")
+        by_deadline = order == "deadline"
+        cursor = parse_deadline_cursor(after) if by_deadline and after is not None else None
         async with self._lock:
-            rows = sorted(self._dossiers.values(), key=lambda r: r.dossier_id)
+            rows = sorted(self._dossiers.values(), key=deadline_key if by_deadline else lambda r: r.dossier_id)
         found = [
             r for r in rows
             if (call_id is None or r.call_id == call_id) and (status is None or r.status == status)
-            and (phase_id is None or r.phase_id == phase_id) and (after is None or r.dossier_id > after)
+            and (phase_id is None or r.phase_id == phase_id)
             and (due_before is None or (r.next_deadline is not None and r.next_deadline < due_before))
+            and (due_from is None or (r.next_deadline is not None and r.next_deadline >= due_from))
             and (holder is None or r.holder == holder) and (call_ids is None or r.call_id in call_ids)
+            and (tab is None or r.tab == tab) and (holder_type is None or r.holder_type == holder_type)
+            and (territory is None or r.territory == territory) and (reviewer is None or reviewer in r.reviewers)
+            and (after is None or (deadline_key(r) > _key(cursor) if cursor is not None else r.dossier_id > after))
         ]
         return found[:limit] if limit is not None else found
 
@@ -139,6 +160,21 @@ class MemoryStore:
         """See `JournalStore.open_dossiers`."""
         final = set(final_statuses)
         return [r.dossier_id for r in await self.dossiers(call_id=call_id, phase_id=phase_id) if r.status not in final]
+
+    async def tab_counts(self, call_ids: Sequence[str] | None, holder: str | None = None,
+                         reviewer: str | None = None) -> dict[str, dict[str, int]]:
+        """See `JournalStore.tab_counts`."""
+        async with self._lock:
+            rows = list(self._dossiers.values())
+        counts: dict[str, dict[str, int]] = {}
+        for r in rows:
+            if r.tab is None or (call_ids is not None and r.call_id not in call_ids) \
+                    or (holder is not None and r.holder != holder) \
+                    or (reviewer is not None and reviewer not in r.reviewers):
+                continue
+            per_call = counts.setdefault(r.call_id, {})
+            per_call[r.tab] = per_call.get(r.tab, 0) + 1
+        return counts
 
     async def call_counts(self, call_id: str) -> dict[str, int]:
         """See `JournalStore.call_counts` (statuses no dossier stands in are left out)."""

@@ -8,7 +8,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import delete, func, select, union_all, update
+from sqlalchemy import and_, delete, func, or_, select, union_all, update
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.engine import Row
 from sqlalchemy.exc import IntegrityError
@@ -29,6 +29,7 @@ from journal.schema import (
     tokens,
 )
 from journal.store import (
+    ORDERS,
     Anchor,
     ChainLink,
     DossierRow,
@@ -47,6 +48,7 @@ from journal.store import (
     StoreError,
     TokenRow,
     WrappedKey,
+    parse_deadline_cursor,
 )
 
 MIGRATIONS = Path(__file__).resolve().parent.parent / "migrations"
@@ -61,7 +63,8 @@ READ_COLUMNS = [reads.c.id, reads.c.dossier_id, reads.c.at, reads.c.actor, reads
                 reads.c.ghash]
 DOSSIER_COLUMNS = [dossiers.c.dossier_id, dossiers.c.call_id, dossiers.c.phase_id, dossiers.c.holder,
                    dossiers.c.status, dossiers.c.version, dossiers.c.next_deadline, dossiers.c.next_deadline_kind,
-                   dossiers.c.submitted_at, dossiers.c.updated_at]
+                   dossiers.c.submitted_at, dossiers.c.updated_at, dossiers.c.tab, dossiers.c.holder_type,
+                   dossiers.c.territory, dossiers.c.reviewers]
 
 
 def async_url(url: str) -> str:
@@ -168,7 +171,8 @@ class PostgresStore:
         values = {
             "call_id": p.call_id, "phase_id": p.phase_id, "holder": p.holder, "status": p.status,
             "version": p.version, "next_deadline": p.next_deadline, "next_deadline_kind": p.next_deadline_kind,
-            "submitted_at": p.submitted_at, "updated_at": datetime.now(UTC),
+            "submitted_at": p.submitted_at, "updated_at": datetime.now(UTC), "tab": p.tab,
+            "holder_type": p.holder_type, "territory": p.territory, "reviewers": list(p.reviewers),
         }
         upsert = insert(dossiers).values(dossier_id=dossier_id, **values)
         await conn.execute(upsert.on_conflict_do_update(index_elements=["dossier_id"], set_=values))
@@ -196,32 +200,65 @@ class PostgresStore:
         """See `JournalStore.dossier`."""
         async with self.engine.connect() as conn:
             row = (await conn.execute(select(*DOSSIER_COLUMNS).where(dossiers.c.dossier_id == dossier_id))).first()
-        return DossierRow(**row._mapping) if row is not None else None
+        return _dossier(row) if row is not None else None
 
     async def dossiers(self, *, call_id: str | None = None, status: str | None = None, phase_id: str | None = None,
                        due_before: datetime | None = None, after: str | None = None,
                        limit: int | None = None, holder: str | None = None,
-                       call_ids: Sequence[str] | None = None) -> list[DossierRow]:
+                       call_ids: Sequence[str] | None = None, tab: str | None = None,
+                       holder_type: str | None = None, territory: str | None = None,
+                       reviewer: str | None = None, due_from: datetime | None = None,
+                       order: str = "id") -> list[DossierRow]:
         """See `JournalStore.dossiers`."""
-        query = select(*DOSSIER_COLUMNS).order_by(dossiers.c.dossier_id)
-        if call_id is not None:
-            query = query.where(dossiers.c.call_id == call_id)
-        if status is not None:
-            query = query.where(dossiers.c.status == status)
-        if phase_id is not None:
-            query = query.where(dossiers.c.phase_id == phase_id)
+        if order not in ORDERS:
+            raise StoreError(f"ordre inconnu « {order} »")
+        d = dossiers.c
+        query = select(*DOSSIER_COLUMNS)
+        equal = {d.call_id: call_id, d.status: status, d.phase_id: phase_id, d.holder: holder, d.tab: tab,
+                 d.holder_type: holder_type, d.territory: territory}
+        query = query.where(*(column == value for column, value in equal.items() if value is not None))
         if due_before is not None:
-            query = query.where(dossiers.c.next_deadline < due_before)
-        if holder is not None:
-            query = query.where(dossiers.c.holder == holder)
+            query = query.where(d.next_deadline < due_before)
+        if due_from is not None:
+            query = query.where(d.next_deadline >= due_from)
         if call_ids is not None:
-            query = query.where(dossiers.c.call_id.in_(list(call_ids)))
-        if after is not None:
-            query = query.where(dossiers.c.dossier_id > after)
+            query = query.where(d.call_id.in_(list(call_ids)))
+        if reviewer is not None:
+            query = query.where(d.reviewers.contains([reviewer]))
+        if order == "deadline":
+            query = query.order_by(d.next_deadline.asc().nulls_last(), d.dossier_id)
+            if after is not None:
+                at, ident = parse_deadline_cursor(after)
+                query = query.where(
+                    and_(d.next_deadline.is_(None), d.dossier_id > ident) if at is None else
+                    or_(d.next_deadline > at, and_(d.next_deadline == at, d.dossier_id > ident),
+                        d.next_deadline.is_(None))
+                )
+        else:
+            query = query.order_by(d.dossier_id)
+            if after is not None:
+                query = query.where(d.dossier_id > after)
         if limit is not None:
             query = query.limit(limit)
         async with self.engine.connect() as conn:
-            return [DossierRow(**r._mapping) for r in await conn.execute(query)]
+            return [_dossier(r) for r in await conn.execute(query)]
+
+    async def tab_counts(self, call_ids: Sequence[str] | None, holder: str | None = None,
+                         reviewer: str | None = None) -> dict[str, dict[str, int]]:
+        """See `JournalStore.tab_counts`."""
+        d = dossiers.c
+        query = select(d.call_id, d.tab, func.count()).where(d.tab.is_not(None)).group_by(d.call_id, d.tab)
+        if call_ids is not None:
+            query = query.where(d.call_id.in_(list(call_ids)))
+        if holder is not None:
+            query = query.where(d.holder == holder)
+        if reviewer is not None:
+            query = query.where(d.reviewers.contains([reviewer]))
+        counts: dict[str, dict[str, int]] = {}
+        async with self.engine.connect() as conn:
+            for call, tab, count in await conn.execute(query):
+                counts.setdefault(call, {})[tab] = int(count)
+        return counts
 
     async def open_dossiers(self, call_id: str, phase_id: str, final_statuses: Sequence[str]) -> list[str]:
         """See `JournalStore.open_dossiers`."""
@@ -515,6 +552,11 @@ TOKEN_COLUMNS = [tokens.c.id, tokens.c.name, tokens.c.role, tokens.c.digest, tok
                  tokens.c.revoked_at, tokens.c.label]
 INVITATION_COLUMNS = [invitations.c.id, invitations.c.name, invitations.c.digest, invitations.c.created_at,
                       invitations.c.expires_at, invitations.c.used_at]
+
+
+def _dossier(r: Row[Any]) -> DossierRow:
+    values = dict(r._mapping)
+    return DossierRow(**values | {"reviewers": tuple(values["reviewers"] or ())})
 
 
 def _person(r: Row[Any]) -> PersonRow:

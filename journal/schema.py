@@ -22,7 +22,7 @@ from sqlalchemy import (
     UniqueConstraint,
     func,
 )
-from sqlalchemy.dialects.postgresql import JSONB
+from sqlalchemy.dialects.postgresql import ARRAY, JSONB
 
 metadata = MetaData()
 
@@ -110,6 +110,11 @@ dossiers = Table(
     Column("next_deadline_kind", Text),
     Column("submitted_at", DateTime(timezone=True)),
     Column("updated_at", DateTime(timezone=True), nullable=False),
+    # Clear metadata for the back office's tabs and filters (migration 0006; NULL on older rows).
+    Column("tab", Text),
+    Column("holder_type", Text),
+    Column("territory", Text),
+    Column("reviewers", ARRAY(Text)),  # assigned, not recused
 )
 
 call_counts = Table(

@@ -8,9 +8,10 @@ and opening are the caller's (`journal.keys`), so the store never holds a key in
 
 from __future__ import annotations
 
+from base64 import urlsafe_b64decode, urlsafe_b64encode
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
-from datetime import date, datetime
+from datetime import UTC, date, datetime
 from typing import Any, Protocol
 
 
@@ -79,6 +80,10 @@ class Projection:
     next_deadline: datetime | None = None
     next_deadline_kind: str | None = None
     submitted_at: datetime | None = None
+    tab: str | None = None  # domain.tabs.Tab's slug; None for a draft
+    holder_type: str | None = None  # from the content, kept clear for the list's filters
+    territory: str | None = None
+    reviewers: tuple[str, ...] = ()  # assigned, not recused
 
 
 @dataclass(frozen=True)
@@ -95,6 +100,47 @@ class DossierRow:
     next_deadline_kind: str | None
     submitted_at: datetime | None
     updated_at: datetime
+    tab: str | None = None  # None too for rows projected before migration 0006
+    holder_type: str | None = None
+    territory: str | None = None
+    reviewers: tuple[str, ...] = ()
+
+
+class InvalidCursor(StoreError):
+    """An `after` that no page of the deadline order gave."""
+
+    code = "invalid_cursor"
+
+
+ORDERS = ("id", "deadline")
+_NO_DEADLINE = "-"
+
+
+def deadline_cursor(row: DossierRow) -> str:
+    """The opaque `after` that continues the deadline order after `row` (its deadline and its id)."""
+    at = row.next_deadline.astimezone(UTC).isoformat() if row.next_deadline is not None else _NO_DEADLINE
+    return urlsafe_b64encode(f"{at}|{row.dossier_id}".encode()).decode().rstrip("=")
+
+
+def parse_deadline_cursor(text: str) -> tuple[datetime | None, str]:
+    """The (deadline, id) a `deadline_cursor` encodes.
+
+    Raises:
+        InvalidCursor: not one.
+    """
+    try:
+        at, _, ident = urlsafe_b64decode(text + "=" * (-len(text) % 4)).decode().partition("|")
+        deadline = None if at == _NO_DEADLINE else datetime.fromisoformat(at)
+    except (ValueError, UnicodeDecodeError):
+        raise InvalidCursor("curseur de page inconnu : reprenez la liste au début") from None
+    if not ident or (deadline is not None and deadline.tzinfo is None):
+        raise InvalidCursor("curseur de page inconnu : reprenez la liste au début")
+    return deadline, ident
+
+
+def deadline_key(row: DossierRow) -> tuple[bool, datetime, str]:
+    """The deadline order's sort key: earliest deadline first, dossiers without one last, then id."""
+    return (row.next_deadline is None, row.next_deadline or datetime.min.replace(tzinfo=UTC), row.dossier_id)
 
 
 @dataclass(frozen=True)
@@ -268,10 +314,28 @@ class JournalStore(Protocol):
     async def dossiers(self, *, call_id: str | None = None, status: str | None = None, phase_id: str | None = None,
                        due_before: datetime | None = None, after: str | None = None,
                        limit: int | None = None, holder: str | None = None,
-                       call_ids: Sequence[str] | None = None) -> list[DossierRow]:
-        """The dossier list ordered by dossier id, filtered; `after` is the last id of the previous
-        page (keyset pagination); `due_before`: next deadline before that instant (overdue); `holder`:
-        that holder's dossiers only; `call_ids`: the dossiers of those calls only (none when empty)."""
+                       call_ids: Sequence[str] | None = None, tab: str | None = None,
+                       holder_type: str | None = None, territory: str | None = None,
+                       reviewer: str | None = None, due_from: datetime | None = None,
+                       order: str = "id") -> list[DossierRow]:
+        """The dossier list, filtered, ordered by dossier id (`order="id"`: `after` is the last id of
+        the previous page) or by next deadline (`order="deadline"`: earliest first, dossiers without
+        one last, then id; `after` is the opaque `deadline_cursor` of the previous page's last row).
+        `due_before`: next deadline before that instant (overdue); `due_from`: not before that
+        instant; `holder`: that holder's dossiers only; `call_ids`: the dossiers of those calls only
+        (none when empty); `reviewer`: those assigned to that reviewer (not recused); `tab`,
+        `holder_type`, `territory`: equal to that.
+
+        Raises:
+            InvalidCursor: `after` is not a deadline cursor (deadline order).
+        """
+        ...
+
+    async def tab_counts(self, call_ids: Sequence[str] | None, holder: str | None = None,
+                         reviewer: str | None = None) -> dict[str, dict[str, int]]:
+        """How many dossiers stand in each tab, by call (call id → tab slug → count; tabs and calls
+        with none left out), for the calls `call_ids` (every call when None) and, when set, of that
+        holder or assigned to that reviewer only. Dossiers in no tab (drafts) are not counted."""
         ...
 
     async def open_dossiers(self, call_id: str, phase_id: str, final_statuses: Sequence[str]) -> list[str]:

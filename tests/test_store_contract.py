@@ -18,6 +18,7 @@ from journal.memory import MemoryStore
 from journal.postgres import PostgresStore, app_url, create_engine
 from journal.store import (
     Anchor,
+    InvalidCursor,
     InvitationRow,
     JournalConflict,
     JournalGap,
@@ -30,6 +31,7 @@ from journal.store import (
     SealedEvent,
     StoreError,
     TokenRow,
+    deadline_cursor,
 )
 
 T0 = datetime(2026, 3, 2, 9, 0, tzinfo=PARIS)  # Paris time on the way in: UTC on the way out
@@ -235,6 +237,61 @@ async def test_the_dossier_list_pages_by_id_and_filters(store: JournalStore) -> 
     assert await store.dossiers(call_ids=[]) == []
     assert len(await store.dossiers(holder="acme", call_ids=[CALL, OTHER])) == len(ids) + 1
     assert await store.dossiers(holder="autre") == []
+
+
+async def test_the_dossier_list_by_deadline_pages_with_a_cursor(store: JournalStore) -> None:
+    """Earliest deadline first, none last, ties by id; `after` is the opaque cursor of the last row."""
+    day = timedelta(days=1)
+    deadlines = {"d0": T0 + 3 * day, "d1": None, "d2": T0 + day, "d3": T0 + 3 * day, "d4": None, "d5": T0 + 2 * day,
+                 "d6": T0 + day}
+    for name, at in deadlines.items():
+        ident = f"{CALL}.{name}"
+        await store.append(ident, ident, 1, [ev(1)], proj(next_deadline=at))
+    expected = [f"{CALL}.{n}" for n in ("d2", "d6", "d5", "d0", "d3", "d1", "d4")]
+    assert [r.dossier_id for r in await store.dossiers(order="deadline")] == expected
+    for size in (1, 2, 3, 7):
+        pages, after = [], None
+        while page := await store.dossiers(call_id=CALL, order="deadline", after=after, limit=size):
+            pages.append([r.dossier_id for r in page])
+            after = deadline_cursor(page[-1])
+        assert [i for p in pages for i in p] == expected and all(len(p) <= size for p in pages), size
+    assert [r.dossier_id for r in await store.dossiers(order="deadline", due_from=T0 + 2 * day,
+                                                       due_before=T0 + 3 * day + timedelta(seconds=1))] == \
+        expected[2:5]
+    with pytest.raises(InvalidCursor):
+        await store.dossiers(order="deadline", after="pas-un-curseur")
+    with pytest.raises(StoreError):
+        await store.dossiers(order="hasard")
+    # the id order and its `after` (the last id) are unchanged
+    assert [r.dossier_id for r in await store.dossiers(after=f"{CALL}.d4")] == [f"{CALL}.d5", f"{CALL}.d6"]
+
+
+async def test_tabs_metadata_filters_and_counts(store: JournalStore) -> None:
+    rows = [(A, "a-traiter", "entreprise", "Pas-de-Calais", ()), (B, "en-revue", "collectivite", "Nord", ("rita",)),
+            (f"{CALL}.c", "en-revue", "entreprise", None, ("rita", "victor")),
+            (f"{CALL}.d", None, "entreprise", "Nord", ()), (C, "clos", "entreprise", "Nord", ("victor",))]
+    for ident, tab, kind, territory, reviewers in rows:
+        await store.append(ident, ident, 1, [ev(1)], proj(call=OTHER if ident == C else CALL, tab=tab,
+                                                          holder_type=kind, territory=territory, reviewers=reviewers))
+    back = await store.dossier(f"{CALL}.c")
+    assert back is not None and (back.tab, back.holder_type, back.territory, back.reviewers) == \
+        ("en-revue", "entreprise", None, ("rita", "victor"))
+
+    async def ids(**filters: Any) -> list[str]:
+        return [r.dossier_id for r in await store.dossiers(**filters)]
+
+    assert await ids(tab="en-revue") == [B, f"{CALL}.c"]
+    assert await ids(holder_type="entreprise", territory="Nord") == [f"{CALL}.d", C]
+    assert await ids(reviewer="rita") == [B, f"{CALL}.c"] and await ids(reviewer="victor") == [f"{CALL}.c", C]
+    assert await ids(reviewer="rita", tab="a-traiter") == [] and await ids(reviewer="personne") == []
+    assert await store.tab_counts(None) == {CALL: {"a-traiter": 1, "en-revue": 2}, OTHER: {"clos": 1}}
+    assert await store.tab_counts([OTHER]) == {OTHER: {"clos": 1}} and await store.tab_counts([]) == {}
+    assert await store.tab_counts(None, reviewer="victor") == {CALL: {"en-revue": 1}, OTHER: {"clos": 1}}
+    assert await store.tab_counts([CALL], holder="autre") == {}
+    # a later batch moves the dossier to another tab and changes its reviewers
+    await store.append(B, B, 2, [ev(2, "decision_taken")], proj(version=2, tab="decides", reviewers=()))
+    assert await store.tab_counts([CALL]) == {CALL: {"a-traiter": 1, "en-revue": 1, "decides": 1}}
+    assert await ids(reviewer="rita") == [f"{CALL}.c"]
 
 
 async def test_open_dossiers_leaves_final_statuses_out(store: JournalStore) -> None:

@@ -35,6 +35,7 @@ from domain.deadlines import Deadline, consequence, latest_reminders
 from domain.errors import DomainError
 from domain.notices import Notice, notices_for, reminder_notice
 from domain.state import DeadlineKind, Status
+from domain.tabs import list_metadata
 from workflows.common import (
     CALL_FROM_WORKER,
     CALL_READ_TIMEOUT,
@@ -202,6 +203,7 @@ class DossierWorkflow:
         call = after.call
         assert call is not None
         upcoming = [d for d in deadlines(after, call, workflow.now()) if d.kind is not DeadlineKind.REMINDER]
+        listed = list_metadata(after)
         await workflow.execute_activity(
             APPEND,
             AppendEvents(
@@ -210,7 +212,8 @@ class DossierWorkflow:
                 phase_id=after.phase_id, holder=after.holder, status=after.status,
                 version=after.version, next_deadline=upcoming[0].at if upcoming else None,
                 next_deadline_kind=upcoming[0].kind.value if upcoming else None,
-                submitted_at=after.submitted_at,
+                submitted_at=after.submitted_at, tab=listed.tab, holder_type=listed.holder_type,
+                territory=listed.territory, reviewers=list(listed.reviewers),
             ),
             start_to_close_timeout=JOURNAL_WRITE_TIMEOUT,
             retry_policy=JOURNAL_RETRY,

@@ -10,7 +10,7 @@ import tarfile
 import tempfile
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 from urllib.parse import quote
 
 from fastapi import APIRouter, Body, Depends, Query, Request, Response
@@ -23,10 +23,12 @@ from amiflow.api.problems import COMMON
 from amiflow.bootstrap import Runtime
 from amiflow.services import calls as call_service
 from amiflow.services import dossiers as dossier_service
+from amiflow.services import exports as export_service
 from amiflow.services import people
 from amiflow.services.audit import VerifyReport
 from amiflow.services.audit import export as export_bundle
 from amiflow.services.audit import verify as verify_journal
+from amiflow.services.exports import FORMATS
 from amiflow.services.principal import Principal
 from amiflow.services.views import (
     AttachView,
@@ -34,7 +36,9 @@ from amiflow.services.views import (
     CommandSpec,
     DossierPage,
     DossierView,
+    ExtensionPreview,
     HistoryView,
+    Overview,
     TimelineView,
 )
 from domain.calendar import PARIS
@@ -110,7 +114,28 @@ async def extend(rt: Rt, who: Who, call_id: Annotated[str, PathParam(max_length=
     return await call_service.extend(rt, who, call_id, phase_id, until)
 
 
+@router.get("/calls/{call_id}/phases/{phase_id}/extension-preview", summary="Ce qu’une prolongation toucherait",
+            response_model=ExtensionPreview)
+async def extension_preview(rt: Rt, who: Who, call_id: Annotated[str, PathParam(max_length=200)],
+                            phase_id: Annotated[str, PathParam(max_length=200)],
+                            until: Annotated[datetime, Query(description="La nouvelle clôture envisagée (sans "
+                                                                         "décalage : heure de Paris).")],
+                            ) -> ExtensionPreview:
+    """Combien de dossiers ouverts de la phase une prolongation jusqu’à `until` toucherait, refusée comme
+    la prolongation elle-même le serait."""
+    instant = until if until.tzinfo else until.replace(tzinfo=PARIS)
+    return await call_service.extension_preview(rt, who, call_id, phase_id, instant, now())
+
+
 # --- dossiers --------------------------------------------------------------------------------
+
+
+Tab = Annotated[str | None, Query(max_length=100, description="Un onglet (a-traiter, en-revue, clos…).")]
+HolderType = Annotated[str | None, Query(max_length=100, description="Un type de porteur (entreprise…).")]
+Territory = Annotated[str | None, Query(max_length=200, description="Un territoire (tel que le dossier le dit).")]
+Sort = Annotated[Literal["id", "deadline"], Query(description="Par identifiant, ou par prochaine échéance "
+                                                           "(la plus proche d’abord, les dossiers sans échéance "
+                                                           "à la fin).")]
 
 
 @router.get("/dossiers", summary="La liste des dossiers", response_model=DossierPage)
@@ -120,12 +145,57 @@ async def dossiers(
     status: Annotated[str | None, Query(max_length=100, description="Un statut (submitted, follow_up…).")] = None,
     phase: Annotated[str | None, Query(max_length=200, description="Une phase.")] = None,
     overdue: Annotated[bool, Query(description="Seulement ceux dont la prochaine échéance est passée.")] = False,
-    after: Annotated[str | None, Query(max_length=300, description="Le `next` de la page précédente.")] = None,
+    after: Annotated[str | None, Query(max_length=600, description="Le `next` de la page précédente.")] = None,
     limit: Annotated[int, Query(ge=1, le=dossier_service.PAGE_MAX)] = 100,
+    tab: Tab = None, holder_type: HolderType = None, territory: Territory = None, sort: Sort = "id",
 ) -> DossierPage:
     """Les dossiers que la personne peut connaître : identifiants, statuts, échéances (aucun contenu),
-    par identifiant ; `next` donne la suite."""
-    return await dossier_service.listing(rt, now(), call, status, phase, overdue, after, limit, who=who)
+    par identifiant ou par prochaine échéance ; `next` donne la suite."""
+    return await dossier_service.listing(rt, now(), call, status, phase, overdue, after, limit, who=who, tab=tab,
+                                         holder_type=holder_type, territory=territory, order=sort)
+
+
+@router.get("/dossiers/export", summary="Exporter la liste des dossiers", response_class=Response,
+            responses={200: {"content": {media: {"schema": {"type": "string", "format": "binary"}}
+                                         for media in FORMATS.values()},
+                             "description": "Toute la liste filtrée (CSV, XLSX ou ODS), en-têtes en français."}})
+async def export_list(
+    rt: Rt, who: Who,
+    format: Annotated[Literal["csv", "xlsx", "ods"], Query(description="Le format du fichier.")] = "csv",
+    call: Annotated[str | None, Query(max_length=200, description="Un appel.")] = None,
+    status: Annotated[str | None, Query(max_length=100, description="Un statut.")] = None,
+    phase: Annotated[str | None, Query(max_length=200, description="Une phase.")] = None,
+    overdue: Annotated[bool, Query(description="Seulement ceux dont la prochaine échéance est passée.")] = False,
+    tab: Tab = None, holder_type: HolderType = None, territory: Territory = None, sort: Sort = "id",
+) -> Response:
+    """Toute la liste que la personne peut connaître, avec les mêmes filtres, dans un fichier de tableur."""
+    file = await export_service.export(rt, who, now(), format, call_id=call, status=status, phase_id=phase,
+                                       overdue=overdue, tab=tab, holder_type=holder_type, territory=territory,
+                                       order=sort)
+    return Response(file.data, media_type=file.media_type, headers={
+        "Content-Disposition": f"attachment; filename*=UTF-8''{quote(file.filename)}"})
+
+
+@router.get("/overview", summary="Mon accueil", response_model=Overview)
+async def overview(rt: Rt, who: Who) -> Overview:
+    """Les appels de la personne et leurs dossiers par onglet, et les échéances des 7 prochains jours."""
+    return await dossier_service.overview(rt, who, now())
+
+
+class Draft(BaseModel):
+    """A holder's draft: which call and phase, their reference, the content so far."""
+
+    call: str = Field(max_length=200)
+    phase: str = Field(max_length=200)
+    reference: str = Field(max_length=300)
+    content: dict[str, Any]
+
+
+@router.put("/drafts", summary="Enregistrer un brouillon", response_model=CommandResult)
+async def save_draft(rt: Rt, who: Who, body: Draft) -> CommandResult:
+    """Enregistre le brouillon sans le déposer : le premier enregistrement le crée, les suivants remplacent
+    son contenu ; la commande « submit » le dépose ensuite."""
+    return await dossier_service.save_draft(rt, who, body.call, body.phase, body.reference, body.content, now())
 
 
 class DossierFile(BaseModel):

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import UTC, datetime
 from pathlib import Path
 
 from amiflow import dossiers as gateway
@@ -10,8 +10,10 @@ from amiflow.bootstrap import Runtime
 from amiflow.catalogue import CallSet, load_calls
 from amiflow.services.errors import NotFound
 from amiflow.services.principal import Principal
-from amiflow.services.views import CallView, PhaseView
+from amiflow.services.views import CallView, ExtensionPreview, PhaseView
 from domain import Call
+from domain.calls import extend_phase
+from domain.state import FINAL_STATUSES
 from workflows.call import ExtensionResult
 
 
@@ -35,6 +37,21 @@ async def extend(rt: Runtime, who: Principal, call_id: str, phase_id: str, until
     """Move a phase's closing later; every open dossier of the phase follows (the call's workflow
     refuses what the rules refuse: `domain.calls.extend_phase`)."""
     return await gateway.extend(rt.temporal(), call_id, phase_id, until, who.actor)
+
+
+async def extension_preview(rt: Runtime, who: Principal, call_id: str, phase_id: str, until: datetime,
+                            now: datetime | None = None) -> ExtensionPreview:
+    """How many open dossiers of the phase an extension to `until` would touch, refused as `extend`
+    would refuse it (who may not extend, an unknown phase, a closing not later than the current one or
+    in the past: `domain.calls.extend_phase`, on the call as it stands in its workflow)."""
+    call = await gateway.call_definition(rt.temporal(), call_id)
+    phase = call.phase(phase_id)
+    extend_phase(call, phase_id, until, who.actor, now or datetime.now(UTC))
+    assert phase is not None  # extend_phase refuses an unknown phase
+    final = [s.value for s in FINAL_STATUSES]
+    touched = await rt.store.open_dossiers(call.id, phase_id, final)
+    return ExtensionPreview(call_id=call.id, phase_id=phase_id, closes_at=phase.closes_at, until=until,
+                            dossiers=len(touched))
 
 
 _LOADED: dict[tuple[tuple[str, int, int], ...], list[Call]] = {}

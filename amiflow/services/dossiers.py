@@ -5,43 +5,48 @@ error; what a reader sees and what is logged as a read is `domain.reading.sight`
 from __future__ import annotations
 
 from collections.abc import Mapping
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 from amiflow import dossiers as gateway
 from amiflow.bootstrap import Runtime
-from amiflow.catalogue import load_dossier, load_schemes
+from amiflow.catalogue import dossier_from, load_dossier, load_schemes
 from amiflow.logs import logger
 from amiflow.services import commands
 from amiflow.services.errors import NotFound, ReadRefused, Refused
 from amiflow.services.principal import Principal
 from amiflow.services.views import (
     AttachView,
+    CallSummary,
     CommandSpec,
     DossierItem,
     DossierPage,
     DossierView,
     EventView,
     HistoryView,
+    Overview,
+    PhaseClosing,
     ReadView,
     TimelineEntry,
     TimelineView,
 )
-from domain import replay
+from domain import Call, replay
 from domain.calendar import show as paris
+from domain.calls import HolderType
 from domain.deadlines import deadlines, next_of_each_kind
 from domain.decider import available_commands
-from domain.disclosure import list_scope, may_know
+from domain.disclosure import ListScope, list_scope, may_know
 from domain.errors import InvalidCommand
 from domain.events import Event
 from domain.inputs import check_attachment, check_command
 from domain.reading import LoggedRead, Purpose, Reading, Sight, event_shown, may_read, shown_actor, sight
-from domain.state import DossierState, Status, is_dossier_id
+from domain.state import DossierState, Status, dossier_id, is_dossier_id
+from domain.tabs import TABS, parse_tab
 from domain.text import visible
 from domain.uploads import check_document
 from journal.keys import KeyDestroyed
-from journal.store import ReadEntry
+from journal.store import ORDERS, DossierRow, InvalidCursor, ReadEntry, deadline_cursor
 from workflows.dossier import CommandResult
 
 PAGE_MAX = 500
@@ -168,31 +173,123 @@ async def timeline(rt: Runtime, who: Principal, dossier_id: str, now: datetime) 
 
 async def listing(rt: Runtime, now: datetime, call_id: str | None = None, status: str | None = None,
                   phase_id: str | None = None, overdue: bool = False, after: str | None = None,
-                  limit: int | None = None, who: Principal | None = None) -> DossierPage:
-    """The dossier list (ids, statuses, deadlines: no content), filtered, by dossier id; a page
-    continues after the id `next` of the previous one. With `who`, only the dossiers that person may
-    know of (`domain.disclosure.list_scope`); without, the operator's whole list on the server."""
+                  limit: int | None = None, who: Principal | None = None, *, tab: str | None = None,
+                  holder_type: str | None = None, territory: str | None = None, order: str = "id") -> DossierPage:
+    """The dossier list (ids, statuses, deadlines: no content), filtered, by dossier id (`order="id"`;
+    a page continues after the id `next` of the previous one) or by next deadline (`order="deadline"`:
+    earliest first, those without one last; `next` is an opaque cursor). With `who`, only the dossiers
+    that person may know of (`domain.disclosure.list_scope`); without, the operator's whole list on the
+    server."""
     if status is not None and status not in {s.value for s in Status}:
         raise InvalidCommand(f"Statut inconnu « {status} » ({', '.join(s.value for s in Status)}).")
     if limit is not None and not 1 <= limit <= PAGE_MAX:
         raise InvalidCommand(f"Une page compte de 1 à {PAGE_MAX} dossiers.")
-    holder, call_ids = None, None
-    if who is not None:
-        from amiflow.services.calls import current
-
-        scope = list_scope(who.actor, current(rt))
-        if scope.refused is not None:
-            raise ReadRefused(f"Liste refusée : {scope.refused}.")
-        holder, call_ids = scope.holder, scope.call_ids
-    rows = await rt.store.dossiers(call_id=call_id, status=status, phase_id=phase_id,
-                                   due_before=now if overdue else None, after=after, limit=limit,
-                                   holder=holder, call_ids=call_ids)
-    items = [DossierItem(dossier_id=r.dossier_id, call_id=r.call_id, phase_id=r.phase_id, holder=r.holder,
-                         status=Status(r.status), version=r.version, next_deadline=r.next_deadline,
-                         next_deadline_kind=r.next_deadline_kind, submitted_at=r.submitted_at,
-                         updated_at=r.updated_at) for r in rows]
+    _check_filters(tab, holder_type, order)
+    scope = _scope(rt, who)
+    try:
+        rows = await rt.store.dossiers(call_id=call_id, status=status, phase_id=phase_id,
+                                       due_before=now if overdue else None, after=after, limit=limit,
+                                       holder=scope.holder, call_ids=scope.call_ids, reviewer=scope.reviewer,
+                                       tab=tab, holder_type=holder_type, territory=territory, order=order)
+    except InvalidCursor as exc:
+        raise InvalidCommand(f"Suite de liste inconnue « {visible(after or '')} » : {exc.message}.") from None
+    items = [_item(r) for r in rows]
     full = limit is not None and len(items) == limit
-    return DossierPage(items=items, next=items[-1].dossier_id if full and items else None)
+    if not (full and rows):
+        return DossierPage(items=items)
+    return DossierPage(items=items, next=deadline_cursor(rows[-1]) if order == "deadline" else rows[-1].dossier_id)
+
+
+def _check_filters(tab: str | None, holder_type: str | None, order: str) -> None:
+    """Refuse, in French, a tab, a holder type or an order the list does not know."""
+    if tab is not None and parse_tab(tab) is None:
+        raise InvalidCommand(f"Onglet inconnu « {visible(tab)} » ({', '.join(t.value for t in TABS)}).")
+    if holder_type is not None and holder_type not in {h.value for h in HolderType}:
+        raise InvalidCommand(f"Type de porteur inconnu « {visible(holder_type)} » "
+                             f"({', '.join(h.value for h in HolderType)}).")
+    if order not in ORDERS:
+        raise InvalidCommand(f"Ordre de liste inconnu « {visible(order)} » ({', '.join(ORDERS)}).")
+
+
+def _scope(rt: Runtime, who: Principal | None) -> ListScope:
+    """The part of the list the person may see (everything for the operator, `who` None)."""
+    if who is None:
+        return ListScope()
+    from amiflow.services.calls import current
+
+    scope = list_scope(who.actor, current(rt))
+    if scope.refused is not None:
+        raise ReadRefused(f"Liste refusée : {scope.refused}.")
+    return scope
+
+
+def _item(r: DossierRow) -> DossierItem:
+    return DossierItem(dossier_id=r.dossier_id, call_id=r.call_id, phase_id=r.phase_id, holder=r.holder,
+                       status=Status(r.status), version=r.version, next_deadline=r.next_deadline,
+                       next_deadline_kind=r.next_deadline_kind, submitted_at=r.submitted_at,
+                       updated_at=r.updated_at, tab=parse_tab(r.tab) if r.tab else None,
+                       holder_type=r.holder_type, territory=r.territory)
+
+
+UPCOMING_DAYS = 7
+UPCOMING_MAX = 100
+
+
+async def overview(rt: Runtime, who: Principal, now: datetime) -> Overview:
+    """A person's home page: the calls whose dossiers they may list, with the count per tab, and the
+    dossiers whose next deadline falls within the next 7 days (`now` included, at most 100, soonest
+    first), with the phases of those calls that close in that window. Same scope as the list: a
+    holder's and a reviewer's calls are those they have a dossier in."""
+    from amiflow.services.calls import current
+
+    scope = _scope(rt, who)
+    calls = [c for c in current(rt) if scope.call_ids is None or c.id in scope.call_ids]
+    counts = await rt.store.tab_counts(scope.call_ids, holder=scope.holder, reviewer=scope.reviewer)
+    own = scope.holder is not None or scope.reviewer is not None
+    summaries = [CallSummary(call_id=c.id, title=c.title, counts={t.value: counts.get(c.id, {}).get(t.value, 0)
+                                                                   for t in TABS},
+                             total=sum(counts.get(c.id, {}).values()))
+                 for c in calls if not own or c.id in counts]
+    ends = now + timedelta(days=UPCOMING_DAYS)
+    rows = await rt.store.dossiers(holder=scope.holder, call_ids=scope.call_ids, reviewer=scope.reviewer,
+                                   due_from=now, due_before=ends + timedelta(microseconds=1), order="deadline",
+                                   limit=UPCOMING_MAX)
+    listed = {s.call_id for s in summaries}
+    closings = [PhaseClosing(call_id=c.id, call_title=c.title, phase_id=p.id, label=p.label, closes_at=p.closes_at)
+                for c in await _running([c for c in calls if c.id in listed], rt) for p in c.phases
+                if now <= p.closes_at <= ends]
+    return Overview(calls=summaries, upcoming=[_item(r) for r in rows],
+                    closings=sorted(closings, key=lambda x: (x.closes_at, x.call_id, x.phase_id)), window_ends=ends)
+
+
+async def _running(calls: list[Call], rt: Runtime) -> list[Call]:
+    """The calls as they stand in their workflows (extensions included); as loaded from their files
+    when Temporal is not reached or a call's workflow is not running."""
+    if rt.client is None:
+        return calls
+    found = []
+    for call in calls:
+        try:
+            found.append(await gateway.call_definition(rt.client, call.id))
+        except NotFound:
+            found.append(call)
+    return found
+
+
+async def save_draft(rt: Runtime, who: Principal, call_id: str, phase_id: str, reference: str,
+                     content: Mapping[str, Any], now: datetime) -> CommandResult:
+    """Save a holder's draft without submitting it (the first save starts it, later ones send
+    `update-draft`); the content is checked by the same rules as a submission (`domain.inputs`).
+    Submitting is then the `submit` command (`command(rt, who, id, "submit", {})`)."""
+    prepared = dossier_from({"call": call_id, "phase": phase_id, "reference": reference, "content": dict(content)},
+                            "brouillon")
+    try:
+        return await gateway.save_draft(rt.temporal(), rt.settings.task_queue, prepared, who.actor, now, who.origin)
+    except Refused as refused:
+        if refused.code == "not_allowed":  # another holder's reference: not told that dossier exists
+            ident = dossier_id(call_id, reference)
+            await _known(rt, who, ident, await _state(rt, ident), None)
+        raise
 
 
 async def attach(rt: Runtime, who: Principal, dossier_id: str, file: Path) -> AttachView:

@@ -8,6 +8,7 @@ from pydantic import BaseModel
 
 from domain.deadlines import Deadline
 from domain.state import DocumentRef, DossierState, Status
+from domain.tabs import Tab
 
 
 class DossierView(BaseModel):
@@ -94,10 +95,14 @@ class DossierItem(BaseModel):
     next_deadline_kind: str | None
     submitted_at: datetime | None
     updated_at: datetime
+    tab: Tab | None = None  # None for a draft (and for a dossier not written since migration 0006)
+    holder_type: str | None = None
+    territory: str | None = None
 
 
 class DossierPage(BaseModel):
-    """A page of the dossier list; `next` continues it (keyset pagination)."""
+    """A page of the dossier list; `next` continues it (keyset pagination): the last id in the id
+    order, an opaque cursor in the deadline order."""
 
     items: list[DossierItem]
     next: str | None = None
@@ -144,3 +149,41 @@ class CallView(BaseModel):
     id: str
     title: str
     phases: list[PhaseView]
+
+
+class CallSummary(BaseModel):
+    """A call on a person's home page: how many of the dossiers they may list stand in each tab."""
+
+    call_id: str
+    title: str
+    counts: dict[str, int]  # tab slug → count, in the order of `domain.tabs.TABS`
+    total: int
+
+
+class PhaseClosing(BaseModel):
+    """A phase of a call that closes soon."""
+
+    call_id: str
+    call_title: str
+    phase_id: str
+    label: str
+    closes_at: datetime
+
+
+class Overview(BaseModel):
+    """A person's home page: their calls and counts, and what falls due in the next days."""
+
+    calls: list[CallSummary]
+    upcoming: list[DossierItem]  # next deadline within the window, soonest first
+    closings: list[PhaseClosing]  # phases of those calls closing within the window, soonest first
+    window_ends: datetime
+
+
+class ExtensionPreview(BaseModel):
+    """What extending a phase's closing to `until` would touch: its open dossiers."""
+
+    call_id: str
+    phase_id: str
+    closes_at: datetime
+    until: datetime
+    dossiers: int
