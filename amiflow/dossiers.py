@@ -190,7 +190,9 @@ async def _exists(handle: WorkflowHandle[Any, Any]) -> bool:
 def _refused(exc: WorkflowUpdateFailedError) -> DomainError:
     cause = exc.cause
     if isinstance(cause, ApplicationError):
-        return Refused(cause.message, cause.type or "refused")
+        details = cause.details
+        field = details[0] if details and isinstance(details[0], str) else None
+        return Refused(cause.message, cause.type or "refused", field=field)
     return Refused(str(cause or exc), "refused")
 
 

@@ -10,8 +10,8 @@ from domain.errors import DomainError, InvalidCommand, NotAllowed
 class ServiceError(DomainError):
     """A use case refused, with the rules' code."""
 
-    def __init__(self, message: str, code: str | None = None) -> None:
-        super().__init__(message)
+    def __init__(self, message: str, code: str | None = None, field: str | None = None) -> None:
+        super().__init__(message, field)
         if code is not None:
             self.code = code
 
