@@ -15,7 +15,6 @@ from tests.conftest import Stack
 from tests.webworld import Web, csrf_of, web_world
 
 
-
 @pytest.fixture
 async def web(stack: Stack, tmp_path: Path) -> AsyncIterator[Web]:
     async with web_world(stack, tmp_path) as found:

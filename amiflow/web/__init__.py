@@ -15,11 +15,11 @@ from fastapi import FastAPI
 from fastapi.staticfiles import StaticFiles
 
 from amiflow.bootstrap import Runtime
-from amiflow.web import home, kit
+from amiflow.web import holder, home, kit
 from amiflow.web.security import SecurityHeaders
 
 STATIC = Path(__file__).resolve().parent / "static"
-AREAS = [home.router]
+AREAS = [home.router, holder.router]
 
 
 def install(app: FastAPI, rt: Runtime) -> None:
