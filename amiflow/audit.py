@@ -18,6 +18,7 @@ from domain.commands import DestroyContent
 from domain.errors import DomainError, InvalidCommand
 from domain.retention import retention_ends, shred_verdict
 from domain.state import Status
+from domain.tabs import list_metadata
 from journal import ledger
 from journal.keys import DossierKeys
 from journal.sealing import append_events
@@ -213,9 +214,11 @@ async def shred(client: Any, store: JournalStore, keys: DossierKeys, vault: Vaul
         assert call is not None
         after = replay(events, state)
         try:
+            listed = list_metadata(after)  # the list keeps its metadata: the dossier stays in its tab
             written = await append_events(store, keys, ident, ident, state.version + 1, events, Projection(
                 call_id=call.id, phase_id=state.phase_id, holder=state.holder, status=after.status.value,
-                version=after.version, submitted_at=after.submitted_at))
+                version=after.version, submitted_at=after.submitted_at, tab=listed.tab,
+                holder_type=listed.holder_type, territory=listed.territory, reviewers=listed.reviewers))
         except StoreError:
             written = 0
         if written != len(events):  # another event took that place first (a legal hold…): decide again later

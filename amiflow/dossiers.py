@@ -85,14 +85,17 @@ async def submit(client: Client, task_queue: str, file: Path, actor: Actor,
 
 
 async def save_draft(client: Client, task_queue: str, prepared: DossierFile, actor: Actor,
-                     now: datetime, origin: Origin | None = None) -> CommandResult:
+                     now: datetime, origin: Origin | None = None, store: JournalStore | None = None,
+                     keys: DossierKeys | None = None) -> CommandResult:
     """Save a holder's draft without submitting it: the first save starts the dossier (`start-draft`),
     each later one replaces its content (`update-draft`); the rules refuse what they refuse (a
-    dossier already submitted, another holder's reference…)."""
+    dossier already submitted, another holder's reference…; with `store` and `keys`, an ended dossier
+    is refused in the rules' words, as `send` does)."""
     call = await call_definition(client, prepared.call)
     ident = dossier_id(call.id, prepared.reference)
     if await _exists(client.get_workflow_handle(ident)):
-        return await send(client, ident, UpdateDraft(content=prepared.content), actor, origin=origin)
+        return await send(client, ident, UpdateDraft(content=prepared.content), actor, store, keys, task_queue,
+                          origin)
     start = StartDraft(call=call, phase_id=prepared.phase, reference=prepared.reference, content=prepared.content)
     decide(DossierState(), start, actor, now)  # refused here rather than by a workflow started for nothing
     return await _start_draft(client, task_queue, ident, start, actor, origin)

@@ -14,7 +14,7 @@ from schemathesis import checks
 
 from tests.test_api import served, under_review  # noqa: F401 - the fixture
 
-EXAMPLES = 4  # per operation and person: 16 operations x 3 people x 4, about 200 requests
+EXAMPLES = 4  # per operation and person: 22 operations x 3 people x 4, about 260 requests
 CHECKS = [checks.not_a_server_error, checks.status_code_conformance, checks.content_type_conformance,
           checks.response_headers_conformance, checks.response_schema_conformance]
 

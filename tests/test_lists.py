@@ -1,7 +1,7 @@
 """The back office's lists through the API, on the real stack (issue 12): every tab reached by a real
-dossier, the counts per tab, the filters, the deadline order paged with its cursor, the next 7 days,
-a reviewer's assignments, the extension preview against the real extension, drafts saved then
-submitted, and need-to-know on each of these endpoints."""
+dossier (and each status's tab, by the rule), the counts per tab, the filters, the deadline order paged
+with its cursor, the next 7 days, a reviewer's assignments, the extension preview against the real
+extension, drafts saved then submitted, and need-to-know on each of these endpoints."""
 
 from __future__ import annotations
 
@@ -9,7 +9,10 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from domain.tabs import TABS
+import yaml
+
+from domain.state import Assignment, DossierState, Review, Status
+from domain.tabs import TABS, Tab, list_metadata, tab_of
 from tests import dates
 from tests.apiworld import CALL_ID, OTHER_CALL, World, example, world
 from tests.conftest import Stack
@@ -48,6 +51,15 @@ async def ids(w: World, who: str, **params: Any) -> list[str]:
     return [d["dossier_id"] for d in (await get(w, who, "/api/v1/dossiers", **params))["items"]]
 
 
+def closing_soon(w: World) -> str:
+    """A call file (not started) whose single phase closes in 3 days, its committee someone else; its id."""
+    data = yaml.safe_load(dates.shifted_call_text(CALL_ID, datetime.now(UTC)))
+    data |= {"id": "hdf-pmcb-bis", "committee": ["zoe"]}
+    data["phases"][0]["closes"] = {"date": dates.due(datetime.now(UTC), 3).day, "source": "essai"}
+    (w.calls_dir / "hdf-pmcb-bis.yaml").write_text(yaml.safe_dump(data, allow_unicode=True), encoding="utf-8")
+    return "hdf-pmcb-bis"
+
+
 async def one_per_tab(w: World) -> dict[str, str]:
     """Eight dossiers, one in each tab (the last one autre's, the others acme's): tab slug → id."""
     now = datetime.now(UTC)
@@ -73,6 +85,32 @@ async def one_per_tab(w: World) -> dict[str, str]:
     await do(w, "amelie", made["en-suivi"], "orient")
     await do(w, "autre", made["clos"], "withdraw")
     return made
+
+
+def test_each_status_has_its_tab_and_a_review_waits_for_every_assigned_reviewer() -> None:
+    at = datetime.now(UTC)
+    expected = {Status.NEW: None, Status.DRAFT: None, Status.SUBMITTED: Tab.A_TRAITER,
+                Status.ACKNOWLEDGED: Tab.A_TRAITER, Status.COMPLEMENT_REQUESTED: Tab.COMPLEMENTS_DEMANDES,
+                Status.COMPLETE: Tab.COMPLETS, Status.RETAINED: Tab.DECIDES, Status.NOT_RETAINED: Tab.DECIDES,
+                Status.ORIENTED: Tab.EN_SUIVI, Status.FOLLOW_UP: Tab.EN_SUIVI, Status.CLOSED: Tab.CLOS,
+                Status.WITHDRAWN: Tab.CLOS, Status.EXPIRED: Tab.CLOS}
+    assert {s: tab_of(DossierState(status=s)) for s in Status if s is not Status.UNDER_REVIEW} == expected
+    assert [t.label for t in TABS] == ["à traiter", "compléments demandés", "complets", "en revue", "à décider",
+                                       "décidés", "en suivi", "clos"]
+
+    def review(name: str) -> Review:
+        return Review(reviewer=name, scores={}, opinion="", at=at)
+
+    rita, victor = Assignment(reviewer="rita", declared=True), Assignment(reviewer="victor")
+    under = DossierState(status=Status.UNDER_REVIEW, assignments=(rita, victor))
+    assert tab_of(under) is Tab.EN_REVUE  # no review yet
+    assert tab_of(under.model_copy(update={"reviews": (review("rita"),)})) is Tab.EN_REVUE  # victor's is owed
+    both = under.model_copy(update={"reviews": (review("rita"), review("victor"))})
+    assert tab_of(both) is Tab.A_DECIDER
+    recused = DossierState(status=Status.UNDER_REVIEW, assignments=(rita,), recused=("victor",),
+                           reviews=(review("rita"),))
+    assert tab_of(recused) is Tab.A_DECIDER and list_metadata(recused).reviewers == ("rita",)
+    assert tab_of(DossierState(status=Status.UNDER_REVIEW, recused=("victor",))) is Tab.EN_REVUE  # nobody left
 
 
 async def test_tabs_counts_filters_deadline_order_and_the_next_seven_days(stack: Stack, tmp_path: Path) -> None:
@@ -115,13 +153,24 @@ async def test_tabs_counts_filters_deadline_order_and_the_next_seven_days(stack:
     by_id = await get(w, "amelie", "/api/v1/dossiers", limit=3)
     assert by_id["next"] == by_id["items"][-1]["dossier_id"] == sorted(made.values())[2]
 
-    # the home page: counts per tab in order, the next seven days
+    await home_page(w, made)
+    await reviewers_lists(w, made)
+
+
+async def home_page(w: World, made: dict[str, str]) -> None:
+    """The home page: counts per tab in order, the next seven days, each person's part."""
     home = await get(w, "amelie", "/api/v1/overview")
     assert [(c["call_id"], list(c["counts"]), c["total"]) for c in home["calls"]] == \
         [(CALL_ID, [t.value for t in TABS], 8), (OTHER_CALL, [t.value for t in TABS], 0)]  # amelie's two calls
     assert set(home["calls"][0]["counts"].values()) == {1}
     assert [d["dossier_id"] for d in home["upcoming"]] == [made["complements-demandes"]]  # review due in 10 days
     assert home["closings"] == []  # the phase closes in months
+    soon_call = closing_soon(w)
+    home = await get(w, "amelie", "/api/v1/overview")  # a call of hers whose phase closes in 3 days
+    assert [(c["call_id"], c["phase_id"]) for c in home["closings"]] == [(soon_call, "unique")]
+    assert datetime.fromisoformat(home["closings"][0]["closes_at"]) <= datetime.fromisoformat(home["window_ends"])
+    assert {c["call_id"] for c in home["calls"]} == {CALL_ID, soon_call, OTHER_CALL}
+    assert (await get(w, "cora", "/api/v1/overview"))["closings"] == []  # not on that call's committee
     acme = await get(w, "acme", "/api/v1/overview")
     assert acme["calls"][0]["counts"]["clos"] == 0 and acme["calls"][0]["total"] == 7
     assert [d["dossier_id"] for d in acme["upcoming"]] == [made["complements-demandes"]]
@@ -136,9 +185,8 @@ async def test_tabs_counts_filters_deadline_order_and_the_next_seven_days(stack:
         assert set(await ids(w, who)) == seen
 
 
-async def test_a_reviewer_lists_their_assignments_only(stack: Stack, tmp_path: Path) -> None:
-    w = await world(stack, tmp_path)
-    made = await one_per_tab(w)
+async def reviewers_lists(w: World, made: dict[str, str]) -> None:
+    """A reviewer lists their assignments only (not those they declared a conflict on)."""
     assigned = {made[t] for t in ("en-revue", "a-decider", "decides", "en-suivi")}
     assert set(await ids(w, "rita")) == assigned
     assert await ids(w, "rita", tab="en-revue") == [made["en-revue"]]
@@ -197,3 +245,8 @@ async def test_a_draft_saved_twice_then_submitted(stack: Stack, tmp_path: Path) 
         [sent] = (await holder.get("/api/v1/dossiers")).json()["items"]
         assert (sent["tab"], sent["territory"]) == ("a-traiter", "Nord")
         is_problem(await holder.put("/api/v1/drafts", json=body), 409)  # submitted: no longer a draft
+        ended = body | {"reference": "Brouillon 2"}
+        withdrawn = (await holder.put("/api/v1/drafts", json=ended)).json()["dossier_id"]
+        await holder.post(f"/api/v1/dossiers/{withdrawn}/commands/withdraw", json={})
+        await w.stack.client.get_workflow_handle(withdrawn).result()
+        is_problem(await holder.put("/api/v1/drafts", json=ended), 409)  # its workflow ended: the rules' refusal

@@ -85,6 +85,8 @@ async def test_shredding_after_retention_and_legal_hold(stack: Stack, tmp_path: 
     done = await audit.shred(stack.client, stack.store, stack.keys, stack.vault, STAFF, later, False)
     assert [(r["dossier_id"], r["outcome"], r["documents"]) for r in done] == [(closed, "destroyed", 1)]
     assert done[0]["keys"] >= 1
+    listed = await stack.store.dossier(closed)  # the list's metadata remain: still in its tab
+    assert listed is not None and (listed.status, listed.tab) == ("closed", "clos")
 
     # Unreadable by anyone, everywhere: the journal, the vault, Temporal's payloads, another process.
     with pytest.raises(KeyDestroyed, match="plus lisible par personne"):

@@ -284,7 +284,8 @@ async def save_draft(rt: Runtime, who: Principal, call_id: str, phase_id: str, r
     prepared = dossier_from({"call": call_id, "phase": phase_id, "reference": reference, "content": dict(content)},
                             "brouillon")
     try:
-        return await gateway.save_draft(rt.temporal(), rt.settings.task_queue, prepared, who.actor, now, who.origin)
+        return await gateway.save_draft(rt.temporal(), rt.settings.task_queue, prepared, who.actor, now, who.origin,
+                                        rt.store, rt.keys)
     except Refused as refused:
         if refused.code == "not_allowed":  # another holder's reference: not told that dossier exists
             ident = dossier_id(call_id, reference)
