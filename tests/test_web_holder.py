@@ -146,11 +146,18 @@ async def test_an_upload_without_script_and_its_refusals(web: Web) -> None:
         assert saved.status_code == 303, saved.text
         draft = saved.headers["location"].split("?")[0]
         ident = draft.split("/")[2]
+        again = await http.post(f"/depot/{CALL_ID}/unique", data={  # a new dossier never overwrites a draft
+            "csrf": csrf_of(form.text), "reference": "Sans script", "holder_name": "Autre nom",
+            "holder_type": "entreprise", "region": "Hauts-de-France"})
+        assert again.status_code == 409
+        taken = re.search(r'id="champ-reference-erreur">(.*?)</p>', again.text, re.S)
+        assert taken and "existe déjà" in taken.group(1), again.text[:2000]
         token = csrf_of((await http.get(draft)).text)
         sent = await http.post(f"/dossiers/{ident}/documents", data={"csrf": token},
                                files={"file": ("note.txt", b"Bonjour", "text/plain")})
         assert sent.status_code == 303 and sent.headers["location"].startswith(draft + "?fait=")
-        assert "note.txt" in (await http.get(draft)).text
+        shown = (await http.get(draft)).text
+        assert "note.txt" in shown and 'value="Acme"' in shown
         wrong = await http.post(f"/dossiers/{ident}/documents", data={"csrf": token},
                                 files={"file": ("outil.exe", b"MZ", "application/x-msdownload")})
         assert wrong.status_code == 422

@@ -26,6 +26,13 @@ class Refused(ServiceError):
     """A command the dossier's workflow refused (its code is the decider's)."""
 
 
+class DraftExists(Refused):
+    """A new draft on a reference that already has a dossier on that call (its id is taken): the
+    holder opens that one instead, or picks another reference."""
+
+    code = "draft_exists"
+
+
 class ReadRefused(NotAllowed):
     """A read the rules refused; `view` says it in the shape the reader asked for (`--json`).
     `unknown`: the reader may not even know the dossier exists (`domain.disclosure.may_know`): what an

@@ -13,8 +13,10 @@ from fastapi.responses import Response
 from starlette.datastructures import FormData
 
 from amiflow.api import problems, uploads
+from amiflow.bootstrap import Runtime
 from amiflow.services import calls as call_service
 from amiflow.services import dossiers as dossier_service
+from amiflow.services.principal import Principal
 from amiflow.services.views import DossierView
 from amiflow.web.kit import CSRF_FIELD, CSRF_HEADER, Rt, Viewer, back_to, check_csrf, now, posted, render
 from domain import Call
@@ -155,7 +157,7 @@ async def save_new_draft(request: Request, who: Viewer, rt: Rt, call_id: str, ph
     try:
         result = await dossier_service.save_draft(rt, who, call_id, phase_id,
                                                   reference.strip() if isinstance(reference, str) else "",
-                                                  content_of(form, call), at)
+                                                  content_of(form, call), at, new=True)
     except DomainError as exc:
         status, errors = refused(exc, call)
         return render(request, "holder/brouillon.html", status, title=f"Nouveau dossier — {call.title}", view=None,
@@ -166,7 +168,7 @@ async def save_new_draft(request: Request, who: Viewer, rt: Rt, call_id: str, ph
 # --- a draft, or a complement to give ----------------------------------------------------------------------
 
 
-async def _draft_page(request: Request, who: Any, rt: Any, dossier_id: str, status: int = 200,
+async def _draft_page(request: Request, who: Principal, rt: Runtime, dossier_id: str, status: int = 200,
                       errors: dict[str, str] | None = None, values: dict[str, Any] | None = None) -> Response:
     view: DossierView = await dossier_service.show(rt, who, dossier_id, now())
     state = view.state
