@@ -221,13 +221,13 @@ def dossier_from(data: object, name: str) -> DossierFile:
         unreadable = unreadable_refusal(err.get("input"), f"{name} : {where}")
         if err["type"] == "string_unicode" and unreadable is not None:
             raise unreadable from None
-        raise InvalidCommand(f"{name} : {where} : {parser_reason(err)}.") from None
+        raise InvalidCommand(f"{name} : {where} : {parser_reason(err)}.", field=where) from None
     try:
         check_dossier(data["reference"], content)
         for key in ("call", "phase"):
             check_text(data[key], key, KEY_MAX, multiline=False)
     except DomainError as exc:
-        raise type(exc)(f"{name} : {exc.message}") from None
+        raise type(exc)(f"{name} : {exc.message}", exc.field) from None
     return DossierFile(call=data["call"], phase=data["phase"], reference=data["reference"], content=content)
 
 

@@ -22,7 +22,7 @@ from temporalio.service import RPCError, RPCStatusCode
 
 from amiflow.catalogue import DossierFile, load_dossier, load_schemes
 from amiflow.services import commands
-from amiflow.services.errors import NotFound, Refused
+from amiflow.services.errors import DraftExists, NotFound, Refused
 from amiflow.vault import Vault
 from domain import Actor, Call, DossierState, decide, dossier_id, replay
 from domain.access import Origin
@@ -86,14 +86,19 @@ async def submit(client: Client, task_queue: str, file: Path, actor: Actor,
 
 async def save_draft(client: Client, task_queue: str, prepared: DossierFile, actor: Actor,
                      now: datetime, origin: Origin | None = None, store: JournalStore | None = None,
-                     keys: DossierKeys | None = None) -> CommandResult:
+                     keys: DossierKeys | None = None, new: bool = False) -> CommandResult:
     """Save a holder's draft without submitting it: the first save starts the dossier (`start-draft`),
     each later one replaces its content (`update-draft`); the rules refuse what they refuse (a
     dossier already submitted, another holder's reference…; with `store` and `keys`, an ended dossier
-    is refused in the rules' words, as `send` does)."""
+    is refused in the rules' words, as `send` does). `new`: only a new dossier (a form that starts
+    one must not overwrite the draft of the same reference), else DraftExists."""
     call = await call_definition(client, prepared.call)
     ident = dossier_id(call.id, prepared.reference)
     if await _exists(client.get_workflow_handle(ident)):
+        if new:
+            raise DraftExists(f"Un dossier de référence « {prepared.reference} » existe déjà sur cet appel : "
+                              "ouvrez-le depuis « Mes dossiers », ou choisissez une autre référence.",
+                              field="reference")
         return await send(client, ident, UpdateDraft(content=prepared.content), actor, store, keys, task_queue,
                           origin)
     start = StartDraft(call=call, phase_id=prepared.phase, reference=prepared.reference, content=prepared.content)
@@ -193,7 +198,9 @@ async def _exists(handle: WorkflowHandle[Any, Any]) -> bool:
 def _refused(exc: WorkflowUpdateFailedError) -> DomainError:
     cause = exc.cause
     if isinstance(cause, ApplicationError):
-        return Refused(cause.message, cause.type or "refused")
+        details = cause.details
+        field = details[0] if details and isinstance(details[0], str) else None
+        return Refused(cause.message, cause.type or "refused", field=field)
     return Refused(str(cause or exc), "refused")
 
 

@@ -304,12 +304,14 @@ def _check_content(call: Call, phase: Phase, content: DossierContent) -> None:
         admitted = ", ".join(t.label for t in phase.holder_types)
         raise NotEligible(
             f"Un porteur de type « {content.holder_type.label} » n’est pas éligible à "
-            f"« {phase.label} » (types admis : {admitted})."
+            f"« {phase.label} » (types admis : {admitted}).",
+            field="content.holder_type",
         )
     themes = {t.id for t in call.themes}
     if content.theme is not None and content.theme not in themes:
         raise InvalidCommand(
-            f"Thème inconnu « {content.theme} » (thèmes de l’appel : {', '.join(sorted(themes))})."
+            f"Thème inconnu « {content.theme} » (thèmes de l’appel : {', '.join(sorted(themes))}).",
+            field="content.theme",
         )
     unknown = sorted(set(content.sections) - {s.id for s in call.sections})
     if unknown:
@@ -327,6 +329,16 @@ def _check_open(phase: Phase, closes_at: datetime, now: datetime, what: str) -> 
             f"{what} impossible : « {phase.label} » est close depuis le {show(closes_at)} "
             f"(heure de Paris)."
         )
+
+
+def open_phases(call: Call, now: datetime) -> tuple[Phase, ...]:
+    """The phases of `call` a holder may start a draft on at `now` (those `check_open` lets through)."""
+    return tuple(p for p in call.phases if p.is_open(now))
+
+
+def check_open(phase: Phase, now: datetime) -> None:
+    """Refuse (PhaseClosed, in French) starting a draft on `phase` at `now` unless it is open."""
+    _check_open(phase, phase.closes_at, now, "Ouvrir un brouillon")
 
 
 def _start_draft(state: DossierState, c: StartDraft, actor: Actor, now: datetime) -> list[Event]:
@@ -362,12 +374,13 @@ def _submit(state: DossierState, c: Submit, actor: Actor, now: datetime) -> list
 
 def _check_complete(call: Call, content: DossierContent, when: str) -> None:
     """Every section filled and, if the call has themes, a theme chosen."""
-    missing = [s.label for s in call.sections if not content.sections.get(s.id, "").strip()]
-    if missing:
-        raise IncompleteDossier(f"Sections à remplir {when} : " + " ; ".join(missing) + ".")
+    missing = [s for s in call.sections if not content.sections.get(s.id, "").strip()]
+    if missing:  # the field: the first section to fill
+        raise IncompleteDossier(f"Sections à remplir {when} : " + " ; ".join(s.label for s in missing) + ".",
+                                field=f"content.sections.{missing[0].id}")
     if call.themes and content.theme is None:
         themes = ", ".join(t.id for t in call.themes)
-        raise IncompleteDossier(f"Choisissez le thème du dossier parmi : {themes}.")
+        raise IncompleteDossier(f"Choisissez le thème du dossier parmi : {themes}.", field="content.theme")
 
 
 def _withdraw(state: DossierState, c: Withdraw, actor: Actor, now: datetime) -> list[Event]:

@@ -17,6 +17,7 @@ PARSER_REASONS: dict[str, str] = {
     "list_type": "une liste est attendue",
     "tuple_type": "une liste est attendue",
     "too_long": "au plus {max_length} éléments",
+    "too_short": "au moins {min_length} élément(s)",
     "extra_forbidden": "champ inconnu",
     "float_type": "un nombre est attendu",
     "float_parsing": "un nombre est attendu",
@@ -27,7 +28,6 @@ PARSER_REASONS: dict[str, str] = {
     "string_too_long": "au plus {max_length} caractères",
     "string_too_short": "au moins {min_length} caractère(s)",
     "string_pattern_mismatch": "forme non admise (motif attendu : {pattern})",
-    "too_short": "au moins {min_length} élément(s)",
     "none_required": "aucune valeur n’est attendue ici",
     "int_type": "un nombre entier est attendu",
     "int_parsing": "un nombre entier est attendu",
@@ -78,10 +78,16 @@ class DomainError(Exception):
     """A command or a definition the rules refuse; `code` lets callers branch, `message` explains."""
 
     code = "refused"
+    # Which input the refusal is about, when it is one: its path in the dossier as submitted
+    # (`reference`, `content.holder_type`, `content.sections.impacts`, `content.partners[2]`), so that
+    # a form shows the refusal next to that field. None: the command as a whole (a closed phase…).
+    field: str | None = None
 
-    def __init__(self, message: str) -> None:
+    def __init__(self, message: str, field: str | None = None) -> None:
         super().__init__(message)
         self.message = message
+        if field is not None:
+            self.field = field
 
 
 class NotAllowed(DomainError):

@@ -19,7 +19,7 @@ from enum import Enum
 from domain.access import Actor
 from domain.calendar import instant_refusal
 from domain.commands import AttachDocument, Command, ProvideComplement, StartDraft, UpdateDraft
-from domain.errors import InvalidCommand, InvalidInput, TooLarge, sentence
+from domain.errors import DomainError, InvalidCommand, InvalidInput, TooLarge, sentence
 from domain.record import Record
 from domain.state import DossierContent, DossierState, dossier_id
 from domain.text import KEY_MAX, LINE_MAX, LONG_MAX, NAME_MAX, TEXT_MAX, check_name, check_text, visible
@@ -101,7 +101,11 @@ def check_dossier(reference: str, content: DossierContent) -> None:
     Raises:
         InvalidInput, TooLarge: as `check_command`.
     """
-    check_reference(reference)
+    try:
+        check_reference(reference)
+    except DomainError as exc:
+        exc.field = "reference"
+        raise
     _walk(content, "content", "")
     check_content_size(content)
 
@@ -184,7 +188,17 @@ def check_file_size(size: int, what: str) -> None:
 
 
 def _walk(value: object, path: str, field: str, prefix: str = "") -> None:
-    """Check every text, list, number and date in `value`; `path` names it (`content.sections.x`)."""
+    """Check every text, list, number and date in `value`; `path` names it (`content.sections.x`),
+    and a refusal carries it as its `field` (the innermost path)."""
+    try:
+        _walk_checked(value, path, field, prefix)
+    except DomainError as exc:
+        if exc.field is None and path:
+            exc.field = path
+        raise
+
+
+def _walk_checked(value: object, path: str, field: str, prefix: str) -> None:
     where = f"{prefix}{path}"
     if isinstance(value, Enum | bool):
         return

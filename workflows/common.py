@@ -48,7 +48,8 @@ NOTICES_AFTER = "notices-after"  # notices are sent after the command, outside i
 
 def refusal(error: DomainError) -> ApplicationError:
     """A domain refusal as a Temporal failure a client can branch on (`type` is the error code)."""
-    return ApplicationError(error.message, type=error.code, non_retryable=True)
+    details = (error.field,) if error.field else ()  # which input it is about, for a form (`DomainError.field`)
+    return ApplicationError(error.message, *details, type=error.code, non_retryable=True)
 
 
 def untrusted(message: str) -> ApplicationError:

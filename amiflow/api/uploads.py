@@ -27,6 +27,7 @@ class Upload:
 
     path: Path
     media_type: str
+    fields: dict[str, str] = field(default_factory=dict)  # the other (small) fields of the form: `csrf`…
 
 
 @dataclass
@@ -36,6 +37,7 @@ class _Part:
     filename: str | None = None
     out: Any = None
     size: int = 0
+    value: bytearray = field(default_factory=bytearray)  # a field's text (never the file's bytes)
 
 
 def too_large() -> TooLarge:
@@ -90,6 +92,8 @@ class _Receiver:
             part.out.write(data[start:end])
         elif part.size > ENVELOPE:
             raise InvalidCommand("Champ de formulaire trop long : seul le document (« file ») est attendu.")
+        else:
+            part.value += data[start:end]
 
     def close_last(self) -> None:
         if self.parts and self.parts[-1].out is not None:
@@ -133,7 +137,8 @@ async def receive(request: Request, folder: Path) -> Upload:
     files = [p for p in receiver.parts if p.filename is not None and p.out is not None]
     if not files:
         raise InvalidCommand(f"Aucun document reçu : envoyez-le dans le champ « {FIELD} » (multipart/form-data).")
-    return Upload(folder / (files[0].filename or ""), files[0].headers.get("content-type", ""))
+    fields = {p.name: p.value.decode("utf-8", "replace") for p in receiver.parts if p.filename is None}
+    return Upload(folder / (files[0].filename or ""), files[0].headers.get("content-type", ""), fields)
 
 
 def scratch(root: Path) -> tempfile.TemporaryDirectory[str]:

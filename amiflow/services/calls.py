@@ -13,7 +13,8 @@ from amiflow.services.errors import NotFound, ReadRefused
 from amiflow.services.principal import Principal
 from amiflow.services.views import CallDesk, CallView, ExtensionPreview, PhaseView, RefusedCallFile
 from domain import Call
-from domain.calls import extend_phase
+from domain.calls import Phase, extend_phase
+from domain.decider import check_open, open_phases
 from domain.disclosure import desk_refusal
 from domain.errors import MISSING, CallDefinitionError
 from domain.state import FINAL_STATUSES
@@ -158,3 +159,31 @@ async def desk(rt: Runtime, who: Principal, call_id: str, now: datetime) -> Call
     counts = (await rt.store.tab_counts([call.id])).get(call.id, {})
     return CallDesk(call=view(await running(rt, call), now), counts={t.value: counts.get(t.value, 0) for t in TABS},
                     total=sum(counts.values()))
+async def open_for_deposit(rt: Runtime, now: datetime) -> list[CallView]:
+    """The calls a holder may start a dossier on now: those running (as their workflows hold them,
+    extensions included) with a phase open at `now`; each with only its open phases."""
+    found = []
+    for call in current(rt):
+        try:
+            running = await gateway.call_definition(rt.temporal(), call.id)
+        except NotFound:  # a call file whose workflow is not started takes no dossier
+            continue
+        phases = open_phases(running, now)
+        if phases:
+            found.append(view(running.model_copy(update={"phases": phases})))
+    return found
+
+
+async def for_draft(rt: Runtime, call_id: str, phase_id: str, now: datetime) -> tuple[Call, Phase]:
+    """The call (as it runs) and its phase a holder starts a draft on, if that phase is open now.
+
+    Raises:
+        NotFound: no such call running, or no such phase.
+        PhaseClosed: the phase is not open at `now`.
+    """
+    call = await gateway.call_definition(rt.temporal(), call_id)
+    phase = call.phase(phase_id)
+    if phase is None:
+        raise NotFound(f"L’appel « {call_id} » n’a pas de phase « {phase_id} ».")
+    check_open(phase, now)
+    return call, phase

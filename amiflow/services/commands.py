@@ -146,7 +146,7 @@ def build(name: str, options: Mapping[str, Any], catalogue: tuple[Scheme, ...] =
         unreadable = unreadable_refusal(err.get("input"), f"« {name} » : --{option_name(where)}")
         if err["type"] == "string_unicode" and unreadable is not None:
             raise unreadable from None
-        raise InvalidCommand(f"« {name} » : --{option_name(where)} : {parser_reason(err)}.") from None
+        raise InvalidCommand(f"« {name} » : --{option_name(where)} : {parser_reason(err)}.", field=where) from None
 
 
 def _value(field: str, annotation: str, raw: Any) -> Any:

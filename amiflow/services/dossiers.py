@@ -14,7 +14,7 @@ from amiflow.bootstrap import Runtime
 from amiflow.catalogue import dossier_from, load_dossier, load_schemes
 from amiflow.logs import logger
 from amiflow.services import commands
-from amiflow.services.errors import NotFound, ReadRefused, Refused
+from amiflow.services.errors import DraftExists, NotFound, ReadRefused, Refused
 from amiflow.services.principal import Principal
 from amiflow.services.views import (
     AttachView,
@@ -278,17 +278,18 @@ async def _running(calls: list[Call], rt: Runtime) -> list[Call]:
 
 
 async def save_draft(rt: Runtime, who: Principal, call_id: str, phase_id: str, reference: str,
-                     content: Mapping[str, Any], now: datetime) -> CommandResult:
+                     content: Mapping[str, Any], now: datetime, *, new: bool = False) -> CommandResult:
     """Save a holder's draft without submitting it (the first save starts it, later ones send
     `update-draft`); the content is checked by the same rules as a submission (`domain.inputs`).
-    Submitting is then the `submit` command (`command(rt, who, id, "submit", {})`)."""
+    Submitting is then the `submit` command (`command(rt, who, id, "submit", {})`). `new`: start a
+    dossier only, refused (DraftExists) when the reference already has one."""
     prepared = dossier_from({"call": call_id, "phase": phase_id, "reference": reference, "content": dict(content)},
                             "brouillon")
     try:
         return await gateway.save_draft(rt.temporal(), rt.settings.task_queue, prepared, who.actor, now, who.origin,
-                                        rt.store, rt.keys)
+                                        rt.store, rt.keys, new=new)
     except Refused as refused:
-        if refused.code == "not_allowed":  # another holder's reference: not told that dossier exists
+        if refused.code in ("not_allowed", DraftExists.code):  # another holder's: not told it exists
             ident = dossier_id(call_id, reference)
             await _known(rt, who, ident, await _state(rt, ident), None)
         raise

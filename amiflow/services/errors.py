@@ -10,8 +10,8 @@ from domain.errors import DomainError, InvalidCommand, NotAllowed
 class ServiceError(DomainError):
     """A use case refused, with the rules' code."""
 
-    def __init__(self, message: str, code: str | None = None) -> None:
-        super().__init__(message)
+    def __init__(self, message: str, code: str | None = None, field: str | None = None) -> None:
+        super().__init__(message, field)
         if code is not None:
             self.code = code
 
@@ -24,6 +24,13 @@ class NotFound(InvalidCommand):
 
 class Refused(ServiceError):
     """A command the dossier's workflow refused (its code is the decider's)."""
+
+
+class DraftExists(Refused):
+    """A new draft on a reference that already has a dossier on that call (its id is taken): the
+    holder opens that one instead, or picks another reference."""
+
+    code = "draft_exists"
 
 
 class ReadRefused(NotAllowed):

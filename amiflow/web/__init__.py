@@ -15,11 +15,11 @@ from fastapi import FastAPI
 from fastapi.staticfiles import StaticFiles
 
 from amiflow.bootstrap import Runtime
-from amiflow.web import audit, dossier, home, kit, review, staff
+from amiflow.web import audit, dossier, holder, home, kit, review, staff
 from amiflow.web.security import SecurityHeaders
 
 STATIC = Path(__file__).resolve().parent / "static"
-AREAS = [home.router, staff.router, dossier.router, audit.router, review.router]
+AREAS = [home.router, staff.router, holder.router, dossier.router, audit.router, review.router]
 
 
 def install(app: FastAPI, rt: Runtime) -> None:
