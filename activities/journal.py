@@ -10,18 +10,19 @@ from temporalio.exceptions import ApplicationError
 from activities.contracts import APPEND, LOAD, OPEN_DOSSIERS, AppendEvents, LoadDossier, OpenDossiers
 from domain.decider import replay
 from domain.state import DossierState, Status
-from journal.keys import DossierKeys, KeyDestroyed, Tampered
+from journal.keys import DossierKeys, KeyDestroyed, Keyring, Tampered, blind_index
 from journal.logs import logger
 from journal.sealing import append_events, open_event
 from journal.store import JournalStore, Projection, StoreError
 
 
-def projection(batch: AppendEvents) -> Projection:
-    """What the dossier list shows of the dossier after the batch."""
+def projection(batch: AppendEvents, keyring: Keyring) -> Projection:
+    """What the dossier list shows of the dossier after the batch (the territory as its blind index)."""
     return Projection(call_id=batch.call_id, phase_id=batch.phase_id, holder=batch.holder, status=batch.status.value,
                       version=batch.version, next_deadline=batch.next_deadline,
                       next_deadline_kind=batch.next_deadline_kind, submitted_at=batch.submitted_at,
-                      tab=batch.tab, holder_type=batch.holder_type, territory=batch.territory,
+                      tab=batch.tab, holder_type=batch.holder_type,
+                      territory_index=blind_index(keyring, "territory", batch.territory) if batch.territory else None,
                       reviewers=tuple(batch.reviewers))
 
 
@@ -48,7 +49,7 @@ class JournalActivities:
         _own_dossier(batch.dossier_id, "écrire dans")
         try:
             written = await append_events(self.store, self.keys, batch.dossier_id, batch.workflow_id,
-                                          batch.first_seq, batch.events, projection(batch))
+                                          batch.first_seq, batch.events, projection(batch, self.keys.keyring))
         except StoreError as exc:  # retrying cannot fix another batch at those places, nor a hole
             raise ApplicationError(exc.message, type=exc.code, non_retryable=True) from None
         if written:

@@ -20,7 +20,7 @@ from domain.retention import retention_ends, shred_verdict
 from domain.state import Status
 from domain.tabs import list_metadata
 from journal import ledger
-from journal.keys import DossierKeys
+from journal.keys import DossierKeys, blind_index
 from journal.sealing import append_events
 from journal.store import Anchor, JournalStore, Projection, StoreError
 
@@ -218,7 +218,8 @@ async def shred(client: Any, store: JournalStore, keys: DossierKeys, vault: Vaul
             written = await append_events(store, keys, ident, ident, state.version + 1, events, Projection(
                 call_id=call.id, phase_id=state.phase_id, holder=state.holder, status=after.status.value,
                 version=after.version, submitted_at=after.submitted_at, tab=listed.tab,
-                holder_type=listed.holder_type, territory=listed.territory, reviewers=listed.reviewers))
+                holder_type=listed.holder_type, reviewers=listed.reviewers,
+                territory_index=blind_index(keys.keyring, "territory", listed.territory) if listed.territory else None))
         except StoreError:
             written = 0
         if written != len(events):  # another event took that place first (a legal hold…): decide again later

@@ -65,7 +65,7 @@ async def _timed(n: int, action: Callable[[int], Awaitable[object]], warmup: int
 TABS = {"submitted": "a-traiter", "acknowledged": "a-traiter", "under_review": "en-revue", "follow_up": "en-suivi",
         "closed": "clos"}
 HOLDER_TYPES = ("entreprise", "association", "collectivite")
-TERRITORIES = ("Nord", "Pas-de-Calais", "Somme", "Oise", "Aisne")
+TERRITORIES = ("i-nord", "i-pas-de-calais", "i-somme", "i-oise", "i-aisne")  # blind indexes, as the list keeps them
 
 
 async def _seed(owner_url: str, count: int) -> None:
@@ -80,7 +80,7 @@ async def _seed(owner_url: str, count: int) -> None:
         await conn.copy_records_to_table(
             "dossiers", records=rows, columns=["dossier_id", "call_id", "phase_id", "holder", "status", "version",
                                                "next_deadline", "next_deadline_kind", "submitted_at", "updated_at",
-                                               "tab", "holder_type", "territory", "reviewers"])
+                                               "tab", "holder_type", "territory_index", "reviewers"])
     finally:
         await conn.close()
 

@@ -713,7 +713,8 @@ async def step_direct(stack: Stack, sizes: Sizes) -> dict[str, Any]:
             status=Status.FOLLOW_UP,
             version=seq + 1,
         )
-        written = await append_events(store, keys, jid, jid, batch.first_seq, batch.events, projection(batch))
+        written = await append_events(store, keys, jid, jid, batch.first_seq, batch.events,
+                                      projection(batch, keys.keyring))
         if written != 1:
             raise RuntimeError(f"the journal took {written} events at {jid} #{batch.first_seq}, 1 was appended")
         seq += 1
@@ -1013,7 +1014,7 @@ async def step_replay(stack: Stack, sizes: Sizes) -> dict[str, Any]:
             submitted_at=final.submitted_at,
         )
         async with gate:
-            count = await append_events(store, keys, ident, ident, 1, batch.events, projection(batch))
+            count = await append_events(store, keys, ident, ident, 1, batch.events, projection(batch, keys.keyring))
         written += count
         PROGRESS(f"6. replay: {d + 1}/{dossiers} dossiers appended to the journal")
 

@@ -133,3 +133,9 @@ def visible(text: str, limit: int = 80) -> str:
     shown = "".join(c if c.isprintable() and c not in BIDI and c not in INVISIBLE else f"<U+{ord(c):04X}>"
                     for c in text[:limit])
     return shown + ("…" if len(text) > limit else "")
+
+
+def comparable(text: str) -> str:
+    """A text as a filter compares it: Unicode NFC, case folded, spaces collapsed and trimmed
+    (« Pas-de-Calais  » and « pas-de-calais » are the same territory)."""
+    return " ".join(unicodedata.normalize("NFC", text).casefold().split())

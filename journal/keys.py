@@ -12,6 +12,8 @@ from __future__ import annotations
 
 import base64
 import fcntl
+import hashlib
+import hmac
 import json
 import os
 import secrets
@@ -21,9 +23,12 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from cryptography.exceptions import InvalidTag
+from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 
 from domain.errors import DomainError
+from domain.text import comparable
 from journal.store import JournalStore
 
 NONCE = 12  # bytes, the GCM standard
@@ -205,6 +210,17 @@ class Keyring:
                 f"{', '.join(sorted(self.keys))}). Remettez le trousseau qui la contient ; rien n’est perdu."
             )
         return self.keys[key_id]
+
+
+def blind_index(keyring: Keyring, purpose: str, text: str) -> str:
+    """A keyed digest of a text the dossier list filters on but must not keep in clear (the holder's
+    territory): equal texts (`domain.text.comparable`) give equal digests, and without the keyring
+    nothing tells what a digest stands for. The key is derived from the keyring's first master key
+    (`k1`), which rotation keeps, so that digests stay comparable across rotations."""
+    first = min(keyring.keys, key=lambda k: (int(k[1:]) if k[1:].isdigit() else 0, k))
+    key = HKDF(algorithm=hashes.SHA256(), length=32, salt=None,
+               info=f"amiflow blind index {purpose}".encode()).derive(keyring.key(first))
+    return hmac.new(key, comparable(text).encode("utf-8"), hashlib.sha256).hexdigest()
 
 
 class DossierKeys:

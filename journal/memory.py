@@ -111,7 +111,7 @@ class MemoryStore:
             dossier_id=dossier_id, call_id=p.call_id, phase_id=p.phase_id, holder=p.holder, status=p.status,
             version=p.version, next_deadline=_utc(p.next_deadline), next_deadline_kind=p.next_deadline_kind,
             submitted_at=_utc(p.submitted_at), updated_at=now, tab=p.tab, holder_type=p.holder_type,
-            territory=p.territory, reviewers=tuple(p.reviewers),
+            territory_index=p.territory_index, reviewers=tuple(p.reviewers),
         )
         if previous is not None and previous.status == p.status:
             return
@@ -133,7 +133,7 @@ class MemoryStore:
                        due_before: datetime | None = None, after: str | None = None,
                        limit: int | None = None, holder: str | None = None,
                        call_ids: Sequence[str] | None = None, tab: str | None = None,
-                       holder_type: str | None = None, territory: str | None = None,
+                       holder_type: str | None = None, territory_index: str | None = None,
                        reviewer: str | None = None, due_from: datetime | None = None,
                        order: str = "id") -> list[DossierRow]:
         """See `JournalStore.dossiers`."""
@@ -151,7 +151,8 @@ class MemoryStore:
             and (due_from is None or (r.next_deadline is not None and r.next_deadline >= due_from))
             and (holder is None or r.holder == holder) and (call_ids is None or r.call_id in call_ids)
             and (tab is None or r.tab == tab) and (holder_type is None or r.holder_type == holder_type)
-            and (territory is None or r.territory == territory) and (reviewer is None or reviewer in r.reviewers)
+            and (territory_index is None or r.territory_index == territory_index)
+            and (reviewer is None or reviewer in r.reviewers)
             and (after is None or (deadline_key(r) > _key(cursor) if cursor is not None else r.dossier_id > after))
         ]
         return found[:limit] if limit is not None else found

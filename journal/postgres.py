@@ -64,7 +64,7 @@ READ_COLUMNS = [reads.c.id, reads.c.dossier_id, reads.c.at, reads.c.actor, reads
 DOSSIER_COLUMNS = [dossiers.c.dossier_id, dossiers.c.call_id, dossiers.c.phase_id, dossiers.c.holder,
                    dossiers.c.status, dossiers.c.version, dossiers.c.next_deadline, dossiers.c.next_deadline_kind,
                    dossiers.c.submitted_at, dossiers.c.updated_at, dossiers.c.tab, dossiers.c.holder_type,
-                   dossiers.c.territory, dossiers.c.reviewers]
+                   dossiers.c.territory_index, dossiers.c.reviewers]
 
 
 def async_url(url: str) -> str:
@@ -172,7 +172,7 @@ class PostgresStore:
             "call_id": p.call_id, "phase_id": p.phase_id, "holder": p.holder, "status": p.status,
             "version": p.version, "next_deadline": p.next_deadline, "next_deadline_kind": p.next_deadline_kind,
             "submitted_at": p.submitted_at, "updated_at": datetime.now(UTC), "tab": p.tab,
-            "holder_type": p.holder_type, "territory": p.territory, "reviewers": list(p.reviewers),
+            "holder_type": p.holder_type, "territory_index": p.territory_index, "reviewers": list(p.reviewers),
         }
         upsert = insert(dossiers).values(dossier_id=dossier_id, **values)
         await conn.execute(upsert.on_conflict_do_update(index_elements=["dossier_id"], set_=values))
@@ -206,7 +206,7 @@ class PostgresStore:
                        due_before: datetime | None = None, after: str | None = None,
                        limit: int | None = None, holder: str | None = None,
                        call_ids: Sequence[str] | None = None, tab: str | None = None,
-                       holder_type: str | None = None, territory: str | None = None,
+                       holder_type: str | None = None, territory_index: str | None = None,
                        reviewer: str | None = None, due_from: datetime | None = None,
                        order: str = "id") -> list[DossierRow]:
         """See `JournalStore.dossiers`."""
@@ -215,7 +215,7 @@ class PostgresStore:
         d = dossiers.c
         query = select(*DOSSIER_COLUMNS)
         equal = {d.call_id: call_id, d.status: status, d.phase_id: phase_id, d.holder: holder, d.tab: tab,
-                 d.holder_type: holder_type, d.territory: territory}
+                 d.holder_type: holder_type, d.territory_index: territory_index}
         query = query.where(*(column == value for column, value in equal.items() if value is not None))
         if due_before is not None:
             query = query.where(d.next_deadline < due_before)

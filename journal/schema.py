@@ -113,7 +113,7 @@ dossiers = Table(
     # Clear metadata for the back office's tabs and filters (migration 0006; NULL on older rows).
     Column("tab", Text),
     Column("holder_type", Text),
-    Column("territory", Text),
+    Column("territory_index", Text),
     Column("reviewers", ARRAY(Text)),  # assigned, not recused
 )
 

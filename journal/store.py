@@ -82,7 +82,7 @@ class Projection:
     submitted_at: datetime | None = None
     tab: str | None = None  # domain.tabs.Tab's slug; None for a draft
     holder_type: str | None = None  # from the content, kept clear for the list's filters
-    territory: str | None = None
+    territory_index: str | None = None
     reviewers: tuple[str, ...] = ()  # assigned, not recused
 
 
@@ -102,7 +102,7 @@ class DossierRow:
     updated_at: datetime
     tab: str | None = None  # None too for rows projected before migration 0006
     holder_type: str | None = None
-    territory: str | None = None
+    territory_index: str | None = None
     reviewers: tuple[str, ...] = ()
 
 
@@ -315,7 +315,7 @@ class JournalStore(Protocol):
                        due_before: datetime | None = None, after: str | None = None,
                        limit: int | None = None, holder: str | None = None,
                        call_ids: Sequence[str] | None = None, tab: str | None = None,
-                       holder_type: str | None = None, territory: str | None = None,
+                       holder_type: str | None = None, territory_index: str | None = None,
                        reviewer: str | None = None, due_from: datetime | None = None,
                        order: str = "id") -> list[DossierRow]:
         """The dossier list, filtered, ordered by dossier id (`order="id"`: `after` is the last id of
@@ -324,7 +324,8 @@ class JournalStore(Protocol):
         `due_before`: next deadline before that instant (overdue); `due_from`: not before that
         instant; `holder`: that holder's dossiers only; `call_ids`: the dossiers of those calls only
         (none when empty); `reviewer`: those assigned to that reviewer (not recused); `tab`,
-        `holder_type`, `territory`: equal to that.
+        `holder_type`: equal to that; `territory_index`: the territory's blind index
+        (`journal.keys.blind_index`) equal to that.
 
         Raises:
             InvalidCursor: `after` is not a deadline cursor (deadline order).

@@ -267,21 +267,23 @@ async def test_the_dossier_list_by_deadline_pages_with_a_cursor(store: JournalSt
 
 
 async def test_tabs_metadata_filters_and_counts(store: JournalStore) -> None:
-    rows = [(A, "a-traiter", "entreprise", "Pas-de-Calais", ()), (B, "en-revue", "collectivite", "Nord", ("rita",)),
+    # the territory is kept as its blind index only (journal.keys.blind_index): opaque to the store
+    rows = [(A, "a-traiter", "entreprise", "i-pdc", ()), (B, "en-revue", "collectivite", "i-nord", ("rita",)),
             (f"{CALL}.c", "en-revue", "entreprise", None, ("rita", "victor")),
-            (f"{CALL}.d", None, "entreprise", "Nord", ()), (C, "clos", "entreprise", "Nord", ("victor",))]
+            (f"{CALL}.d", None, "entreprise", "i-nord", ()), (C, "clos", "entreprise", "i-nord", ("victor",))]
     for ident, tab, kind, territory, reviewers in rows:
         await store.append(ident, ident, 1, [ev(1)], proj(call=OTHER if ident == C else CALL, tab=tab,
-                                                          holder_type=kind, territory=territory, reviewers=reviewers))
+                                                          holder_type=kind, territory_index=territory,
+                                                          reviewers=reviewers))
     back = await store.dossier(f"{CALL}.c")
-    assert back is not None and (back.tab, back.holder_type, back.territory, back.reviewers) == \
+    assert back is not None and (back.tab, back.holder_type, back.territory_index, back.reviewers) == \
         ("en-revue", "entreprise", None, ("rita", "victor"))
 
     async def ids(**filters: Any) -> list[str]:
         return [r.dossier_id for r in await store.dossiers(**filters)]
 
     assert await ids(tab="en-revue") == [B, f"{CALL}.c"]
-    assert await ids(holder_type="entreprise", territory="Nord") == [f"{CALL}.d", C]
+    assert await ids(holder_type="entreprise", territory_index="i-nord") == [f"{CALL}.d", C]
     assert await ids(reviewer="rita") == [B, f"{CALL}.c"] and await ids(reviewer="victor") == [f"{CALL}.c", C]
     assert await ids(reviewer="rita", tab="a-traiter") == [] and await ids(reviewer="personne") == []
     assert await store.tab_counts(None) == {CALL: {"a-traiter": 1, "en-revue": 2}, OTHER: {"clos": 1}}

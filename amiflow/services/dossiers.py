@@ -47,7 +47,7 @@ from domain.state import DossierState, Status, dossier_id, is_dossier_id
 from domain.tabs import TABS, parse_tab
 from domain.text import visible
 from domain.uploads import check_document
-from journal.keys import KeyDestroyed
+from journal.keys import KeyDestroyed, blind_index
 from journal.store import ORDERS, DossierRow, InvalidCursor, ReadEntry, deadline_cursor
 from workflows.dossier import CommandResult
 
@@ -76,13 +76,13 @@ async def command(rt: Runtime, who: Principal, dossier_id: str, name: str, optio
                                   rt.settings.task_queue, who.origin)
     except Refused as refused:
         if refused.code == "not_allowed":  # whoever may not know the dossier is not told it refused them
-            await _known(rt, who, dossier_id, await _state(rt, dossier_id), None)
+            await _known(rt, who, dossier_id, await current_state(rt, dossier_id), None)
         raise
 
 
 async def available(rt: Runtime, who: Principal, dossier_id: str, now: datetime) -> list[CommandSpec]:
     """The commands this person may give the dossier now, with their options."""
-    state = await _state(rt, dossier_id)
+    state = await current_state(rt, dossier_id)
     await _known(rt, who, dossier_id, state, now)
     typed = set(commands.typed_commands())
     return [commands.spec(n) for n in available_commands(state, who.actor, now) if n in typed]
@@ -95,7 +95,7 @@ async def show(rt: Runtime, who: Principal | None, dossier_id: str, now: datetim
     if as_of is not None and as_of > now:
         raise InvalidCommand(f"{paris(as_of)} est dans le futur : l’état d’un dossier n’est connu que jusqu’à "
                              f"maintenant ({paris(now)}).")
-    current = await _state(rt, dossier_id)
+    current = await current_state(rt, dossier_id)
     past = await _as_of(rt, dossier_id, as_of) if as_of is not None else current
     what = f"content@{as_of.astimezone(UTC).strftime('%Y-%m-%dT%H:%MZ')}" if as_of is not None else None
     seen = sight(past, who.actor if who else None, Purpose.SHOW, rights=current, what=what)
@@ -182,8 +182,9 @@ async def listing(rt: Runtime, now: datetime, call_id: str | None = None, status
     a page continues after the id `next` of the previous one) or by next deadline (`order="deadline"`:
     earliest first, those without one last; `next` is an opaque cursor). With `who`, only the dossiers
     that person may know of (`domain.disclosure.list_scope`); without, the operator's whole list on the
-    server. `exact`: `next` only when more dossiers follow (one more is read to know it); otherwise a
-    full page always has a `next`, which may lead to an empty page."""
+    server. `territory` matches as the holder wrote it, case and spaces aside (through its blind index:
+    the list keeps no territory in clear). `exact`: `next` only when more dossiers follow (one more is
+    read to know it); otherwise a full page always has a `next`, which may lead to an empty page."""
     if status is not None and status not in {s.value for s in Status}:
         raise InvalidCommand(f"Statut inconnu « {status} » ({', '.join(s.value for s in Status)}).")
     if limit is not None and not 1 <= limit <= PAGE_MAX:
@@ -195,7 +196,9 @@ async def listing(rt: Runtime, now: datetime, call_id: str | None = None, status
                                        due_before=now if overdue else None, after=after,
                                        limit=limit + 1 if exact and limit is not None else limit,
                                        holder=scope.holder, call_ids=scope.call_ids, reviewer=scope.reviewer,
-                                       tab=tab, holder_type=holder_type, territory=territory, order=order)
+                                       tab=tab, holder_type=holder_type, order=order,
+                                       territory_index=blind_index(rt.keys.keyring, "territory", territory)
+                                       if territory and territory.strip() else None)
     except InvalidCursor as exc:
         raise InvalidCommand(f"Suite de liste inconnue « {visible(after or '')} » : {exc.message}.") from None
     more = exact and limit is not None and len(rows) > limit
@@ -235,7 +238,7 @@ def _item(r: DossierRow) -> DossierItem:
                        status=Status(r.status), version=r.version, next_deadline=r.next_deadline,
                        next_deadline_kind=r.next_deadline_kind, submitted_at=r.submitted_at,
                        updated_at=r.updated_at, tab=parse_tab(r.tab) if r.tab else None,
-                       holder_type=r.holder_type, territory=r.territory)
+                       holder_type=r.holder_type)
 
 
 UPCOMING_DAYS = 7
@@ -291,7 +294,7 @@ async def save_draft(rt: Runtime, who: Principal, call_id: str, phase_id: str, r
     except Refused as refused:
         if refused.code in ("not_allowed", DraftExists.code):  # another holder's: not told it exists
             ident = dossier_id(call_id, reference)
-            await _known(rt, who, ident, await _state(rt, ident), None)
+            await _known(rt, who, ident, await current_state(rt, ident), None)
         raise
 
 
@@ -300,7 +303,7 @@ async def attach(rt: Runtime, who: Principal, dossier_id: str, file: Path) -> At
     dossier's documents (count, total size) are checked before the file is read."""
     _known_shape(dossier_id)
     size = file.stat().st_size if file.is_file() else 0
-    check_attachment(await _state(rt, dossier_id), size, file.name)
+    check_attachment(await current_state(rt, dossier_id), size, file.name)
     ref, result = await gateway.attach(rt.temporal(), rt.store, rt.vault, dossier_id, file, who.actor, who.origin)
     return AttachView(dossier_id=result.dossier_id, version=result.version, document=ref)
 
@@ -308,7 +311,7 @@ async def attach(rt: Runtime, who: Principal, dossier_id: str, file: Path) -> At
 async def upload(rt: Runtime, who: Principal, dossier_id: str, file: Path, media_type: str) -> AttachView:
     """Attach a file received over the network (its name is `file.name`, its declared `media_type`),
     once the rules' limits on documents hold (`domain.uploads.check_document`)."""
-    state = await _state(rt, dossier_id)
+    state = await current_state(rt, dossier_id)
     await _known(rt, who, dossier_id, state, None)
     check_document(file.name, media_type, file.stat().st_size, len(state.documents))
     return await attach(rt, who, dossier_id, file)
@@ -317,7 +320,7 @@ async def upload(rt: Runtime, who: Principal, dossier_id: str, file: Path, media
 async def document(rt: Runtime, who: Principal, dossier_id: str, document_id: str, now: datetime) -> tuple[Any, bytes]:
     """A document's reference and bytes, if the rules let this person read the dossier's content;
     the read, granted or refused, is logged before anything is returned."""
-    state = await _state(rt, dossier_id)
+    state = await current_state(rt, dossier_id)
     await _known(rt, who, dossier_id, state, now, what=f"document:{document_id}")
     ref = state.document(document_id)
     if ref is None:
@@ -336,7 +339,7 @@ async def clearances(rt: Runtime, who: Principal, dossier_id: str) -> list[Clear
     _known_shape(dossier_id)
     if who.actor.role not in CLEARANCE_ROLES:
         return None
-    state = await _state(rt, dossier_id)
+    state = await current_state(rt, dossier_id)
     await _known(rt, who, dossier_id, state, None)
     if not state.clearances or state.content_destroyed_at is not None:  # the reasons are in the sealed events
         return []
@@ -374,9 +377,18 @@ async def _known(rt: Runtime, who: Principal, dossier_id: str, state: DossierSta
     raise ReadRefused(f"Refusé ({dossier_id}) : {reason}.", unknown=unknown)
 
 
-async def _state(rt: Runtime, dossier_id: str) -> DossierState:
-    """The dossier now: from its workflow while it runs, else from the journal (metadata only once
-    its content was destroyed)."""
+async def known_state(rt: Runtime, who: Principal, dossier_id: str, now: datetime) -> DossierState:
+    """The dossier now, whole, for a use case that decides what of it to show; refused as if it did
+    not exist to whoever may not know of it (that attempt logged as a refused read)."""
+    _known_shape(dossier_id)
+    state = await current_state(rt, dossier_id)
+    await _known(rt, who, dossier_id, state, now)
+    return state
+
+
+async def current_state(rt: Runtime, dossier_id: str) -> DossierState:
+    """The dossier now, whole (no reader's view: a use case decides what to show): from its workflow
+    while it runs, else from the journal (metadata only once its content was destroyed)."""
     try:
         if rt.client is None:
             return replay(await gateway.history(rt.store, rt.keys, dossier_id))

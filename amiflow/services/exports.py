@@ -20,7 +20,7 @@ from domain.calls import HolderType
 from domain.errors import InvalidCommand
 from domain.state import DeadlineKind
 
-COLUMNS = ("dossier", "appel", "phase", "porteur", "type de porteur", "territoire", "statut", "onglet",
+COLUMNS = ("dossier", "appel", "phase", "porteur", "type de porteur", "statut", "onglet",
            "prochaine échéance", "nature de l’échéance", "déposé le", "mis à jour le")
 FORMATS: dict[str, str] = {
     "csv": "text/csv; charset=utf-8",
@@ -64,7 +64,7 @@ def row(item: DossierItem) -> list[str]:
     """One line of the export, as the columns say it (empty cells for what the dossier has not)."""
     return [
         item.dossier_id, item.call_id, item.phase_id, item.holder, _label(HolderType, item.holder_type),
-        item.territory or "", item.status.label, item.tab.label if item.tab else "",
+        item.status.label, item.tab.label if item.tab else "",
         show(item.next_deadline) if item.next_deadline else "", _label(DeadlineKind, item.next_deadline_kind),
         show(item.submitted_at) if item.submitted_at else "", show(item.updated_at),
     ]

@@ -96,8 +96,7 @@ class DossierItem(BaseModel):
     submitted_at: datetime | None
     updated_at: datetime
     tab: Tab | None = None  # None for a draft (and for a dossier not written since migration 0006)
-    holder_type: str | None = None
-    territory: str | None = None
+    holder_type: str | None = None  # the territory is content: never in the list (filtered on, not shown)
 
 
 class DossierPage(BaseModel):

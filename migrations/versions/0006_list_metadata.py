@@ -1,9 +1,11 @@
-"""The back office's lists: each dossier's tab, holder type, territory and reviewers, in clear.
+"""The back office's lists: each dossier's tab, holder type, territory (as a blind index) and reviewers.
 
 `tab` (domain.tabs: à traiter, compléments demandés…) is derived from the status and the reviews;
-`holder_type` and `territory` are copied from the dossier's content, which is otherwise sealed:
-they are kept in clear because staff filter their lists on them, as they already read ids, statuses
-and deadlines there (metadata, as on the platforms agents use; no name, no section, no amount).
+`holder_type` is copied from the dossier's content, which is otherwise sealed: one value of a closed
+list (entreprise, association…), kept in clear because staff filter their lists on it, as they already
+read ids, statuses and deadlines there. The territory is what the holder wrote: it is never kept in
+clear, only its blind index (`territory_index`, a keyed digest: `journal.keys.blind_index`), so that a
+list filters on it and nothing else tells it.
 `reviewers` are the reviewers assigned who did not declare a conflict: a reviewer's list shows them.
 
 Rows written before this migration keep NULL in the four columns until their dossier's next event
@@ -29,7 +31,7 @@ depends_on = None
 def upgrade() -> None:
     op.add_column("dossiers", sa.Column("tab", sa.Text()))
     op.add_column("dossiers", sa.Column("holder_type", sa.Text()))
-    op.add_column("dossiers", sa.Column("territory", sa.Text()))
+    op.add_column("dossiers", sa.Column("territory_index", sa.Text()))
     op.add_column("dossiers", sa.Column("reviewers", postgresql.ARRAY(sa.Text())))
     op.create_index("dossiers_deadline", "dossiers", ["next_deadline", "dossier_id"])
     op.create_index("dossiers_call_deadline", "dossiers", ["call_id", "next_deadline", "dossier_id"])
@@ -40,5 +42,5 @@ def upgrade() -> None:
 def downgrade() -> None:
     for index in ("dossiers_reviewers", "dossiers_call_tab_deadline", "dossiers_call_deadline", "dossiers_deadline"):
         op.drop_index(index, table_name="dossiers")
-    for column in ("reviewers", "territory", "holder_type", "tab"):
+    for column in ("reviewers", "territory_index", "holder_type", "tab"):
         op.drop_column("dossiers", column)
