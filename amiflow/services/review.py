@@ -87,7 +87,7 @@ async def assignments(rt: Runtime, who: Principal, now: datetime) -> list[Assign
     """A reviewer's assignments (those they did not declare a conflict on), next deadline first."""
     found = []
     for item in await _all(rt, who, now):
-        state = await dossiers._state(rt, item.dossier_id)
+        state = await dossiers.current_state(rt, item.dossier_id)
         where = stage(state, who.actor.name)
         if where is None or state.call is None:
             continue
@@ -99,9 +99,7 @@ async def assignments(rt: Runtime, who: Principal, now: datetime) -> list[Assign
 
 async def assignment(rt: Runtime, who: Principal, dossier_id: str, now: datetime) -> AssignmentView:
     """One of the reviewer's assignments; the content (`show`, logged as a read) only once declared."""
-    dossiers._known_shape(dossier_id)
-    state = await dossiers._state(rt, dossier_id)
-    await dossiers._known(rt, who, dossier_id, state, now)
+    state = await dossiers.known_state(rt, who, dossier_id, now)
     where = stage(state, who.actor.name)
     if where is None or state.call is None:
         raise ReadRefused(f"Le dossier {dossier_id} ne vous est pas affecté pour expertise.")
@@ -129,7 +127,7 @@ async def submit_review(rt: Runtime, who: Principal, dossier_id: str, typed: Map
                         opinion: str) -> CommandResult:
     """Give the review from the form: a score typed per criterion of the call (by criterion id), and
     an opinion; each refused answer is named by its criterion (or `opinion`)."""
-    state = await dossiers._state(rt, dossier_id)
+    state = await dossiers.current_state(rt, dossier_id)
     if state.call is None or not state.declared_reviewer(who.actor.name):
         # the rules' own refusal, in their words (not assigned, interests not declared yet…): the decider
         # refuses before it reads the scores, so none is checked here (nor the opinion, never empty for it)
