@@ -113,7 +113,7 @@ async def serve() -> AsyncIterator[Serve]:
                            oidc_client_secret=CLIENT_SECRET)
         app = create_app(replace(rt, settings=settings), sign_in_rate=rate)  # the API, which installs sign-in
 
-        @app.get("/")
+        @app.get("/essai")  # a page of the relying party reading the session ("/" is the back office's)
         async def home(request: Request) -> JSONResponse:
             who = signin.principal_from_session(request)
             return JSONResponse({"actor": str(who.actor) if who else None})
@@ -183,7 +183,7 @@ async def test_the_whole_flow_signs_a_person_of_the_directory_in(rt: Runtime, id
         done = await pick(http, page, "amelie")
         assert str(done.url) == f"{rp}/auth/me"
         assert done.json() == {"actor": "staff:amelie", "person": "amelie", "via": "oidc"}
-        assert (await http.get(f"{rp}/")).json() == {"actor": "staff:amelie"}
+        assert (await http.get(f"{rp}/essai")).json() == {"actor": "staff:amelie"}
         me = await http.get(f"{rp}/api/v1/me")  # the API takes the browser's session as it takes a token
         assert me.status_code == 200 and me.json()["actor"] == "staff:amelie", me.text
         elsewhere = await http.post(f"{rp}/api/v1/tokens", json={"days": 1},
@@ -195,7 +195,7 @@ async def test_the_whole_flow_signs_a_person_of_the_directory_in(rt: Runtime, id
         assert bound is not None and (bound.issuer, bound.subject) == (idp.issuer, "amelie")
         await people.remove(rt, "amelie")  # out of the directory: signed out at the next request
         assert (await http.get(f"{rp}/auth/me")).status_code == 401
-        assert (await http.get(f"{rp}/")).json() == {"actor": None}
+        assert (await http.get(f"{rp}/essai")).json() == {"actor": None}
         assert (await http.get(f"{rp}/api/v1/me")).status_code == 401
 
 
@@ -337,7 +337,8 @@ async def test_an_invitation_link_signs_its_person_in_once(rt: Runtime, idp: Idp
         assert page.status_code == 200 and "Se connecter" in page.text
         assert (await http.get(f"{rp}/auth/me")).status_code == 401  # opening the link uses nothing up
         used = await http.post(sent, follow_redirects=True)
-        assert used.json() == {"actor": "reviewer:rita"}
+        assert used.status_code == 200 and used.url.path == "/expertises"  # home, then the reviewer's page
+        assert (await http.get(f"{rp}/essai")).json() == {"actor": "reviewer:rita"}
         assert (await http.get(f"{rp}/auth/me")).json()["via"] == "invitation"
     async with httpx.AsyncClient() as other:
         again = await other.post(sent)
