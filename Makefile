@@ -4,7 +4,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: run test lint typecheck unit install clean bench
+.PHONY: run test lint typecheck unit install clean bench screenshots
 
 $(STAMP): pyproject.toml deploy/idp/package-lock.json
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -40,6 +40,10 @@ typecheck: $(STAMP)
 PYTEST ?= -n 2 --dist loadgroup
 unit: $(STAMP)
 	$(BIN)/python -m pytest $(PYTEST)
+
+## screenshots: the README's pictures of the back office (docs/*.png), taken by its browser tests
+screenshots: $(STAMP)
+	AMIFLOW_SCREENSHOTS=1 $(BIN)/python -m pytest -q -n 2 tests/test_web_staff.py tests/test_web_dossier.py tests/test_web_review.py
 
 clean:
 	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache .hypothesis deploy/idp/node_modules

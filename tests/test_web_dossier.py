@@ -17,7 +17,7 @@ from domain.calendar import PARIS
 from tests import dates
 from tests.apiworld import submitted
 from tests.conftest import Stack
-from tests.webworld import DOCS, Web, csrf_of, web_world
+from tests.webworld import Web, csrf_of, web_world
 
 PDF = b"%PDF-1.4\n1 0 obj <<>> endobj\ntrailer <<>>\n%%EOF\n"
 
@@ -68,8 +68,7 @@ async def test_staff_acknowledge_ask_a_complement_and_close_through_the_forms(we
     assert "complément attendu" in deadlines and ("dans 9 jours" in deadlines or "dans 10 jours" in deadlines)
     assert "complément demandé" in await page.inner_text("#chronologie ~ table")
     await web.check(page)
-    DOCS.mkdir(exist_ok=True)
-    await page.screenshot(path=str(DOCS / "dossier-page.png"))
+    await web.screenshot(page, "dossier-page.png")
 
     closing = page.locator("form[action$='/commandes/close']")
     await closing.get_by_label("Motif").fill("Doublon d’un autre dépôt")

@@ -16,7 +16,7 @@ from playwright.async_api import Page
 from tests import dates
 from tests.apiworld import example, submitted
 from tests.conftest import Stack
-from tests.webworld import DOCS, Web, csrf_of, web_world
+from tests.webworld import Web, csrf_of, web_world
 
 SECTION = example()["content"]["sections"]["presentation"].split(",")[0]  # « Plateforme de 6 000 m² de collecte »
 HOLDER_NAME = example()["content"]["holder_name"]
@@ -73,8 +73,7 @@ async def rita_declares_and_scores(web: Web, ident: str) -> None:
     await page.get_by_label("Votre avis sur le dossier").fill("Consortium solide, gisement avéré.")
     await page.set_viewport_size({"width": 1280, "height": 800})
     await page.get_by_role("heading", name="Votre expertise").evaluate("e => e.scrollIntoView()")
-    DOCS.mkdir(exist_ok=True)
-    await page.screenshot(path=str(DOCS / "scoring-form.png"))  # the README's picture of the scoring form
+    await web.screenshot(page, "scoring-form.png")  # the README's picture of the scoring form
     await page.get_by_role("button", name="Rendre l’expertise").click()
     await page.wait_for_load_state()
     await web.check(page)
@@ -171,4 +170,3 @@ async def test_reviewers_declare_then_score_and_the_committee_decides(stack: Sta
             answer = await zoe.get(f"/dossiers/{ident}/decision")
             assert answer.status_code == 404 and "Page introuvable" in answer.text
         await cora_decides(web, ident)
-        assert (DOCS / "scoring-form.png").stat().st_size > 10_000

@@ -13,6 +13,7 @@ Playwright, and axe-core run on every page a test visits.
 from __future__ import annotations
 
 import asyncio
+import os
 import re
 import secrets
 from collections.abc import AsyncIterator
@@ -79,6 +80,16 @@ class Web:
         assert answer is not None and answer.status == status, (path, answer.status if answer else None)
         await self.check(page)
         return answer
+
+    async def screenshot(self, page: Any, name: str) -> Path:
+        """A picture of the page (1280×800) for the README: into docs/ with AMIFLOW_SCREENSHOTS=1
+        (`make screenshots`), else beside the test's files, so that a test run leaves the checkout as it was."""
+        folder = DOCS if os.environ.get("AMIFLOW_SCREENSHOTS") else self.world.calls_dir.parent
+        await page.set_viewport_size({"width": 1280, "height": 800})
+        path = folder / name
+        await page.screenshot(path=str(path))
+        assert path.stat().st_size > 10_000, path  # a page, not a blank
+        return path
 
     async def check(self, page: Any) -> None:
         """axe-core on the page as it is now: no violation of impact serious or critical."""
