@@ -9,6 +9,8 @@ page and filling its form; axe-core checks every page on the way.
 5. Staff orient the laureate and record the signed charter.
 6. The holder files the first follow-up report.
 7. An auditor reads the timeline and downloads the export bundle, which verifies.
+
+On the way, the holder opening the auditors' page is refused with a French 403.
 """
 
 from __future__ import annotations
@@ -106,6 +108,9 @@ async def test_a_dossier_s_whole_life_in_the_browser(web: Web, tmp_path: Path) -
     await acme.wait_for_load_state()
     await web.check(acme)
     assert await status_of(web, acme, ident) == "déposé"
+
+    await web.goto(acme, "/audit", status=403)  # the auditors' page is not hers: refused, in French
+    assert await acme.inner_text("h1") == "Accès refusé" and "auditeur" in await acme.inner_text("main")
 
     # 2. Staff acknowledge and ask for a complement; the holder answers.
     amelie = await web.page("amelie")
