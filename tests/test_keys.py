@@ -199,3 +199,18 @@ def test_keys_commands(tmp_path: Path) -> None:
     assert listed["active"] == "k2" and listed["keys"] == ["k1", "k2"]
     secret = Keyring.open(tmp_path / "data").key("k2")
     assert base64.b64encode(secret).decode() not in rotated.stdout + amiflow("keys", "list", "--json").stdout
+
+
+def test_the_blind_index_of_a_territory(tmp_path: Path) -> None:
+    """Equal territories (case and spaces aside) give one digest, which a rotation keeps; another
+    keyring, or another purpose, gives another; nothing of the text shows."""
+    from journal.keys import blind_index
+
+    keyring = Keyring.open(tmp_path / "a", create=True)
+    nord = blind_index(keyring, "territory", "Pas-de-Calais — Lens")
+    assert blind_index(keyring, "territory", "  pas-de-calais   —  LENS ") == nord and len(nord) == 64
+    assert "lens" not in nord.casefold() and blind_index(keyring, "territory", "Oise") != nord
+    keyring.rotate()
+    assert blind_index(keyring, "territory", "Pas-de-Calais — Lens") == nord  # still k1's, after rotation
+    assert blind_index(keyring, "other", "Pas-de-Calais — Lens") != nord
+    assert blind_index(Keyring.open(tmp_path / "b", create=True), "territory", "Pas-de-Calais — Lens") != nord
