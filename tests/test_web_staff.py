@@ -67,8 +67,15 @@ async def test_home_tabs_filter_next_page_exports_and_refused_call_file(web: Web
     assert "compléments demandés : 1" in await call.inner_text()
     upcoming = page.get_by_role("table", name=re.compile("7 jours"))
     assert asked in await upcoming.inner_text() and "dans " in await upcoming.inner_text()
+    assert "Par statut : déposé 2 · complément demandé 1." in await call.inner_text()  # per status, too
     refused = await page.locator("ul.refus").inner_text()
     assert "casse.yaml" in refused and "champ obligatoire absent" in refused, refused
+    await page.get_by_role("link", name=re.compile("casse.yaml")).click()  # the call's page says why it is not
+    await page.wait_for_url(f"{web.url}/appels/casse")
+    await web.check(page)
+    assert await page.inner_text("h1") == "Fichier d’appel refusé"
+    assert "champ obligatoire absent" in await page.inner_text("main")
+    await web.goto(page, "/appels")
 
     await call.get_by_role("link", name=re.compile("^à traiter")).click()
     await page.wait_for_url(re.compile(re.escape(LIST)))

@@ -136,8 +136,18 @@ def refused_files(rt: Runtime, who: Principal) -> list[RefusedCallFile]:
 def _refused(error: CallDefinitionError) -> RefusedCallFile:
     value = None if error.value is MISSING else error.value
     shown = value if value is None or isinstance(value, str) else repr(value)
-    return RefusedCallFile(file=error.source, path=error.path, value=shown, error=error.message,
+    return RefusedCallFile(file=error.source, call_id=Path(error.source).stem, path=error.path, value=shown,
+                           error=error.message,
                            problem=error.problem, advice=error.advice)
+
+
+def refused_file(rt: Runtime, who: Principal, call_id: str) -> RefusedCallFile | None:
+    """The refused call file that would define `call_id`, for the call's page (None if there is none).
+
+    Raises:
+        ReadRefused: the person is not staff.
+    """
+    return next((f for f in refused_files(rt, who) if f.call_id == call_id), None)
 
 
 async def desk(rt: Runtime, who: Principal, call_id: str, now: datetime) -> CallDesk:

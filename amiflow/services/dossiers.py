@@ -258,7 +258,8 @@ async def overview(rt: Runtime, who: Principal, now: datetime) -> Overview:
     own = scope.holder is not None or scope.reviewer is not None
     summaries = [CallSummary(call_id=c.id, title=c.title, counts={t.value: counts.get(c.id, {}).get(t.value, 0)
                                                                    for t in TABS},
-                             total=sum(counts.get(c.id, {}).values()))
+                             total=sum(counts.get(c.id, {}).values()),
+                             statuses={} if own else _in_order(await rt.store.call_counts(c.id)))
                  for c in calls if not own or c.id in counts]
     ends = now + timedelta(days=UPCOMING_DAYS)
     rows = await rt.store.dossiers(holder=scope.holder, call_ids=scope.call_ids, reviewer=scope.reviewer,
@@ -270,6 +271,11 @@ async def overview(rt: Runtime, who: Principal, now: datetime) -> Overview:
                 if now <= p.closes_at <= ends]
     return Overview(calls=summaries, upcoming=[_item(r) for r in rows],
                     closings=sorted(closings, key=lambda x: (x.closes_at, x.call_id, x.phase_id)), window_ends=ends)
+
+
+def _in_order(counts: Mapping[str, int]) -> dict[str, int]:
+    """The statuses that have dossiers, in the lifecycle's order."""
+    return {s.value: counts[s.value] for s in Status if counts.get(s.value)}
 
 
 async def _running(calls: list[Call], rt: Runtime) -> list[Call]:

@@ -169,6 +169,7 @@ class CallSummary(BaseModel):
     title: str
     counts: dict[str, int]  # tab slug → count, in the order of `domain.tabs.TABS`
     total: int
+    statuses: dict[str, int] = {}  # status → count, the call's whole (empty for holders and reviewers)
 
 
 class PhaseClosing(BaseModel):
@@ -207,12 +208,14 @@ class CallDesk(BaseModel):
     call: CallView
     counts: dict[str, int]  # tab slug → count, in the order of `domain.tabs.TABS`
     total: int
+    statuses: dict[str, int] = {}  # status → count, the call's whole (empty for holders and reviewers)
 
 
 class RefusedCallFile(BaseModel):
     """A call file the catalogue refused, with its error in French."""
 
     file: str
+    call_id: str = ""  # the call the file would define (its name without .yaml): its page shows the refusal
     path: str  # the field at fault
     value: str | None  # its value (None: absent)
     error: str  # the whole message, file and field included

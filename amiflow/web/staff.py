@@ -33,7 +33,7 @@ from amiflow.web.kit import Rt, Viewer, back_to, now, paris_long, posted, render
 from domain.calendar import PARIS
 from domain.calls import HOLDER_TYPE_LABELS
 from domain.errors import DomainError, InvalidInput
-from domain.state import DEADLINE_LABELS
+from domain.state import DEADLINE_LABELS, Status
 from domain.tabs import TABS, Tab
 from domain.text import visible
 
@@ -57,7 +57,7 @@ async def home(request: Request, who: Viewer, rt: Rt) -> Response:
     refused = call_service.refused_files(rt, who)
     overview = await dossier_service.overview(rt, who, now())
     return render(request, "staff/home.html", title="Mes appels", overview=overview, refused=refused,
-                  tabs=TABS, deadline_kinds=DEADLINE_KINDS)
+                  tabs=TABS, deadline_kinds=DEADLINE_KINDS, status_labels={s.value: s.label for s in Status})
 
 
 # --- a call's dossiers ------------------------------------------------------------------------------
@@ -144,7 +144,14 @@ def _call_page(request: Request, desk: CallDesk, status: int = 200, errors: dict
 async def call_page(request: Request, who: Viewer, rt: Rt, call_id: str) -> Response:
     """The call: its phases in Paris time (assumed dates marked), its dossiers per tab, and for each
     open phase the form of an extension."""
-    return _call_page(request, await call_service.desk(rt, who, call_id, now()))
+    try:
+        desk = await call_service.desk(rt, who, call_id, now())
+    except NotFound:
+        refused = call_service.refused_file(rt, who, call_id)
+        if refused is None:
+            raise
+        return render(request, "staff/refused.html", title=f"Fichier d’appel refusé : {refused.file}", file=refused)
+    return _call_page(request, desk)
 
 
 def _phase(desk: CallDesk, phase_id: str) -> PhaseView | None:
