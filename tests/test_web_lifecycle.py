@@ -140,6 +140,9 @@ async def test_a_dossier_s_whole_life_in_the_browser(web: Web, tmp_path: Path) -
         await page.get_by_role("button", name="Déclarer").click()
         await page.wait_for_load_state()
         await web.check(page)
+        link = page.get_by_role("link", name="Télécharger devis.pdf")  # declared: the documents open too
+        fetched = await page.request.get(web.url + str(await link.get_attribute("href")))
+        assert fetched.status == 200 and await fetched.body() == PDF
         groups = page.locator("form.notation fieldset")
         assert await groups.count() == len(scores)
         for i, score in enumerate(scores):
