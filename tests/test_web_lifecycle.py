@@ -175,7 +175,9 @@ async def test_a_dossier_s_whole_life_in_the_browser(web: Web, tmp_path: Path) -
     await act(web, amelie, ident, "record-follow-up", kind="charter_signed", note="Charte signée en réunion.")
     assert await status_of(web, amelie, ident) == "suivi de coopération"
 
-    # 6. The holder files the first report.
+    # 6. The holder sees the report's due date on the dossier's page, and files the first report.
+    await web.goto(acme, f"/dossiers/{ident}")
+    assert "rapport de suivi attendu" in (await acme.inner_text("main")).lower()
     await act(web, acme, ident, "file-report", period="1", summary="Site aménagé, 4 valoristes recrutés.")
 
     # 7. The auditor: the timeline, then the bundle, which verifies by itself.
