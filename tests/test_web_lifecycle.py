@@ -114,6 +114,9 @@ async def test_a_dossier_s_whole_life_in_the_browser(web: Web, tmp_path: Path) -
 
     # 2. Staff acknowledge and ask for a complement; the holder answers.
     amelie = await web.page("amelie")
+    await web.goto(amelie, f"/dossiers/{ident}")
+    need = await amelie.locator("dt:text-is('Besoin de financement') + dd").inner_text()
+    assert need.startswith("investissement, étude — 510\u202f000 €"), need  # labels and amounts as French writes them
     await act(web, amelie, ident, "acknowledge")
     await act(web, amelie, ident, "request-complement", pieces="Le plan de financement signé.",
               due=paris_input(now + timedelta(days=15)))

@@ -138,7 +138,7 @@ async def cora_decides(web: Web, ident: str) -> None:
                                      ["11", "7", "9", "4"]]
     assert rows[0][0].startswith("Solutions apportées") and rows[-1][0] == "Total (sur 15)"
     summary = await page.get_by_role("region", name="Synthèse du dossier").inner_text()
-    assert HOLDER_NAME in summary and "Lens-Liévin" in summary and "510 000 €" in summary
+    assert HOLDER_NAME in summary and "Lens-Liévin" in summary and "510\u202f000 €" in summary
     assert SECTION not in await page.content()  # the committee reads the summary, not the dossier
 
     await group(page, "Le dossier est-il retenu", "Oui")

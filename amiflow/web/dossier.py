@@ -99,6 +99,8 @@ def _field(command: str, option: CommandOption, view: DossierView, values: dict[
         kind, options = "select", [(f.scheme_id, f.scheme_name) for f in view.state.filings]
     if kind == "select" and not options:
         kind = "text"
+    if option.name == "auditor":  # a name of the directory: one line
+        kind = "text"
     if kind == "select" and not option.required:
         options = [("", "— aucun —"), *options]
     if kind == "radios":

@@ -100,11 +100,16 @@ def left(due: datetime | None, now: datetime) -> str:
     return f"en retard de {text}" if late else f"dans {text}"
 
 
+def euros(amount: int | None) -> str:
+    """510 000 € (thousands apart by a narrow no-break space, as French writes them); — for none."""
+    return "—" if amount is None else f"{amount:,} €".replace(",", "\u202f")
+
+
 ENVIRONMENT = jinja2.Environment(
     loader=jinja2.FileSystemLoader(TEMPLATES), autoescape=True, undefined=jinja2.StrictUndefined,
     trim_blocks=True, lstrip_blocks=True,
 )
-ENVIRONMENT.filters.update(paris=paris_long, paris_short=paris_short, iso=iso)
+ENVIRONMENT.filters.update(paris=paris_long, paris_short=paris_short, iso=iso, euros=euros)
 ENVIRONMENT.globals.update(left=left)
 
 
