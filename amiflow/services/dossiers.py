@@ -155,10 +155,7 @@ async def timeline(rt: Runtime, who: Principal, dossier_id: str, now: datetime) 
     rows = await rt.store.events(dossier_id)
     if not rows:
         raise NotFound(f"Dossier inconnu « {dossier_id} ».")
-    try:
-        state = replay(await gateway.history(rt.store, rt.keys, dossier_id))
-    except KeyDestroyed:
-        state = await _metadata_state(rt, dossier_id)
+    state = await current_state(rt, dossier_id)  # the running workflow's, not the whole journal replayed
     seen = sight(state, who.actor, Purpose.TIMELINE)
     await _log(rt, dossier_id, who, seen, now)
     if not seen.allowed:
