@@ -41,10 +41,6 @@ NAV: dict[Role, list[tuple[str, str]]] = {
     Role.COMMITTEE: [("/comite", "Dossiers à décider")],
     Role.AUDITOR: [("/audit", "Audit")],
 }
-ROLE_LABELS: dict[Role, str] = {
-    Role.STAFF: "agent instructeur", Role.HOLDER: "porteur de projet", Role.REVIEWER: "expert",
-    Role.COMMITTEE: "membre du comité", Role.AUDITOR: "auditeur", Role.SYSTEM: "système",
-}
 DAYS = ("lundi", "mardi", "mercredi", "jeudi", "vendredi", "samedi", "dimanche")
 MONTHS = ("janvier", "février", "mars", "avril", "mai", "juin", "juillet", "août", "septembre", "octobre",
           "novembre", "décembre")
@@ -198,7 +194,7 @@ def render(request: Request, template: str, status: int = 200, **context: Any) -
     who: Principal | None = getattr(request.state, "who", None)
     page = ENVIRONMENT.get_template(template).render(
         request=request, who=who, nav=NAV.get(who.actor.role, []) if who else [],
-        role_label=ROLE_LABELS.get(who.actor.role, "") if who else "",
+        role_label=who.actor.role.label if who else "",
         csrf=csrf_token(request) if "session" in request.scope else "", field_id=field_id,
         path=request.url.path, now=now(), **context)
     return HTMLResponse(page, status, headers={"Cache-Control": "no-store"})
