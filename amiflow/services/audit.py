@@ -119,13 +119,23 @@ async def _require_auditor(rt: Runtime, who: Principal, dossier_id: str, what: A
         raise ReadRefused(f"Refusé ({what} de {dossier_id}) : {decision.reason}.")
 
 
+async def _audited(rt: Runtime, who: Principal, dossier_id: str, what: AuditOperation, now: datetime) -> None:
+    """Auditors only, whatever the dossier: whoever is not one is refused in the same words whether it
+    exists or not (the attempt is logged on a dossier that exists); an auditor is told an unknown one."""
+    exists = bool(await rt.store.events(dossier_id))
+    decision = may_audit(who.actor, what)
+    if not decision.granted and not exists:
+        raise ReadRefused(f"Refusé ({what} de {dossier_id}) : {decision.reason}.")
+    if not exists:
+        raise NotFound(f"Dossier inconnu du journal « {dossier_id} ».")
+    await _require_auditor(rt, who, dossier_id, what, now)
+
+
 async def export(rt: Runtime, who: Principal, dossier_id: str, out: Path, now: datetime, today: date) -> dict[str, Any]:
     """Write a self-contained bundle of the dossier into `out` (a new folder)."""
-    if not await rt.store.events(dossier_id):
-        raise NotFound(f"Dossier inconnu du journal « {dossier_id} ».")
     if out.exists():
         raise InvalidCommand(f"{out} existe déjà : choisissez un autre dossier de sortie.")
-    await _require_auditor(rt, who, dossier_id, AuditOperation.EXPORT, now)
+    await _audited(rt, who, dossier_id, AuditOperation.EXPORT, now)
     history = None
     if rt.client is not None:
         with contextlib.suppress(Exception):  # the workflow's history is gone once Temporal's retention has passed
@@ -158,9 +168,7 @@ async def export_archive(rt: Runtime, who: Principal, dossier_id: str, now: date
 
 async def crosscheck(rt: Runtime, who: Principal, dossier_id: str, now: datetime) -> CrossCheck:
     """Replay the dossier's retained Temporal histories with today's code and compare with the journal."""
-    if not await rt.store.events(dossier_id):
-        raise NotFound(f"Dossier inconnu du journal « {dossier_id} ».")
-    await _require_auditor(rt, who, dossier_id, AuditOperation.CROSSCHECK, now)
+    await _audited(rt, who, dossier_id, AuditOperation.CROSSCHECK, now)
     return await replay_and_compare(rt.temporal(), rt.store, rt.keys, dossier_id)
 
 
