@@ -164,7 +164,9 @@ async def test_need_to_know_on_every_dossier_endpoint(stack: Stack, tmp_path: Pa
                 assert ident in refused["detail"] and "inconnu" in refused["detail"].lower()
                 missing = is_problem(await api.get(path.replace(ident, unknown)), 404, "not_found")
                 assert missing["title"] == refused["title"]
-            is_problem(await api.post(f"/api/v1/dossiers/{ident}/commands/withdraw", json={}), 404, "not_found")
+            told = is_problem(await api.post(f"/api/v1/dossiers/{ident}/commands/withdraw", json={}), 404, "not_found")
+            nowhere = is_problem(await api.post(f"/api/v1/dossiers/{unknown}/commands/withdraw", json={}), 404)
+            assert told["detail"].replace(ident, unknown) == nowhere["detail"]  # the same words: no telling apart
             is_problem(await api.post(f"/api/v1/dossiers/{ident}/documents",
                                       files={"file": ("x.pdf", PDF, "application/pdf")}), 404, "not_found")
             listed = (await api.get("/api/v1/dossiers")).json()
@@ -176,6 +178,8 @@ async def test_need_to_know_on_every_dossier_endpoint(stack: Stack, tmp_path: Pa
     async with w.client("odile") as auditor:
         body = is_problem(await auditor.get(f"/api/v1/dossiers/{ident}/documents/{document}"), 403, "read_refused")
         assert "habilitation" in body["detail"]
+        nope = is_problem(await auditor.get(f"/api/v1/dossiers/{ident}/documents/doc-nope"), 403, "read_refused")
+        assert document not in nope["detail"]  # a document's id is content too: not listed to who may not read
     assert any(r.actor == "auditor:odile" and not r.granted for r in await stack.store.reads(ident))
     async with w.client("rita") as reviewer:  # assigned and declared: reads it, and lists it (issue 12)
         assert (await reviewer.get(f"/api/v1/dossiers/{ident}")).status_code == 200

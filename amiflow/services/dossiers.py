@@ -78,6 +78,8 @@ async def command(rt: Runtime, who: Principal, dossier_id: str, name: str, optio
         if refused.code == "not_allowed":  # whoever may not know the dossier is not told it refused them
             await _known(rt, who, dossier_id, await current_state(rt, dossier_id), None)
         raise
+    except NotFound:  # in the same words as a dossier the person may not know of: no telling them apart
+        raise NotFound(f"Dossier inconnu « {dossier_id} ».") from None
 
 
 async def available(rt: Runtime, who: Principal, dossier_id: str, now: datetime) -> list[CommandSpec]:
@@ -326,13 +328,14 @@ async def document(rt: Runtime, who: Principal, dossier_id: str, document_id: st
     state = await current_state(rt, dossier_id)
     await _known(rt, who, dossier_id, state, now, what=f"document:{document_id}")
     ref = state.document(document_id)
+    seen = sight(state, who.actor, Purpose.DOCUMENT, what=f"document:{ref.id if ref else visible(document_id)}")
+    if not seen.content:  # refused whether the document exists or not: its ids are content too
+        await _log(rt, dossier_id, who, seen, now)
+        raise ReadRefused(f"Lecture refusée ({visible(document_id)} de {dossier_id}) : {seen.reason}.")
     if ref is None:
         known = ", ".join(d.id for d in state.documents) or "aucun"
-        raise NotFound(f"Le dossier {dossier_id} n’a pas de document « {document_id} » (documents : {known}).")
-    seen = sight(state, who.actor, Purpose.DOCUMENT, what=f"document:{ref.id}")
+        raise NotFound(f"Le dossier {dossier_id} n’a pas de document « {visible(document_id)} » (documents : {known}).")
     await _log(rt, dossier_id, who, seen, now)
-    if not seen.content:
-        raise ReadRefused(f"Lecture refusée ({ref.id} de {dossier_id}) : {seen.reason}.")
     return ref, await rt.vault.fetch(dossier_id, ref)
 
 
