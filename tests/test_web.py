@@ -54,6 +54,8 @@ async def test_the_security_headers_and_no_inline_script(web: Web) -> None:
         assert answer.headers["x-frame-options"] == "DENY" and answer.headers["x-content-type-options"] == "nosniff"
         assert "<script>" not in answer.text and " on" + "click=" not in answer.text
         assert len(csrf_of(answer.text)) >= 32  # the sign-out form carries the session's token
+        forged = await http.get("/nulle-part", params={"fait": "Votre dossier est rejeté"})
+        assert "rejeté" not in forged.text  # a link cannot make the site say anything: notices live in the session
         css = await http.get("/static/amiflow.css")
         assert css.status_code == 200 and "text/css" in css.headers["content-type"]
 

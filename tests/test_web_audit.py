@@ -76,6 +76,8 @@ async def test_an_auditor_reads_looks_back_verifies_and_downloads_the_bundle(web
         assert refused.status_code == 403 and "<h1>Accès refusé</h1>" in refused.text
         assert "réservé aux auditeurs" in refused.text
         assert (await holder.get(f"/audit/dossiers/{ident}/export")).status_code == 403
+        unknown = await holder.get(f"/audit/dossiers/{ident}-inexistant/export")  # the same refusal: no oracle
+        assert unknown.status_code == 403 and "Accès refusé" in unknown.text
 
     _bundle_verifies(bundle.content, tmp_path / "bundle", ident)
 

@@ -4,6 +4,7 @@ in memory, cut off as soon as it passes the domain's size limit (`domain.uploads
 from __future__ import annotations
 
 import tempfile
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, cast
@@ -48,8 +49,9 @@ def too_large() -> TooLarge:
 class _Receiver:
     """The parser's callbacks: part headers collected, the one file part written to `folder`."""
 
-    def __init__(self, folder: Path) -> None:
+    def __init__(self, folder: Path, before_file: Callable[[dict[str, str]], None] | None = None) -> None:
         self.folder = folder
+        self.before_file = before_file
         self.parts: list[_Part] = []
         self.field, self.value = b"", b""
 
@@ -58,6 +60,10 @@ class _Receiver:
                 "on_header_value": self.header_value, "on_header_end": self.header_end,
                 "on_headers_finished": self.headers_finished, "on_part_data": self.data,
                 "on_part_end": self.close_last}
+
+    def fields(self) -> dict[str, str]:
+        """The form's other fields received so far (a file part's bytes are never among them)."""
+        return {p.name: p.value.decode("utf-8", "replace") for p in self.parts if p.filename is None}
 
     def header_field(self, data: bytes, start: int, end: int) -> None:
         self.field += data[start:end]
@@ -78,6 +84,8 @@ class _Receiver:
         part.filename = raw.decode("utf-8", "replace") if raw is not None else None
         if part.filename is None:
             return
+        if self.before_file is not None:  # e.g. the form's CSRF token, checked before a byte is written
+            self.before_file(self.fields())
         if part.name != FIELD or sum(1 for p in self.parts if p.filename is not None) > 1:
             raise InvalidCommand(f"Un seul document par envoi, dans le champ « {FIELD} ».")
         check_document(part.filename, part.headers.get("content-type", ""), None, 0)  # refused before it is read
@@ -105,8 +113,10 @@ class _Receiver:
                 part.out.close()
 
 
-async def receive(request: Request, folder: Path) -> Upload:
-    """Stream the request's one file part (`file`) into `folder`.
+async def receive(request: Request, folder: Path,
+                  before_file: Callable[[dict[str, str]], None] | None = None) -> Upload:
+    """Stream the request's one file part (`file`) into `folder`; `before_file` is given the fields
+    sent before the file (and may refuse) before any of the file is written.
 
     Raises:
         ApiRefusal: not multipart (415), or larger than the limit (413).
@@ -120,7 +130,7 @@ async def receive(request: Request, folder: Path) -> Upload:
     declared = request.headers.get("content-length")
     if declared is not None and declared.isdigit() and int(declared) > UPLOAD_MAX_BYTES:
         raise too_large()
-    receiver = _Receiver(folder)
+    receiver = _Receiver(folder, before_file)
     parser = MultipartParser(boundary, cast(Any, receiver.callbacks()))
     received = 0
     try:
@@ -137,8 +147,7 @@ async def receive(request: Request, folder: Path) -> Upload:
     files = [p for p in receiver.parts if p.filename is not None and p.out is not None]
     if not files:
         raise InvalidCommand(f"Aucun document reçu : envoyez-le dans le champ « {FIELD} » (multipart/form-data).")
-    fields = {p.name: p.value.decode("utf-8", "replace") for p in receiver.parts if p.filename is None}
-    return Upload(folder / (files[0].filename or ""), files[0].headers.get("content-type", ""), fields)
+    return Upload(folder / (files[0].filename or ""), files[0].headers.get("content-type", ""), receiver.fields())
 
 
 def scratch(root: Path) -> tempfile.TemporaryDirectory[str]:

@@ -194,7 +194,7 @@ async def give(request: Request, rt: Rt, who: Viewer, dossier_id: str, command: 
     typed = _typed(form, command)
     fields = {k.split(".", 1)[1]: v.strip() for k, v in typed.items() if v.strip()}
     if is_irreversible(command) and form.get(CONFIRMED) != "oui":
-        await dossier_service.show(rt, who, dossier_id, now())  # who may not know it is told it does not exist
+        await dossier_service.known_state(rt, who, dossier_id, now())  # who may not know it: « inconnu »
         return render(request, "dossier/confirmer.html", question=confirmation(command, dossier_id),
                       dossier_id=dossier_id, command=command, typed=typed, csrf_name=CSRF_FIELD,
                       shown=[(k.split(".", 1)[1], v) for k, v in typed.items() if v.strip()],
@@ -208,4 +208,4 @@ async def give(request: Request, rt: Rt, who: Viewer, dossier_id: str, command: 
         return await dossier_page(request, rt, who, dossier_id, values=typed, errors={command: detail},
                                   status=status)
     label = command_spec(command).label
-    return back_to(f"/dossiers/{quote(dossier_id)}", f"« {label[:1].upper() + label[1:]} » : c’est fait.")
+    return back_to(request, f"/dossiers/{quote(dossier_id)}", f"« {label[:1].upper() + label[1:]} » : c’est fait.")

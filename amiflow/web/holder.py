@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from fastapi import APIRouter, Request
-from fastapi.responses import Response
+from fastapi.responses import JSONResponse, Response
 from starlette.datastructures import FormData
 
 from amiflow.api import problems, uploads
@@ -18,7 +18,18 @@ from amiflow.services import calls as call_service
 from amiflow.services import dossiers as dossier_service
 from amiflow.services.principal import Principal
 from amiflow.services.views import DossierView
-from amiflow.web.kit import CSRF_FIELD, CSRF_HEADER, Rt, Viewer, back_to, check_csrf, now, posted, render
+from amiflow.web.kit import (
+    CSRF_FIELD,
+    CSRF_HEADER,
+    Rt,
+    Viewer,
+    back_to,
+    check_csrf,
+    check_same_site,
+    now,
+    posted,
+    render,
+)
 from domain import Call
 from domain.calls import Phase
 from domain.errors import DomainError
@@ -162,7 +173,7 @@ async def save_new_draft(request: Request, who: Viewer, rt: Rt, call_id: str, ph
         status, errors = refused(exc, call)
         return render(request, "holder/brouillon.html", status, title=f"Nouveau dossier — {call.title}", view=None,
                       values=posted_values(form), errors=errors, **form_context(call, phase))
-    return back_to(draft_path(result.dossier_id), "Brouillon enregistré.")
+    return back_to(request, draft_path(result.dossier_id), "Brouillon enregistré.")
 
 
 # --- a draft, or a complement to give ----------------------------------------------------------------------
@@ -173,7 +184,7 @@ async def _draft_page(request: Request, who: Principal, rt: Runtime, dossier_id:
     view: DossierView = await dossier_service.show(rt, who, dossier_id, now())
     state = view.state
     if state.status not in DRAFT_STATUSES or state.call is None:
-        return back_to(f"/dossiers/{dossier_id}")  # nothing to write any more: the dossier's own page
+        return back_to(request, f"/dossiers/{dossier_id}")  # nothing to write any more: the dossier's own page
     phase = state.call.phase(state.phase_id)
     assert phase is not None
     complement = state.status is Status.COMPLEMENT_REQUESTED
@@ -193,26 +204,26 @@ async def draft(request: Request, who: Viewer, rt: Rt, dossier_id: str) -> Respo
 async def save_draft(request: Request, who: Viewer, rt: Rt, dossier_id: str) -> Response:
     """Save the draft (`update-draft`), and submit it (« Déposer le dossier »); or give the complement."""
     form = await posted(request)
-    view = await dossier_service.show(rt, who, dossier_id, now())
-    call = view.state.call
+    state = await dossier_service.known_state(rt, who, dossier_id, now())  # nothing shown: no read logged
+    call = state.call
     if call is None:
-        return back_to(f"/dossiers/{dossier_id}")
+        return back_to(request, f"/dossiers/{dossier_id}")
     content = content_of(form, call)
     action = form.get("action")
     try:
-        if view.state.status is Status.COMPLEMENT_REQUESTED:
+        if state.status is Status.COMPLEMENT_REQUESTED:
             note = form.get("note")
             await dossier_service.command(rt, who, dossier_id, "provide-complement",
                                           {"note": note.strip() if isinstance(note, str) else "", "content": content})
-            return back_to("/mes-dossiers", "Complément envoyé : le dossier retourne en instruction.")
+            return back_to(request, "/mes-dossiers", "Complément envoyé : le dossier retourne en instruction.")
         await dossier_service.command(rt, who, dossier_id, "update-draft", {"content": content})
         if action == "deposer":
             await dossier_service.command(rt, who, dossier_id, "submit", {})
-            return back_to("/mes-dossiers", "Dossier déposé.")
+            return back_to(request, "/mes-dossiers", "Dossier déposé.")
     except DomainError as exc:
         status, errors = refused(exc, call)
         return await _draft_page(request, who, rt, dossier_id, status, errors, posted_values(form))
-    return back_to(draft_path(dossier_id), "Brouillon enregistré.")
+    return back_to(request, draft_path(dossier_id), "Brouillon enregistré.")
 
 
 @router.post("/dossiers/{dossier_id}/documents")
@@ -220,17 +231,23 @@ async def attach(request: Request, who: Viewer, rt: Rt, dossier_id: str) -> Resp
     """Attach a document, streamed to disk as it arrives (multipart field `file`; the CSRF token in the
     form's `csrf` field or, from the page's script, the X-CSRF-Token header)."""
     header = request.headers.get(CSRF_HEADER)
+    check_same_site(request)  # from another site: refused before its body is read
     if header is not None:
         check_csrf(request, header)
+
+    def token_first(fields: dict[str, str]) -> None:  # a form sent without the page's script: the token
+        check_csrf(request, fields.get(CSRF_FIELD))  # field comes before the file, checked before it is written
+
     try:
         with uploads.scratch(rt.settings.data_dir / "uploads") as folder:
-            received = await uploads.receive(request, Path(folder))
-            if header is None:
-                check_csrf(request, received.fields.get(CSRF_FIELD))
+            received = await uploads.receive(request, Path(folder), None if header is not None else token_first)
             done = await dossier_service.upload(rt, who, dossier_id, received.path, received.media_type)
     except DomainError as exc:
         if exc.code in ("cross_site", "not_found", "read_refused"):
             raise
         status, detail, _, _ = problems.refusal(exc)
         return await _draft_page(request, who, rt, dossier_id, status, {"file": detail})
-    return back_to(draft_path(dossier_id), f"Document « {done.document.name} » joint.")
+    back = back_to(request, draft_path(dossier_id), f"Document « {done.document.name} » joint.")
+    if header is not None:  # the page's script: told where to go, rather than following a redirect itself
+        return JSONResponse({"location": back.headers["location"]})
+    return back

@@ -162,14 +162,22 @@ def csrf_token(request: Request) -> str:
     return token
 
 
+REFUSED_FORM = "Ce formulaire a expiré ou ne vient pas d’amiflow : rechargez la page et recommencez."
+
+
+def check_same_site(request: Request) -> None:
+    """Refuse a change sent from another site (its Origin or Referer), before its body is read."""
+    site = runtime(request).settings.public_url or str(request.base_url).rstrip("/")
+    if not same_site_request(request.method, request.headers.get("origin"), request.headers.get("referer"), site):
+        raise FormRefused(REFUSED_FORM)
+
+
 def check_csrf(request: Request, sent: str | None) -> None:
     """Refuse a change that does not carry this session's token, or comes from another site."""
+    check_same_site(request)
     expected = request.session.get(CSRF)
-    site = runtime(request).settings.public_url or str(request.base_url).rstrip("/")
-    if (not isinstance(expected, str) or not sent or not hmac.compare_digest(expected, sent)
-            or not same_site_request(request.method, request.headers.get("origin"),
-                                     request.headers.get("referer"), site)):
-        raise FormRefused("Ce formulaire a expiré ou ne vient pas d’amiflow : rechargez la page et recommencez.")
+    if not isinstance(expected, str) or not sent or not hmac.compare_digest(expected, sent):
+        raise FormRefused(REFUSED_FORM)
 
 
 async def posted(request: Request) -> FormData:
@@ -192,7 +200,8 @@ def field_id(name: str) -> str:
 def render(request: Request, template: str, status: int = 200, **context: Any) -> HTMLResponse:
     """A page of the back office, with the person, their navigation and this session's CSRF token."""
     who: Principal | None = getattr(request.state, "who", None)
-    page = ENVIRONMENT.get_template(template).render(
+    notice = request.session.pop(NOTICE, None) if "session" in request.scope else None
+    page = ENVIRONMENT.get_template(template).render(notice=notice if isinstance(notice, str) else None,
         request=request, who=who, nav=NAV.get(who.actor.role, []) if who else [],
         role_label=who.actor.role.label if who else "",
         csrf=csrf_token(request) if "session" in request.scope else "", field_id=field_id,
@@ -200,11 +209,17 @@ def render(request: Request, template: str, status: int = 200, **context: Any) -
     return HTMLResponse(page, status, headers={"Cache-Control": "no-store"})
 
 
-def back_to(path: str, notice: str | None = None) -> RedirectResponse:
-    """After a form: back to a page of the site (303), with an optional notice shown there once."""
+NOTICE = "amiflow.notice"
+
+
+def back_to(request: Request, path: str, notice: str | None = None) -> RedirectResponse:
+    """After a form: back to a page of the site (303), with a notice shown there once. The notice is
+    kept in the session (the address only says there is one), so that no link can make the site say
+    what it did not."""
     target = return_path(path) or "/"
     if notice:
-        target += ("&" if "?" in target else "?") + "fait=" + quote(notice)
+        request.session[NOTICE] = notice[:300]
+        target += ("&" if "?" in target else "?") + "fait=1"
     return RedirectResponse(target, 303)
 
 

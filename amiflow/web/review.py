@@ -86,9 +86,9 @@ async def declaration(request: Request, who: Viewer, rt: Rt, dossier_id: str) ->
         status, errors = _errors(exc)
         return await _expertise(request, who, rt, dossier_id, status, errors, typed)
     if conflict:
-        return back_to("/expertises", f"Conflit d’intérêts déclaré : votre affectation au dossier {dossier_id} "
-                                      "prend fin, vous n’en lirez pas le contenu.")
-    return back_to(f"/dossiers/{dossier_id}/expertise",
+        return back_to(request, "/expertises", f"Conflit d’intérêts déclaré : votre affectation au dossier "
+                       f"{dossier_id} prend fin, vous n’en lirez pas le contenu.")
+    return back_to(request, f"/dossiers/{dossier_id}/expertise",
                    "Absence de conflit d’intérêts déclarée : le dossier vous est ouvert.")
 
 
@@ -103,7 +103,7 @@ async def scoring(request: Request, who: Viewer, rt: Rt, dossier_id: str) -> Res
     except DomainError as exc:
         status, errors = _errors(exc, {c: score_field(c) for c in getattr(exc, "fields", {}) if c != "opinion"})
         return await _expertise(request, who, rt, dossier_id, status, errors, typed)
-    return back_to("/expertises", f"Expertise du dossier {dossier_id} rendue : merci.")
+    return back_to(request, "/expertises", f"Expertise du dossier {dossier_id} rendue : merci.")
 
 
 # --- the committee ------------------------------------------------------------------------------
@@ -157,4 +157,4 @@ async def decision_confirmed(request: Request, who: Viewer, rt: Rt, dossier_id: 
     except DomainError as exc:
         status, errors = _errors(exc)
         return await _decision(request, who, rt, dossier_id, status, errors, typed)
-    return back_to(f"/dossiers/{dossier_id}/decision", f"Décision enregistrée sur le dossier {dossier_id}.")
+    return back_to(request, f"/dossiers/{dossier_id}/decision", f"Décision enregistrée sur le dossier {dossier_id}.")

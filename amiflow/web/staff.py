@@ -209,5 +209,5 @@ async def extension_confirm(request: Request, who: Viewer, rt: Rt, call_id: str,
     followers = "aucun dossier ouvert n’était concerné" if not count else (
         f"{count} dossier ouvert suit" if count == 1 else f"{count} dossiers ouverts suivent")
     closes = paris_long(done.closes_at)
-    return back_to(f"/appels/{desk.call.id}",
+    return back_to(request, f"/appels/{desk.call.id}",
                    f"La clôture de la phase « {phase.label} » est reportée au {closes} ; {followers}.")

@@ -43,7 +43,9 @@ document.addEventListener("submit", (event) => {
   request.addEventListener("load", () => {
     if (request.status < 400) {
       status.textContent = "Document envoyé : la page se recharge.";
-      window.location.assign(request.responseURL || window.location.href);
+      let target = window.location.href;  // the server says where to go (its notice waits there)
+      try { target = JSON.parse(request.responseText).location || target; } catch (e) { /* stay here */ }
+      window.location.assign(target);
       return;
     }
     const answer = new DOMParser().parseFromString(request.responseText, "text/html");
